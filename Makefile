@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.auditor-installed
+TEST_STAMP := $(VENV)/.auditor-installed-test
+PYTEST_ARGS ?=
+
+.PHONY: install install-test demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP)
+
+demo: install
+	@$(BIN)/auditor run examples/quickstart/audit.yaml; code=$$?; \
+	echo ""; echo "demo finished (exit code $$code: the quickstart has problems planted on purpose)"; \
+	echo "reports: examples/quickstart/reports/"; ls examples/quickstart/reports/
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python benchmarks/labels.py
+
+clean:
+	rm -rf build dist *.egg-info examples/quickstart/reports examples/quickstart/.auditor-cache

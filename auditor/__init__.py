@@ -1,0 +1,37 @@
+"""auditor: a pre-flight checker for PyTorch transfer learning.
+
+The public API for plugin authors and for running audits from Python. Nothing
+here imports torch; audits import it when they run.
+"""
+
+from auditor._version import __version__
+from auditor.audit import Audit, SkipAudit
+from auditor.context import AuditContext, RunContext, TaskInfo
+from auditor.data import DataFormat, Split, SplitDataset, SplitSpec
+from auditor.errors import AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
+from auditor.findings import CodeInfo, Finding, Severity
+from auditor.plugins import hookimpl
+from auditor.reporting import ReportFormat
+
+__all__ = [
+    "__version__",
+    "Audit",
+    "AuditContext",
+    "AuditorError",
+    "CodeInfo",
+    "DataFormat",
+    "Finding",
+    "ManifestError",
+    "ManifestInvalid",
+    "PluginError",
+    "ReportFormat",
+    "RunContext",
+    "Severity",
+    "SkipAudit",
+    "Split",
+    "SplitDataset",
+    "SplitSpec",
+    "TaskInfo",
+    "UsageError",
+    "hookimpl",
+]

@@ -1,0 +1,80 @@
+"""Running audits from Python: what ``auditor run`` does, minus the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import UsageError
+from auditor.plugins import Registry, load_registry
+
+__all__ = ["RunOutcome", "run_manifest"]
+
+
+@dataclass
+class RunOutcome:
+    report: dict[str, Any]
+    written: list[tuple[str, Path]]
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.report["exit_code"])
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        return list(self.report["findings"])
+
+    def codes(self) -> set[str]:
+        return {f["code"] for f in self.report["findings"]}
+
+
+def run_manifest(
+    manifest: str | Path,
+    *,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    static: bool = False,
+    fail_on: str | None = None,
+    formats: Sequence[str] | None = None,
+    output_dir: Path | None = None,
+    use_cache: bool = True,
+    registry: Registry | None = None,
+    progress: Any = None,
+    on_audit_done: Callable[[Any], None] | None = None,
+) -> RunOutcome:
+    """Load, validate and run ``manifest``; write its reports; return the report.
+
+    Raises :class:`auditor.ManifestInvalid` / :class:`auditor.UsageError` for
+    the problems the CLI answers with exit code 2.
+    """
+    from auditor.context import RunContext
+    from auditor.manifest import load_manifest
+    from auditor.report import build_report, write_reports
+    from auditor.runner import Selection, run_audits
+
+    registry = registry or load_registry()
+    loaded = load_manifest(manifest, registry)
+    selection = Selection(only=only, skip=skip, select=select, ignore=ignore, static=static,
+                          fail_on=fail_on or loaded.fail_on)
+    if formats is None:
+        formats = list(loaded.report_config.get("formats") or [])
+        if not formats:
+            formats = [f for f in ("json", "html") if f in registry.report_formats]
+    unknown = [f for f in formats if f not in registry.report_formats]
+    if unknown:
+        raise UsageError(
+            f"--format {unknown[0]}: expected one of the installed report formats "
+            f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
+        )
+    context = RunContext(loaded, registry, use_cache=use_cache, progress=progress)
+    started_at = datetime.now(timezone.utc)
+    result = run_audits(context, selection, on_audit_done=on_audit_done)
+    report = build_report(context, result, started_at)
+    target = output_dir or (loaded.base_dir / str(loaded.report_config.get("dir", "reports")))
+    written = write_reports(report, formats, target, registry)
+    return RunOutcome(report, written)

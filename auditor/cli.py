@@ -1,0 +1,228 @@
+"""The ``auditor`` command line.
+
+Nothing on the paths of ``--help``, ``validate``, ``list``, ``explain`` and
+``schema`` imports torch: they must answer in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from auditor._version import __version__
+from auditor.errors import AuditorError, ManifestInvalid, UsageError
+from auditor.findings import FailOn
+
+__all__ = ["main", "build_parser"]
+
+
+def _split_csv(values: Sequence[str] | None) -> list[str]:
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditor",
+        description="Pre-flight checks for PyTorch transfer learning: finds the mistakes that make "
+        "fine-tuning fail silently, before training starts.",
+    )
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the audits of a manifest and write reports")
+    run.add_argument("manifest", nargs="?", default="audit.yaml", help="manifest (default: audit.yaml)")
+    run.add_argument("--only", action="append", metavar="AUDIT", help="run only these audits (repeat or comma-separate)")
+    run.add_argument("--skip", action="append", metavar="AUDIT", help="skip these audits")
+    run.add_argument("--select", action="append", metavar="CODE", help="report only these codes or prefixes (e.g. SL, LD001)")
+    run.add_argument("--ignore", action="append", metavar="CODE", help="drop these codes or prefixes")
+    run.add_argument("--fail-on", choices=FailOn, help="exit 1 on findings at or above this severity (default: the manifest's fail_on, else error)")
+    run.add_argument("--format", action="append", metavar="FORMAT", help="report formats besides json (repeat or comma-separate)")
+    run.add_argument("--output-dir", type=Path, metavar="DIR", help="where reports go (default: the manifest's report.dir, else reports/ beside it)")
+    run.add_argument("--static", action="store_true", help="skip every audit that runs the model")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write caches (e.g. image hashes)")
+    run.add_argument("--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)")
+    run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
+
+    validate = sub.add_parser("validate", help="check manifests (schema, options, imports) without running anything")
+    validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    validate.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+
+    sub.add_parser("list", help="installed audits, data formats and report formats")
+
+    explain = sub.add_parser("explain", help="what a finding code means and how to fix it")
+    explain.add_argument("code", metavar="CODE")
+
+    schema = sub.add_parser("schema", help="print a JSON Schema")
+    schema.add_argument("name", nargs="?", default="manifest", choices=["manifest", "report"])
+
+    report = sub.add_parser("report", help="re-render a saved JSON report in other formats")
+    report.add_argument("report", type=Path, metavar="REPORT_JSON")
+    report.add_argument("--format", action="append", metavar="FORMAT", required=True)
+    report.add_argument("--output-dir", type=Path, metavar="DIR", help="default: the report's folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from auditor.console import make_console
+
+    err = make_console(stderr=True)
+    try:
+        return int(_dispatch(args))
+    except ManifestInvalid as exc:
+        for error in exc.errors:
+            err.print(f"[bold red]error:[/bold red] {_escape(error.render())}")
+        return 2
+    except AuditorError as exc:
+        err.print(f"[bold red]error:[/bold red] {_escape(str(exc))}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/bold red]")
+        return 130
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handler = {
+        "run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "explain": _cmd_explain,
+        "schema": _cmd_schema, "report": _cmd_report,
+    }[args.command]
+    return handler(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from auditor._progress import NullProgress, RichProgress
+    from auditor.api import run_manifest
+    from auditor.console import make_console, print_audit_line, print_report
+
+    out = make_console()
+    quiet = args.quiet
+    progress = RichProgress(make_console(stderr=True)) if sys.stderr.isatty() and not quiet else NullProgress()
+    if not quiet:
+        out.print(f"[bold]auditor[/bold] {__version__}: {_escape(str(args.manifest))}")
+    outcome = run_manifest(
+        args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
+        select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,
+        fail_on=args.fail_on, formats=_split_csv(args.format) or None, output_dir=args.output_dir,
+        use_cache=not args.no_cache, progress=progress,
+        on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
+    )
+    if not quiet or outcome.exit_code != 0:
+        print_report(out, outcome.report, outcome.written, verbose=args.verbose)
+    return outcome.exit_code
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from auditor.console import make_console
+    from auditor.manifest import load_manifest
+    from auditor.plugins import load_registry
+
+    registry = load_registry()
+    out = make_console()
+    err = make_console(stderr=True)
+    status = 0
+    for path in args.manifests:
+        try:
+            load_manifest(path, registry, check_imports=True)
+        except ManifestInvalid as exc:
+            status = 2
+            for error in exc.errors:
+                err.print(f"[bold red]error:[/bold red] {_escape(error.render())}")
+            continue
+        if not args.quiet:
+            out.print(f"[green]ok[/green] {_escape(str(path))}")
+    return status
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from auditor.console import make_console
+    from auditor.plugins import load_registry
+
+    registry = load_registry()
+    out = make_console()
+    table = Table(title="audits", title_justify="left")
+    for column in ("audit", "version", "distribution", "runs model", "codes"):
+        table.add_column(column)
+    for audit in registry.ordered_audits():
+        owner = registry.audit_plugin[audit.name]
+        table.add_row(audit.name, audit.version, f"{owner.distribution} {owner.version}",
+                      "yes" if audit.runs_model else "no", " ".join(c.code for c in audit.codes))
+    out.print(table)
+    out.print("data formats: " + ", ".join(sorted(registry.data_formats)))
+    out.print("report formats: " + ", ".join(sorted(registry.report_formats)))
+    for broken in registry.broken:
+        out.print(f"[bold red]broken plugin[/bold red] {_escape(broken.name)} "
+                  f"({_escape(broken.distribution)}): {_escape(broken.error)}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import difflib
+
+    from rich.markdown import Markdown
+
+    from auditor.console import make_console
+    from auditor.plugins import load_registry
+
+    registry = load_registry()
+    code = args.code.strip().upper()
+    catalog = registry.catalog
+    info = catalog.get(code)
+    if info is None:
+        close = difflib.get_close_matches(code, sorted(catalog), n=1)
+        raise UsageError(
+            f"explain {args.code}: expected a known finding code (`auditor list` shows them), found "
+            f"{args.code!r}" + (f"; did you mean {close[0]}?" if close else "")
+        )
+    audit = registry.audit_for_code(code)
+    out = make_console()
+    out.print(Markdown(explanation_markdown(code, info, audit.name if audit else "?")))
+    return 0
+
+
+def explanation_markdown(code: str, info: object, audit_name: str) -> str:
+    """The text ``auditor explain`` prints; docs/codes.md is generated from the same."""
+    return (f"# {code}: {info.title}\n\n"  # type: ignore[attr-defined]
+            f"*audit* `{audit_name}`, *default severity* **{info.severity.value}**\n\n"  # type: ignore[attr-defined]
+            f"{info.explanation.strip()}\n")  # type: ignore[attr-defined]
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from auditor._schemas import load_schema
+
+    print(json.dumps(load_schema(args.name), indent=2))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from auditor.console import make_console
+    from auditor.plugins import load_registry
+    from auditor.report import load_report, write_reports
+
+    registry = load_registry()
+    report = load_report(args.report)
+    formats = _split_csv(args.format)
+    written = write_reports(report, formats, args.output_dir or args.report.parent, registry)
+    out = make_console()
+    for name, path in written:
+        if name in formats:
+            out.print(f"[dim]{name} report:[/dim] {_escape(str(path))}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

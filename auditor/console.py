@@ -1,0 +1,87 @@
+"""Terminal output with rich: findings grouped by audit, coloured by severity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+__all__ = ["make_console", "print_report", "print_audit_line", "SEVERITY_STYLE"]
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+STATUS_STYLE = {"passed": "green", "failed": "red", "errored": "bold magenta", "skipped": "dim"}
+
+
+def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
+    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+
+
+def print_audit_line(console: Console, result: Any) -> None:
+    """One line per audit as it finishes, so long runs show life."""
+    style = STATUS_STYLE.get(result.status, "")
+    text = Text.assemble(
+        ("  ", ""), (f"{result.status:<8}", style), (f" {result.audit.name}", "bold"),
+        (f"  {result.duration_s:.2f}s", "dim"),
+    )
+    if result.reason:
+        text.append(f"  ({result.reason})", style="dim")
+    console.print(text)
+
+
+def print_report(
+    console: Console,
+    report: Mapping[str, Any],
+    written: Sequence[tuple[str, Path]] = (),
+    *,
+    verbose: bool = False,
+) -> None:
+    findings = report["findings"]
+    by_audit: dict[str, list[Mapping[str, Any]]] = {}
+    for finding in findings:
+        by_audit.setdefault(finding["audit"], []).append(finding)
+    order = {"error": 0, "warning": 1, "info": 2}
+    for audit in report["audits"]:
+        items = by_audit.get(audit["name"], [])
+        if audit["status"] == "errored":
+            console.print()
+            console.rule(Text(f"{audit['name']}: crashed", style="bold magenta"), align="left")
+            error = audit.get("error") or {}
+            console.print(Text(f"  {error.get('type', 'Error')}: {error.get('message', '')}"))
+            if verbose and error.get("traceback"):
+                console.print(Text(error["traceback"], style="dim"))
+            continue
+        if not items:
+            continue
+        console.print()
+        console.rule(Text(f"{audit['name']} ({len(items)})", style="bold"), align="left")
+        for finding in sorted(items, key=lambda f: (order[f["severity"]], f["code"])):
+            style = SEVERITY_STYLE[finding["severity"]]
+            head = Text.assemble(
+                (f"  {finding['code']} ", style), (f"{finding['severity']:<7} ", style),
+                (finding["message"], ""),
+            )
+            if finding.get("location"):
+                head.append(f"  [{finding['location']}]", style="dim")
+            console.print(head)
+            if finding.get("hint"):
+                console.print(Text(f"          hint: {finding['hint']}", style="dim"))
+        for note in audit.get("notes") or []:
+            console.print(Text(f"          note: {note}", style="dim"))
+    summary = report["summary"]
+    console.print()
+    counts = Text("  ")
+    for severity in ("error", "warning", "info"):
+        counts.append(f"{summary[severity]} {severity}{'s' if summary[severity] != 1 else ''}",
+                      style=SEVERITY_STYLE[severity] if summary[severity] else "dim")
+        counts.append("  ")
+    errored = sum(1 for a in report["audits"] if a["status"] == "errored")
+    if errored:
+        counts.append(f"{errored} audit{'s' if errored != 1 else ''} crashed  ", style="bold magenta")
+    counts.append(f"in {report['duration_s']:.1f}s; fail_on={report.get('fail_on', 'error')}", style="dim")
+    console.print(counts)
+    for name, path in written:
+        console.print(f"  [dim]{escape(name)} report:[/dim] {escape(str(path))}")

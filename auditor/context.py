@@ -1,0 +1,238 @@
+"""The run context: what the manifest describes, built lazily and at most once.
+
+Audits share one :class:`RunContext`. Building the model, optimizer, loss or a
+split happens on first use and is cached, so an audit that does not need the
+model never pays for it. Shared objects must not be mutated: an audit that
+trains or changes state takes :meth:`RunContext.model_copy` and
+:meth:`RunContext.make_optimizer` instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor.errors import ManifestError
+from auditor.findings import Finding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor._progress import ProgressFactory, ProgressTask
+    from auditor.audit import Audit
+    from auditor.data import Split
+    from auditor.manifest import Manifest
+    from auditor.plugins import Registry
+
+__all__ = ["RunContext", "AuditContext", "TaskInfo"]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The learning task: from the manifest's ``task`` or inferred from the data."""
+
+    type: str  # multiclass | binary | multilabel
+    num_classes: int | None
+    source: str  # "manifest" or "inferred"
+    class_names: tuple[str, ...] = ()
+
+
+class RunContext:
+    """Shared, lazily built view of one manifest."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        registry: Registry,
+        *,
+        use_cache: bool = True,
+        cache_dir: Path | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.registry = registry
+        self.resolver = manifest.resolver
+        self.use_cache = use_cache
+        self._cache_dir = cache_dir
+        self._progress = progress
+        self.device_used: str | None = None
+
+    # -- model, optimizer, loss -----------------------------------------------------
+
+    @functools.cached_property
+    def model(self) -> Any:
+        """The model as the manifest's factory builds it. Treat as read-only."""
+        section = self.manifest.section("model")
+        if not section:
+            raise self._missing("model")
+        return self.resolver.call_factory(section["factory"], "model.factory", **dict(section.get("kwargs") or {}))
+
+    def model_copy(self) -> Any:
+        """A deep copy of the model for audits that train or change state."""
+        return copy.deepcopy(self.model)
+
+    @functools.cached_property
+    def optimizer(self) -> Any:
+        """The optimizer over the shared model, built once. Never call ``step`` on it."""
+        return self.make_optimizer(self.model)
+
+    def make_optimizer(self, model: Any) -> Any:
+        """A fresh optimizer from the manifest's factory, over ``model``."""
+        section = self.manifest.section("optimizer")
+        if not section:
+            raise self._missing("optimizer")
+        return self.resolver.call_factory(
+            section["factory"], "optimizer.factory", model, **dict(section.get("kwargs") or {})
+        )
+
+    @functools.cached_property
+    def loss(self) -> Any:
+        section = self.manifest.section("loss")
+        if not section:
+            raise self._missing("loss")
+        return self.make_loss()
+
+    def make_loss(self) -> Any:
+        section = self.manifest.section("loss")
+        return self.resolver.call_factory(section["factory"], "loss.factory", **dict(section.get("kwargs") or {}))
+
+    def has(self, section: str) -> bool:
+        """True when the manifest declares ``model``, ``optimizer``, ``loss`` or ``data``."""
+        return bool(self.manifest.raw.get(section))
+
+    @property
+    def pretrained(self) -> Any:
+        """``model.pretrained`` as written (string or mapping), or None."""
+        return self.manifest.section("model").get("pretrained")
+
+    @property
+    def head_name(self) -> str | None:
+        return self.manifest.section("model").get("head")
+
+    # -- data -----------------------------------------------------------------------
+
+    @functools.cached_property
+    def splits(self) -> dict[str, Split]:
+        """Every split of the manifest, opened (cheaply) in manifest order."""
+        from auditor.data import SplitSpec
+
+        opened: dict[str, Split] = {}
+        for name, config in self.manifest.data.items():
+            fmt = self.registry.data_formats[config["format"]]
+            spec = SplitSpec(
+                name=name, config=dict(config), base_dir=self.manifest.base_dir,
+                resolver=self.resolver, location=f"data.{name}",
+            )
+            opened[name] = fmt.open(spec)
+        return opened
+
+    @property
+    def train(self) -> Split | None:
+        return self.splits.get("train")
+
+    @property
+    def eval_splits(self) -> list[Split]:
+        return [split for name, split in self.splits.items() if name != "train"]
+
+    @functools.cached_property
+    def task(self) -> TaskInfo:
+        declared = self.manifest.section("task")
+        names: list[str] = []
+        for split in self.splits.values():
+            for name in split.classes():
+                if name not in names:
+                    names.append(name)
+        multilabel = any(split.multilabel for split in self.splits.values() if len(split))
+        loss_ref = str(self.manifest.section("loss").get("factory", ""))
+        if declared.get("type"):
+            kind = declared["type"]
+        elif multilabel:
+            kind = "multilabel"
+        elif len(names) == 2 and "BCE" in loss_ref:
+            kind = "binary"
+        else:
+            kind = "multiclass"
+        num = declared.get("num_classes") or (len(names) or None)
+        source = "manifest" if declared else "inferred"
+        return TaskInfo(kind, num, source, tuple(names))
+
+    # -- infrastructure ---------------------------------------------------------------
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder for caches (beside the manifest by default); never inside a data folder."""
+        return self._cache_dir or (self.manifest.base_dir / ".auditor-cache")
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[ProgressTask]:
+        """A progress bar (shown on a terminal for work that takes more than a second)."""
+        from auditor._progress import NullProgress
+
+        factory = self._progress or NullProgress()
+        with factory.task(description, total) as task:
+            yield task
+
+    def _missing(self, section: str) -> ManifestError:
+        return ManifestError(
+            self.manifest.path, section, f"a '{section}' section with a 'factory'", "none",
+            hint=f"this audit needs the {section}; add it to the manifest or skip the audit",
+        )
+
+
+class AuditContext:
+    """What one audit sees: the shared run context plus its own options and output."""
+
+    def __init__(self, run: RunContext, audit: Audit, options: dict[str, Any]) -> None:
+        self.run = run
+        self.audit = audit
+        self.options = options
+        #: Data for the reports' charts and tables, kept even when nothing is wrong.
+        self.evidence: dict[str, Any] = {}
+        #: Short remarks shown with the audit (e.g. "stopped early at the time budget").
+        self.notes: list[str] = []
+
+    def finding(
+        self,
+        code: str,
+        message: str,
+        *,
+        hint: str = "",
+        location: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> Finding:
+        """A finding with severity and title taken from the audit's declared code."""
+        info = self.audit.code(code)
+        return Finding(
+            code=code, audit=self.audit.name, severity=info.severity, title=info.title,
+            message=message, hint=hint, location=location, evidence=dict(evidence or {}),
+        )
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    # Shortcuts to the shared context, so audits read naturally.
+    @property
+    def manifest(self) -> Manifest:
+        return self.run.manifest
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        return self.run.splits
+
+    @property
+    def train(self) -> Split | None:
+        return self.run.train
+
+    @property
+    def eval_splits(self) -> list[Split]:
+        return self.run.eval_splits
+
+    @property
+    def task(self) -> TaskInfo:
+        return self.run.task
+
+    def progress(self, description: str, total: int | None) -> Any:
+        return self.run.progress(f"{self.audit.name}: {description}", total)

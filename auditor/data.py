@@ -1,0 +1,184 @@
+"""Data splits as audits see them, and the data-format plugin declaration.
+
+A :class:`Split` is one entry of the manifest's ``data`` mapping, opened by the
+data-format plugin its ``format`` names. Audits rely on a small contract:
+labels are cheap (no image decode), raw samples come untransformed, and the
+training view applies the manifest's transform exactly as training would.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.resolve import Resolver
+
+__all__ = ["DataFormat", "Split", "SplitSpec", "SplitDataset", "COMMON_SPLIT_PROPERTIES"]
+
+#: Keys every split accepts whatever its format; the format's own schema adds the rest.
+COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
+    "format": {"type": "string", "description": "data-format plugin that opens this split"},
+    "transform": {
+        "type": "string",
+        "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        "description": "module:attr of a transform object or a zero-argument factory returning one",
+    },
+    "sampler": {
+        "type": "string",
+        "description": (
+            "how training samples are drawn: 'weighted' (or module:attr of a sampler factory) "
+            "counts as class balancing for LD004"
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Everything a data format needs to open one split."""
+
+    name: str
+    config: dict[str, Any]
+    base_dir: Path
+    resolver: Resolver
+    #: dotted key path in the manifest, e.g. ``data.val``; findings use it as location.
+    location: str = ""
+
+    def path(self, key: str) -> Path:
+        """A manifest path option resolved against the manifest's folder."""
+        value = Path(str(self.config[key])).expanduser()
+        return value if value.is_absolute() else (self.base_dir / value)
+
+
+class Split(abc.ABC):
+    """One data split. Subclasses implement the abstract methods; the rest is shared."""
+
+    def __init__(self, spec: SplitSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.location = spec.location or f"data.{spec.name}"
+        self._transform_resolved = False
+        self._transform: Any = None
+        self._targets: list[Any] | None = None
+
+    # -- what a format implements ---------------------------------------------------
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of samples."""
+
+    @abc.abstractmethod
+    def classes(self) -> list[str]:
+        """Class names, indexed by the integer targets training will see."""
+
+    @abc.abstractmethod
+    def _read_targets(self) -> list[Any]:
+        """Per-sample targets, cheaply: an ``int`` each, or a list of ints (multilabel)."""
+
+    @abc.abstractmethod
+    def load(self, index: int) -> Any:
+        """The raw, untransformed input of sample ``index`` (a PIL image for files)."""
+
+    def paths(self) -> list[Path] | None:
+        """File path of every sample, for file-backed formats; ``None`` otherwise."""
+        return None
+
+    def manifest_transform(self) -> Any:
+        """The transform the manifest names for this split, built once (or ``None``)."""
+        if not self._transform_resolved:
+            ref = self.spec.config.get("transform")
+            if ref:
+                self._transform = self.spec.resolver.resolve_transform(
+                    ref, f"{self.location}.transform"
+                )
+            self._transform_resolved = True
+        return self._transform
+
+    @property
+    def transform(self) -> Any:
+        """The pipeline training applies to this split's inputs (``None`` when absent)."""
+        return self.manifest_transform()
+
+    # -- shared ---------------------------------------------------------------------
+
+    def targets(self) -> list[Any]:
+        if self._targets is None:
+            self._targets = list(self._read_targets())
+        return self._targets
+
+    @property
+    def multilabel(self) -> bool:
+        targets = self.targets()
+        return bool(targets) and isinstance(targets[0], (list, tuple))
+
+    def label_counts(self) -> dict[str, int]:
+        """Samples per class name; multilabel targets count once per label."""
+        names = self.classes()
+        counter: Counter[int] = Counter()
+        if self.multilabel:
+            for target in self.targets():
+                counter.update(int(t) for t in target)
+        else:
+            counter.update(int(t) for t in self.targets())
+        return {_class_name(names, index): count for index, count in sorted(counter.items())}
+
+    def sample(self, index: int, *, transformed: bool = True) -> tuple[Any, Any]:
+        """``(input, target)`` as training sees it (or raw with ``transformed=False``)."""
+        value = self.load(index)
+        transform = self.transform if transformed else None
+        if transform is not None:
+            value = transform(value)
+        return value, self.targets()[index]
+
+    def dataset(self) -> SplitDataset:
+        """A map-style dataset of transformed samples, usable with a torch DataLoader."""
+        return SplitDataset(self)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.spec.config.get('format')}, {len(self)} samples)"
+
+
+def _class_name(names: Sequence[str], index: int) -> str:
+    return names[index] if 0 <= index < len(names) else str(index)
+
+
+class SplitDataset:
+    """Map-style dataset over a split; picklable so DataLoader workers can use it."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self.split.sample(index)
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """A data format as a plugin declares it through ``auditor_data_formats``.
+
+    ``options_schema`` is a JSON Schema ``properties`` mapping for the keys this
+    format adds to a split (``format``, ``transform`` and ``sampler`` are common
+    to all formats); ``required`` lists the ones that must be present.
+    """
+
+    name: str
+    open: Callable[[SplitSpec], Split]
+    properties: dict[str, Any] = field(default_factory=dict)
+    required: Sequence[str] = ()
+    description: str = ""
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {**COMMON_SPLIT_PROPERTIES, **self.properties},
+            "required": ["format", *self.required],
+            "additionalProperties": False,
+        }

@@ -1,0 +1,93 @@
+"""Severities, finding codes and findings: the vocabulary every audit speaks."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Severity", "FailOn", "CodeInfo", "Finding", "CODE_PATTERN"]
+
+#: A finding code is a prefix of 2-4 capital letters followed by three digits.
+CODE_PATTERN = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is. Ordered: ``info < warning < error``."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.value]
+
+    def __str__(self) -> str:  # pragma: no cover - cosmetic
+        return self.value
+
+
+_RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
+
+#: Values accepted by ``fail_on`` / ``--fail-on``.
+FailOn = ("error", "warning", "info", "never")
+
+
+def severity_at_least(severity: str | Severity, threshold: str) -> bool:
+    """True when ``severity`` reaches ``threshold`` (``never`` is never reached)."""
+    value = severity.value if isinstance(severity, Severity) else severity
+    return _RANK[value] >= _RANK[threshold]
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """A finding code an audit declares, with the text ``auditor explain`` shows.
+
+    ``explanation`` is Markdown with four parts users rely on: what the finding
+    means, why it breaks training, how to fix it, and an example.
+    """
+
+    code: str
+    severity: Severity
+    title: str
+    explanation: str
+
+    def __post_init__(self) -> None:
+        if not CODE_PATTERN.match(self.code):
+            raise ValueError(
+                f"finding code {self.code!r}: expected 2-4 capital letters and three digits "
+                "(e.g. 'LD001')"
+            )
+        if not isinstance(self.severity, Severity):
+            object.__setattr__(self, "severity", Severity(self.severity))
+
+    @property
+    def prefix(self) -> str:
+        return self.code[:-3]
+
+
+@dataclass
+class Finding:
+    """One problem an audit found. ``evidence`` must be JSON-serialisable."""
+
+    code: str
+    audit: str
+    severity: Severity
+    title: str
+    message: str
+    hint: str = ""
+    location: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "audit": self.audit,
+            "severity": Severity(self.severity).value,
+            "title": self.title,
+            "message": self.message,
+            "hint": self.hint,
+            "location": self.location,
+            "evidence": self.evidence,
+        }

@@ -1,0 +1,263 @@
+"""Loading and validating a manifest (``audit.yaml``, ``version: 1``).
+
+Validation runs in three layers, and every problem of every layer is reported
+at once: the manifest's own JSON Schema, each split against its data format's
+schema, each audit's options against the audit's schema. Every message names
+the file, the key path and its line, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from auditor._schemas import load_schema
+from auditor._yaml import LineMap, load_with_lines
+from auditor.errors import ManifestError, ManifestInvalid
+from auditor.resolve import Resolver
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.plugins import Registry
+
+__all__ = ["Manifest", "load_manifest", "validate_against"]
+
+#: Keys whose values are ``module:attr`` strings; ``validate`` checks they exist.
+_REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
+
+
+@dataclass
+class Manifest:
+    """A loaded manifest. ``raw`` is the YAML as parsed; the rest is derived from it."""
+
+    path: Path
+    raw: dict[str, Any]
+    lines: LineMap
+    resolver: Resolver
+    audit_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name") or self.path.parent.name)
+
+    @property
+    def data(self) -> dict[str, dict[str, Any]]:
+        return dict(self.raw.get("data") or {})
+
+    @property
+    def selected_audits(self) -> list[str] | None:
+        """Audits the manifest lists, or None when it lists none (run them all)."""
+        audits = self.raw.get("audits")
+        return None if audits is None else list(audits)
+
+    @property
+    def fail_on(self) -> str:
+        return str(self.raw.get("fail_on", "error"))
+
+    @property
+    def report_config(self) -> dict[str, Any]:
+        return dict(self.raw.get("report") or {})
+
+    def section(self, key: str) -> dict[str, Any]:
+        value = self.raw.get(key)
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def line(self, key: str) -> int | None:
+        return self.lines.line(key)
+
+    def error(self, key: str, expected: str, found: str, hint: str = "") -> ManifestError:
+        return ManifestError(self.path, key, expected, found, line=self.line(key), hint=hint)
+
+
+def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool = False) -> Manifest:
+    """Read, parse and validate ``path``; raise ManifestInvalid with every problem found."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestInvalid(
+            [ManifestError(path, "", "a manifest file", "no such file",
+                           hint="pass the path of your audit.yaml, e.g. `auditor run audit.yaml`")]
+        )
+    path = path.resolve()
+    try:
+        raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ManifestInvalid(
+            [ManifestError(path, "", "valid YAML", f"a syntax error: {getattr(exc, 'problem', exc)}",
+                           line=(mark.line + 1) if mark else None)]
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestInvalid([ManifestError(path, "", "UTF-8 text", f"undecodable bytes ({exc})")]) from exc
+    if not isinstance(raw, dict):
+        raise ManifestInvalid(
+            [ManifestError(path, "", "a mapping with 'version: 1' at the top", _describe(raw), line=1)]
+        )
+    pythonpath = [path.parent / str(p) for p in raw.get("pythonpath") or [] if isinstance(p, str)]
+    manifest = Manifest(path=path, raw=raw, lines=lines, resolver=Resolver(path, pythonpath, lines))
+    errors = list(_validate(manifest, registry))
+    if check_imports and not errors:
+        errors.extend(_check_imports(manifest))
+    if errors:
+        raise ManifestInvalid(errors)
+    return manifest
+
+
+def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
+    errors = validate_against(load_schema("manifest"), manifest.raw, manifest, "")
+    if errors:
+        # Later layers assume the overall shape is right; report the shape first.
+        yield from errors
+        return
+    formats = registry.data_formats
+    for split_name, split in manifest.data.items():
+        key = f"data.{split_name}"
+        fmt = formats.get(split["format"])
+        if fmt is None:
+            yield manifest.error(
+                f"{key}.format", f"one of the installed data formats {sorted(formats)}",
+                repr(split["format"]), hint=_suggest(split["format"], formats),
+            )
+            continue
+        yield from validate_against(fmt.schema(), split, manifest, key)
+    audits = registry.audits
+    selected = manifest.raw.get("audits")
+    for audit_name, options in (selected or {}).items():
+        key = f"audits.{audit_name}"
+        audit = audits.get(audit_name)
+        if audit is None:
+            yield manifest.error(
+                key, f"one of the installed audits {sorted(audits)}", repr(audit_name),
+                hint=_suggest(audit_name, audits) or "`auditor list` shows installed audits",
+            )
+            continue
+        options = {} if options is None else options
+        problems = validate_against(audit.options_schema, options, manifest, key)
+        yield from problems
+        if not problems:
+            manifest.audit_options[audit_name] = with_defaults(audit.options_schema, options)
+    for audit_name, audit in audits.items():
+        manifest.audit_options.setdefault(audit_name, with_defaults(audit.options_schema, {}))
+
+
+def with_defaults(schema: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options with the schema's top-level ``default`` values filled in."""
+    filled = dict(options)
+    for name, prop in (schema.get("properties") or {}).items():
+        if name not in filled and isinstance(prop, Mapping) and "default" in prop:
+            filled[name] = prop["default"]
+    return filled
+
+
+def validate_against(
+    schema: Mapping[str, Any], instance: Any, manifest: Manifest, prefix: str
+) -> list[ManifestError]:
+    """Validate ``instance`` (found at key ``prefix``) and word each error for people."""
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = validator_cls(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    return [_word(error, manifest, prefix) for error in _leaf_errors(errors)]
+
+
+def _leaf_errors(errors: list[Any]) -> list[Any]:
+    """For oneOf/anyOf failures, keep the most specific branch error."""
+    result = []
+    for error in errors:
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            deepest = max(error.context, key=lambda e: (len(e.absolute_path), -e.relative_schema_path.__len__()))
+            if len(deepest.absolute_path) > len(error.absolute_path):
+                result.append(deepest)
+                continue
+        result.append(error)
+    return result
+
+
+def _word(error: Any, manifest: Manifest, prefix: str) -> ManifestError:
+    path = [str(p) for p in error.absolute_path]
+    key = ".".join(p for p in [prefix, *path] if p)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted((schema.get("properties") or {}).keys())
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, Mapping) else []
+        bad = unknown[0] if unknown else "?"
+        bad_key = ".".join(p for p in [key, bad] if p)
+        return ManifestError(
+            manifest.path, bad_key, f"one of the keys {allowed}", f"unknown key {bad!r}",
+            line=manifest.line(bad_key), hint=_suggest(bad, allowed),
+        )
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return ManifestError(
+            manifest.path, ".".join(p for p in [key, missing] if p), "this key to be present",
+            "it missing", line=manifest.line(key),
+            hint=str(schema.get("properties", {}).get(missing, {}).get("description", "")),
+        )
+    expected = _expected(error.validator, error.validator_value, schema)
+    return ManifestError(
+        manifest.path, key, expected, _describe(error.instance), line=manifest.line(key),
+        hint=str(schema.get("description", "")) if error.validator != "enum" else
+        _suggest(str(error.instance), [str(v) for v in error.validator_value]),
+    )
+
+
+def _expected(validator: str, value: Any, schema: Mapping[str, Any]) -> str:
+    if validator == "type":
+        return f"a value of type {value if isinstance(value, str) else ' or '.join(value)}"
+    if validator == "enum":
+        return f"one of {value}"
+    if validator == "const":
+        return repr(value)
+    if validator == "pattern":
+        return f"a string matching {value}" + (" (a 'module:attr' reference)" if ":" in value else "")
+    if validator in ("minimum", "exclusiveMinimum"):
+        return f"a number {'>=' if validator == 'minimum' else '>'} {value}"
+    if validator in ("maximum", "exclusiveMaximum"):
+        return f"a number {'<=' if validator == 'maximum' else '<'} {value}"
+    if validator in ("minItems", "maxItems", "minLength"):
+        return f"{validator} {value}"
+    if validator in ("oneOf", "anyOf"):
+        return str(schema.get("description") or "one of the documented forms")
+    return f"{validator} {value!r}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), sorted(candidates), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _check_imports(manifest: Manifest) -> list[ManifestError]:
+    errors = []
+    refs: list[tuple[str, str]] = []
+    for key in _REF_KEYS:
+        section, _, leaf = key.partition(".")
+        value = manifest.section(section).get(leaf)
+        if isinstance(value, str):
+            refs.append((key, value))
+    for split_name, split in manifest.data.items():
+        for leaf in ("transform", "factory"):
+            value = split.get(leaf)
+            if isinstance(value, str) and ":" in value:
+                refs.append((f"data.{split_name}.{leaf}", value))
+    for key, ref in refs:
+        problem = manifest.resolver.check(ref, key)
+        if problem is not None:
+            errors.append(problem)
+    return errors

@@ -1,0 +1,199 @@
+"""Plugin discovery and the registry of audits, data formats and report formats.
+
+Plugins come from the entry-point group ``auditor``; auditor's own built-ins
+are listed in that group too, so they load through exactly the same path.
+Setting ``AUDITOR_DISABLE_PLUGIN_AUTOLOAD=1`` loads only auditor's own entry
+points (for tests and for debugging a misbehaving third-party plugin).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from auditor import hookspecs
+from auditor.audit import Audit
+from auditor.data import DataFormat
+from auditor.errors import PluginError
+from auditor.findings import CodeInfo
+from auditor.reporting import ReportFormat
+
+__all__ = ["Registry", "PluginInfo", "BrokenPlugin", "hookimpl", "ENTRY_POINT_GROUP",
+           "DISABLE_AUTOLOAD_ENV", "load_registry"]
+
+ENTRY_POINT_GROUP = "auditor"
+DISABLE_AUTOLOAD_ENV = "AUDITOR_DISABLE_PLUGIN_AUTOLOAD"
+OWN_DISTRIBUTION = "auditor"
+
+hookimpl = pluggy.HookimplMarker("auditor")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point that failed to load; reported, never fatal for the others."""
+
+    name: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins declared, checked for conflicts."""
+
+    manager: pluggy.PluginManager
+    plugins: list[PluginInfo] = field(default_factory=list)
+    broken: list[BrokenPlugin] = field(default_factory=list)
+    audits: dict[str, Audit] = field(default_factory=dict)
+    data_formats: dict[str, DataFormat] = field(default_factory=dict)
+    report_formats: dict[str, ReportFormat] = field(default_factory=dict)
+    #: audit name -> plugin that declared it
+    audit_plugin: dict[str, PluginInfo] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> Any:
+        return self.manager.hook
+
+    @property
+    def catalog(self) -> dict[str, CodeInfo]:
+        """Every declared finding code."""
+        return {info.code: info for audit in self.audits.values() for info in audit.codes}
+
+    def audit_for_code(self, code: str) -> Audit | None:
+        for audit in self.audits.values():
+            if any(info.code == code for info in audit.codes):
+                return audit
+        return None
+
+    def ordered_audits(self) -> list[Audit]:
+        return sorted(self.audits.values(), key=lambda a: (a.order, a.name))
+
+
+def _new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def load_registry(extra_plugins: Iterable[tuple[str, object]] = (), *, autoload: bool | None = None) -> Registry:
+    """Load every plugin of the entry-point group, then collect and check declarations.
+
+    ``extra_plugins`` are ``(name, plugin)`` pairs registered in-process
+    (tests, ``auditor.testing``); they count as distribution ``<in-process>``.
+    """
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in ("1", "true", "yes")
+    manager = _new_manager()
+    registry = Registry(manager=manager)
+    owners: dict[int, PluginInfo] = {}
+    seen: set[tuple[str, str]] = set()
+    for entry_point in _entry_points():
+        dist = entry_point.dist
+        dist_name = dist.metadata["Name"] if dist is not None else "?"
+        dist_version = dist.version if dist is not None else "?"
+        if not autoload and _normalise(dist_name) != OWN_DISTRIBUTION:
+            continue
+        if (entry_point.name, dist_name) in seen:
+            continue  # the same distribution visible twice on sys.path
+        seen.add((entry_point.name, dist_name))
+        info = PluginInfo(entry_point.name, dist_name, dist_version)
+        try:
+            plugin = entry_point.load()
+            if manager.is_registered(plugin):
+                continue
+            manager.register(plugin, name=f"{dist_name}:{entry_point.name}")
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+            registry.broken.append(BrokenPlugin(entry_point.name, dist_name, f"{type(exc).__name__}: {exc}"))
+            continue
+        registry.plugins.append(info)
+        owners[id(plugin)] = info
+    for name, plugin in extra_plugins:
+        manager.register(plugin, name=name)
+        info = PluginInfo(name, "<in-process>", "0")
+        registry.plugins.append(info)
+        owners[id(plugin)] = info
+    _collect(registry, owners)
+    return registry
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _results(registry: Registry, hook_name: str, owners: Mapping[int, PluginInfo]) -> Iterable[tuple[PluginInfo, Any]]:
+    """Call one declaration hook on each plugin separately, to know who declared what."""
+    for impl in getattr(registry.hook, hook_name).get_hookimpls():
+        owner = owners.get(id(impl.plugin), PluginInfo(impl.plugin_name, "?", "?"))
+        try:
+            declared = impl.function()
+        except Exception as exc:  # noqa: BLE001
+            registry.broken.append(BrokenPlugin(owner.name, owner.distribution, f"{hook_name}: {type(exc).__name__}: {exc}"))
+            continue
+        for item in declared or []:
+            yield owner, item
+
+
+def _collect(registry: Registry, owners: Mapping[int, PluginInfo]) -> None:
+    prefixes: dict[str, tuple[str, PluginInfo]] = {}
+    for owner, audit in _results(registry, "auditor_audits", owners):
+        if not isinstance(audit, Audit):
+            raise PluginError(f"plugin {owner.name!r} ({owner.distribution}): auditor_audits returned "
+                              f"{type(audit).__name__}, expected auditor.Audit")
+        if audit.name in registry.audits:
+            other = registry.audit_plugin[audit.name]
+            raise PluginError(
+                f"audit name {audit.name!r} is declared by two plugins: {other.name!r} from distribution "
+                f"{other.distribution!r} and {owner.name!r} from distribution {owner.distribution!r}; "
+                "uninstall one of them"
+            )
+        if audit.prefix in prefixes:
+            other_audit, other = prefixes[audit.prefix]
+            raise PluginError(
+                f"code prefix {audit.prefix!r} is claimed by two plugins: audit {other_audit!r} from "
+                f"distribution {other.distribution!r} and audit {audit.name!r} from distribution "
+                f"{owner.distribution!r}; finding codes must be unique, so uninstall one of them "
+                "(or ask its author to pick another prefix)"
+            )
+        prefixes[audit.prefix] = (audit.name, owner)
+        registry.audits[audit.name] = audit
+        registry.audit_plugin[audit.name] = owner
+    for kind, hook_name, target, cls in (
+        ("data format", "auditor_data_formats", registry.data_formats, DataFormat),
+        ("report format", "auditor_report_formats", registry.report_formats, ReportFormat),
+    ):
+        declared_by: dict[str, PluginInfo] = {}
+        for owner, item in _results(registry, hook_name, owners):
+            if not isinstance(item, cls):
+                raise PluginError(f"plugin {owner.name!r} ({owner.distribution}): {hook_name} returned "
+                                  f"{type(item).__name__}, expected auditor.{cls.__name__}")
+            if item.name in target:
+                other = declared_by[item.name]
+                raise PluginError(
+                    f"{kind} {item.name!r} is declared by two plugins: {other.name!r} from distribution "
+                    f"{other.distribution!r} and {owner.name!r} from distribution {owner.distribution!r}"
+                )
+            target[item.name] = item
+            declared_by[item.name] = owner
+
+
+@functools.lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The registry of the installed plugins, loaded once per process."""
+    return load_registry()

@@ -1,0 +1,179 @@
+"""Building the JSON report of a run, and writing it in every requested format."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor._version import __version__
+from auditor.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.context import RunContext
+    from auditor.plugins import Registry
+    from auditor.runner import RunResult
+
+__all__ = ["SCHEMA_VERSION", "build_report", "write_reports", "validate_report", "load_report"]
+
+SCHEMA_VERSION = "1.0"
+SEVERITIES = ("error", "warning", "info")
+
+
+def _environment(context: RunContext) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "auditor": __version__,
+        "torch": None,
+        "torchvision": None,
+        "device": context.device_used or "cpu",
+        "plugins": [
+            {"name": p.name, "distribution": p.distribution, "version": p.version}
+            for p in context.registry.plugins
+        ],
+        "broken_plugins": [
+            {"name": b.name, "distribution": b.distribution, "error": b.error}
+            for b in context.registry.broken
+        ],
+    }
+    # Report versions only when the run imported them: reading them must not import torch.
+    for module in ("torch", "torchvision"):
+        if module in sys.modules:
+            env[module] = str(getattr(sys.modules[module], "__version__", "unknown"))
+    return env
+
+
+def build_report(context: RunContext, result: RunResult, started_at: datetime) -> dict[str, Any]:
+    manifest = context.manifest
+    findings = [f.to_dict() for f in result.findings]
+    summary = {severity: 0 for severity in SEVERITIES}
+    for finding in findings:
+        summary[finding["severity"]] += 1
+    summary["total"] = len(findings)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "auditor", "version": __version__},
+        "manifest": {"path": str(manifest.path), "name": manifest.name},
+        "started_at": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(result.duration_s, 4),
+        "environment": _environment(context),
+        "fail_on": result.fail_on,
+        "task": _task(context),
+        "audits": [
+            {
+                "name": r.audit.name,
+                "version": r.audit.version,
+                "status": r.status,
+                "duration_s": round(r.duration_s, 4),
+                "reason": r.reason,
+                "error": r.error,
+                "codes": [info.code for info in r.audit.codes],
+                "options": _jsonable(r.options),
+                "notes": list(r.notes),
+                "evidence": _jsonable(r.evidence),
+                "counts": {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES},
+            }
+            for r in result.results
+        ],
+        "findings": _jsonable(findings),
+        "summary": summary,
+        "exit_code": result.exit_code,
+        "lines": _lines(context, findings),
+    }
+    context.registry.hook.auditor_run_finished(report=report)
+    return report
+
+
+def _task(context: RunContext) -> dict[str, Any] | None:
+    # The task is inferred from the data; only report it when a split was opened anyway.
+    if "splits" not in context.__dict__ and not context.manifest.section("task"):
+        return None
+    try:
+        task = context.task
+    except Exception:  # noqa: BLE001 - a broken split is reported by the audits
+        return None
+    return {"type": task.type, "num_classes": task.num_classes, "source": task.source,
+            "class_names": list(task.class_names)}
+
+
+def _lines(context: RunContext, findings: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Manifest line of every location a finding names, for SARIF and GitHub annotations."""
+    lines: dict[str, int] = {}
+    for finding in findings:
+        location = finding.get("location") or ""
+        if location and location not in lines:
+            line = context.manifest.line(location)
+            if line:
+                lines[location] = line
+    return lines
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence may hold numpy scalars, tuples or paths; make it plain JSON."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def validate_report(report: Mapping[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when ``report`` breaks ``report.schema.json``."""
+    import jsonschema
+
+    from auditor._schemas import load_schema
+
+    jsonschema.validate(report, load_schema("report"))
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"report {path}: expected a JSON report written by `auditor run`, found: {exc}") from exc
+    try:
+        validate_report(report)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"report {path}: not a valid auditor report ({str(exc).splitlines()[0]})") from exc
+    return report
+
+
+def write_reports(
+    report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry
+) -> list[tuple[str, Path]]:
+    """Render ``report`` in each format (json always) into ``output_dir``."""
+    wanted = ["json", *[f for f in formats if f != "json"]]
+    unknown = [f for f in wanted if f not in registry.report_formats]
+    if unknown:
+        raise UsageError(
+            f"report format {unknown[0]!r}: expected one of the installed formats "
+            f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    catalog = registry.catalog
+    for name in wanted:
+        fmt = registry.report_formats[name]
+        content = fmt.render(dict(report), catalog)
+        target = output_dir / fmt.filename
+        tmp = target.with_name(target.name + ".tmp")
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content, encoding="utf-8")
+        tmp.replace(target)  # never leave a half-written report behind
+        if fmt.echo:
+            sys.stdout.write(content if isinstance(content, str) else content.decode())
+        written.append((name, target))
+    return written

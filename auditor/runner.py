@@ -1,0 +1,164 @@
+"""Running the selected audits: order, timing, crash isolation, filtering, exit code."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.audit import Audit, SkipAudit
+from auditor.context import AuditContext, RunContext
+from auditor.errors import ManifestError, UsageError
+from auditor.findings import Finding, severity_at_least
+
+__all__ = ["Selection", "AuditResult", "RunResult", "run_audits", "select_audits", "matches_code"]
+
+
+@dataclass
+class Selection:
+    """What the command line selected. Empty tuples mean "no restriction"."""
+
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    select: Sequence[str] = ()
+    ignore: Sequence[str] = ()
+    static: bool = False
+    fail_on: str = "error"
+
+
+@dataclass
+class AuditResult:
+    audit: Audit
+    status: str  # passed | failed | errored | skipped
+    duration_s: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    reason: str = ""
+    error: dict[str, str] | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    results: list[AuditResult]
+    duration_s: float
+    fail_on: str
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.results for f in r.findings]
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.status == "errored" for r in self.results):
+            return 2
+        if any(severity_at_least(f.severity, self.fail_on) for f in self.findings):
+            return 1
+        return 0
+
+
+def matches_code(code: str, patterns: Sequence[str]) -> bool:
+    """``patterns`` are codes or prefixes: ``SL`` matches ``SL001``; ``LD00`` matches ``LD001``."""
+    return any(code.startswith(p.upper()) for p in patterns)
+
+
+def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit, str]]:
+    """Audits to consider in stable order, each with '' or the reason it is skipped."""
+    registry = context.registry
+    known = set(registry.audits)
+    for option, names in (("--only", selection.only), ("--skip", selection.skip)):
+        for name in names:
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                raise UsageError(
+                    f"{option} {name}: expected one of the installed audits {sorted(known)}, found "
+                    f"{name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                )
+    listed = context.manifest.selected_audits
+    chosen: list[tuple[Audit, str]] = []
+    for audit in registry.ordered_audits():
+        if listed is not None and audit.name not in listed:
+            continue
+        if selection.only and audit.name not in selection.only:
+            continue
+        reason = ""
+        if audit.name in selection.skip:
+            reason = "skipped with --skip"
+        elif selection.static and audit.runs_model:
+            reason = "runs the model; skipped with --static"
+        else:
+            missing = [need for need in ("model", "optimizer", "loss", "data") if need in audit.needs
+                       and not context.has(need)]
+            if missing:
+                reason = f"the manifest has no {', '.join(missing)} section"
+        chosen.append((audit, reason))
+    return chosen
+
+
+def run_audits(
+    context: RunContext,
+    selection: Selection,
+    *,
+    on_audit_start: Callable[[Audit], None] | None = None,
+    on_audit_done: Callable[[AuditResult], None] | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    context.registry.hook.auditor_run_started(context=context)
+    results = []
+    for audit, skip_reason in select_audits(context, selection):
+        if skip_reason:
+            result = AuditResult(audit, "skipped", reason=skip_reason)
+        else:
+            if on_audit_start:
+                on_audit_start(audit)
+            result = _run_one(context, audit, selection)
+        results.append(result)
+        if on_audit_done:
+            on_audit_done(result)
+    return RunResult(results, time.perf_counter() - started, selection.fail_on)
+
+
+def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:
+    options = context.manifest.audit_options.get(audit.name, {})
+    audit_context = AuditContext(context, audit, dict(options))
+    result = AuditResult(audit, "passed", options=dict(options))
+    started = time.perf_counter()
+    try:
+        produced = audit.run(audit_context)
+        findings = list(produced or [])
+    except SkipAudit as exc:
+        result.status, result.reason = "skipped", str(exc)
+        findings = []
+    except ManifestError as exc:
+        # A factory that cannot be imported or built: the manifest is wrong (exit 2).
+        result.status = "errored"
+        result.error = {"type": type(exc).__name__, "message": exc.render(), "traceback": ""}
+        findings = []
+    except Exception as exc:  # noqa: BLE001 - an audit's crash must not stop the others
+        result.status = "errored"
+        result.error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": traceback.format_exc(),
+        }
+        findings = []
+    result.duration_s = time.perf_counter() - started
+    result.evidence = audit_context.evidence
+    result.notes = audit_context.notes
+    findings = [f for f in findings if _kept(f.code, selection)]
+    context.registry.hook.auditor_findings(audit=audit, findings=findings)
+    result.findings = findings
+    if result.status == "passed" and any(severity_at_least(f.severity, selection.fail_on) for f in findings):
+        result.status = "failed"
+    return result
+
+
+def _kept(code: str, selection: Selection) -> bool:
+    if selection.select and not matches_code(code, selection.select):
+        return False
+    return not (selection.ignore and matches_code(code, selection.ignore))

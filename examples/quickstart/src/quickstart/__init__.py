@@ -1,0 +1,1 @@
+"""A small fine-tuning project with mistakes planted for auditor to find."""

@@ -1,0 +1,1 @@
+"""auditor built-in plugins (installed as ``auditor_plugins``)."""

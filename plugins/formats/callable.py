@@ -1,0 +1,119 @@
+"""``callable``: any map-style dataset of ``(input, label)`` built by a factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from auditor import DataFormat, Split, SplitSpec, hookimpl
+
+#: Attributes torchvision and common datasets use to expose labels without decoding.
+LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
+
+
+class CallableSplit(Split):
+    def __init__(self, spec: SplitSpec) -> None:
+        super().__init__(spec)
+        self._dataset: Any = None
+
+    @property
+    def dataset_object(self) -> Any:
+        if self._dataset is None:
+            config = self.spec.config
+            self._dataset = self.spec.resolver.call_factory(
+                config["factory"], f"{self.location}.factory", **dict(config.get("kwargs") or {})
+            )
+        return self._dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset_object)
+
+    @contextlib.contextmanager
+    def _without_own_transform(self) -> Iterator[None]:
+        """Temporarily drop the dataset's own transform so labels and raw inputs are cheap."""
+        dataset = self.dataset_object
+        saved = {}
+        for attr in ("transform", "transforms"):
+            if getattr(dataset, attr, None) is not None:
+                saved[attr] = getattr(dataset, attr)
+                with contextlib.suppress(AttributeError):
+                    setattr(dataset, attr, None)
+        try:
+            yield
+        finally:
+            for attr, value in saved.items():
+                with contextlib.suppress(AttributeError):
+                    setattr(dataset, attr, value)
+
+    def _read_targets(self) -> list[Any]:
+        dataset = self.dataset_object
+        for attr in LABEL_ATTRIBUTES:
+            values = getattr(dataset, attr, None)
+            if values is not None and not callable(values):
+                try:
+                    if len(values) == len(dataset):
+                        return [_as_target(v) for v in values]
+                except TypeError:
+                    continue
+        with self._without_own_transform():
+            return [_as_target(dataset[i][1]) for i in range(len(dataset))]
+
+    def classes(self) -> list[str]:
+        names = getattr(self.dataset_object, "classes", None)
+        if names is not None and not callable(names):
+            return [str(n) for n in names]
+        seen: set[int] = set()
+        for target in self.targets():
+            seen.update(target if isinstance(target, list) else [target])
+        return [str(i) for i in range(max(seen) + 1)] if seen else []
+
+    def load(self, index: int) -> Any:
+        with self._without_own_transform():
+            return self.dataset_object[index][0]
+
+    @property
+    def transform(self) -> Any:
+        declared = self.manifest_transform()
+        if declared is not None:
+            return declared
+        return getattr(self.dataset_object, "transform", None)
+
+    def sample(self, index: int, *, transformed: bool = True) -> tuple[Any, Any]:
+        if not transformed:
+            return self.load(index), self.targets()[index]
+        declared = self.manifest_transform()
+        if declared is None:
+            value, _ = self.dataset_object[index]  # the dataset applies its own transform
+        else:
+            value = declared(self.load(index))
+        return value, self.targets()[index]
+
+
+def _as_target(value: Any) -> Any:
+    """An int class index, or a list of indices for multi-hot / index-list targets."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        if value and all(v in (0, 1, 0.0, 1.0, True, False) for v in value) and len(value) > 1:
+            return [i for i, v in enumerate(value) if v]
+        return [int(v) for v in value]
+    return int(value)
+
+
+FORMAT = DataFormat(
+    name="callable",
+    open=CallableSplit,
+    properties={
+        "factory": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+                    "description": "module:attr of callable(**kwargs) -> dataset of (input, label)"},
+        "kwargs": {"type": "object"},
+    },
+    required=("factory",),
+    description="a map-style dataset of (input, label) returned by a factory",
+)
+
+
+@hookimpl
+def auditor_data_formats() -> list[DataFormat]:
+    return [FORMAT]

@@ -1,0 +1,81 @@
+"""``image_folder``: one sub-folder per class, as torchvision's ImageFolder reads it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from auditor import DataFormat, Split, SplitSpec, hookimpl
+
+#: torchvision's IMG_EXTENSIONS, so auditor sees exactly the files training sees.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def load_image(path: Path | str) -> Any:
+    """Decode like torchvision's default loader: PIL, converted to RGB."""
+    from PIL import Image
+
+    with open(path, "rb") as handle:
+        image = Image.open(handle)
+        return image.convert("RGB")
+
+
+class ImageFolderSplit(Split):
+    def __init__(self, spec: SplitSpec) -> None:
+        super().__init__(spec)
+        self.root = spec.path("root")
+        self._index: tuple[list[str], list[Path], list[int]] | None = None
+
+    def _scan(self) -> tuple[list[str], list[Path], list[int]]:
+        if self._index is None:
+            if not self.root.is_dir():
+                from auditor.errors import ManifestError
+
+                raise ManifestError(
+                    self.spec.resolver.manifest_path, f"{self.location}.root",
+                    "a folder with one sub-folder per class", f"{self.root} does not exist or is not a folder",
+                    line=self.spec.resolver.lines.line(f"{self.location}.root"),
+                )
+            with os.scandir(self.root) as entries:
+                classes = sorted(e.name for e in entries if e.is_dir(follow_symlinks=True))
+            paths: list[Path] = []
+            targets: list[int] = []
+            for index, name in enumerate(classes):
+                for dirpath, dirnames, filenames in os.walk(self.root / name, followlinks=True):
+                    dirnames.sort()
+                    for filename in sorted(filenames):
+                        if filename.lower().endswith(IMAGE_EXTENSIONS):
+                            paths.append(Path(dirpath, filename))
+                            targets.append(index)
+            self._index = (classes, paths, targets)
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._scan()[1])
+
+    def classes(self) -> list[str]:
+        return list(self._scan()[0])
+
+    def _read_targets(self) -> list[int]:
+        return self._scan()[2]
+
+    def paths(self) -> list[Path]:
+        return self._scan()[1]
+
+    def load(self, index: int) -> Any:
+        return load_image(self._scan()[1][index])
+
+
+FORMAT = DataFormat(
+    name="image_folder",
+    open=ImageFolderSplit,
+    properties={"root": {"type": "string", "description": "folder with one sub-folder per class"}},
+    required=("root",),
+    description="a folder with one sub-folder of images per class (torchvision ImageFolder)",
+)
+
+
+@hookimpl
+def auditor_data_formats() -> list[DataFormat]:
+    return [FORMAT]

@@ -1,0 +1,119 @@
+"""``csv``: a CSV or Parquet table with a path column and a label column (read with pandas)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditor import DataFormat, Split, SplitSpec, hookimpl
+from auditor.errors import ManifestError
+from auditor_plugins.formats.image_folder import load_image
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class TableSplit(Split):
+    def __init__(self, spec: SplitSpec) -> None:
+        super().__init__(spec)
+        config = spec.config
+        self.table_path = spec.path("path")
+        self.root = spec.path("root") if config.get("root") else self.table_path.parent
+        self.path_column = str(config.get("path_column", "path"))
+        self.label_column = str(config.get("label_column", "label"))
+        self.separator = config.get("label_separator")
+        self._loaded: tuple[list[str], list[Any], list[str]] | None = None
+
+    def _error(self, key: str, expected: str, found: str, hint: str = "") -> ManifestError:
+        full = f"{self.location}.{key}"
+        return ManifestError(self.spec.resolver.manifest_path, full, expected, found,
+                             line=self.spec.resolver.lines.line(full), hint=hint)
+
+    def _read(self) -> tuple[list[str], list[Any], list[str]]:
+        if self._loaded is not None:
+            return self._loaded
+        import pandas as pd
+
+        if not self.table_path.is_file():
+            raise self._error("path", "a CSV or Parquet file", f"{self.table_path} does not exist")
+        columns = [self.path_column, self.label_column]
+        try:
+            if self.table_path.suffix.lower() in PARQUET_SUFFIXES:
+                frame = pd.read_parquet(self.table_path, columns=columns)
+            else:
+                frame = pd.read_csv(self.table_path, usecols=columns, engine="c", low_memory=False)
+        except ValueError as exc:
+            header = _header(self.table_path)
+            raise self._error(
+                "label_column" if self.path_column in header else "path_column",
+                f"columns {columns}", f"columns {header} ({exc})",
+                hint="set path_column / label_column to the table's column names",
+            ) from exc
+        except ImportError as exc:
+            raise self._error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
+                              hint="pip install 'auditor[parquet]'") from exc
+        paths = frame[self.path_column].astype(str).tolist()
+        labels = frame[self.label_column]
+        if self.separator:
+            lists = [str(v).split(self.separator) if isinstance(v, str) and v else [] for v in labels]
+            classes = sorted({name.strip() for row in lists for name in row if name.strip()})
+            index = {name: i for i, name in enumerate(classes)}
+            targets: list[Any] = [[index[n.strip()] for n in row if n.strip()] for row in lists]
+        elif pd.api.types.is_integer_dtype(labels.dtype):
+            targets = labels.astype("int64").tolist()
+            top = int(labels.max()) if len(labels) else -1
+            classes = [str(i) for i in range(top + 1)]
+        else:
+            codes, uniques = pd.factorize(labels.astype(str), sort=True)
+            targets = codes.tolist()
+            classes = [str(u) for u in uniques]
+        self._loaded = (paths, targets, classes)
+        return self._loaded
+
+    def __len__(self) -> int:
+        return len(self._read()[0])
+
+    def classes(self) -> list[str]:
+        return list(self._read()[2])
+
+    def _read_targets(self) -> list[Any]:
+        return self._read()[1]
+
+    def paths(self) -> list[Path]:
+        root = self.root
+        return [Path(p) if Path(p).is_absolute() else root / p for p in self._read()[0]]
+
+    def load(self, index: int) -> Any:
+        raw = self._read()[0][index]
+        path = Path(raw) if Path(raw).is_absolute() else self.root / raw
+        return load_image(path)
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [c.strip() for c in handle.readline().strip().split(",")]
+    except OSError:
+        return []
+
+
+FORMAT = DataFormat(
+    name="csv",
+    open=TableSplit,
+    properties={
+        "path": {"type": "string", "description": "the table: .csv, or .parquet/.pq"},
+        "root": {"type": "string", "description": "base folder for relative image paths (default: the table's folder)"},
+        "path_column": {"type": "string", "default": "path"},
+        "label_column": {"type": "string", "default": "label"},
+        "label_separator": {
+            "type": "string", "minLength": 1,
+            "description": "multilabel: labels in one cell separated by this string, e.g. '|'",
+        },
+    },
+    required=("path",),
+    description="a CSV or Parquet table of image paths and labels (string or integer labels)",
+)
+
+
+@hookimpl
+def auditor_data_formats() -> list[DataFormat]:
+    return [FORMAT]
