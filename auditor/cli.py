@@ -176,6 +176,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
     from auditor.console import make_console
+    from auditor.explain import explanation_markdown
     from auditor.plugins import load_registry
 
     registry = load_registry()
@@ -189,16 +190,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             f"{args.code!r}" + (f"; did you mean {close[0]}?" if close else "")
         )
     audit = registry.audit_for_code(code)
-    out = make_console()
-    out.print(Markdown(explanation_markdown(code, info, audit.name if audit else "?")))
+    text = explanation_markdown(info, audit.name if audit else "?")
+    if sys.stdout.isatty():
+        make_console().print(Markdown(text))
+    else:
+        sys.stdout.write(text)  # plain Markdown when piped: the exact text docs/codes.md shows
     return 0
-
-
-def explanation_markdown(code: str, info: object, audit_name: str) -> str:
-    """The text ``auditor explain`` prints; docs/codes.md is generated from the same."""
-    return (f"# {code}: {info.title}\n\n"  # type: ignore[attr-defined]
-            f"*audit* `{audit_name}`, *default severity* **{info.severity.value}**\n\n"  # type: ignore[attr-defined]
-            f"{info.explanation.strip()}\n")  # type: ignore[attr-defined]
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

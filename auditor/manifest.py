@@ -111,14 +111,14 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
 
 
 def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
-    errors = validate_against(load_schema("manifest"), manifest.raw, manifest, "")
-    if errors:
-        # Later layers assume the overall shape is right; report the shape first.
-        yield from errors
-        return
+    yield from validate_against(load_schema("manifest"), manifest.raw, manifest, "")
+    # The deeper layers run on whatever part of the shape is sound, so one pass reports all.
     formats = registry.data_formats
-    for split_name, split in manifest.data.items():
+    data = manifest.raw.get("data")
+    for split_name, split in (data.items() if isinstance(data, Mapping) else ()):
         key = f"data.{split_name}"
+        if not isinstance(split, Mapping) or not isinstance(split.get("format"), str):
+            continue  # already reported by the manifest schema
         fmt = formats.get(split["format"])
         if fmt is None:
             yield manifest.error(
@@ -129,16 +129,18 @@ def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
         yield from validate_against(fmt.schema(), split, manifest, key)
     audits = registry.audits
     selected = manifest.raw.get("audits")
-    for audit_name, options in (selected or {}).items():
+    for audit_name, options in (selected.items() if isinstance(selected, Mapping) else ()):
         key = f"audits.{audit_name}"
         audit = audits.get(audit_name)
         if audit is None:
-            yield manifest.error(
-                key, f"one of the installed audits {sorted(audits)}", repr(audit_name),
-                hint=_suggest(audit_name, audits) or "`auditor list` shows installed audits",
-            )
+            broken = next((b for b in registry.broken if b.name == audit_name), None)
+            hint = (f"plugin {broken.name!r} from {broken.distribution!r} failed to load: {broken.error}"
+                    if broken else _suggest(audit_name, audits) or "`auditor list` shows installed audits")
+            yield manifest.error(key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint)
             continue
         options = {} if options is None else options
+        if not isinstance(options, Mapping):
+            continue  # already reported by the manifest schema
         problems = validate_against(audit.options_schema, options, manifest, key)
         yield from problems
         if not problems:
