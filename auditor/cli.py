@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("name", nargs="?", default="manifest", choices=["manifest", "report"])
 
+    new_plugin = sub.add_parser("new-plugin", help="create a third-party plugin package (audit, tests, entry point)")
+    new_plugin.add_argument("name", metavar="NAME", help="plugin name, e.g. image-stats (package auditor-image-stats)")
+    new_plugin.add_argument("--output-dir", type=Path, default=Path("."), metavar="DIR",
+                            help="where the package folder is created (default: the current folder)")
+    new_plugin.add_argument("--prefix", metavar="XX", help="finding-code prefix, 2-4 capitals (default: from NAME)")
+
     report = sub.add_parser("report", help="re-render a saved JSON report in other formats")
     report.add_argument("report", type=Path, metavar="REPORT_JSON")
     report.add_argument("--format", action="append", metavar="FORMAT", required=True)
@@ -97,7 +103,7 @@ def _escape(text: str) -> str:
 def _dispatch(args: argparse.Namespace) -> int:
     handler = {
         "run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "explain": _cmd_explain,
-        "schema": _cmd_schema, "report": _cmd_report,
+        "schema": _cmd_schema, "report": _cmd_report, "new-plugin": _cmd_new_plugin,
     }[args.command]
     return handler(args)
 
@@ -218,6 +224,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for name, path in written:
         if name in formats:
             out.print(f"[dim]{name} report:[/dim] {_escape(str(path))}")
+    return 0
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from auditor._scaffold import scaffold
+    from auditor.console import make_console
+    from auditor.plugins import load_registry
+
+    taken = {audit.prefix for audit in load_registry().audits.values()}
+    names, target, written = scaffold(args.name, args.output_dir, prefix=args.prefix, taken_prefixes=taken)
+    out = make_console()
+    out.print(f"created {_escape(str(target))} ({len(written)} files): distribution {names.dist}, "
+              f"package {names.package}, audit {names.audit}, codes {names.prefix}001...")
+    out.print(_escape(f"next: cd {target} && pip install -e '.[test]' && pytest"))
     return 0
 
 
