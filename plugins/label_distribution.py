@@ -289,7 +289,8 @@ def _coverage_and_drift(ctx: AuditContext, counts: dict[str, dict[str, int]]) ->
                 name: {c: round(n / max(1, sum(table.values())), 4) for c, n in table.items()}
                 for name, table in (("train", train_counts), (split.name, eval_counts))
             }
-            worst = max(set(train_counts) | set(eval_counts),
+            # sorted: on a tie the same class is named every run (set order varies per process)
+            worst = max(sorted(set(train_counts) | set(eval_counts)),
                         key=lambda c: abs(proportions["train"].get(c, 0) - proportions[split.name].get(c, 0)))
             yield ctx.finding(
                 "LD003", f"class proportions of '{split.name}' differ from 'train': total variation distance "
