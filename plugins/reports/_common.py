@@ -1,0 +1,141 @@
+"""What every report format derives the same way from the JSON report.
+
+Renderers only see the saved report (``auditor report report.json --format X``
+re-renders a run later), so everything here reads plain dicts defensively:
+a report written by an older version or a third-party audit's odd evidence
+must still render.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = [
+    "SEVERITY_ORDER", "severity_rank", "sorted_findings", "verdict", "manifest_path", "manifest_dir",
+    "display_path", "finding_line", "reaches", "fingerprint", "explanation_summary", "plain_markdown",
+    "audit_codes",
+]
+
+#: Most severe first: the order findings are listed in every format.
+SEVERITY_ORDER = ("error", "warning", "info")
+_RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
+
+
+def severity_rank(severity: Any) -> int:
+    return _RANK.get(str(severity), 0)
+
+
+def reaches(severity: Any, fail_on: Any) -> bool:
+    """True when a finding of ``severity`` makes the run fail under ``fail_on``."""
+    threshold = _RANK.get(str(fail_on or "error"), _RANK["error"])
+    return severity_rank(severity) >= threshold
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def sorted_findings(findings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Most severe first, then by code, location and message: the same order on every render."""
+    return sorted(
+        (f for f in findings if isinstance(f, Mapping)),
+        key=lambda f: (-severity_rank(f.get("severity")), _text(f.get("code")), _text(f.get("location")),
+                       _text(f.get("message")), _text(f.get("hint"))),
+    )
+
+
+def verdict(report: Mapping[str, Any]) -> tuple[str, str]:
+    """``(word, sentence)`` for the run: passed, failed or errored, and why."""
+    code = report.get("exit_code")
+    fail_on = report.get("fail_on") or "error"
+    if code == 0:
+        return "passed", f"no finding at or above fail_on={fail_on}"
+    if code == 1:
+        return "failed", f"findings at or above fail_on={fail_on}"
+    crashed = [a.get("name", "?") for a in report.get("audits") or [] if a.get("status") == "errored"]
+    if crashed:
+        return "errored", "audits crashed: " + ", ".join(sorted(map(str, crashed)))
+    return "errored", f"exit code {code}"
+
+
+def manifest_path(report: Mapping[str, Any]) -> Path | None:
+    raw = (report.get("manifest") or {}).get("path")
+    return Path(raw) if raw else None
+
+
+def manifest_dir(report: Mapping[str, Any]) -> Path:
+    """The folder paths in evidence are relative to (the manifest's folder)."""
+    path = manifest_path(report)
+    return path.parent if path is not None else Path(".")
+
+
+def display_path(path: Path | None, base: str | os.PathLike[str] | None = None) -> str:
+    """``path`` relative to ``base`` (default: $GITHUB_WORKSPACE, else the current folder) when
+    it lies under it, else absolute; always with forward slashes.
+
+    GitHub annotations and code scanning want repository-relative paths, and CI
+    runs from the repository root, so that is what the default base gives.
+    """
+    if path is None:
+        return ""
+    base = Path(base or os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
+    try:
+        return PurePosixPath(Path(os.path.abspath(path)).relative_to(os.path.abspath(base))).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def finding_line(report: Mapping[str, Any], finding: Mapping[str, Any]) -> int | None:
+    """Manifest line of the key a finding concerns, from the report's ``lines`` map."""
+    lines = report.get("lines") or {}
+    location = finding.get("location") or ""
+    line = lines.get(location) if isinstance(lines, Mapping) else None
+    return line if isinstance(line, int) and line > 0 else None
+
+
+#: Evidence keys that name *what* a finding is about (not how bad it is), so a
+#: fingerprint survives counts changing between runs.
+_SUBJECT_KEYS = ("split", "split_a", "split_b", "class", "direction", "problem", "pipeline", "module")
+
+
+def fingerprint(finding: Mapping[str, Any], manifest_name: str = "") -> str:
+    """A stable identity of a finding across runs: code, location and subject, not the numbers."""
+    evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
+    subject = [f"{k}={evidence[k]}" for k in _SUBJECT_KEYS if isinstance(evidence.get(k), (str, int))]
+    key = "\x1f".join([manifest_name, _text(finding.get("code")), _text(finding.get("location")), *subject])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+_MD_MARKS = re.compile(r"\*\*|__|`")
+_MD_HEADING = re.compile(r"^\*\*(.+?)\*\*\s*", re.S)
+
+
+def plain_markdown(text: str) -> str:
+    """Markdown emphasis and code marks removed: for plain-text fields (SARIF, JUnit, tooltips)."""
+    return _MD_MARKS.sub("", text).strip()
+
+
+def explanation_summary(explanation: str) -> str:
+    """The 'what it means' paragraph of an explanation, as plain text without its bold lead-in."""
+    for paragraph in re.split(r"\n\s*\n", explanation.strip()):
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            return plain_markdown(_MD_HEADING.sub("", paragraph, count=1))
+    return ""
+
+
+def audit_codes(report: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Codes each audit checked (declared by the audit, plus any it reported), sorted."""
+    codes: dict[str, set[str]] = {}
+    for audit in report.get("audits") or []:
+        if isinstance(audit, Mapping) and audit.get("name"):
+            codes.setdefault(str(audit["name"]), set()).update(str(c) for c in audit.get("codes") or [])
+    for finding in report.get("findings") or []:
+        if isinstance(finding, Mapping) and finding.get("audit") and finding.get("code"):
+            codes.setdefault(str(finding["audit"]), set()).add(str(finding["code"]))
+    return {name: sorted(found) for name, found in codes.items()}

@@ -1,0 +1,299 @@
+"""Inline SVG charts drawn in Python: readable without JavaScript, network or fonts.
+
+Every function takes plain numbers and labels and returns one ``<svg>`` string.
+All text goes through :func:`_esc` (labels are class names, layer names and
+split names: user-controlled), numbers are formatted with a fixed precision so
+the same data gives the same bytes, and non-finite or non-positive values are
+drawn as marked exceptions instead of breaking the scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+from typing import NamedTuple
+
+__all__ = ["Series", "Segment", "PALETTE", "grouped_bars", "stacked_bars", "log_bars", "line_chart",
+           "interval_chart", "fmt_number"]
+
+#: Colour-blind-safe (Okabe-Ito) series colours.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+_BAD = "#C0392B"
+_AXIS = "#8a8f98"
+_TEXT = "#1f2328"
+_LABEL_W = 190
+_WIDTH = 720
+_FONT = 'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif" font-size="11"'
+
+
+class Series(NamedTuple):
+    name: str
+    values: Sequence[float | None]
+
+
+class Segment(NamedTuple):
+    name: str
+    colour: str
+
+
+def _esc(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _f(x: float) -> str:
+    """Coordinates with one decimal: fixed text for fixed input."""
+    text = f"{x:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def fmt_number(value: float | None) -> str:
+    """Short human form: 1234567 -> 1.23M, 0.000123 -> 1.23e-04."""
+    if value is None or not isinstance(value, (int, float)):
+        return "n/a"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    magnitude = abs(value)
+    if value == int(value) and magnitude < 10_000:
+        return str(int(value))
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if magnitude >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    if magnitude >= 0.01:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _short(label: str, limit: int = 30) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "\u2026"
+
+
+def _svg(width: float, height: float, title: str, body: list[str]) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{_f(width)}" '
+            f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" {_FONT} aria-label="{_esc(title)}">'
+            f"<title>{_esc(title)}</title>" + "".join(body) + "</svg>")
+
+
+def _text(x: float, y: float, text: str, anchor: str = "start", fill: str = _TEXT, extra: str = "") -> str:
+    return (f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" fill="{fill}"{extra}>'
+            f"{_esc(text)}</text>")
+
+
+def _label(x: float, y: float, label: str) -> str:
+    """A row label, shortened, with the full text as a tooltip."""
+    return (f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="end" fill="{_TEXT}">'
+            f"<title>{_esc(label)}</title>{_esc(_short(label))}</text>")
+
+
+def _legend(entries: Sequence[tuple[str, str]], y: float = 12) -> list[str]:
+    body, x = [], float(_LABEL_W)
+    for name, colour in entries:
+        body.append(f'<rect x="{_f(x)}" y="{_f(y - 9)}" width="10" height="10" fill="{colour}"/>')
+        body.append(_text(x + 14, y, _short(name, 24)))
+        x += 26 + 6.5 * min(len(name), 24)
+    return body
+
+
+def grouped_bars(title: str, categories: Sequence[str], series: Sequence[Series], note: str = "") -> str:
+    """One row per category, one bar per series (e.g. class counts per split), linear scale."""
+    bar_h, gap = 9, 7
+    row_h = bar_h * max(1, len(series)) + gap
+    top, plot_w = 26, _WIDTH - _LABEL_W - 60
+    values = [v for s in series for v in s.values if _finite(v)]
+    peak = max([v for v in values if v > 0], default=1.0)
+    height = top + row_h * len(categories) + 24
+    body = _legend([(s.name, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)])
+    for row, category in enumerate(categories):
+        y0 = top + row * row_h
+        body.append(_label(_LABEL_W - 8, y0 + row_h / 2 + 1, category))
+        for i, s in enumerate(series):
+            value = s.values[row] if row < len(s.values) else None
+            y = y0 + i * bar_h
+            if not _finite(value):
+                body.append(_text(_LABEL_W + 2, y + bar_h - 1, "n/a", fill=_AXIS))
+                continue
+            width = max(0.0, float(value)) / peak * plot_w
+            colour = PALETTE[i % len(PALETTE)]
+            body.append(f'<rect x="{_LABEL_W}" y="{_f(y)}" width="{_f(width)}" height="{bar_h - 1}" '
+                        f'fill="{colour}"><title>{_esc(f"{category} in {s.name}: {fmt_number(value)}")}'
+                        "</title></rect>")
+            body.append(_text(_LABEL_W + width + 4, y + bar_h - 1, fmt_number(value), fill=_AXIS))
+    body.append(f'<line x1="{_LABEL_W}" y1="{top - 3}" x2="{_LABEL_W}" y2="{_f(height - 22)}" stroke="{_AXIS}"/>')
+    if note:
+        body.append(_text(_LABEL_W, height - 6, note, fill=_AXIS))
+    return _svg(_WIDTH, height, title, body)
+
+
+def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], segments: Sequence[Segment],
+                 note: str = "") -> str:
+    """One bar per row split into segments (e.g. trainable and frozen parameters per module)."""
+    bar_h, top, plot_w = 16, 26, _WIDTH - _LABEL_W - 110
+    totals = [sum(v for v in values if _finite(v) and v > 0) for _, values in rows]
+    peak = max(totals, default=0.0) or 1.0
+    height = top + 22 * len(rows) + 24
+    body = _legend([(s.name, s.colour) for s in segments])
+    for row, ((label, values), total) in enumerate(zip(rows, totals)):
+        y = top + row * 22
+        body.append(_label(_LABEL_W - 8, y + 12, label))
+        x = float(_LABEL_W)
+        parts = []
+        for segment, value in zip(segments, values):
+            if not _finite(value) or value <= 0:
+                parts.append(f"{segment.name} 0")
+                continue
+            width = value / peak * plot_w
+            body.append(f'<rect x="{_f(x)}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{segment.colour}">'
+                        f"<title>{_esc(f'{label}: {fmt_number(value)} {segment.name}')}</title></rect>")
+            x += width
+            parts.append(f"{segment.name} {fmt_number(value)}")
+        body.append(_text(x + 4, y + 12, " / ".join(parts) if total else "no parameters", fill=_AXIS))
+    if note:
+        body.append(_text(_LABEL_W, height - 6, note, fill=_AXIS))
+    return _svg(_WIDTH, height, title, body)
+
+
+def _decades(low: float, high: float) -> tuple[int, int]:
+    lo, hi = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    return lo, hi if hi > lo else lo + 1
+
+
+def log_bars(title: str, rows: Sequence[tuple[str, float | None]], note: str = "") -> str:
+    """Horizontal bars on a log10 axis (e.g. gradient norm per parameter).
+
+    Zero and non-finite values cannot sit on a log axis: they get a red marker
+    and their value written out, so a dead or exploding layer stands out.
+    """
+    bar_h, top, plot_w = 11, 30, _WIDTH - _LABEL_W - 70
+    positive = [float(v) for _, v in rows if _finite(v) and v > 0]
+    lo, hi = _decades(min(positive, default=1e-3), max(positive, default=1.0))
+    span = hi - lo
+
+    def x_of(value: float) -> float:
+        return _LABEL_W + (math.log10(value) - lo) / span * plot_w
+
+    height = top + (bar_h + 3) * len(rows) + 30
+    body = [_text(_LABEL_W, 12, "log10 scale; red: zero or non-finite", fill=_AXIS)]
+    for decade in range(lo, hi + 1):
+        x = _LABEL_W + (decade - lo) / span * plot_w
+        body.append(f'<line x1="{_f(x)}" y1="{top - 6}" x2="{_f(x)}" y2="{_f(height - 26)}" stroke="#e3e6ea"/>')
+        body.append(_text(x, height - 14, f"1e{decade}", anchor="middle", fill=_AXIS))
+    for row, (label, value) in enumerate(rows):
+        y = top + row * (bar_h + 3)
+        body.append(_label(_LABEL_W - 8, y + bar_h - 2, label))
+        if _finite(value) and value > 0:
+            width = max(1.0, x_of(float(value)) - _LABEL_W)
+            body.append(f'<rect x="{_LABEL_W}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{PALETTE[0]}">'
+                        f"<title>{_esc(f'{label}: {fmt_number(value)}')}</title></rect>")
+            body.append(_text(_LABEL_W + width + 4, y + bar_h - 2, fmt_number(value), fill=_AXIS))
+        else:
+            body.append(f'<rect x="{_LABEL_W}" y="{y}" width="4" height="{bar_h}" fill="{_BAD}"/>')
+            body.append(_text(_LABEL_W + 8, y + bar_h - 2, fmt_number(value), fill=_BAD))
+    if note:
+        body.append(_text(_LABEL_W, height - 2, note, fill=_AXIS))
+    return _svg(_WIDTH, height, title, body)
+
+
+def line_chart(title: str, series: Sequence[Series], x_label: str = "step", y_label: str = "") -> str:
+    """Lines over their index (e.g. loss per step); non-finite points break the line and are marked."""
+    left, top, width, height = 60, 26, _WIDTH - 80, 200
+    points = [float(v) for s in series for v in s.values if _finite(v)]
+    low, high = min(points, default=0.0), max(points, default=1.0)
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+    low = min(low, 0.0) if low >= 0 and low < (high - low) else low
+    longest = max((len(s.values) for s in series), default=1)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (i / max(1, longest - 1)) * width
+        return x, top + height - (v - low) / (high - low) * height
+
+    body = _legend([(s.name, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)])
+    for k in range(5):
+        value = low + (high - low) * k / 4
+        _, y = xy(0, value)
+        body.append(f'<line x1="{left}" y1="{_f(y)}" x2="{left + width}" y2="{_f(y)}" stroke="#e3e6ea"/>')
+        body.append(_text(left - 6, y + 4, fmt_number(round(value, 6)), anchor="end", fill=_AXIS))
+    for i, s in enumerate(series):
+        colour, runs, run = PALETTE[i % len(PALETTE)], [], []
+        for step, value in enumerate(s.values):
+            if _finite(value):
+                run.append(xy(step, float(value)))
+                continue
+            if run:
+                runs.append(run)
+            run = []
+            x, _ = xy(step, high)
+            tip = _esc(f"{s.name} step {step}: {fmt_number(value)}")
+            body.append(f'<text x="{_f(x)}" y="{top - 2}" text-anchor="middle" fill="{_BAD}" font-size="14">'
+                        f"<title>{tip}</title>\u00d7</text>")
+        if run:
+            runs.append(run)
+        for part in runs:
+            path = " ".join(f"{_f(x)},{_f(y)}" for x, y in part)
+            body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            for x, y in part if len(part) <= 60 else ():
+                body.append(f'<circle cx="{_f(x)}" cy="{_f(y)}" r="2.5" fill="{colour}"/>')
+    body.append(f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="{_AXIS}"/>')
+    body.append(_text(left, top + height + 14, "0", anchor="middle", fill=_AXIS))
+    body.append(_text(left + width, top + height + 14, str(max(0, longest - 1)), anchor="middle", fill=_AXIS))
+    body.append(_text(left + width / 2, top + height + 26, x_label, anchor="middle", fill=_AXIS))
+    if y_label:
+        body.append(_text(12, top + height / 2, y_label, anchor="middle", fill=_AXIS,
+                          extra=f' transform="rotate(-90 12 {_f(top + height / 2)})"'))
+    return _svg(_WIDTH, top + height + 34, title, body)
+
+
+class Interval(NamedTuple):
+    label: str
+    measured_mean: float | None
+    measured_std: float | None
+    expected_mean: float | None
+    expected_std: float | None
+
+
+def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
+    """Measured mean +- std against expected mean +- std per row (e.g. per input channel)."""
+    top, row_h, plot_w = 30, 26, _WIDTH - _LABEL_W - 40
+    ends: list[float] = []
+    for r in rows:
+        for mean, std in ((r.measured_mean, r.measured_std), (r.expected_mean, r.expected_std)):
+            if _finite(mean):
+                spread = abs(std) if _finite(std) else 0.0
+                ends += [mean - spread, mean + spread]
+    low, high = min(ends, default=-1.0), max(ends, default=1.0)
+    low, high = min(low, 0.0), max(high, 0.0)
+    if high - low < 1e-9:
+        low, high = low - 1, high + 1
+
+    def x_of(value: float) -> float:
+        return _LABEL_W + (value - low) / (high - low) * plot_w
+
+    height = top + row_h * len(rows) + 34
+    body = _legend([("measured mean \u00b1 std", PALETTE[0]), ("expected mean \u00b1 std", PALETTE[1])])
+    for k in range(5):
+        value = low + (high - low) * k / 4
+        body.append(f'<line x1="{_f(x_of(value))}" y1="{top - 6}" x2="{_f(x_of(value))}" y2="{_f(height - 28)}" '
+                    'stroke="#e3e6ea"/>')
+        body.append(_text(x_of(value), height - 16, fmt_number(round(value, 4)), anchor="middle", fill=_AXIS))
+    for row, r in enumerate(rows):
+        y = top + row * row_h
+        body.append(_label(_LABEL_W - 8, y + 12, r.label))
+        for offset, mean, std, colour, dash in ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
+                                                (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"')):
+            if not _finite(mean):
+                continue
+            spread = abs(std) if _finite(std) else 0.0
+            tip = f"{r.label}: mean {fmt_number(mean)}, std {fmt_number(std) if _finite(std) else 'n/a'}"
+            body.append(f'<line x1="{_f(x_of(mean - spread))}" y1="{y + offset}" x2="{_f(x_of(mean + spread))}" '
+                        f'y2="{y + offset}" stroke="{colour}" stroke-width="2"{dash}/>')
+            body.append(f'<circle cx="{_f(x_of(mean))}" cy="{y + offset}" r="4" fill="{colour}">'
+                        f"<title>{_esc(tip)}</title></circle>")
+    if note:
+        body.append(_text(_LABEL_W, height - 2, note, fill=_AXIS))
+    return _svg(_WIDTH, height, title, body)

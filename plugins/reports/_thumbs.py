@@ -1,0 +1,101 @@
+"""Small inline thumbnails of leaked pairs for the HTML report.
+
+Evidence of the split_leakage findings lists ``pairs`` of samples whose
+``path`` is relative to the manifest's folder (absolute when outside it, None
+for in-memory samples). Each is read with PIL, shrunk to at most ``size``
+pixels and embedded as a ``data:`` URI, so the report stays one file. A file
+that is gone, unreadable or not an image becomes a placeholder: re-rendering an
+old report after the data moved must still work.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["Thumb", "PairView", "pair_views", "MAX_PAIRS", "THUMB_PX"]
+
+MAX_PAIRS = 12
+THUMB_PX = 64
+#: Images above this many pixels are not decoded for a thumbnail (decompression bombs, huge scans).
+_MAX_SOURCE_PIXELS = 64_000_000
+
+
+class Thumb(NamedTuple):
+    split: str
+    label: str
+    path: str
+    uri: str  # data: URI, or "" for the placeholder
+    problem: str  # why there is no image
+
+
+class PairView(NamedTuple):
+    a: Thumb
+    b: Thumb
+    distance: str
+    note: str
+
+
+def _data_uri(path: Path, size: int) -> tuple[str, str]:
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return "", "pillow is not installed"
+    if not path.is_file():
+        return "", "file not found"
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > _MAX_SOURCE_PIXELS:
+                return "", f"too large to preview ({image.width}x{image.height})"
+            image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            image.thumbnail((size, size))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=80, optimize=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a placeholder
+        return "", f"not readable as an image ({type(exc).__name__})"
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
+
+
+def _thumb(sample: Any, base: Path, size: int) -> Thumb:
+    if not isinstance(sample, Mapping):
+        return Thumb("?", "", "?", "", "no sample in the evidence")
+    split = str(sample.get("split", "?"))
+    label = "" if sample.get("label") is None else str(sample.get("label"))
+    raw = sample.get("path")
+    if not raw:
+        index = sample.get("index", "?")
+        return Thumb(split, label, f"{split}[{index}]", "", "in-memory sample, no file to show")
+    path = Path(str(raw))
+    uri, problem = _data_uri(path if path.is_absolute() else base / path, size)
+    return Thumb(split, label, str(raw), uri, problem)
+
+
+def pair_views(evidence: Any, base: Path, *, limit: int = MAX_PAIRS, size: int = THUMB_PX) -> list[PairView]:
+    """The first ``limit`` pairs of a finding's evidence as thumbnails (evidence lists closest first)."""
+    if not isinstance(evidence, Mapping):
+        return []
+    pairs = evidence.get("pairs")
+    if not isinstance(pairs, Sequence) or isinstance(pairs, str):
+        return []
+    views = []
+    for pair in pairs[:limit]:
+        if isinstance(pair, Mapping):
+            a, b = pair.get("a"), pair.get("b")
+            distance = pair.get("distance")
+            notes = [str(pair["kind"])] if pair.get("kind") else []
+            if pair.get("mirrored"):
+                notes.append("mirrored")
+            if isinstance(pair.get("similarity"), (int, float)):
+                notes.append(f"similarity {pair['similarity']:.4f}")
+        elif isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2:
+            a, b = ({"path": pair[0]}, {"path": pair[1]})  # the SPEC's short form: [path_a, path_b]
+            distance, notes = None, []
+        else:
+            continue
+        views.append(PairView(_thumb(a, base, size), _thumb(b, base, size),
+                              "" if distance is None else str(distance), ", ".join(notes)))
+    return views
