@@ -1,0 +1,309 @@
+"""Batches for gradient_probe: device choice, RNG isolation, a fault-tolerant loader, targets.
+
+Only imported from inside the audit's ``run`` (never at plugin import time), so
+importing torch at module level here does not slow ``auditor validate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = [
+    "pick_device", "isolated_rng", "Batch", "BatchStream", "TargetPlan", "loss_kind", "plan_targets",
+    "float_targets", "to_device", "call_model", "output_tensor", "describe_shape",
+]
+
+#: How a loss consumes model outputs and targets.
+#:   index: class indices (CrossEntropyLoss: logits; NLLLoss: log-probabilities)
+#:   binary_*: float targets shaped like the output (BCEWithLogitsLoss: logits; BCELoss: probabilities)
+#:   other: a custom loss; class indices first, float targets shaped like the output as a fallback
+LOGIT_LOSSES = {"CrossEntropyLoss": "ce", "BCEWithLogitsLoss": "bce_logits", "MultiLabelSoftMarginLoss": "bce_logits"}
+PROBABILITY_LOSSES = {"NLLLoss": "nll", "BCELoss": "bce_probs"}
+
+
+def pick_device(requested: str) -> tuple[torch.device, str]:
+    """The device to probe on and a note when the request could not be honoured."""
+    has_cuda = torch.cuda.is_available()
+    if requested == "cpu" or (requested == "auto" and not has_cuda):
+        return torch.device("cpu"), ""
+    if not has_cuda:
+        return torch.device("cpu"), "device 'cuda' was requested but CUDA is not available here; probed on cpu"
+    return torch.device("cuda", torch.cuda.current_device()), ""
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch, numpy and random for the probe and give the caller its RNG state back afterwards."""
+    import numpy as np
+
+    saved_torch = torch.get_rng_state()
+    saved_numpy = np.random.get_state()
+    saved_random = random.getstate()
+    saved_cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(saved_torch)
+        np.random.set_state(saved_numpy)
+        random.setstate(saved_random)
+        if saved_cuda is not None:
+            torch.cuda.set_rng_state_all(saved_cuda)
+
+
+class _SafeSamples:
+    """Transformed samples; a sample that fails to load becomes a recorded failure, not a crash."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[bool, Any, Any]:
+        try:
+            value, target = self.dataset[index]
+        except Exception as exc:  # noqa: BLE001 - a corrupt sample is data, not a probe crash
+            return False, index, f"{type(exc).__name__}: {exc}"
+        return True, value, target
+
+
+def collate(items: Sequence[tuple[bool, Any, Any]]) -> tuple[Any, list[Any], list[tuple[int, str]]]:
+    """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on."""
+    from torch.utils.data import default_collate
+
+    good = [(value, target) for ok, value, target in items if ok]
+    failures = [(index, message) for ok, index, message in items if not ok]
+    if not good:
+        return None, [], failures
+    return default_collate([value for value, _ in good]), [target for _, target in good], failures
+
+
+@dataclass
+class Batch:
+    inputs: Any
+    targets: list[Any]
+    load_s: float
+
+
+@dataclass
+class BatchStream:
+    """Endless shuffled batches from a split (a new epoch starts when one runs out)."""
+
+    dataset: Any
+    batch_size: int
+    num_workers: int
+    seed: int
+    pin_memory: bool = False
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    _iterator: Any = None
+    _loader: Any = None
+
+    def _make_loader(self, timeout_s: float) -> Any:
+        from torch.utils.data import DataLoader
+
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            _SafeSamples(self.dataset), batch_size=self.batch_size, shuffle=True, generator=generator,
+            num_workers=self.num_workers, collate_fn=collate, pin_memory=self.pin_memory,
+            # A worker stuck on one sample must not hang the probe past its budget.
+            timeout=max(1.0, timeout_s) if self.num_workers else 0,
+        )
+
+    def next(self, timeout_s: float) -> Batch:
+        """The next batch with at least one sample; raises RuntimeError when none can be loaded."""
+        started = time.perf_counter()
+        empty_in_a_row = 0
+        while True:
+            if self._iterator is None:
+                self._loader = self._loader or self._make_loader(timeout_s)
+                self._iterator = iter(self._loader)
+            try:
+                inputs, targets, failures = next(self._iterator)
+            except StopIteration:
+                self._iterator = None
+                continue
+            self.failures.extend(failures)
+            if inputs is not None:
+                return Batch(inputs, targets, time.perf_counter() - started)
+            empty_in_a_row += 1
+            if empty_in_a_row >= 3:
+                shown = "; ".join(f"sample {i}: {m}" for i, m in self.failures[:3])
+                raise RuntimeError(f"no sample of 3 consecutive batches could be loaded ({shown})")
+
+    def close(self) -> None:
+        # Dropping the iterator shuts worker processes down now rather than at garbage collection.
+        self._iterator = None
+        self._loader = None
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+def call_model(model: Any, inputs: Any) -> Any:
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (list, tuple)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def output_tensor(output: Any) -> tuple[torch.Tensor | None, str]:
+    """The logits tensor inside whatever the model returned, and how it was found."""
+    if isinstance(output, torch.Tensor):
+        return output, ""
+    if isinstance(output, dict) or hasattr(output, "logits"):
+        for key in ("logits", "out"):
+            value = output.get(key) if isinstance(output, dict) else getattr(output, key, None)
+            if isinstance(value, torch.Tensor):
+                return value, f"used the model output's '{key}'"
+    if isinstance(output, (list, tuple)) and output and isinstance(output[0], torch.Tensor):
+        return output[0], f"the model returned a {type(output).__name__}; used its first element"
+    return None, f"the model returned {type(output).__name__}, not a tensor"
+
+
+def describe_shape(value: Any) -> str:
+    return str(list(value.shape)) if hasattr(value, "shape") else type(value).__name__
+
+
+def loss_kind(loss: Any) -> str:
+    """ce | nll | bce_logits | bce_probs | other, by the loss's class (or its torch base class)."""
+    for cls in type(loss).__mro__:
+        if cls.__module__.startswith("torch.nn"):
+            kind = LOGIT_LOSSES.get(cls.__name__) or PROBABILITY_LOSSES.get(cls.__name__)
+            if kind:
+                return kind
+    return "other"
+
+
+@dataclass
+class TargetPlan:
+    """Targets for one batch, or why the output cannot fit them (GP010)."""
+
+    targets: Any = None
+    #: GP010 message; with ``fatal`` the loss cannot be computed and the probe stops.
+    problem: str = ""
+    fatal: bool = False
+    note: str = ""
+
+
+def _label_range(raw: list[Any], multilabel: bool) -> tuple[int, int]:
+    values = [int(v) for row in raw for v in row] if multilabel else [int(v) for v in raw]
+    return (min(values), max(values)) if values else (0, -1)
+
+
+def _multi_hot(raw: list[Any], width: int, device: torch.device) -> torch.Tensor:
+    hot = torch.zeros(len(raw), width)
+    for row, labels in enumerate(raw):
+        for label in labels:
+            hot[row, int(label)] = 1.0
+    return hot.to(device)
+
+
+def plan_targets(raw: list[Any], output: torch.Tensor, kind: str, num_classes: int | None,
+                 class_source: str, device: torch.device) -> TargetPlan:
+    """Targets shaped as ``kind``'s loss expects them for ``output``, or the GP010 mismatch.
+
+    ``num_classes`` is the task's class count (``class_source`` says where it came from);
+    a different output width is reported but not fatal when every label still fits.
+    """
+    multilabel = bool(raw) and isinstance(raw[0], (list, tuple))
+    out_shape = describe_shape(output)
+    batch = len(raw)
+    if output.ndim == 0 or output.shape[0] != batch:
+        return TargetPlan(problem=f"the model output {out_shape} has no batch dimension of {batch} "
+                          f"(the batch holds {batch} samples)", fatal=True)
+    low, high = _label_range(raw, multilabel)
+    width = int(output.shape[1]) if output.ndim >= 2 else 1
+    labels = (f"targets [{batch}] with labels {low}..{high}" if not multilabel
+              else f"multilabel targets for {batch} samples with label indices {low}..{high}")
+    if low < 0:
+        return TargetPlan(problem=f"{labels}: negative labels cannot index the output {out_shape}", fatal=True)
+    if kind in ("ce", "nll") or (kind == "other" and not multilabel):
+        if output.ndim != 2:
+            if kind == "other":
+                return float_targets(raw, output, multilabel, device, labels)
+            return TargetPlan(problem=f"the model output {out_shape} is not [batch, classes] logits, which "
+                              f"{'CrossEntropyLoss' if kind == 'ce' else 'NLLLoss'} needs with {labels}",
+                              fatal=True)
+        if high >= width:
+            return TargetPlan(problem=f"the model output {out_shape} has {width} class output"
+                              f"{'s' if width != 1 else ''} but the {labels} need at least {high + 1}", fatal=True)
+        if multilabel:
+            hot = _multi_hot(raw, width, device)
+            plan = TargetPlan(hot / hot.sum(1, keepdim=True).clamp_min(1.0),
+                              note="multilabel targets fed to a softmax loss as normalised class probabilities")
+        else:
+            plan = TargetPlan(torch.tensor([int(v) for v in raw], dtype=torch.long, device=device))
+        return _width_check(plan, out_shape, width, num_classes, class_source)
+    if kind in ("bce_logits", "bce_probs"):
+        return _bce_targets(raw, output, multilabel, num_classes, class_source, device, labels)
+    return float_targets(raw, output, multilabel, device, labels)
+
+
+def _width_check(plan: TargetPlan, out_shape: str, width: int, num_classes: int | None,
+                 class_source: str) -> TargetPlan:
+    if num_classes and width != num_classes:
+        plan.problem = (f"the model output {out_shape} has {width} outputs per sample but the task has "
+                        f"{num_classes} classes ({class_source})")
+    return plan
+
+
+def _bce_targets(raw: list[Any], output: torch.Tensor, multilabel: bool, num_classes: int | None,
+                 class_source: str, device: torch.device, labels: str) -> TargetPlan:
+    out_shape = describe_shape(output)
+    width = int(output.shape[1]) if output.ndim >= 2 else 1
+    if output.ndim > 2:
+        return TargetPlan(problem=f"the model output {out_shape} is not [batch, outputs] for {labels}", fatal=True)
+    low, high = _label_range(raw, multilabel)
+    if multilabel:
+        if high >= width:
+            return TargetPlan(problem=f"the model output {out_shape} has {width} outputs but the {labels} "
+                              f"reach {high}", fatal=True)
+        return _width_check(TargetPlan(_multi_hot(raw, width, device)), out_shape, width, num_classes,
+                            class_source)
+    if width == 1:
+        if high > 1:
+            return TargetPlan(problem=f"the model output {out_shape} gives one probability per sample but the "
+                              f"{labels} are not binary (0/1)", fatal=True)
+        return TargetPlan(torch.tensor([float(v) for v in raw], device=device).reshape(output.shape))
+    if high >= width:
+        expected = "[batch] or [batch, 1]" if high <= 1 else f"[batch, {high + 1}]"
+        return TargetPlan(problem=f"the model output {out_shape} does not fit {labels}: expected {expected}",
+                          fatal=True)
+    hot = torch.zeros(len(raw), width)
+    hot[torch.arange(len(raw)), torch.tensor([int(v) for v in raw])] = 1.0
+    plan = TargetPlan(hot.to(device), note="single-label targets fed to a BCE loss as one-hot rows")
+    return _width_check(plan, out_shape, width, num_classes, class_source)
+
+
+def float_targets(raw: list[Any], output: torch.Tensor, multilabel: bool, device: torch.device,
+                   labels: str) -> TargetPlan:
+    """For a custom loss whose output is not [batch, classes]: float targets shaped like the output."""
+    if multilabel:
+        width = int(output.shape[1]) if output.ndim == 2 else 0
+        if not width or _label_range(raw, True)[1] >= width:
+            return TargetPlan(problem=f"the model output {describe_shape(output)} does not fit {labels}",
+                              fatal=True)
+        return TargetPlan(_multi_hot(raw, width, device))
+    values = torch.tensor([float(v) for v in raw], device=device)
+    if values.numel() != output.numel():
+        return TargetPlan(problem=f"the model output {describe_shape(output)} does not fit {labels}", fatal=True)
+    return TargetPlan(values.reshape(output.shape), note="targets passed to the custom loss as floats "
+                      "shaped like the output")

@@ -1,0 +1,290 @@
+"""gradient_probe: a short real training run that catches silent failures (GP001-GP011).
+
+The probe takes a deep copy of the model, a fresh optimizer and loss from the
+manifest's factories, and runs ``steps`` real optimizer steps on shuffled batches
+of ``train`` (through the train transform, on CUDA when present), then overfits
+one batch for ``overfit_steps`` on a second fresh copy. The user's objects and
+random streams are left as they were. Threshold defaults and their sources are in
+docs/gradient_probe.md. torch is imported only when the audit runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from auditor import Audit, AuditContext, CodeInfo, Finding, Severity, SkipAudit, hookimpl
+
+VERSION = "1.0.0"
+
+#: Defaults of the ``thresholds`` option; docs/gradient_probe.md gives the reasoning and sources.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "loss_explosion_factor": 10.0,      # GP001: loss above this multiple of its reference
+    "vanishing_ratio": 1e-7,            # GP003: mean |grad| / |weight| below this (float32 epsilon)
+    "exploding_ratio": 100.0,           # GP003: max |grad| / |weight| above this (1 / lr 0.01)
+    "collapse_relative_spread": 1e-3,   # GP004: spread across the batch / output magnitude below this
+    "stuck_margin": 0.1,                # GP005: median distance of probabilities from uniform below this
+    "overfit_min_drop": 0.3,            # GP006: one-batch loss must fall by at least this fraction
+    "initial_loss_tolerance": 0.5,      # GP007: relative distance from the uniform / prior loss
+}
+
+CODES = [
+    CodeInfo("GP001", Severity.ERROR, "loss or gradients become NaN or infinite", """
+**What it means.** During the probe's training steps the loss or a gradient became
+NaN or infinite, or the loss rose above `loss_explosion_factor` (default 10) times
+its reference (the larger of the first loss and the loss of uniform predictions).
+
+**Why it breaks training.** One non-finite gradient turns every weight it touches
+into NaN on the next optimizer step; from then on the model outputs NaN and nothing
+can recover it. An exploding loss is the step before.
+
+**How to fix it.** Lower the learning rate (start 10x lower), add warm-up and
+`torch.nn.utils.clip_grad_norm_`, normalise the inputs, and never take `log` of a
+probability yourself: use `CrossEntropyLoss` / `BCEWithLogitsLoss` on logits.
+
+**Example.** `SGD(lr=10)` on a fresh head: loss 1.1, 85, 3e7, nan.
+"""),
+    CodeInfo("GP002", Severity.ERROR, "trainable parameters receive exactly zero gradient", """
+**What it means.** Parameters with `requires_grad=True` got a gradient of exactly zero
+(or none at all) on every probe step. Dead-ReLU layers found on the way are named in
+the evidence.
+
+**Why it breaks training.** These weights never move although you pay for them:
+either they are not used in `forward`, something detaches the graph (`.detach()`,
+`.data`, `torch.no_grad()`, a NumPy round trip), or a layer such as a ReLU whose
+inputs are all negative ("dead ReLU") blocks every gradient below it.
+
+**How to fix it.** Use the parameters in `forward` or freeze them; remove the
+detaching code; for dead ReLUs fix the initialisation or bias of the layer feeding
+it, lower the learning rate, or use LeakyReLU/GELU.
+
+**Example.** A bottleneck `Linear(64, 8)` whose bias was initialised to -100: its
+ReLU outputs 0 for every input, so nothing before it learns.
+"""),
+    CodeInfo("GP003", Severity.WARNING, "vanishing or exploding gradients in some layers", """
+**What it means.** For a weight tensor the ratio of gradient norm to weight norm is
+below `vanishing_ratio` (default 1e-7, mean over steps) or above `exploding_ratio`
+(default 100, largest step). Biases and zero-initialised tensors are not judged.
+
+**Why it breaks training.** Below float32's resolution (about 1.2e-7 relative) an
+update with any sane learning rate is rounded away: the layer does not learn.
+Above 100, one SGD step at learning rate 0.01 (the top of the usual fine-tuning
+range) moves the weight by more than its own size, which makes training unstable.
+
+**How to fix it.** Vanishing: residual connections, normalisation layers, ReLU-family
+activations instead of stacked sigmoids/tanh, Kaiming/Xavier initialisation.
+Exploding: lower the learning rate, clip gradients, normalise the inputs.
+
+**Example.** Twelve stacked `Linear + Sigmoid` layers: the first layer's ratio is
+about 1e-9.
+"""),
+    CodeInfo("GP004", Severity.ERROR, "(near) identical predictions for different inputs", """
+**What it means.** After the probe's steps the outputs for the different inputs of a
+batch are (nearly) the same: their spread across the batch is below
+`collapse_relative_spread` (default 1e-3) of the output magnitude. It is checked at
+the start and the end; a collapse only at the start (a zero-initialised head) is a
+note, not a finding.
+
+**Why it breaks training.** The model ignores its input, so it can at best learn the
+label prior: every image gets the same prediction and accuracy equals the majority
+share.
+
+**How to fix it.** Look for the layer that erases the input: dead ReLUs (see GP002),
+saturated sigmoid/tanh, a normalisation over a dimension of size 1, or inputs that
+are constant after the transform; lower the learning rate.
+
+**Example.** A network whose bottleneck ReLU is dead outputs its head's bias for
+every image.
+"""),
+    CodeInfo("GP005", Severity.WARNING, "probability outputs stuck near 0.5 / uniform", """
+**What it means.** After the probe's steps the predicted probabilities (sigmoid of the
+logits for BCE losses, softmax for cross-entropy) are still close to uniform: the
+median of `2|p - 0.5|` (sigmoid) or `C * max_c p - 1` (softmax) is below
+`stuck_margin` (default 0.1, i.e. within 0.05 of 0.5 for a binary output) and did
+not move away from uniform by at least half that margin during the probe.
+
+**Why it breaks training.** This is the "outputs stuck at 0.5" symptom: the model is
+not becoming confident about anything, so the loss plateaus near its starting value
+and predictions are a coin flip.
+
+**How to fix it.** Check the related findings first: a head that gets no gradient
+(GP002), outputs already squashed before the loss (GP009), a learning rate far too
+low (GP006). Also check class balance: a model that only learns the prior predicts
+it for every input.
+
+**Example.** `Sigmoid` inside the model plus `BCEWithLogitsLoss`: the loss applies a
+second sigmoid and every probability lands in 0.5-0.73.
+"""),
+    CodeInfo("GP006", Severity.WARNING, "the loss does not fall when overfitting one batch", """
+**What it means.** A fresh copy of the model trained with the manifest's optimizer on
+one batch for `overfit_steps` steps (default 20) did not bring the loss down by
+`overfit_min_drop` (default 0.3, i.e. to 70 % of its start). The message says which
+cause the curve points to: learning rate too high (loss rises or oscillates), too
+low (loss barely moves and the weights change by less than 1e-3 of their norm per
+step), or no gradient flow (most weights got no gradient).
+
+**Why it breaks training.** Any working setup can memorise a handful of samples. If it
+cannot, full training will not work either, whatever the data.
+
+**How to fix it.** Change the learning rate by 10x in the direction the message
+gives, or fix the gradient flow (GP002, frozen layers).
+
+**Example.** `SGD(lr=1e-7)`: loss 1.10 -> 1.10 after 20 steps.
+"""),
+    CodeInfo("GP007", Severity.WARNING, "initial loss far from what a fresh head gives", """
+**What it means.** The loss of the first batch is more than `initial_loss_tolerance`
+(default 0.5, i.e. 1.5x) above the loss of uniform predictions on the same batch
+(`ln C` for balanced multiclass cross-entropy, `ln 2` for BCE), or below half of the
+loss of predicting the training label prior (the prior's entropy).
+
+**Why it breaks training.** A freshly initialised head should be unsure. A much larger
+loss means huge logits at initialisation (unnormalised inputs, a bad init scale):
+the first steps are spent undoing that, often with exploding gradients. A much
+smaller one means the head is not fresh, or the label leaks into the input.
+
+**How to fix it.** Normalise the inputs as the pretrained weights expect, initialise
+the head with small weights (optionally its bias to the log prior); for a low loss,
+check where the head's weights come from and whether the input encodes the label.
+
+**Example.** Inputs in 0..255 (ToTensor forgotten, `PILToTensor().float()` used):
+initial loss 180 for 3 classes, where `ln 3 = 1.10`.
+"""),
+    CodeInfo("GP008", Severity.ERROR, "frozen parameters changed during the steps", """
+**What it means.** Snapshots taken before and after the probe's steps differ for a
+parameter with `requires_grad=False`, or for the running statistics of a BatchNorm
+layer whose own parameters are all frozen (compared bit for bit with `torch.equal`).
+
+**Why it breaks training.** Freezing is meant to keep pretrained features exactly as
+they are. BatchNorm layers in train mode keep updating `running_mean`/`running_var`
+from your (small, differently distributed) batches even when frozen, so the
+"frozen" backbone drifts and evaluation uses statistics it was never trained with.
+
+**How to fix it.** Put frozen BatchNorm layers in eval mode after every
+`model.train()` (override `train()`), or build them with
+`track_running_stats=False`; find any code that writes into frozen weights (in-place
+updates in `forward`, an optimizer stepping on a stale `.grad`). PyTorch optimizers
+skip parameters whose `.grad` is None, so weight decay alone does not move them.
+
+**Example.** A ResNet with every backbone parameter frozen and `model.train()` called:
+20 BatchNorm layers change their running statistics.
+"""),
+    CodeInfo("GP009", Severity.WARNING, "outputs are already probabilities but the loss expects logits", """
+**What it means.** The loss applies softmax/sigmoid itself (`CrossEntropyLoss`,
+`BCEWithLogitsLoss`) or expects log-probabilities (`NLLLoss`), but the model's
+outputs are already probabilities: the last module run is `Softmax`/`Sigmoid`, or
+the output rows are non-negative and sum to 1, or every output lies in [0, 1].
+
+**Why it breaks training.** The loss squashes a second time. Softmax of probabilities
+is nearly uniform and sigmoid of values in [0, 1] lies in 0.5-0.73, so gradients
+are tiny, the loss plateaus and predictions stick near 0.5/uniform (GP005).
+
+**How to fix it.** Remove the final Softmax/Sigmoid from the model and apply it only at
+inference; or keep a Sigmoid and use `BCELoss`; for `NLLLoss` end with `LogSoftmax`.
+
+**Example.** `nn.Sequential(backbone, nn.Linear(512, 3), nn.Softmax(dim=1))` trained
+with `CrossEntropyLoss`.
+"""),
+    CodeInfo("GP010", Severity.ERROR, "model output shape does not fit the labels", """
+**What it means.** The output of the first batch cannot be matched with its targets
+before any training step: the number of outputs differs from the number of classes,
+a label lies outside the output range, or the loss rejects the pair. The message
+names both shapes. When no loss can be computed the probe stops here.
+
+**Why it breaks training.** Out-of-range labels crash training (on CUDA as an opaque
+device-side assert); an output wider than the classes wastes probability mass on
+classes that do not exist, and a 1000-way ImageNet head that was never replaced
+trains on the wrong task without any error.
+
+**How to fix it.** Replace the head with one output per class (one per label for
+multilabel, one logit for binary BCE), and keep labels in `0..C-1`.
+
+**Example.** `resnet18()` keeps its 1000-way `fc` on a 3-class dataset: output
+`[8, 1000]`, targets `[8]` with labels 0..2.
+"""),
+    CodeInfo("GP011", Severity.INFO, "measured step time and peak memory", """
+**What it means.** Information, not a problem: the median time of one training step
+(with the share spent loading data), peak memory (CUDA max allocated, or the
+process's peak resident memory on CPU) and the projected time of one epoch of
+`train` at the probe's batch size.
+
+**Why it matters.** It tells you before launching whether an epoch takes minutes or
+days, and whether data loading is the bottleneck.
+
+**How to fix it.** Nothing to fix; raise `num_workers` when data loading dominates.
+
+**Example.** `0.21 s per step (data 0.01 s) at batch 8 on cuda:0; one epoch of train
+(10,000 samples, 1,250 steps) takes about 4.4 min`.
+"""),
+]
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "steps": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20,
+                  "description": "training steps on shuffled batches of train"},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 8},
+        "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader workers"},
+        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto",
+                   "description": "auto: CUDA when available, else CPU"},
+        "time_budget_s": {"type": "number", "exclusiveMinimum": 0, "default": 120,
+                          "description": "the probe stops early (with a note) when this is reached"},
+        "overfit_steps": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 20,
+                          "description": "steps of overfitting one batch (GP006); 0 skips it"},
+        "seed": {"type": "integer", "minimum": 0, "default": 0},
+        "thresholds": {
+            "type": "object", "additionalProperties": False, "default": {},
+            "properties": {name: {"type": "number", "exclusiveMinimum": 0, "default": value}
+                           for name, value in DEFAULT_THRESHOLDS.items()},
+        },
+    },
+}
+
+
+def run(ctx: AuditContext) -> Iterator[Finding]:
+    train = ctx.train
+    if train is None:
+        raise SkipAudit("the manifest has no 'train' split to probe with")
+    if len(train) == 0:
+        raise SkipAudit("the 'train' split is empty")
+    from auditor_plugins._probe_checks import evidence, judge
+    from auditor_plugins._probe_runner import run_probe
+
+    options = dict(ctx.options)
+    thresholds = {**DEFAULT_THRESHOLDS, **dict(options.get("thresholds") or {})}
+    probe = run_probe(ctx, options)
+    ctx.evidence.update(evidence(probe))
+    ctx.evidence["thresholds"] = thresholds
+    for note in probe.notes:
+        ctx.note(note)
+    if probe.stopped:
+        ctx.note(probe.stopped)
+    if probe.overfit and probe.overfit.stopped:
+        ctx.note(f"one-batch overfit {probe.overfit.stopped}")
+    if probe.load_failures:
+        index, message = probe.load_failures[0]
+        count = len(probe.load_failures)
+        ctx.note(f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
+                 f"(first: sample {index}: {message})")
+    for note in (probe.output_note, probe.target.note):
+        if note:
+            ctx.note(note)
+    yield from judge(ctx, probe, thresholds)
+
+
+AUDIT = Audit(
+    name="gradient_probe",
+    version=VERSION,
+    prefix="GP",
+    codes=CODES,
+    run=run,
+    options_schema=OPTIONS_SCHEMA,
+    needs=frozenset({"data", "model", "optimizer", "loss", "device"}),
+    description="a few real training steps on a copy of the model: NaNs, dead gradients, collapse, frozen drift",
+    order=50,
+)
+
+
+@hookimpl
+def auditor_audits() -> list[Audit]:
+    return [AUDIT]
