@@ -126,7 +126,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
     )
     if not quiet or outcome.exit_code != 0:
-        print_report(out, outcome.report, outcome.written, verbose=args.verbose)
+        print_report(out, outcome.report, outcome.written, verbose=args.verbose, timings=not quiet)
     return outcome.exit_code
 
 

@@ -38,6 +38,7 @@ def print_report(
     written: Sequence[tuple[str, Path]] = (),
     *,
     verbose: bool = False,
+    timings: bool = True,
 ) -> None:
     findings = report["findings"]
     by_audit: dict[str, list[Mapping[str, Any]]] = {}
@@ -81,7 +82,9 @@ def print_report(
     errored = sum(1 for a in report["audits"] if a["status"] == "errored")
     if errored:
         counts.append(f"{errored} audit{'s' if errored != 1 else ''} crashed  ", style="bold magenta")
-    counts.append(f"in {report['duration_s']:.1f}s; fail_on={report.get('fail_on', 'error')}", style="dim")
+    # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
+    timing = f"in {report['duration_s']:.1f}s; " if timings else ""
+    counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")
     console.print(counts)
     for name, path in written:
         console.print(f"  [dim]{escape(name)} report:[/dim] {escape(str(path))}")
