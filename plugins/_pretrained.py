@@ -1,0 +1,208 @@
+"""What a pretrained backbone expects as input, resolved offline from ``model.pretrained``.
+
+Three spellings are accepted (see the manifest schema):
+
+* ``torchvision:<WeightsEnum.member>`` (or ``torchvision:<model name>`` for its
+  default weights): read from the weights' own ``transforms()`` preset and
+  ``meta``. Building the preset downloads nothing.
+* ``timm:<model name>[.<tag>]``: timm's pretrained config (timm is the optional
+  ``auditor[timm]`` extra).
+* a mapping ``{mean, std, input_size, interpolation, crop_pct}``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Expected", "PretrainedError", "resolve_pretrained"]
+
+
+class PretrainedError(ValueError):
+    """``model.pretrained`` names nothing that can be resolved; ``hint`` says what to write."""
+
+    def __init__(self, found: str, hint: str = "") -> None:
+        self.found = found
+        self.hint = hint
+        super().__init__(found + (f" ({hint})" if hint else ""))
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The input the backbone was pre-trained on. ``None`` means "not specified"."""
+
+    source: str
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    #: (channels, height, width) the weights were evaluated at.
+    input_size: tuple[int, int, int] | None = None
+    #: eval-time resize of the shorter side before the center crop, when known.
+    resize: int | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int | None:
+        if self.input_size:
+            return self.input_size[0]
+        return len(self.mean) if self.mean else None
+
+    @property
+    def byte_scale(self) -> bool:
+        """True for weights that expect 0..255 inputs (e.g. Caffe-style means like 123.7)."""
+        return bool(self.mean) and all(abs(m) > 1.5 for m in self.mean or ())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "mean": list(self.mean) if self.mean else None,
+            "std": list(self.std) if self.std else None,
+            "input_size": list(self.input_size) if self.input_size else None,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+            **self.extra,
+        }
+
+
+def resolve_pretrained(value: Any) -> Expected | None:
+    """An :class:`Expected` for ``model.pretrained``, ``None`` when it is absent.
+
+    Raises :class:`PretrainedError` for names that do not resolve and
+    :class:`ImportError` (with an install hint) when timm is needed but absent.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return _from_mapping(value)
+    text = str(value)
+    library, _, name = text.partition(":")
+    if library == "torchvision" and name:
+        return _from_torchvision(name)
+    if library == "timm" and name:
+        return _from_timm(name)
+    raise PretrainedError(repr(text), "write torchvision:<WeightsEnum.member>, timm:<model name> or a "
+                          "mapping {mean, std, input_size}")
+
+
+def _floats(values: Sequence[Any] | None) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in values) if values is not None else None
+
+
+def _from_mapping(value: Mapping[str, Any]) -> Expected:
+    size = value.get("input_size")
+    return Expected(
+        source="manifest mapping",
+        mean=_floats(value.get("mean")),
+        std=_floats(value.get("std")),
+        input_size=tuple(int(v) for v in size) if size else None,  # type: ignore[arg-type]
+        interpolation=value.get("interpolation"),
+        crop_pct=value.get("crop_pct"),
+    )
+
+
+def _first(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return int(value[0]) if value else None
+    return int(value)
+
+
+def _from_torchvision(name: str) -> Expected:
+    import torchvision.models as models
+
+    weights = _torchvision_weights(models, name)
+    preset = weights.transforms()
+    mean = getattr(preset, "mean", None)
+    std = getattr(preset, "std", None)
+    crop = _first(getattr(preset, "crop_size", None))
+    resize = _first(getattr(preset, "resize_size", None))
+    interpolation = getattr(preset, "interpolation", None)
+    extra: dict[str, Any] = {"preset": type(preset).__name__}
+    if "num_params" in weights.meta:
+        extra["num_params"] = weights.meta["num_params"]
+    if "categories" in weights.meta and weights.meta["categories"]:
+        extra["num_classes"] = len(weights.meta["categories"])
+    return Expected(
+        source=f"torchvision:{type(weights).__name__}.{weights.name}",
+        mean=_floats(mean),
+        std=_floats(std),
+        # Classification presets normalize 3-channel images; others (detection) normalize inside the model.
+        input_size=(3, crop, crop) if crop else None,
+        resize=resize,
+        interpolation=getattr(interpolation, "value", None) or (str(interpolation) if interpolation else None),
+        crop_pct=round(crop / resize, 4) if crop and resize else None,
+        extra=extra,
+    )
+
+
+def _torchvision_weights(models: Any, name: str) -> Any:
+    if "." in name:
+        try:
+            return models.get_weight(name)
+        except (ValueError, KeyError, AttributeError) as exc:
+            enum_name = name.split(".", 1)[0]
+            raise PretrainedError(f"torchvision weights {name!r} ({type(exc).__name__}: {exc})",
+                                  _torchvision_suggestion(models, enum_name)) from None
+    try:
+        return models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        raise PretrainedError(f"torchvision weights or model {name!r}",
+                              _torchvision_suggestion(models, name)) from None
+
+
+def _torchvision_suggestion(models: Any, enum_name: str) -> str:
+    """'did you mean' over the weight enums torchvision knows (only on error: it is slow-ish)."""
+    candidates: list[str] = []
+    for model_name in models.list_models():
+        try:
+            enum = models.get_model_weights(model_name)
+        except Exception:  # noqa: BLE001 - some registered models have no weights enum
+            continue
+        candidates.append(enum.__name__)
+    close = difflib.get_close_matches(enum_name, sorted(set(candidates)), n=1, cutoff=0.6)
+    example = "ResNet50_Weights.IMAGENET1K_V2"
+    if close:
+        try:
+            members = [m.name for m in getattr(models, close[0])]
+        except Exception:  # noqa: BLE001
+            members = []
+        member = members[-1] if members else "DEFAULT"
+        return f"did you mean {close[0]}.{member}? (members: {', '.join(members) or 'DEFAULT'})"
+    return f"write the weights enum and member, e.g. torchvision:{example}"
+
+
+def _from_timm(name: str) -> Expected:
+    try:
+        from timm.models import get_pretrained_cfg
+    except ImportError as exc:
+        raise ImportError(
+            f"model.pretrained is 'timm:{name}' but timm is not installed ({exc}); "
+            "install the extra with `pip install 'auditor[timm]'`, or write the normalization as a "
+            "mapping {mean: [...], std: [...], input_size: [3, H, W]}"
+        ) from exc
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        import timm
+
+        base = name.split(".", 1)[0]
+        close = difflib.get_close_matches(base, timm.list_models(), n=1, cutoff=0.6)
+        hint = f"did you mean timm:{close[0]}?" if close else "see timm.list_models(pretrained=True)"
+        raise PretrainedError(f"timm model {name!r} with no pretrained config", hint)
+    size = tuple(int(v) for v in cfg.input_size) if cfg.input_size else None
+    crop_pct = float(cfg.crop_pct) if cfg.crop_pct else None
+    resize = int(size[1] / crop_pct) if size and crop_pct else None  # timm: scale_size = floor(size / crop_pct)
+    return Expected(
+        source=f"timm:{name}",
+        mean=_floats(cfg.mean),
+        std=_floats(cfg.std),
+        input_size=size,  # type: ignore[arg-type]
+        resize=resize,
+        interpolation=cfg.interpolation or None,
+        crop_pct=crop_pct,
+        extra={"fixed_input_size": bool(getattr(cfg, "fixed_input_size", False))},
+    )

@@ -1,0 +1,374 @@
+"""frozen_coverage: what trains, what the optimizer updates, and what the head predicts (FZ001-FZ008).
+
+Reads the model and the optimizer exactly as the manifest's factories build them;
+nothing runs forward or backward. ``model.train()`` is called on a copy, so
+custom ``train()`` overrides decide which layers are in training mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from auditor import Audit, AuditContext, CodeInfo, Finding, ManifestError, Severity, hookimpl
+
+VERSION = "1.0.0"
+
+CODES = [
+    CodeInfo("FZ001", Severity.ERROR, "the model has no trainable parameters", """
+**What it means.** Every parameter of the model has `requires_grad=False`.
+
+**Why it breaks training.** Nothing can learn: the loss never moves, or the
+optimizer refuses to start (`optimizer got an empty parameter list`). It usually
+happens when a "freeze the backbone" loop runs *after* the new head was attached.
+
+**How to fix it.** Freeze first, then replace the head (new modules are trainable),
+or set `requires_grad=True` on the head's parameters explicitly.
+
+**Example.**
+`model.fc = nn.Linear(512, 3)` followed by `for p in model.parameters(): p.requires_grad = False`.
+"""),
+    CodeInfo("FZ002", Severity.ERROR, "trainable parameters that the optimizer will never update", """
+**What it means.** Some parameters have `requires_grad=True` but are in no param
+group of the optimizer (matched by identity, not value), or only in groups whose
+learning rate is 0.
+
+**Why it breaks training.** They receive gradients but never change. Typical
+causes: the optimizer was built before the head was replaced (it holds the old
+head's tensors), it was built over another model instance, or a param-group list
+forgot a module. The new head then stays at its random initialisation and the
+outputs look stuck.
+
+**How to fix it.** Build the optimizer last, from the final model:
+`optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=...)`, or
+make sure the param groups together cover every trainable parameter. A group with
+`lr=0` is only fine when a warm-up scheduler raises it later.
+
+**Example.** `opt = Adam(model.parameters())`, then `model.fc = nn.Linear(2048, 10)`:
+`fc.weight` and `fc.bias` are missing.
+"""),
+    CodeInfo("FZ003", Severity.WARNING, "the whole pretrained backbone is frozen; only the head trains", """
+**What it means.** Every parameter outside the head is frozen: the run is a linear
+probe of fixed features.
+
+**Why it breaks training.** Fixed features are often too far from a new domain
+(medical images, satellite photos, small objects): accuracy plateaus early, well
+below what fine-tuning reaches. Fine when it is a deliberate first stage.
+
+**How to fix it.** Unfreeze the last block(s) of the backbone (the hint names them)
+and give them a lower learning rate than the head, commonly 10x lower, with a
+separate param group; or unfreeze gradually after the head has converged.
+
+**Example.**
+`SGD([{"params": model.layer4.parameters(), "lr": 1e-4}, {"params": model.fc.parameters(), "lr": 1e-3}])`.
+"""),
+    CodeInfo("FZ004", Severity.ERROR, "the classifier head is frozen", """
+**What it means.** Parameters of the head (the manifest's `model.head`, else the
+last Linear or 1x1-conv classifier) have `requires_grad=False`.
+
+**Why it breaks training.** The new head starts random; frozen, it never learns the
+new classes, so predictions stay near chance whatever happens to the backbone.
+
+**How to fix it.** Set `requires_grad=True` on the head's parameters (or replace the
+head after freezing), and check `model.head` names the right module.
+
+**Example.** `model.fc.requires_grad_(False)` left over from a feature-extraction
+script.
+"""),
+    CodeInfo("FZ005", Severity.WARNING, "frozen BatchNorm layers still update running statistics", """
+**What it means.** After `model.train()` (called exactly as training does, custom
+overrides respected), normalization layers with running statistics whose affine
+parameters are frozen are in training mode: their running mean and variance are
+overwritten by the new data's batch statistics.
+
+**Why it breaks training.** "Frozen" backbone features then drift anyway, and with
+small batches the running statistics become noisy; evaluation (which uses the
+running statistics) disagrees with training, so validation loss rises while
+training loss falls.
+
+**How to fix it.** Override `train()` to put frozen norm layers back in eval mode:
+`def train(self, mode=True): super().train(mode); [m.eval() for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]; return self`;
+or unfreeze them if adapting the statistics to the new domain is intended.
+
+**Example.** A ResNet with `requires_grad=False` on every backbone parameter: its
+20 BatchNorm2d layers still have `training=True`.
+"""),
+    CodeInfo("FZ006", Severity.INFO, "the optimizer holds frozen parameters", """
+**What it means.** Param groups contain parameters with `requires_grad=False`.
+
+**Why it breaks training.** Usually harmless - torch optimizers skip parameters
+without a gradient - but it is often a sign of confusion about what is frozen, and
+with gradual unfreezing these parameters start training at the group's learning
+rate the moment they are unfrozen.
+
+**How to fix it.** Pass only trainable parameters
+(`filter(lambda p: p.requires_grad, model.parameters())`), or keep them on purpose
+for gradual unfreezing, with the learning rate you want them to have then.
+
+**Example.** `SGD(model.parameters(), lr=0.01)` after freezing the backbone.
+"""),
+    CodeInfo("FZ007", Severity.ERROR, "head output size does not match the number of classes", """
+**What it means.** The head produces a number of outputs different from the number
+of classes in the data (`task.num_classes`, else the classes found in the splits).
+One output for a binary task is fine.
+
+**Why it breaks training.** Too few outputs make `CrossEntropyLoss` fail on
+out-of-range labels (or, with one output, give a loss of exactly 0); too many leave
+outputs that never see a positive example - typically the pretrained 1000-class
+ImageNet head that was never replaced.
+
+**How to fix it.** Replace the head with one sized to the data:
+`model.fc = nn.Linear(model.fc.in_features, num_classes)`.
+
+**Example.** `resnet50(weights=...)` used as is on a 37-class dataset: 1000 outputs.
+"""),
+    CodeInfo("FZ008", Severity.WARNING, "a parameter is listed in more than one param group", """
+**What it means.** The same parameter tensor appears in two param groups (or twice
+in one). torch's own optimizers refuse this; custom optimizers may not.
+
+**Why it breaks training.** The parameter is updated twice per step, with two
+learning rates and weight decays: its effective learning rate is not the one
+planned, which destabilises discriminative fine-tuning.
+
+**How to fix it.** Build the groups from disjoint modules, e.g. backbone params
+as `[p for n, p in model.named_parameters() if not n.startswith("fc.")]` and head
+params from `model.fc`.
+
+**Example.** `[{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}]`.
+"""),
+]
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "max_names": {"type": "integer", "minimum": 1, "default": 20,
+                      "description": "parameter/module names listed in a message before '... and N more'"},
+    },
+}
+
+
+def _head(ctx: AuditContext, model: Any) -> Any:
+    from auditor_plugins._model_parts import find_head
+
+    try:
+        return find_head(model, ctx.run.head_name)
+    except LookupError:
+        import difflib
+
+        names = [n for n, _ in model.named_modules() if n]
+        close = difflib.get_close_matches(ctx.run.head_name or "", names, n=1)
+        manifest = ctx.manifest
+        raise ManifestError(
+            manifest.path, "model.head", f"the name of a submodule of {type(model).__name__}",
+            repr(ctx.run.head_name), line=manifest.resolver.lines.line("model.head"),
+            hint=(f"did you mean {close[0]!r}? " if close else "") + "top-level modules: "
+            + ", ".join(n for n, _ in model.named_children()),
+        ) from None
+
+
+def run(ctx: AuditContext) -> Iterator[Finding]:
+    from auditor_plugins._param_accounting import account, state_of
+
+    model = ctx.run.model
+    limit = int(ctx.options["max_names"])
+    accounting = account(model)
+    ctx.evidence.update(accounting)
+    totals = accounting["totals"]
+    head = _head(ctx, model)
+    head_counts = state_of(head.module.parameters()) if head is not None else None
+    ctx.evidence["head"] = ({**head.to_dict(), **head_counts.to_dict(head.name)}
+                            if head is not None and head_counts is not None else None)
+    if head is None:
+        ctx.note("no classifier head found (no Linear or 1x1-conv classifier): set model.head; "
+                 "FZ003, FZ004 and FZ007 were not checked")
+
+    if totals["trainable"] == 0 and totals["frozen"] > 0:
+        yield ctx.finding(
+            "FZ001", f"all {totals['frozen']:,} parameters of {type(model).__name__} are frozen "
+            "(requires_grad=False)",
+            hint="freeze the backbone before attaching the new head, or call "
+            f"model.{head.name}.requires_grad_(True)" if head else "set requires_grad=True on the layers to train",
+            location="model", evidence={"frozen": totals["frozen"]},
+        )
+    elif head is not None and head_counts is not None:
+        yield from _head_state(ctx, model, head, head_counts)
+    if head is not None:
+        yield from _head_size(ctx, head)
+    if ctx.run.has("optimizer"):
+        yield from _optimizer(ctx, model, head, limit)
+    else:
+        ctx.note("the manifest has no optimizer: optimizer coverage (FZ002, FZ006, FZ008) was not checked")
+    yield from _norm_layers(ctx, limit)
+
+
+def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterator[Finding]:
+    from auditor_plugins._model_parts import backbone_blocks
+
+    inferred = " (inferred; set model.head if that is wrong)" if head.how == "inferred" else ""
+    if counts.frozen:
+        whole = "entirely frozen" if not counts.trainable else (
+            f"partly frozen ({counts.frozen_tensors} of {counts.frozen_tensors + counts.trainable_tensors} tensors)")
+        yield ctx.finding(
+            "FZ004", f"the head '{head.name}'{inferred} is {whole}: {counts.frozen:,} parameters cannot learn",
+            hint=f"model.{head.name}.requires_grad_(True) after freezing the backbone",
+            location="model.head", evidence={"head": head.name, "frozen": counts.frozen,
+                                             "trainable": counts.trainable},
+        )
+        return
+    backbone = [(n, p) for n, p in model.named_parameters() if not (n == head.name or n.startswith(head.name + "."))]
+    if not backbone or any(p.requires_grad for _, p in backbone):
+        return
+    blocks = backbone_blocks(model, head.name)
+    frozen = sum(p.numel() for _, p in backbone)
+    source = ctx.run.pretrained if ctx.run.has("model") else None
+    pretrained = f" (pretrained: {source})" if isinstance(source, str) else ""
+    if blocks:
+        last = blocks[-1]
+        then = f", then '{blocks[-2][0]}'" if len(blocks) > 1 else ""
+        hint = (f"unfreeze the last block '{last[0]}' ({last[1]:,} parameters){then}, and give it a lower lr "
+                f"than the head (commonly 10x lower) in its own param group: "
+                f"[{{'params': model.{last[0]}.parameters(), 'lr': lr / 10}}, "
+                f"{{'params': model.{head.name}.parameters(), 'lr': lr}}]")
+    else:
+        hint = "unfreeze the last backbone block with a lower lr (commonly 10x lower) than the head"
+    yield ctx.finding(
+        "FZ003", f"all {frozen:,} backbone parameters{pretrained} are frozen; only the head '{head.name}' "
+        f"({counts.trainable:,} parameters) trains",
+        hint=hint, location="model",
+        evidence={"frozen": frozen, "head_trainable": counts.trainable,
+                  "blocks": [{"name": n, "parameters": s} for n, s in blocks]},
+    )
+
+
+def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
+    if head.outputs is None:
+        return
+    if not (ctx.run.has("data") or ctx.manifest.section("task").get("num_classes")):
+        ctx.note("no data and no task.num_classes: the head size (FZ007) was not checked")
+        return
+    task = ctx.task
+    wanted = task.num_classes
+    if not wanted:
+        ctx.note("the number of classes is unknown: the head size (FZ007) was not checked")
+        return
+    outputs = head.outputs
+    binary_single = task.type == "binary" and outputs == 1 and wanted == 2
+    if outputs == wanted or binary_single:
+        return
+    where = "task.num_classes" if task.source == "manifest" and ctx.manifest.section("task").get("num_classes") \
+        else "the data"
+    extra = ""
+    if outputs == 1 and wanted == 2:
+        extra = ("; one logit needs BCEWithLogitsLoss and task.type: binary, with CrossEntropyLoss the loss "
+                 "of a single output is always 0")
+    elif ctx.train is not None and len(ctx.train.classes()) == outputs and where == "the data":
+        trained = set(ctx.train.classes())
+        others = sorted({c for c in task.class_names if c not in trained})
+        extra = (f"; it fits the {outputs} classes of 'train', but evaluation labels include "
+                 f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)")
+    elif head.how == "inferred":
+        extra = f"; the head was inferred as '{head.layer}', set model.head if that is wrong"
+    yield ctx.finding(
+        "FZ007", f"the head '{head.layer}' has {outputs} outputs but {where} has {wanted} classes "
+        f"({task.type}){extra}",
+        hint=f"replace it with one sized to the data: model.{head.layer} = nn.Linear(in_features, {wanted})"
+        if head.layer else f"give the head {wanted} outputs",
+        location="model.head" if head.how == "manifest" else "model",
+        evidence={"head": head.layer, "outputs": outputs, "num_classes": wanted, "task": task.type,
+                  "classes": list(task.class_names)[:50]},
+    )
+
+
+def _optimizer(ctx: AuditContext, model: Any, head: Any, limit: int) -> Iterator[Finding]:
+    from auditor_plugins._param_accounting import coverage, summarize_names
+
+    optimizer = ctx.run.optimizer
+    cover = coverage(optimizer, model)
+    ctx.evidence["optimizer"] = cover.to_dict()
+    if cover.foreign:
+        ctx.note(f"the optimizer holds {cover.foreign} tensors that are not parameters of the model "
+                 "(a loss with learnable parameters, or an optimizer built over another model instance)")
+    if cover.missing:
+        owned = sum(g.trainable + g.frozen for g in cover.groups)
+        if owned == 0 and cover.foreign:
+            why = "it holds none of this model's parameters: was it built over another model instance?"
+        elif head is not None and any(n.startswith(head.name + ".") for n in cover.missing):
+            why = "the head is among them: was the optimizer built before the head was replaced?"
+        else:
+            why = "no param group lists them"
+        yield ctx.finding(
+            "FZ002", f"{len(cover.missing)} trainable parameter tensors are in no param group of "
+            f"{cover.optimizer.rsplit('.', 1)[-1]}: {summarize_names(cover.missing, model, limit)}",
+            hint=f"{why}; build the optimizer last, from the final model's trainable parameters",
+            location="optimizer", evidence={"parameters": cover.missing[:200], "count": len(cover.missing)},
+        )
+    for index, names in cover.zero_lr.items():
+        yield ctx.finding(
+            "FZ002", f"param group {index} has lr 0, so its {len(names)} trainable tensors never change: "
+            f"{summarize_names(names, model, limit)}",
+            hint="give the group a learning rate (a lower one is usual for backbone blocks), or freeze these "
+            "parameters; ignore this if a warm-up scheduler raises the lr later",
+            location="optimizer", evidence={"group": index, "parameters": names[:200], "count": len(names)},
+        )
+    if cover.duplicates:
+        names = list(cover.duplicates)
+        yield ctx.finding(
+            "FZ008", f"{len(names)} parameter tensors are listed more than once across param groups: "
+            f"{summarize_names(names, model, limit)}",
+            hint="build param groups from disjoint modules so each parameter is updated once per step",
+            location="optimizer",
+            evidence={"parameters": {n: g for n, g in list(cover.duplicates.items())[:200]}},
+        )
+    if cover.frozen_inside:
+        yield ctx.finding(
+            "FZ006", f"the optimizer holds {len(cover.frozen_inside)} frozen parameter tensors: "
+            f"{summarize_names(cover.frozen_inside, model, limit)}",
+            hint="pass only trainable parameters, e.g. [p for p in model.parameters() if p.requires_grad], "
+            "unless you unfreeze them later on purpose",
+            location="optimizer", evidence={"parameters": cover.frozen_inside[:200],
+                                            "count": len(cover.frozen_inside)},
+        )
+
+
+def _norm_layers(ctx: AuditContext, limit: int) -> Iterator[Finding]:
+    from auditor_plugins._model_parts import updating_norm_layers
+
+    try:
+        model = ctx.run.model_copy()
+        model.train()  # exactly what training calls; a custom train() override decides
+    except Exception as exc:  # noqa: BLE001 - an uncopyable model only costs this one check
+        ctx.note(f"FZ005 not checked: copying the model and calling train() failed ({type(exc).__name__}: {exc})")
+        return
+    layers = updating_norm_layers(model)
+    ctx.evidence["updating_norm_layers"] = len(layers)
+    if not layers:
+        return
+    names = [layer["name"] for layer in layers]
+    kinds = sorted({layer["type"] for layer in layers})
+    shown = ", ".join(names[:limit]) + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
+    yield ctx.finding(
+        "FZ005", f"{len(layers)} frozen {'/'.join(kinds)} layers are in training mode after model.train() and "
+        f"will overwrite their running statistics: {shown}",
+        hint="override train() to call .eval() on frozen norm layers after super().train(mode), or unfreeze "
+        "them if adapting their statistics to the new data is intended",
+        location="model", evidence={"layers": layers[:200], "count": len(layers)},
+    )
+
+
+AUDIT = Audit(
+    name="frozen_coverage",
+    version=VERSION,
+    prefix="FZ",
+    codes=CODES,
+    run=run,
+    options_schema=OPTIONS_SCHEMA,
+    needs=frozenset({"model"}),
+    description="trainable vs frozen parameters, optimizer coverage, head state and size, frozen BatchNorm",
+    order=40,
+)
+
+
+@hookimpl
+def auditor_audits() -> list[Audit]:
+    return [AUDIT]
