@@ -1,0 +1,251 @@
+"""SQLite cache of split_leakage hashes, so a second run on unchanged data reads no image.
+
+One row per resolved file path, valid only for the exact ``(size, mtime_ns,
+hash version)`` it was computed for: a lookup compares all three, so an entry for a
+file that has since changed (or was hashed by another recipe) is never used, and the
+next write replaces it. Rows are written in transactions (one per chunk of results):
+an interrupted run leaves whole rows or none, never a half-written one.
+
+The cache lives in its own folder (default ``.auditor-cache`` beside the manifest),
+tagged with ``CACHEDIR.TAG`` (so backup tools skip it) and a ``.gitignore`` of ``*``.
+Any SQLite problem (read-only folder, corrupt file, locked database) degrades to
+"no cache" with a note; it never fails the audit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["CachedHash", "HashCache", "prepare_cache_dir", "file_key"]
+
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by auditor.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+_FILENAME = "split_leakage.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    phash INTEGER,
+    mirror INTEGER,
+    thumb BLOB,
+    error TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_memo (
+    key TEXT PRIMARY KEY,
+    used_ns INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+"""
+#: Search results kept (most recently used first): a few manifests or option sets.
+_MEMO_KEEP = 8
+#: SQLite's default limit on ``?`` parameters per statement is 999 on old builds.
+_LOOKUP_BATCH = 900
+#: From this many keys on, read the whole table once instead of looking keys up.
+_SCAN_ABOVE = 4096
+_SELECT = "SELECT path, size, mtime_ns, version, digest, phash, mirror, thumb, error FROM file_hashes"
+
+
+class CachedHash(NamedTuple):
+    digest: bytes
+    phash: int | None
+    mirror: int | None
+    thumb: bytes | None
+    error: str | None
+
+
+def _signed(value: int | None) -> int | None:
+    """SQLite integers are signed 64-bit; store unsigned hashes in two's complement."""
+    if value is None:
+        return None
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unsigned(value: int | None) -> int | None:
+    if value is None:
+        return None
+    return value + (1 << 64) if value < 0 else value
+
+
+def prepare_cache_dir(folder: Path) -> None:
+    """Create the cache folder with its CACHEDIR.TAG and a .gitignore that ignores all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = folder / "CACHEDIR.TAG"
+    if not tag.exists():
+        tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# created by auditor: nothing in this cache belongs in git\n*\n", encoding="utf-8")
+
+
+class HashCache:
+    """Open with :meth:`open`; every method swallows SQLite errors into ``problem``."""
+
+    def __init__(self, connection: sqlite3.Connection, version: int, path: Path) -> None:
+        self.connection = connection
+        self.version = version
+        self.path = path
+        self.problem: str | None = None
+        self.hits = 0
+        self.written = 0
+
+    @classmethod
+    def open(cls, folder: Path, version: int) -> tuple[HashCache | None, str | None]:
+        """The cache in ``folder``, or ``(None, reason)`` when it cannot be used."""
+        path = folder / _FILENAME
+        try:
+            prepare_cache_dir(folder)
+            try:
+                connection = cls._connect(path)
+            except sqlite3.OperationalError:
+                raise  # locked, read-only, disk I/O: not a reason to delete anything
+            except sqlite3.DatabaseError:
+                # Our own file, corrupt (e.g. a disk filled up mid-write): start afresh.
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                connection = cls._connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            return None, f"hash cache disabled: cannot use {path} ({exc})"
+        return cls(connection, version, path), None
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+        except sqlite3.Error:
+            connection.close()
+            raise
+        return connection
+
+    def lookup(self, keys: Sequence[tuple[str, int, int]]) -> dict[int, CachedHash]:
+        """Cached hashes for ``(resolved path, size, mtime_ns)`` keys, by key index."""
+        found: dict[int, CachedHash] = {}
+        if self.problem:
+            return found
+        position = {path: i for i, (path, _, _) in enumerate(keys)}
+        try:
+            if len(keys) >= _SCAN_ABOVE:
+                # One sequential scan beats thousands of index lookups for big splits.
+                batches: Iterable[Any] = [self.connection.execute(_SELECT)]
+            else:
+                batches = (self.connection.execute(
+                    f"{_SELECT} WHERE path IN ({','.join('?' * len(batch))})", batch)
+                    for batch in ([k[0] for k in keys[i:i + _LOOKUP_BATCH]]
+                                  for i in range(0, len(keys), _LOOKUP_BATCH)))
+            for rows in batches:
+                for path, size, mtime_ns, version, digest, phash, mirror, thumb, error in rows:
+                    index = position.get(path)
+                    if index is None:
+                        continue
+                    _, want_size, want_mtime = keys[index]
+                    if size != want_size or mtime_ns != want_mtime or version != self.version:
+                        continue  # stale: the file changed or another recipe wrote it
+                    found[index] = CachedHash(bytes(digest), _unsigned(phash), _unsigned(mirror),
+                                              None if thumb is None else bytes(thumb), error)
+        except sqlite3.Error as exc:
+            self.problem = f"hash cache lookup failed ({exc}); hashing every file"
+            return {}
+        self.hits += len(found)
+        return found
+
+    def store(self, rows: Iterable[tuple[str, int, int, bytes, int | None, int | None, bytes | None,
+                                         str | None]]) -> None:
+        """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error)`` rows atomically."""
+        if self.problem:
+            return
+        values = [(path, size, mtime_ns, self.version, digest, _signed(phash), _signed(mirror), thumb, error)
+                  for path, size, mtime_ns, digest, phash, mirror, thumb, error in rows if size >= 0]
+        if not values:
+            return
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                self.connection.executemany(
+                    "INSERT OR REPLACE INTO file_hashes "
+                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
+                )
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+            self.written += len(values)
+        except sqlite3.Error as exc:
+            self.problem = f"hash cache write failed ({exc}); later runs will hash again"
+
+    def memo_get(self, key: str) -> bytes | None:
+        """A stored search result (see ``_leakage_analysis``), or None."""
+        if self.problem:
+            return None
+        try:
+            row = self.connection.execute("SELECT payload FROM search_memo WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                self.connection.execute("UPDATE search_memo SET used_ns = ? WHERE key = ?", (time.time_ns(), key))
+        except sqlite3.Error:
+            return None
+        return None if row is None else bytes(row[0])
+
+    def memo_put(self, key: str, payload: bytes) -> None:
+        if self.problem:
+            return
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+            self.connection.execute("INSERT OR REPLACE INTO search_memo (key, used_ns, payload) VALUES (?, ?, ?)",
+                                    (key, time.time_ns(), payload))
+            self.connection.execute(
+                "DELETE FROM search_memo WHERE key NOT IN "
+                "(SELECT key FROM search_memo ORDER BY used_ns DESC LIMIT ?)", (_MEMO_KEEP,))
+            self.connection.execute("COMMIT")
+        except sqlite3.Error:
+            try:
+                self.connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        except sqlite3.Error:  # pragma: no cover - closing never matters for results
+            pass
+
+
+def file_key(path: str, resolved_dirs: dict[str, str]) -> tuple[str, int, int] | str:
+    """``(resolved path, size, mtime_ns)`` of a file with one ``lstat``, or why there is none.
+
+    Resolving every path with ``realpath`` costs a syscall per path component; the
+    parent folder is resolved once per folder instead, and only symlinked files pay
+    for a full resolve.
+    """
+    import stat as stat_module
+
+    try:
+        info = os.lstat(path)
+        if stat_module.S_ISLNK(info.st_mode):
+            resolved = os.path.realpath(path)
+            info = os.stat(resolved)
+        else:
+            parent, name = os.path.split(path)
+            folder = resolved_dirs.get(parent)
+            if folder is None:
+                folder = resolved_dirs[parent] = os.path.realpath(parent or ".")
+            resolved = os.path.join(folder, name)
+    except FileNotFoundError:
+        return "cannot read: no such file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if not stat_module.S_ISREG(info.st_mode):
+        return "cannot read: not a regular file"
+    return resolved, info.st_size, info.st_mtime_ns

@@ -1,0 +1,222 @@
+"""Gathering split_leakage hashes for every sample of every split.
+
+File-backed splits (``split.paths()``) are hashed from their files: each file is
+``lstat``-ed once, looked up in the SQLite cache, and only the misses are read,
+in chunks spread over worker processes (in-process for small jobs, where starting
+workers would cost more than it saves). A file listed several times, in one split
+or in several, is hashed once. Splits without files (callable datasets) are
+hashed from their decoded samples in this process: their datasets need not be
+picklable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor_plugins import _leakage_hashing as hashing
+from auditor_plugins._leakage_cache import HashCache, file_key
+
+__all__ = ["Samples", "collect", "default_workers", "label_names"]
+
+#: Files per worker task: large enough that IPC is negligible, small enough that the
+#: progress bar moves and an interrupted run loses little work.
+_CHUNK = 128
+#: Below this many files to hash, workers cost more to start than they save.
+_IN_PROCESS_BELOW = 400
+
+
+@dataclass
+class Samples:
+    """Every sample of every split, flattened: sample ``i`` is ``index[i]`` of ``split[i]``."""
+
+    split_names: list[str]
+    split: list[int] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+    path: list[str | None] = field(default_factory=list)
+    resolved: list[str | None] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    digest: list[bytes] = field(default_factory=list)
+    phash: list[int | None] = field(default_factory=list)
+    mirror: list[int | None] = field(default_factory=list)
+    thumb: list[bytes | None] = field(default_factory=list)
+    error: list[str | None] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def add(self, split: int, index: int, path: str | None, resolved: str | None, label: str) -> int:
+        self.split.append(split)
+        self.index.append(index)
+        self.path.append(path)
+        self.resolved.append(resolved)
+        self.label.append(label)
+        self.digest.append(b"")
+        self.phash.append(None)
+        self.mirror.append(None)
+        self.thumb.append(None)
+        self.error.append(None)
+        return len(self.split) - 1
+
+    def set_hash(self, sample: int, digest: bytes, phash: int | None, mirror: int | None,
+                 thumb: bytes | None, error: str | None) -> None:
+        self.digest[sample] = digest
+        self.phash[sample] = phash
+        self.mirror[sample] = mirror
+        self.thumb[sample] = thumb
+        self.error[sample] = error
+
+
+def label_names(split: Any) -> list[str]:
+    """Each sample's label as a class name (multilabel: names joined with '|')."""
+    names = split.classes()
+
+    def name(target: int) -> str:
+        return names[target] if 0 <= target < len(names) else str(target)
+
+    out = []
+    for target in split.targets():
+        if isinstance(target, (list, tuple)):
+            out.append("|".join(sorted(name(int(t)) for t in target)))
+        else:
+            out.append(name(int(target)))
+    return out
+
+
+def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
+            progress: Callable[[str, int | None], Any]) -> Samples:
+    """Hash every sample of ``splits`` (name -> Split)."""
+    started = time.perf_counter()
+    samples = Samples(list(splits))
+    # Files: path string -> sample ids listing it (a path may appear in several splits).
+    by_path: dict[str, list[int]] = {}
+    in_memory: list[tuple[Any, list[int]]] = []
+    for split_number, (name, split) in enumerate(splits.items()):
+        labels = label_names(split) if len(split) else []
+        paths = split.paths()
+        if paths is None:
+            ids = [samples.add(split_number, i, None, None, labels[i]) for i in range(len(split))]
+            in_memory.append((split, ids))
+            continue
+        for i, path in enumerate(paths):
+            text = os.fspath(path)
+            by_path.setdefault(text, []).append(samples.add(split_number, i, text, None, labels[i]))
+    hashed, hits = _hash_files(samples, by_path, cache, workers, progress)
+    for split, ids in in_memory:
+        _hash_in_memory(samples, split, ids, progress)
+    samples.stats = {
+        "files": len(by_path), "files_hashed": hashed, "cache_hits": hits,
+        "in_memory_samples": sum(len(ids) for _, ids in in_memory),
+        "hash_seconds": round(time.perf_counter() - started, 3),
+    }
+    return samples
+
+
+def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCache | None,
+                workers: int, progress: Callable[[str, int | None], Any]) -> tuple[int, int]:
+    resolved_dirs: dict[str, str] = {}
+    keys: list[tuple[str, int, int]] = []
+    key_paths: list[str] = []
+    for text, ids in by_path.items():
+        key = file_key(text, resolved_dirs)
+        if isinstance(key, str):  # missing, unreadable or not a file
+            for sample in ids:
+                samples.resolved[sample] = os.path.realpath(text)
+                samples.set_hash(sample, b"", None, None, None, key)
+            continue
+        for sample in ids:
+            samples.resolved[sample] = key[0]
+        keys.append(key)
+        key_paths.append(text)
+    cached = cache.lookup(keys) if cache is not None else {}
+    for position, row in cached.items():
+        for sample in by_path[key_paths[position]]:
+            samples.set_hash(sample, row.digest, row.phash, row.mirror, row.thumb, row.error)
+    todo = [i for i in range(len(keys)) if i not in cached]
+    if not todo:
+        return 0, len(cached)
+
+    def record(chunk: Sequence[int], results: Sequence[hashing.FileHash]) -> None:
+        rows = []
+        for position, result in zip(chunk, results):
+            for sample in by_path[key_paths[position]]:
+                samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb, result.error)
+            # Cache under the key stat-ed before reading: if the file changed in between,
+            # the size/mtime differ from the bytes hashed and the row is never matched.
+            if (result.size, result.mtime_ns) == keys[position][1:]:
+                rows.append((keys[position][0], result.size, result.mtime_ns, result.digest,
+                             result.phash, result.mirror, result.thumb, result.error))
+        if cache is not None:
+            cache.store(rows)
+
+    chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+    with progress("hashing files", len(todo)) as bar:
+        if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
+            for chunk in chunks:
+                record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
+                bar.advance(len(chunk))
+        else:
+            _run_pool(chunks, key_paths, workers, record, bar)
+    return len(todo), len(cached)
+
+
+def _run_pool(chunks: list[list[int]], key_paths: list[str], workers: int,
+              record: Callable[[Sequence[int], Sequence[hashing.FileHash]], None], bar: Any) -> None:
+    import multiprocessing
+    import warnings
+
+    # fork: workers start instantly and do not re-import the caller's __main__ (which
+    # spawn/forkserver do, re-running an unguarded script). The children only read
+    # files, decode with PIL and do small numpy maths -- none of the locks that other
+    # threads of this process (torch, a progress bar) may hold at fork time.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    failed: list[list[int]] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pending = {pool.submit(hashing.hash_files, [key_paths[i] for i in chunk]): chunk for chunk in chunks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk = pending.pop(future)
+                try:
+                    results = future.result()
+                except Exception:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                    failed.append(chunk)
+                    continue
+                record(chunk, results)
+                bar.advance(len(chunk))
+    # A broken pool fails every chunk still queued: finish those here, one by one.
+    for chunk in failed:
+        record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
+        bar.advance(len(chunk))
+
+
+def _hash_in_memory(samples: Samples, split: Any, ids: list[int],
+                    progress: Callable[[str, int | None], Any]) -> None:
+    step = 64
+    with progress(f"hashing samples of '{split.name}'", len(ids)) as bar:
+        for first in range(0, len(ids), step):
+            for sample in ids[first:first + step]:
+                try:
+                    value = split.load(samples.index[sample])
+                except Exception as exc:  # noqa: BLE001 - a sample that fails to load is recorded
+                    samples.set_hash(sample, b"", None, None, None,
+                                     f"cannot load sample: {type(exc).__name__}: {exc}")
+                    continue
+                samples.set_hash(sample, *hashing.hash_sample(value))
+            bar.advance(len(ids[first:first + step]))
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
