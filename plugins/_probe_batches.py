@@ -16,8 +16,18 @@ from typing import Any
 import torch
 
 __all__ = [
-    "pick_device", "isolated_rng", "Batch", "BatchStream", "TargetPlan", "loss_kind", "plan_targets",
-    "float_targets", "to_device", "call_model", "output_tensor", "describe_shape",
+    "Batch",
+    "BatchStream",
+    "TargetPlan",
+    "call_model",
+    "describe_shape",
+    "float_targets",
+    "isolated_rng",
+    "loss_kind",
+    "output_tensor",
+    "pick_device",
+    "plan_targets",
+    "to_device",
 ]
 
 #: How a loss consumes model outputs and targets.
@@ -271,11 +281,11 @@ def _bce_targets(raw: list[Any], output: torch.Tensor, multilabel: bool, num_cla
     width = int(output.shape[1]) if output.ndim >= 2 else 1
     if output.ndim > 2:
         return TargetPlan(problem=f"the model output {out_shape} is not [batch, outputs] for {labels}", fatal=True)
-    low, high = _label_range(raw, multilabel)
+    high = _label_range(raw, multilabel)[1]
     if multilabel:
         if high >= width:
             return TargetPlan(problem=f"the model output {out_shape} has {width} outputs but the {labels} "
-                              f"reach {high}", fatal=True)
+                              f"need at least {high + 1}", fatal=True)
         return _width_check(TargetPlan(_multi_hot(raw, width, device)), out_shape, width, num_classes,
                             class_source)
     if width == 1:

@@ -10,10 +10,11 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from auditor import AuditContext, Finding
 from auditor_plugins._probe_runner import ProbeRun
 
-__all__ = ["judge", "evidence"]
+from auditor import AuditContext, Finding
+
+__all__ = ["evidence", "judge"]
 
 PROBABILITY_MODULES = {"Softmax", "Sigmoid", "Softmax2d"}
 LOSS_NAMES = {"ce": "CrossEntropyLoss", "nll": "NLLLoss", "bce_logits": "BCEWithLogitsLoss",
@@ -166,11 +167,11 @@ def _gp003(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float], zer
     vanishing = [r for i, r in enumerate(rows) if i not in skip and r["judged"] and 0 < r["ratio"] < low]
     exploding = [r for i, r in enumerate(rows) if i not in skip and r["judged"] and r["max_ratio"] > high]
     for label, found, limit, hint in (
-        ("vanishing", vanishing, f"< {low:g}", "updates below float32 resolution leave these weights unchanged: "
+        ("vanishing", vanishing, f"< {low:g}", ("updates below float32 resolution leave these weights unchanged: "
          "use residual connections or normalisation, ReLU-family activations instead of saturating ones, and "
-         "a standard (Kaiming/Xavier) initialisation"),
-        ("exploding", exploding, f"> {high:g}", "one step moves these weights by more than their own size: lower "
-         "the learning rate, clip gradients (clip_grad_norm_), normalise the inputs, or re-initialise the layer"),
+         "a standard (Kaiming/Xavier) initialisation")),
+        ("exploding", exploding, f"> {high:g}", ("one step moves these weights by more than their own size: lower "
+         "the learning rate, clip gradients (clip_grad_norm_), normalise the inputs, or re-initialise the layer")),
     ):
         if not found:
             continue
@@ -264,19 +265,21 @@ def _gp006(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> 
     lrs = ", ".join(f"{lr:g}" for lr in probe.lrs) or "unknown"
     per_step = run.update_ratio / len(run.losses) if run.update_ratio is not None else None
     if not all(math.isfinite(v) for v in run.losses) or max(run.losses) > 1.5 * start or final > start:
-        cause, hint = "the learning rate looks too high (the loss rises or oscillates)", \
-            "lower the learning rate (try 10x lower) or add warm-up and gradient clipping"
+        cause = "the learning rate looks too high (the loss rises or oscillates)"
+        hint = "lower the learning rate (try 10x lower) or add warm-up and gradient clipping"
     elif run.grad_flow < 0.5:
-        cause, hint = (f"gradients do not flow: only {run.grad_flow:.0%} of the trainable weights got a non-zero "
-                       "gradient", "see GP002: unfreeze or re-wire the layers that get no gradient")
+        cause = (f"gradients do not flow: only {run.grad_flow:.0%} of the trainable weights got a non-zero "
+                 "gradient")
+        hint = "see GP002: unfreeze or re-wire the layers that get no gradient"
     elif per_step is not None and per_step < 1e-3:
-        cause, hint = (f"the learning rate looks too low (the weights change by only {per_step:.2g} of their norm "
-                       "per step; about 1e-3 is typical)", "raise the learning rate (try 10x higher)")
+        cause = (f"the learning rate looks too low (the weights change by only {per_step:.2g} of their norm "
+                 "per step; about 1e-3 is typical)")
+        hint = "raise the learning rate (try 10x higher)"
     else:
-        cause, hint = ("the loss falls too slowly although the weights move"
-                       + (f" ({per_step:.2g} of their norm per step)" if per_step is not None else ""),
-                       "try a 3-10x higher learning rate; if that does not help, check normalisation layers and "
-                       "the initialisation of the new layers")
+        moved = f" ({per_step:.2g} of their norm per step)" if per_step is not None else ""
+        cause = f"the loss falls too slowly although the weights move{moved}"
+        hint = ("try a 3-10x higher learning rate; if that does not help, check normalisation layers and the "
+                "initialisation of the new layers")
     yield ctx.finding(
         "GP006", f"overfitting one batch of {probe.batch_size} for {len(run.losses)} steps took the loss "
         f"{start:.4g} -> {final:.4g}, not below {(1 - drop) * start:.4g}: {cause} (learning rate {lrs})",

@@ -9,6 +9,7 @@ Only imported from inside the audit's ``run``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter
@@ -16,16 +17,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from auditor_plugins._probe_batches import (
-    BatchStream, TargetPlan, call_model, describe_shape, float_targets, isolated_rng, loss_kind, output_tensor,
-    pick_device, plan_targets, to_device,
+    BatchStream,
+    TargetPlan,
+    call_model,
+    describe_shape,
+    float_targets,
+    isolated_rng,
+    loss_kind,
+    output_tensor,
+    pick_device,
+    plan_targets,
+    to_device,
 )
 from auditor_plugins._probe_stats import (
-    ActivationWatch, GradRecorder, Snapshot, finite, output_stats, peak_memory, relative_update, tensor_norms,
+    ActivationWatch,
+    GradRecorder,
+    Snapshot,
+    finite,
+    output_stats,
+    peak_memory,
+    relative_update,
+    tensor_norms,
 )
 
-__all__ = ["ProbeRun", "OverfitRun", "run_probe"]
+__all__ = ["OverfitRun", "ProbeRun", "run_probe"]
 
 
 @dataclass
@@ -257,10 +273,8 @@ def _loss(loss_fn: Any, out: torch.Tensor, raw: list[Any], plan: TargetPlan, kin
     if kind == "other":
         retry = float_targets(raw, out, bool(raw) and isinstance(raw[0], (list, tuple)), device, "the targets")
         if not retry.fatal:
-            try:
+            with contextlib.suppress(Exception):  # the float retry failing too leaves the first error standing
                 return loss_fn(out, retry.targets), retry
-            except Exception:  # noqa: BLE001
-                pass
     return None, TargetPlan(problem=f"{type(loss_fn).__name__} rejected the model output {describe_shape(out)} "
                             f"with targets {describe_shape(plan.targets)} ({error})", fatal=True)
 

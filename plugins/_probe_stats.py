@@ -17,8 +17,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["Snapshot", "GradRecorder", "ActivationWatch", "output_stats", "peak_memory", "relative_update",
-           "tensor_norms", "finite"]
+__all__ = [
+    "ActivationWatch",
+    "GradRecorder",
+    "Snapshot",
+    "finite",
+    "output_stats",
+    "peak_memory",
+    "relative_update",
+    "tensor_norms",
+]
 
 #: Activations whose units can die (output exactly zero for every input).
 _RELU_TYPES = (torch.nn.ReLU, torch.nn.ReLU6)
@@ -211,14 +219,14 @@ def relative_update(before: list[torch.Tensor], after: list[torch.Tensor]) -> fl
 def peak_memory(device: torch.device) -> tuple[float | None, str]:
     """Peak memory in MiB and what was measured."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max allocated (torch)"
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max allocated"
     try:
         import resource
     except ImportError:  # Windows
         return None, "unavailable on this platform"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
-    return (peak / 2**20 if sys.platform == "darwin" else peak / 2**10), "process peak RSS (whole process)"
+    return (peak / 2**20 if sys.platform == "darwin" else peak / 2**10), "peak RSS of the whole process"
 
 
 def finite(value: float) -> bool:

@@ -237,8 +237,8 @@ def test_bce_targets_are_shaped_for_binary_and_multilabel(tmp_path, project, man
         kwargs = {"model_kwargs": {"num_classes": 1}, "data": "two"}
     else:
         kwargs = {"model_kwargs": {"num_classes": 3}, "data": "multi"}
-    outcome, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", optimizer="adam",
-                                  optimizer_kwargs={"lr": 1e-2}, loss="torch.nn:BCEWithLogitsLoss", **kwargs)
+    _, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", optimizer="adam",
+                            optimizer_kwargs={"lr": 1e-2}, loss="torch.nn:BCEWithLogitsLoss", **kwargs)
     assert set(found) == {"GP011"}, {c: f[0]["message"] for c, f in found.items()}
     assert audit["evidence"]["loss"] == "BCEWithLogitsLoss"
     assert audit["evidence"]["outputs"]["start"]["shape"] == [8, 1 if case == "binary_one_logit" else 3]
@@ -259,7 +259,7 @@ def test_huge_learning_rate_is_gp001(tmp_path, project, manifest_writer, run_aud
 
 
 def test_dead_relu_bottleneck_is_gp002_and_gp004(tmp_path, project, manifest_writer, run_audit):
-    outcome, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "dead_relu", optimizer="adam")
+    _, _, found = probe(tmp_path, project, manifest_writer, run_audit, "dead_relu", optimizer="adam")
     (gp002,) = found["GP002"]
     assert gp002["evidence"]["parameters"] == ["0.weight", "0.bias", "4.weight", "4.bias", "6.weight"]
     assert {"module": "5", "dead_fraction": 1.0} in gp002["evidence"]["dead_relu"]
@@ -323,7 +323,7 @@ def test_frozen_parameter_written_in_forward_is_gp008(tmp_path, project, manifes
 
 
 @pytest.mark.parametrize("case", ["one_output_for_two_classes", "labels_beyond_outputs", "too_many_outputs",
-                                  "bce_width"])
+                                  "bce_width", "multilabel_width"])
 def test_output_shape_that_does_not_fit_the_labels_is_gp010(tmp_path, project, manifest_writer, run_audit, case):
     kwargs: dict[str, Any] = {
         "one_output_for_two_classes": {"model_kwargs": {"num_classes": 1}},
@@ -331,15 +331,18 @@ def test_output_shape_that_does_not_fit_the_labels_is_gp010(tmp_path, project, m
         "too_many_outputs": {"model_kwargs": {"num_classes": 3}},
         "bce_width": {"model_kwargs": {"num_classes": 5}, "loss": "torch.nn:BCEWithLogitsLoss",
                       "task": {"type": "binary", "num_classes": 2}},
+        "multilabel_width": {"model_kwargs": {"num_classes": 2}, "loss": "torch.nn:BCEWithLogitsLoss",
+                             "data": "multi"},
     }[case]
     outcome, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", **kwargs)
     (gp010,) = found["GP010"]
     assert gp010["severity"] == "error" and outcome.exit_code == 1 and audit["status"] == "failed"
-    fatal = case in ("one_output_for_two_classes", "labels_beyond_outputs")
+    fatal = case in ("one_output_for_two_classes", "labels_beyond_outputs", "multilabel_width")
     assert gp010["evidence"]["fatal"] is fatal
     if fatal:  # stopped gracefully before any step: no timing, no other verdict
         assert "[8, 1]" in gp010["message"] or "[8, 2]" in gp010["message"]
-        assert "targets [8] with labels 0.." in gp010["message"] and "stopped before training" in gp010["message"]
+        assert "targets" in gp010["message"] and "stopped before training" in gp010["message"]
+        assert "labels 0.." in gp010["message"] or "label indices 0..2" in gp010["message"]
         assert set(found) == {"GP010"} and audit["evidence"]["steps_done"] == 0
     else:
         assert "outputs per sample but the task has 2 classes" in gp010["message"]

@@ -40,11 +40,11 @@ def test_user_model_optimizer_and_rng_are_left_untouched(tmp_path):
 
     import numpy as np
     import torch
+    from auditor_plugins.gradient_probe import AUDIT
 
     from auditor.context import AuditContext, RunContext
     from auditor.manifest import load_manifest
     from auditor.plugins import load_registry
-    from auditor_plugins.gradient_probe import AUDIT
 
     registry = load_registry()
     loaded = load_manifest(_project(tmp_path, {"device": "cpu", "steps": 5}), registry)
@@ -145,7 +145,8 @@ def test_cli_static_skips_the_probe_and_cuda_request_falls_back(tmp_path, cli):
 def test_plugin_import_stays_torch_free():
     code = ("import sys, auditor_plugins.gradient_probe as gp; "
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print(len(gp.CODES))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 0 and result.stdout.strip() == "11", result.stderr
 
 
