@@ -14,10 +14,11 @@ audit that writes the same keys gets the same charts:
     (gradient_probe).
 ``loss_curve`` / ``overfit_curve``
     ``[float]`` -> loss per probe step (gradient_probe).
-``channel_stats``
-    ``{split: {"mean": [..], "std": [..], "expected_mean": [..], "expected_std": [..]}}``
-    -> measured per-channel input statistics vs the normalization the weights
-    expect (transform_parity).
+``stats``
+    ``[{"split", "channel", "mean", "std", "min", "max", "expected_mean", "expected_std"}]``
+    (or ``channel_stats``: ``{split: {"mean": [..], "std": [..], "expected_mean": [..],
+    "expected_std": [..]}}``) -> measured per-channel statistics of transformed
+    inputs vs what the pretrained normalization should give (transform_parity).
 
 A key that is absent or malformed gives no chart, never an exception.
 """
@@ -126,11 +127,11 @@ def _sample(rows: list[tuple[str, float | None]], limit: int) -> tuple[list[tupl
     if finite:
         keep |= {min(finite, key=lambda t: t[1])[0], max(finite, key=lambda t: t[1])[0]}
     keep = set(sorted(keep)[:limit])
-    stride = len(rows) / max(1, limit - len(keep))
-    k = 0.0
-    while len(keep) < limit and int(k) < len(rows):
-        keep.add(int(k))
-        k += stride
+    rest = [i for i in range(len(rows)) if i not in keep]
+    need = limit - len(keep)
+    if need > 0 and rest:
+        step = len(rest) / need  # >= 1, so the picks are distinct
+        keep |= {rest[int(j * step)] for j in range(min(need, len(rest)))}
     shown = [rows[i] for i in sorted(keep)]
     return shown, f"{len(shown)} of {len(rows)} parameters shown (evenly spaced, extremes kept)"
 
@@ -177,22 +178,35 @@ def _channels(value: Any) -> list[float | None]:
     return []
 
 
-def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
+def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
+    rows = evidence.get("stats")
+    if isinstance(rows, Sequence) and not isinstance(rows, str):
+        entries = [r for r in rows if isinstance(r, Mapping)]
+        entries.sort(key=lambda r: (str(r.get("split")) != "train", str(r.get("split")), str(r.get("channel"))))
+        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}", _number(r.get("mean")),
+                              _number(r.get("std")), _number(r.get("expected_mean")), _number(r.get("expected_std")),
+                              _number(r.get("min")), _number(r.get("max"))) for r in entries]
     stats = evidence.get("channel_stats")
     if not isinstance(stats, Mapping):
-        return None
-    rows: list[_svg.Interval] = []
+        return []
+    out = []
     for split in _split_order([str(s) for s in stats if isinstance(stats[s], Mapping)]):
         entry = stats[split]
         mean, std = _channels(entry.get("mean")), _channels(entry.get("std"))
         want_mean, want_std = _channels(entry.get("expected_mean")), _channels(entry.get("expected_std"))
         for c in range(max(len(mean), len(want_mean))):
             pick = lambda xs: xs[c] if c < len(xs) else None  # noqa: E731
-            rows.append(_svg.Interval(f"{split} channel {c}", pick(mean), pick(std), pick(want_mean), pick(want_std)))
+            out.append(_svg.Interval(f"{split} channel {c}", pick(mean), pick(std), pick(want_mean), pick(want_std)))
+    return out
+
+
+def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
+    rows = _stat_rows(evidence)
     if not rows:
         return None
-    svg = _svg.interval_chart("measured vs expected per-channel input statistics", rows[:48])
-    caption = "after each split's transform; expected: the mean/std normalized inputs should have"
+    note = f"{len(rows) - 48} more channels not shown" if len(rows) > 48 else ""
+    svg = _svg.interval_chart("measured vs expected per-channel input statistics", rows[:48], note)
+    caption = "statistics of transformed samples per split; expected: what the pretrained normalization should give"
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 

@@ -70,6 +70,11 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _clamp(value: float) -> float:
+    """Keep absurd magnitudes (1e308) from overflowing the scale arithmetic to inf/nan."""
+    return max(-1e12, min(1e12, float(value)))
+
+
 def _short(label: str, limit: int = 30) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
@@ -133,7 +138,7 @@ def grouped_bars(title: str, categories: Sequence[str], series: Sequence[Series]
 def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], segments: Sequence[Segment],
                  note: str = "") -> str:
     """One bar per row split into segments (e.g. trainable and frozen parameters per module)."""
-    bar_h, top, plot_w = 16, 26, _WIDTH - _LABEL_W - 110
+    bar_h, top, plot_w = 16, 26, _WIDTH - _LABEL_W - 180
     totals = [sum(v for v in values if _finite(v) and v > 0) for _, values in rows]
     peak = max(totals, default=0.0) or 1.0
     height = top + 22 * len(rows) + 24
@@ -147,7 +152,7 @@ def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], segmen
             if not _finite(value) or value <= 0:
                 parts.append(f"{segment.name} 0")
                 continue
-            width = value / peak * plot_w
+            width = max(2.0, value / peak * plot_w)  # a 1k-parameter head next to an 11M backbone stays visible
             body.append(f'<rect x="{_f(x)}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{segment.colour}">'
                         f"<title>{_esc(f'{label}: {fmt_number(value)} {segment.name}')}</title></rect>")
             x += width
@@ -202,6 +207,7 @@ def log_bars(title: str, rows: Sequence[tuple[str, float | None]], note: str = "
 def line_chart(title: str, series: Sequence[Series], x_label: str = "step", y_label: str = "") -> str:
     """Lines over their index (e.g. loss per step); non-finite points break the line and are marked."""
     left, top, width, height = 60, 26, _WIDTH - 80, 200
+    series = [Series(s.name, [_clamp(v) if _finite(v) else v for v in s.values]) for s in series]
     points = [float(v) for s in series for v in s.values if _finite(v)]
     low, high = min(points, default=0.0), max(points, default=1.0)
     if high - low < 1e-12:
@@ -255,12 +261,15 @@ class Interval(NamedTuple):
     measured_std: float | None
     expected_mean: float | None
     expected_std: float | None
+    low: float | None = None  # measured min and max, drawn as a thin range behind the intervals
+    high: float | None = None
 
 
 def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
     """Measured mean +- std against expected mean +- std per row (e.g. per input channel)."""
     top, row_h, plot_w = 30, 26, _WIDTH - _LABEL_W - 40
-    ends: list[float] = []
+    rows = [Interval(r.label, *(_clamp(v) if _finite(v) else None for v in r[1:])) for r in rows]
+    ends: list[float] = [v for r in rows for v in (r.low, r.high) if _finite(v)]
     for r in rows:
         for mean, std in ((r.measured_mean, r.measured_std), (r.expected_mean, r.expected_std)):
             if _finite(mean):
@@ -275,7 +284,8 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
         return _LABEL_W + (value - low) / (high - low) * plot_w
 
     height = top + row_h * len(rows) + 34
-    body = _legend([("measured mean \u00b1 std", PALETTE[0]), ("expected mean \u00b1 std", PALETTE[1])])
+    body = _legend([("measured mean \u00b1 std", PALETTE[0]), ("expected mean \u00b1 std", PALETTE[1]),
+                    ("measured min..max", "#c8ced6")])
     for k in range(5):
         value = low + (high - low) * k / 4
         body.append(f'<line x1="{_f(x_of(value))}" y1="{top - 6}" x2="{_f(x_of(value))}" y2="{_f(height - 28)}" '
@@ -284,6 +294,9 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
     for row, r in enumerate(rows):
         y = top + row * row_h
         body.append(_label(_LABEL_W - 8, y + 12, r.label))
+        if _finite(r.low) and _finite(r.high):
+            body.append(f'<line x1="{_f(x_of(r.low))}" y1="{y + 6}" x2="{_f(x_of(r.high))}" y2="{y + 6}" '
+                        f'stroke="#c8ced6" stroke-width="6"><title>{_esc(f"{r.label}: min {fmt_number(r.low)}, max {fmt_number(r.high)}")}</title></line>')
         for offset, mean, std, colour, dash in ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
                                                 (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"')):
             if not _finite(mean):

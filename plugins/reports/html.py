@@ -117,6 +117,8 @@ def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[
             "options": _json(audit["options"]) if audit.get("options") else "",
             "evidence": _json(evidence) if evidence else "",
             "charts": _charts.charts_for(evidence),
+            # transform_parity's pipelines as text columns, one per split
+            "side_by_side": evidence["side_by_side"] if isinstance(evidence.get("side_by_side"), str) else "",
             "findings": own,
             "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
             "codes": [{"code": c, "title": catalog[c].title if c in catalog else "",
