@@ -200,29 +200,56 @@ def _row(name: str, seconds: float, n_images: int, scores: dict[str, Any] | None
 # -- the contenders ------------------------------------------------------------------
 
 
-def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: bool) -> dict[str, Any]:
-    from auditor.api import run_manifest
-
+def _write_manifest(root: Path, options: str = "max_pairs: 1000000") -> Path:
     manifest = root / "audit.yaml"
     manifest.write_text(
         "version: 1\nname: leakage-benchmark\ndata:\n"
         "  train: {format: image_folder, root: train}\n  val: {format: image_folder, root: val}\n"
-        "audits:\n  split_leakage: {max_pairs: 1000000}\nreport: {formats: [json]}\n"
+        f"audits:\n  split_leakage: {{{options}}}\nreport: {{formats: [json]}}\n"
     )
+    return manifest
+
+
+def _pairs(outcome: Any, codes: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(p["a"]["path"], p["b"]["path"]) for f in outcome.findings
+            if f["code"] in codes for p in f["evidence"]["pairs"]]
+
+
+def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: bool) -> dict[str, Any]:
+    from auditor.api import run_manifest
+
+    manifest = _write_manifest(root)
     if clear_cache:
         shutil.rmtree(root / ".auditor-cache", ignore_errors=True)
     started = time.perf_counter()
     outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"],
                            output_dir=root / ".reports")
     seconds = time.perf_counter() - started
-    pairs = [(p["a"]["path"], p["b"]["path"]) for f in outcome.findings
-             if f["code"] in ("SL001", "SL002", "SL005") for p in f["evidence"]["pairs"]]
-    scores = score(pairs, truth)
+    scores = score(_pairs(outcome, ("SL001", "SL002", "SL005")), truth)
     evidence = next(a["evidence"] for a in outcome.report["audits"] if a["name"] == "split_leakage")
+    within = sum(f["evidence"]["count"] for f in outcome.findings if f["code"] in ("SL003", "SL004"))
     _row(label, seconds, truth["n_train"] + truth["n_val"], scores,
          f"(hashed {evidence['files_hashed']}, cache hits {evidence['cache_hits']}, "
-         f"hashing {evidence['hash_seconds']:.2f} s)")
+         f"hashing {evidence['hash_seconds']:.2f} s, within-split duplicates {within})")
     return {"seconds": seconds, **scores}
+
+
+def sweep(root: Path, truth: dict[str, Any]) -> None:
+    """Recall and false positives over a grid of thresholds (uses the warm cache)."""
+    from auditor.api import run_manifest
+
+    print("max_distance min_similarity  exact  near   mirrored  false-positive cross pairs  within-split pairs")
+    for distance in (4, 6, 8, 10, 12):
+        for similarity in (-1.0, 0.9, 0.95, 0.97, 0.99):
+            manifest = _write_manifest(root, f"max_pairs: 1000000, max_distance: {distance}, "
+                                             f"min_similarity: {similarity}")
+            outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"],
+                                   output_dir=root / ".reports")
+            scores = score(_pairs(outcome, ("SL001", "SL002", "SL005")), truth)
+            within = len(_pairs(outcome, ("SL003", "SL004")))
+            print(f"{distance:>12} {similarity:>14} {scores['exact_recall']:6.1%} {scores['near_recall']:6.1%} "
+                  f"{scores['mirrored_recall']:8.1%} {scores['false_positive_pairs']:>27} {within:>19}")
+    _write_manifest(root)
 
 
 def run_imagededup(root: Path, truth: dict[str, Any]) -> None:
@@ -320,12 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="where the generated images live")
     parser.add_argument("--skip-tools", action="store_true", help="do not run imagededup / cleanvision")
     parser.add_argument("--skip-synthetic", action="store_true", help="do not run the 1M x 50k search")
+    parser.add_argument("--sweep", action="store_true",
+                        help="print recall / false positives over a grid of max_distance x min_similarity")
     parser.add_argument("--synthetic-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.synthetic_only:
         synthetic()
         return 0
     truth = generate(args.data)
+    if args.sweep:
+        sweep(args.data, truth)
+        return 0
     n = truth["n_train"] + truth["n_val"]
     print(f"{n:,} JPEGs ({truth['n_train']:,} train + {truth['n_val']:,} val), {len(truth['exact'])} exact + "
           f"{len(truth['near'])} near planted pairs; {os.cpu_count()} cores, load average "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor_plugins._leakage_collect import Samples
-from auditor_plugins._leakage_search import pairs_within, search
+from auditor_plugins._leakage_search import pairs_within, popcount, search
 
 __all__ = ["Pair", "Cross", "Within", "Analysis", "analyse"]
 
@@ -100,10 +100,8 @@ class _Arrays:
         return np.where(flat_a & flat_b, 1.0, np.where(flat_a | flat_b, 0.0, value))
 
     def distance(self, a: int, b: int) -> tuple[int, bool]:
-        import numpy as np
-
-        direct = int(np.bitwise_count(self.phash[a] ^ self.phash[b]))
-        flipped = int(np.bitwise_count(self.mirror[b] ^ self.phash[a]))
+        direct = int(popcount(self.phash[a] ^ self.phash[b]))
+        flipped = int(popcount(self.mirror[b] ^ self.phash[a]))
         return (flipped, True) if flipped < direct else (direct, False)
 
 

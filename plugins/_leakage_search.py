@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Plan", "plan", "search", "pairs_within", "MAX_PAIRS_WITHIN"]
+__all__ = ["Plan", "plan", "search", "pairs_within", "popcount", "MAX_PAIRS_WITHIN"]
 
 #: Largest chunk width: the bucket table holds ``2**bits`` int32 counts and offsets.
 _MAX_BITS = 22
@@ -50,6 +50,23 @@ class Plan:
             used += width
             out.append(64 - used)
         return tuple(out)
+
+
+_BYTE_COUNTS: Any = None
+
+
+def popcount(values: Any) -> Any:
+    """Set bits per uint64 (numpy >= 2 has a ufunc; older numpy counts bytes in a table)."""
+    import numpy as np
+
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    global _BYTE_COUNTS
+    if _BYTE_COUNTS is None:
+        _BYTE_COUNTS = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    array = np.asarray(values, dtype=np.uint64)
+    flat = np.ascontiguousarray(array.reshape(-1))
+    return _BYTE_COUNTS[flat.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.uint8).reshape(array.shape)
 
 
 def _ball(bits: int, radius: int) -> int:
@@ -146,7 +163,7 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             run_starts = np.cumsum(lengths) - lengths
             positions = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(run_starts - offsets, lengths)
             xor = sorted_reference[positions] ^ np.repeat(queries[rows[owners]], lengths)
-            distance = np.bitwise_count(xor)
+            distance = popcount(xor)
             close = np.flatnonzero(distance <= k)
             if not len(close):
                 continue
@@ -154,7 +171,7 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             keep = np.ones(len(close), dtype=bool)
             for earlier_shift, earlier_mask in earlier:
                 part = (xor >> np.uint64(earlier_shift)) & np.uint64(earlier_mask)
-                keep &= np.bitwise_count(part) > radius  # an earlier chunk reported it
+                keep &= popcount(part) > radius  # an earlier chunk reported it
             close = close[keep]
             if len(close):
                 query_index = rows[np.repeat(owners, lengths)[close]]

@@ -232,7 +232,9 @@ def _summary(samples: Any, analysis: Any, options: dict[str, Any], cache_state: 
     cross = {f"{samples.split_names[c.split_a]}/{samples.split_names[c.split_b]}":
              {"same_path": len(c.same_path), "exact": len(c.exact), "near": len(c.near)} for c in analysis.cross}
     return {
-        "samples": len(samples), **samples.stats, "cache": cache_state, "workers": workers,
+        "samples": len(samples), **samples.stats,
+        "hashed": samples.stats["files_hashed"] + samples.stats["in_memory_samples"],
+        "cache": cache_state, "workers": workers,
         "max_distance": options["max_distance"], "min_similarity": options["min_similarity"],
         "per_split": per_split, "cross": cross, "seconds": round(time.perf_counter() - started, 3),
     }

@@ -198,3 +198,13 @@ def test_plan_uses_wide_chunks_for_large_references() -> None:
     assert sum(small.widths) == sum(large.widths) == 64
     assert max(large.widths) <= 22 and large.radius >= small.radius
     assert len(large.widths) * (large.radius + 1) > 8  # pigeonhole: some chunk within the radius
+
+
+def test_popcount_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor_plugins._leakage_search import popcount
+
+    values = _random(np.random.default_rng(3), 500)
+    expected = [bin(int(v)).count("1") for v in values]
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert popcount(values).tolist() == expected
+    assert int(popcount(values[7])) == expected[7]
