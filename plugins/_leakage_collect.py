@@ -110,7 +110,7 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
     for split, ids in in_memory:
         _hash_in_memory(samples, split, ids, progress)
     samples.stats = {
-        "files": len(by_path), "files_hashed": hashed, "cache_hits": hits,
+        "files": hits + hashed, "files_hashed": hashed, "cache_hits": hits,
         "in_memory_samples": sum(len(ids) for _, ids in in_memory),
         "hash_seconds": round(time.perf_counter() - started, 3),
     }
@@ -121,7 +121,9 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
                 workers: int, progress: Callable[[str, int | None], Any]) -> tuple[int, int]:
     resolved_dirs: dict[str, str] = {}
     keys: list[tuple[str, int, int]] = []
-    key_paths: list[str] = []
+    key_paths: list[str] = []  # a path to read for each key
+    owners: list[list[int]] = []  # samples listing each key's file
+    position_of: dict[str, int] = {}  # resolved path -> key: spellings of one file share it
     for text, ids in by_path.items():
         key = file_key(text, resolved_dirs)
         if isinstance(key, str):  # missing, unreadable or not a file
@@ -131,11 +133,15 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
             continue
         for sample in ids:
             samples.resolved[sample] = key[0]
-        keys.append(key)
-        key_paths.append(text)
+        position = position_of.setdefault(key[0], len(keys))
+        if position == len(keys):
+            keys.append(key)
+            key_paths.append(text)
+            owners.append([])
+        owners[position].extend(ids)
     cached = cache.lookup(keys) if cache is not None else {}
     for position, row in cached.items():
-        for sample in by_path[key_paths[position]]:
+        for sample in owners[position]:
             samples.set_hash(sample, row.digest, row.phash, row.mirror, row.thumb, row.error)
     todo = [i for i in range(len(keys)) if i not in cached]
     if not todo:
@@ -144,7 +150,7 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
     def record(chunk: Sequence[int], results: Sequence[hashing.FileHash]) -> None:
         rows = []
         for position, result in zip(chunk, results):
-            for sample in by_path[key_paths[position]]:
+            for sample in owners[position]:
                 samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb, result.error)
             # Cache under the key stat-ed before reading: if the file changed in between,
             # the size/mtime differ from the bytes hashed and the row is never matched.

@@ -145,7 +145,7 @@ def _within(ctx: AuditContext, samples: Samples, analysis: Analysis, within: Wit
         pairs = [p for cluster in within.conflicting for p in _cluster_pairs(samples, analysis, within, cluster, True)]
         members = sum(len(c) for c in within.conflicting)
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
-        first = shown[0]
+        first = _pair_evidence(samples, pairs[0], base_dir)
         yield ctx.finding(
             "SL003", f"{_plural(len(within.conflicting), 'group')} of duplicates in '{name}' "
             f"({members} samples) carry different labels",
@@ -160,11 +160,12 @@ def _within(ctx: AuditContext, samples: Samples, analysis: Analysis, within: Wit
         pairs = [p for cluster in within.redundant for p in _cluster_pairs(samples, analysis, within, cluster, False)]
         pairs.sort(key=lambda p: (p.distance, p.a, p.b))
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
+        first = _pair_evidence(samples, pairs[0], base_dir)
         yield ctx.finding(
             "SL004", f"{_plural(extra, 'sample')} in '{name}' {'duplicates' if extra == 1 else 'duplicate'} "
             f"another sample with the same label ({_plural(len(within.redundant), 'group')})",
             hint=f"duplicates weigh those images more in training; keep one copy of each; first: "
-            f"{_name(shown[0]['b'])} = {_name(shown[0]['a'])}",
+            f"{_name(first['b'])} = {_name(first['a'])}",
             location=location,
             evidence={"count": extra, "groups": len(within.redundant), "split": name,
                       "pairs": shown, "pairs_shown": len(shown)},

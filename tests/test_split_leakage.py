@@ -124,10 +124,15 @@ def test_max_pairs_caps_the_listed_pairs_but_not_the_count(clean: Path, run_audi
     root = clean.parent
     for i in range(3):
         shutil.copyfile(root / f"train/dog/dog_0{i}.jpg", root / f"val/dog/copy_{i}.jpg")
+    shutil.copyfile(root / "train/dog/dog_04.jpg", root / "train/cat/dog_in_cat.jpg")
     manifest = _manifest(root, manifest_writer, {"max_pairs": 1}, train="train", val="val")
     (finding,) = _findings(run_audit(manifest, only=["split_leakage"]), "SL001")
     assert finding["evidence"]["count"] == 3
     assert len(finding["evidence"]["pairs"]) == finding["evidence"]["pairs_shown"] == 1
+    none = _manifest(root, manifest_writer, {"max_pairs": 0}, train="train", val="val")
+    found = {f["code"]: f for f in _findings(run_audit(none, only=["split_leakage"]))}
+    assert set(found) == {"SL001", "SL003"}
+    assert all(f["evidence"]["pairs"] == [] and f["hint"] for f in found.values())
 
 
 def test_same_file_in_two_csv_splits_is_sl005(tmp_path: Path, manifest_writer: Any, run_audit: Any) -> None:
@@ -148,6 +153,10 @@ def test_same_file_in_two_csv_splits_is_sl005(tmp_path: Path, manifest_writer: A
     assert _findings(outcome, "SL001") == [] and _findings(outcome, "SL002") == []
     # The csv listings sit beside the manifest: the cache folder is still allowed there.
     assert (tmp_path / ".auditor-cache" / "split_leakage.sqlite").is_file()
+    # Two spellings of one file are one file: hashed once, then one cache hit.
+    assert _audit(outcome)["evidence"]["files_hashed"] == 8
+    again = _audit(run_audit(manifest, only=["split_leakage"]))["evidence"]
+    assert again["files_hashed"] == 0 and again["cache_hits"] == 8
 
 
 def test_duplicates_within_a_split_are_sl003_or_sl004_by_label(clean: Path, run_audit: Any) -> None:
