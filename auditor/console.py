@@ -24,7 +24,7 @@ def print_audit_line(console: Console, result: Any) -> None:
     """One line per audit as it finishes, so long runs show life."""
     style = STATUS_STYLE.get(result.status, "")
     text = Text.assemble(
-        ("  ", ""), (f"{result.status:<8}", style), (f" {result.audit.name}", "bold"),
+        ("  ", ""), (f"{result.status:<8}", style), (f" {result.audit.name:<20}", "bold"),
         (f"  {result.duration_s:.2f}s", "dim"),
     )
     if result.reason:
