@@ -125,6 +125,7 @@ class BatchStream:
         return DataLoader(
             _SafeSamples(self.dataset), batch_size=self.batch_size, shuffle=True, generator=generator,
             num_workers=self.num_workers, collate_fn=collate, pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,  # small splits cycle epochs: keep workers alive
             # A worker stuck on one sample must not hang the probe past its budget.
             timeout=max(1.0, timeout_s) if self.num_workers else 0,
         )

@@ -281,7 +281,7 @@ def _gp006(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> 
         hint = ("try a 3-10x higher learning rate; if that does not help, check normalisation layers and the "
                 "initialisation of the new layers")
     yield ctx.finding(
-        "GP006", f"overfitting one batch of {probe.batch_size} for {len(run.losses)} steps took the loss "
+        "GP006", f"overfitting one batch of {run.batch_size} for {len(run.losses)} steps took the loss "
         f"{start:.4g} -> {final:.4g}, not below {(1 - drop) * start:.4g}: {cause} (learning rate {lrs})",
         hint=hint, location="optimizer",
         evidence={"overfit_curve": run.losses, "grad_flow": run.grad_flow, "update_ratio": run.update_ratio,

@@ -52,6 +52,7 @@ class OverfitRun:
     grad_flow: float = 0.0
     update_ratio: float | None = None
     stopped: str = ""
+    batch_size: int = 0
 
 
 @dataclass
@@ -326,7 +327,7 @@ def _overfit(probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, batch: t
              device: torch.device, budget: _Budget, steps: int) -> OverfitRun:
     """Train a fresh copy on the first batch only: a healthy setup drives this loss down quickly."""
     inputs, targets = batch
-    result = OverfitRun()
+    result = OverfitRun(batch_size=int(targets.shape[0]))
     params = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     flowing = torch.zeros(len(params), dtype=torch.bool, device=device)

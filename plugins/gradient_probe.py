@@ -10,6 +10,7 @@ docs/gradient_probe.md. torch is imported only when the audit runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -269,7 +270,21 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     for note in (probe.output_note, probe.target.note):
         if note:
             ctx.note(note)
-    yield from judge(ctx, probe, thresholds)
+    for finding in judge(ctx, probe, thresholds):
+        finding.evidence = plain_json(finding.evidence)
+        yield finding
+    ctx.evidence.update(plain_json(dict(ctx.evidence)))
+
+
+def plain_json(value: Any) -> Any:
+    """NaN and infinity as null: strict JSON parsers (and the HTML report's charts) reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(item) for item in value]
+    return value
 
 
 AUDIT = Audit(

@@ -7,6 +7,7 @@ tiny (16 px) but carry class structure (a class colour), so a correct setup lear
 
 from __future__ import annotations
 
+import json
 import random
 import textwrap
 from pathlib import Path
@@ -253,6 +254,8 @@ def test_huge_learning_rate_is_gp001(tmp_path, project, manifest_writer, run_aud
     if model == "plain_cnn":  # no normalisation: the loss goes to inf/NaN and the probe stops there
         assert "became non-finite" in gp001["message"]
         assert audit["evidence"]["steps_done"] < 20
+        assert audit["evidence"]["loss_curve"][-1] is None  # NaN is written as null: strict JSON
+        json.dumps([audit, outcome.findings], allow_nan=False)
     assert "more than 10 x its reference" in gp001["message"]
     (gp006,) = found["GP006"]
     assert "too high" in gp006["message"]
