@@ -19,8 +19,13 @@ class Head:
     layer: str  # the Linear/Conv whose output size counts
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "how": self.how, "outputs": self.outputs, "layer": self.layer,
-                "type": type(self.module).__name__}
+        return {
+            "name": self.name,
+            "how": self.how,
+            "outputs": self.outputs,
+            "layer": self.layer,
+            "type": type(self.module).__name__,
+        }
 
 
 def numel(module: Any) -> int:
@@ -73,12 +78,14 @@ def find_head(model: Any, declared: str | None) -> Head | None:
         layer, outputs = _output_layer(declared, module)
         return Head(declared, module, "manifest", outputs, layer)
     modules = list(model.named_modules())
-    with_params = [(i, n, m) for i, (n, m) in enumerate(modules) if n and any(True for _ in m.parameters(recurse=False))]
+    with_params = [
+        (i, n, m) for i, (n, m) in enumerate(modules) if n and any(True for _ in m.parameters(recurse=False))
+    ]
     if with_params:
         index, name, module = with_params[-1]
         if _is_linear(module):
             return Head(name, module, "inferred", int(module.out_features), name)
-        if _is_pointwise_conv(module) and any(_is_global_pool(m) for _, m in modules[index + 1:]):
+        if _is_pointwise_conv(module) and any(_is_global_pool(m) for _, m in modules[index + 1 :]):
             # SqueezeNet-style: a 1x1 conv classifier followed by global pooling.
             return Head(name, module, "inferred", int(module.out_channels), name)
     linears = [(n, m) for n, m in modules if n and _is_linear(m)]
@@ -140,6 +147,7 @@ def updating_norm_layers(model: Any) -> list[dict[str, Any]]:
             inherited = list(parent.parameters()) if parent is not None else []
             frozen = bool(inherited) and not any(p.requires_grad for p in inherited)
         if frozen:
-            found.append({"name": name, "type": type(module).__name__,
-                          "momentum": getattr(module, "momentum", None)})
+            found.append(
+                {"name": name, "type": type(module).__name__, "momentum": getattr(module, "momentum", None)}
+            )
     return found

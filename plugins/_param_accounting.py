@@ -43,8 +43,15 @@ class Counts:
         return "frozen" if not self.trainable else "partial"
 
     def to_dict(self, name: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "trainable": self.trainable, "frozen": self.frozen, "state": self.state,
-                "trainable_tensors": self.trainable_tensors, "frozen_tensors": self.frozen_tensors, **extra}
+        return {
+            "name": name,
+            "trainable": self.trainable,
+            "frozen": self.frozen,
+            "state": self.state,
+            "trainable_tensors": self.trainable_tensors,
+            "frozen_tensors": self.frozen_tensors,
+            **extra,
+        }
 
 
 def state_of(params: Iterable[Any]) -> Counts:
@@ -71,8 +78,10 @@ def account(model: Any) -> dict[str, Any]:
             tree.setdefault(prefix, Counts()).add(numel, trainable)
     total = totals.trainable + totals.frozen
     return {
-        "totals": {**totals.to_dict("(model)"),
-                   "trainable_fraction": round(totals.trainable / total, 6) if total else 0.0},
+        "totals": {
+            **totals.to_dict("(model)"),
+            "trainable_fraction": round(totals.trainable / total, 6) if total else 0.0,
+        },
         "modules": [c.to_dict(n) for n, c in top.items() if c.state != "empty"],
         "tree": [c.to_dict(n, depth=n.count(".") + 1) for n, c in list(tree.items())[:TREE_LIMIT]],
         "tree_truncated": len(tree) > TREE_LIMIT,
@@ -90,8 +99,15 @@ class Group:
     foreign: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "lr": self.lr, "weight_decay": self.weight_decay, "tensors": self.params,
-                "trainable_tensors": self.trainable, "frozen_tensors": self.frozen, "foreign_tensors": self.foreign}
+        return {
+            "index": self.index,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "tensors": self.params,
+            "trainable_tensors": self.trainable,
+            "frozen_tensors": self.frozen,
+            "foreign_tensors": self.foreign,
+        }
 
 
 @dataclass
@@ -111,10 +127,15 @@ class Coverage:
     foreign: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "groups": [g.to_dict() for g in self.groups],
-                "missing": len(self.missing), "frozen_inside": len(self.frozen_inside),
-                "duplicates": len(self.duplicates), "foreign": self.foreign,
-                "zero_lr": {str(k): len(v) for k, v in self.zero_lr.items()}}
+        return {
+            "optimizer": self.optimizer,
+            "groups": [g.to_dict() for g in self.groups],
+            "missing": len(self.missing),
+            "frozen_inside": len(self.frozen_inside),
+            "duplicates": len(self.duplicates),
+            "foreign": self.foreign,
+            "zero_lr": {str(k): len(v) for k, v in self.zero_lr.items()},
+        }
 
 
 def _float(value: Any) -> float | None:
@@ -169,18 +190,22 @@ def coverage(optimizer: Any, model: Any) -> Coverage:
 def summarize_names(names: list[str], model: Any, limit: int) -> str:
     """Parameter names, folded to a module name where a whole module is listed: ``fc (2 tensors)``."""
     listed = set(names)
-    folded: list[str] = []
-    covered: set[str] = set()
+    covered: dict[str, int] = {}  # whole modules listed -> their tensor count
     for module_name, module in model.named_modules():
         if not module_name or any(module_name.startswith(c + ".") for c in covered):
             continue
         own = [f"{module_name}.{n}" for n, _ in module.named_parameters()]
-        if own and len(own) > 1 and all(n in listed for n in own):
-            folded.append(f"{module_name} ({len(own)} tensors)")
-            covered.add(module_name)
-    for name in names:
-        if not any(name.startswith(c + ".") for c in covered):
+        if len(own) > 1 and all(n in listed for n in own):
+            covered[module_name] = len(own)
+    folded: list[str] = []
+    emitted: set[str] = set()
+    for name in names:  # in the caller's (parameter) order
+        owner = next((c for c in covered if name.startswith(c + ".")), None)
+        if owner is None:
             folded.append(name)
+        elif owner not in emitted:
+            emitted.add(owner)
+            folded.append(f"{owner} ({covered[owner]} tensors)")
     shown = folded[:limit]
     more = len(folded) - len(shown)
     return ", ".join(shown) + (f", ... and {more} more" if more > 0 else "")

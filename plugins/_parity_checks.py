@@ -13,11 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from auditor_plugins._pipeline_stats import OUT_OF_RANGE
+
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor import AuditContext, Finding
     from auditor_plugins._pipeline import Normalization, Pipeline
     from auditor_plugins._pipeline_stats import Measured
     from auditor_plugins._pretrained import Expected
+
+    from auditor import AuditContext, Finding
 
 __all__ = ["SplitView", "check_all", "norm_distance", "fmt"]
 
@@ -67,15 +70,18 @@ class SplitView:
 def fmt(values: Sequence[float] | None, digits: int = 3) -> str:
     if values is None:
         return "none"
-    return "[" + ", ".join(f"{v:.{digits}f}".rstrip("0").rstrip(".") if v == v else "nan" for v in values) + "]"
+    return (
+        "[" + ", ".join(f"{v:.{digits}f}".rstrip("0").rstrip(".") if v == v else "nan" for v in values) + "]"
+    )
 
 
 def _broadcast(values: Sequence[float], n: int) -> list[float]:
     return list(values) * n if len(values) == 1 else list(values)
 
 
-def norm_distance(mean_a: Sequence[float], std_a: Sequence[float],
-                  mean_b: Sequence[float], std_b: Sequence[float]) -> float:
+def norm_distance(
+    mean_a: Sequence[float], std_a: Sequence[float], mean_b: Sequence[float], std_b: Sequence[float]
+) -> float:
     """Largest per-channel difference of mean or std; ``inf`` for incompatible channel counts."""
     n = max(len(mean_a), len(mean_b), len(std_a), len(std_b))
     vectors = [_broadcast(v, n) for v in (mean_a, std_a, mean_b, std_b)]
@@ -90,19 +96,27 @@ def _expected_distance(norm: Normalization, expected: Expected) -> float:
     distance = norm_distance(norm.mean, norm.std, expected.mean, expected.std)
     if norm.scale == "unknown":
         # Applied where the scale cannot be read statically: accept either reading.
-        scaled = norm_distance([m / 255 for m in norm.mean], [s / 255 for s in norm.std], expected.mean, expected.std)
+        scaled = norm_distance(
+            [m / 255 for m in norm.mean], [s / 255 for s in norm.std], expected.mean, expected.std
+        )
         distance = min(distance, scaled)
     if expected.byte_scale:
-        distance = min(distance, norm_distance([m * 255 for m in norm.mean], [s * 255 for s in norm.std],
-                                               expected.mean, expected.std))
+        distance = min(
+            distance,
+            norm_distance(
+                [m * 255 for m in norm.mean], [s * 255 for s in norm.std], expected.mean, expected.std
+            ),
+        )
     return distance
 
 
 def _add_normalize_hint(view: SplitView, expected: Expected) -> str:
     mean, std = fmt(expected.mean, 4), fmt(expected.std, 4)
     if view.pipe.flavor == "v2":
-        return (f"add v2.Normalize(mean={mean}, std={std}) after v2.ToDtype(torch.float32, scale=True), "
-                "the same step in every split")
+        return (
+            f"add v2.Normalize(mean={mean}, std={std}) after v2.ToDtype(torch.float32, scale=True), "
+            "the same step in every split"
+        )
     return f"add transforms.Normalize(mean={mean}, std={std}) after ToTensor(), the same step in every split"
 
 
@@ -122,10 +136,15 @@ def check_all(ctx: AuditContext, views: list[SplitView], expected: Expected | No
                 yield from _train_vs_eval(ctx, train, view, tolerance)
 
 
-def _normalization(ctx: AuditContext, view: SplitView, expected: Expected, tolerance: float) -> Iterator[Finding]:
+def _normalization(
+    ctx: AuditContext, view: SplitView, expected: Expected, tolerance: float
+) -> Iterator[Finding]:
     status = view.status
-    evidence: dict[str, Any] = {"split": view.name, "expected": {"mean": expected.mean, "std": expected.std},
-                                "source": expected.source}
+    evidence: dict[str, Any] = {
+        "split": view.name,
+        "expected": {"mean": expected.mean, "std": expected.std},
+        "source": expected.source,
+    }
     if view.measured and view.measured.mean:
         evidence["measured_mean"] = [round(v, 4) for v in view.measured.mean]
     if status == "none":
@@ -138,9 +157,12 @@ def _normalization(ctx: AuditContext, view: SplitView, expected: Expected, toler
         if view.kind == "unit":
             measured = f"; measured values lie in [0, 1] with channel means {fmt(view.measured.mean)}"  # type: ignore[union-attr]
         yield ctx.finding(
-            "TP001", f"'{view.name}' feeds the model unnormalized inputs{extra}; {expected.source} expects "
+            "TP001",
+            f"'{view.name}' feeds the model unnormalized inputs{extra}; {expected.source} expects "
             f"mean {fmt(expected.mean)} std {fmt(expected.std)}{measured}",
-            hint=_add_normalize_hint(view, expected), location=view.location, evidence=evidence,
+            hint=_add_normalize_hint(view, expected),
+            location=view.location,
+            evidence=evidence,
         )
         return
     if status != "static" or view.pipe.normalize is None:
@@ -149,43 +171,59 @@ def _normalization(ctx: AuditContext, view: SplitView, expected: Expected, toler
     distance = _expected_distance(norm, expected)
     if distance <= tolerance:
         return
-    evidence.update({"declared": norm.to_dict(), "distance": round(distance, 6) if distance != math.inf else None,
-                     "tolerance": tolerance})
+    evidence.update(
+        {
+            "declared": norm.to_dict(),
+            "distance": round(distance, 6) if distance != math.inf else None,
+            "tolerance": tolerance,
+        }
+    )
     twice = ""
     if norm.count > 1:
         twice = f" after {norm.count} Normalize steps in a row (normalized more than once)"
     scale = " (applied to 0..255 values, shown here in [0, 1] units)" if norm.scale == "byte" else ""
     yield ctx.finding(
-        "TP002", f"'{view.name}' normalizes with mean {fmt(norm.mean)} std {fmt(norm.std)}{scale}{twice}; "
+        "TP002",
+        f"'{view.name}' normalizes with mean {fmt(norm.mean)} std {fmt(norm.std)}{scale}{twice}; "
         f"{expected.source} expects mean {fmt(expected.mean)} std {fmt(expected.std)}",
         hint=f"use exactly the pretrained statistics: Normalize(mean={fmt(expected.mean, 4)}, "
         f"std={fmt(expected.std, 4)}), once, after the [0, 1] scaling step",
-        location=view.location, evidence=evidence,
+        location=view.location,
+        evidence=evidence,
     )
 
 
 def _randomness(ctx: AuditContext, view: SplitView) -> Iterator[Finding]:
-    steps = [s for s in view.pipe.random_steps if s.kind != "container" or not any(
-        c.random for c in view.pipe.steps if c.depth > s.depth)]
+    steps = [
+        s
+        for s in view.pipe.random_steps
+        if s.kind != "container" or not any(c.random for c in view.pipe.steps if c.depth > s.depth)
+    ]
     names = [s.text for s in steps]
     if names:
         yield ctx.finding(
-            "TP004", f"evaluation split '{view.name}' applies random augmentation: {'; '.join(names[:5])}",
+            "TP004",
+            f"evaluation split '{view.name}' applies random augmentation: {'; '.join(names[:5])}",
             hint="evaluation must be deterministic: remove the random steps, e.g. "
             "Resize + CenterCrop instead of RandomResizedCrop, and no flips or color jitter",
-            location=view.location, evidence={"split": view.name, "random_steps": names},
+            location=view.location,
+            evidence={"split": view.name, "random_steps": names},
         )
     elif view.measured is not None and view.measured.nondeterministic:
         opaque = [s.text for s in view.pipe.opaque_steps]
         yield ctx.finding(
-            "TP004", f"evaluation split '{view.name}' gives different outputs for the same image on two calls"
+            "TP004",
+            f"evaluation split '{view.name}' gives different outputs for the same image on two calls"
             + (f"; the random step is among the opaque ones: {'; '.join(opaque[:3])}" if opaque else ""),
             hint="find the step that draws random numbers and remove it from the evaluation pipeline",
-            location=view.location, evidence={"split": view.name, "opaque_steps": opaque, "measured": True},
+            location=view.location,
+            evidence={"split": view.name, "opaque_steps": opaque, "measured": True},
         )
 
 
-def _reference(view: SplitView, expected: Expected | None) -> tuple[Sequence[float], Sequence[float], str] | None:
+def _reference(
+    view: SplitView, expected: Expected | None
+) -> tuple[Sequence[float], Sequence[float], str] | None:
     """The normalization the measured values should reflect, and where it comes from."""
     norm = view.pipe.normalize
     if norm is not None and norm.scale in ("unit", "byte") and not view.pipe.opaque_after_normalize:
@@ -218,24 +256,37 @@ def _statistics(ctx: AuditContext, view: SplitView, expected: Expected | None) -
             for c in range(n):
                 low, high = (0 - ref_mean[c]) / ref_std[c], (1 - ref_mean[c]) / ref_std[c]
                 margin = 0.5 + 0.1 * (high - low)
-                if measured.min[c] < low - margin or measured.max[c] > high + margin or not (
-                        low <= measured.mean[c] <= high):
+                if (
+                    measured.min[c] < low - margin
+                    or measured.max[c] > high + margin
+                    or not (low <= measured.mean[c] <= high)
+                ):
                     reasons.append(
                         f"channel {c} spans [{measured.min[c]:.2f}, {measured.max[c]:.2f}] (mean "
                         f"{measured.mean[c]:.2f}); {source} of [0, 1] images gives values in "
-                        f"[{low:.2f}, {high:.2f}]")
+                        f"[{low:.2f}, {high:.2f}]"
+                    )
                     break
+    if not reasons and peak > OUT_OF_RANGE and not byte_expected:
+        reasons.append(
+            f"values reach {peak:.1f}, beyond what [0, 1] images give under any usual normalization"
+        )
     if not reasons:
         return
     opaque = [s.text for s in view.pipe.opaque_steps]
     suspects = f"; suspect the opaque step(s): {'; '.join(opaque[:3])}" if opaque else ""
     yield ctx.finding(
-        "TP006", f"'{view.name}': measured statistics contradict the declared normalization: {reasons[0]}"
-        + suspects,
-        hint="scale to [0, 1] exactly once (ToTensor, or v2.ToDtype(torch.float32, scale=True)), then normalize "
-        "exactly once with the pretrained mean/std; check custom steps for extra rescaling",
+        "TP006",
+        f"'{view.name}': measured statistics contradict the declared normalization: {reasons[0]}" + suspects,
+        hint="scale to [0, 1] exactly once (ToTensor, or v2.ToDtype(torch.float32, scale=True)), then "
+        "normalize exactly once with the pretrained mean/std; check custom steps for extra rescaling",
         location=view.location,
-        evidence={"split": view.name, "reasons": reasons, "measured": measured.to_dict(), "opaque_steps": opaque},
+        evidence={
+            "split": view.name,
+            "reasons": reasons,
+            "measured": measured.to_dict(),
+            "opaque_steps": opaque,
+        },
     )
 
 
@@ -253,11 +304,15 @@ def _sizes(ctx: AuditContext, view: SplitView, expected: Expected | None) -> Ite
         if len(distinct) > 1 or len(channels) > 1:
             shown = ", ".join(f"{'x'.join(map(str, s))} ({n})" for s, n in measured.shapes.most_common(4))
             yield ctx.finding(
-                "TP005", f"'{view.name}' produces {len(measured.shapes)} different input shapes: {shown}",
-                hint="samples of one batch must share a shape: end the pipeline with CenterCrop (or Resize to "
-                "(H, W)), and convert every image to RGB",
+                "TP005",
+                f"'{view.name}' produces {len(measured.shapes)} different input shapes: {shown}",
+                hint="samples of one batch must share a shape: end the pipeline with CenterCrop (or Resize "
+                "to (H, W)), and convert every image to RGB",
                 location=view.location,
-                evidence={**evidence, "shapes": {"x".join(map(str, s)): n for s, n in measured.shapes.items()}},
+                evidence={
+                    **evidence,
+                    "shapes": {"x".join(map(str, s)): n for s, n in measured.shapes.items()},
+                },
             )
     produced = measured.hw if measured is not None and measured.hw else view.pipe.size
     channels_now = measured.channels if measured is not None else None
@@ -266,32 +321,49 @@ def _sizes(ctx: AuditContext, view: SplitView, expected: Expected | None) -> Ite
     want_c, want_h, want_w = expected.input_size
     if channels_now is not None and channels_now != want_c:
         yield ctx.finding(
-            "TP005", f"'{view.name}' produces {channels_now}-channel inputs; {expected.source} has a "
+            "TP005",
+            f"'{view.name}' produces {channels_now}-channel inputs; {expected.source} has a "
             f"{want_c}-channel stem",
             hint="convert images with .convert('RGB') or Grayscale(num_output_channels=3) before ToTensor"
-            if channels_now == 1 else "drop the extra channels (e.g. RGBA alpha) with .convert('RGB')",
-            location=view.location, evidence={**evidence, "channels": channels_now, "expected_channels": want_c},
+            if channels_now == 1
+            else "drop the extra channels (e.g. RGBA alpha) with .convert('RGB')",
+            location=view.location,
+            evidence={**evidence, "channels": channels_now, "expected_channels": want_c},
         )
     if produced is not None and tuple(produced) != (want_h, want_w):
         if view.is_train:
             how = f"RandomResizedCrop({want_h})"
         else:
-            how = f"Resize({expected.resize}) + CenterCrop({want_h})" if expected.resize else f"CenterCrop({want_h})"
+            how = (
+                f"Resize({expected.resize}) + CenterCrop({want_h})"
+                if expected.resize
+                else f"CenterCrop({want_h})"
+            )
         fixed = expected.extra.get("fixed_input_size")
-        consequence = (" (this architecture accepts only that size)" if fixed else
-                       "; features pretrained at one scale lose accuracy at another")
+        consequence = (
+            " (this architecture accepts only that size)"
+            if fixed
+            else "; features pretrained at one scale lose accuracy at another"
+        )
         yield ctx.finding(
-            "TP005", f"'{view.name}' feeds {produced[0]}x{produced[1]} inputs; {expected.source} was trained "
+            "TP005",
+            f"'{view.name}' feeds {produced[0]}x{produced[1]} inputs; {expected.source} was trained "
             f"at {want_h}x{want_w}{consequence}",
-            hint=f"use {how} in this split" + (f" ({expected.interpolation} interpolation)"
-                                                 if expected.interpolation else ""),
+            hint=f"use {how} in this split"
+            + (f" ({expected.interpolation} interpolation)" if expected.interpolation else ""),
             location=view.location,
-            evidence={**evidence, "size": list(produced), "expected_size": [want_h, want_w],
-                      "measured": measured is not None and bool(measured.hw)},
+            evidence={
+                **evidence,
+                "size": list(produced),
+                "expected_size": [want_h, want_w],
+                "measured": measured is not None and bool(measured.hw),
+            },
         )
 
 
-def _train_vs_eval(ctx: AuditContext, train: SplitView, view: SplitView, tolerance: float) -> Iterator[Finding]:
+def _train_vs_eval(
+    ctx: AuditContext, train: SplitView, view: SplitView, tolerance: float
+) -> Iterator[Finding]:
     differs = False
     a, b = train.status, view.status
     if a == "static" and b == "static":
@@ -304,18 +376,23 @@ def _train_vs_eval(ctx: AuditContext, train: SplitView, view: SplitView, toleran
         differs = True
     if differs:
         yield ctx.finding(
-            "TP003", f"'train' normalizes with {train.describe_norm()}, '{view.name}' with {view.describe_norm()}",
+            "TP003",
+            f"'train' normalizes with {train.describe_norm()}, '{view.name}' with {view.describe_norm()}",
             hint="build both pipelines from the same constants (one MEAN/STD pair imported by both), so "
             "evaluation sees inputs distributed like the training inputs",
             location=view.location,
-            evidence={"train": train.pipe.to_dict()["normalize"], view.name: view.pipe.to_dict()["normalize"],
-                      "measured_kind": {"train": train.kind, view.name: view.kind}},
+            evidence={
+                "train": train.pipe.to_dict()["normalize"],
+                view.name: view.pipe.to_dict()["normalize"],
+                "measured_kind": {"train": train.kind, view.name: view.kind},
+            },
         )
     train_hw = train.measured.hw if train.measured is not None and train.measured.hw else train.pipe.size
     eval_hw = view.measured.hw if view.measured is not None and view.measured.hw else view.pipe.size
     if train_hw and eval_hw and tuple(train_hw) != tuple(eval_hw):
         yield ctx.finding(
-            "TP005", f"'train' feeds {train_hw[0]}x{train_hw[1]} inputs, '{view.name}' {eval_hw[0]}x{eval_hw[1]}",
+            "TP005",
+            f"'train' feeds {train_hw[0]}x{train_hw[1]} inputs, '{view.name}' {eval_hw[0]}x{eval_hw[1]}",
             hint="evaluate at the training resolution (or deliberately slightly above it, as FixRes does); "
             "Resize + CenterCrop to the training crop size",
             location=view.location,

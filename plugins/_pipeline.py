@@ -18,17 +18,28 @@ from typing import Any
 __all__ = ["Normalization", "Pipeline", "Step", "analyze"]
 
 #: Augmentations that are random whatever their arguments (besides ``Random*`` and ``p=0``).
-_RANDOM_NAMES = frozenset({
-    "AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform", "ScaleJitter",
-    "MixUp", "CutMix", "GaussianNoise", "SanitizeBoundingBoxes_",
-})
+_RANDOM_NAMES = frozenset(
+    {
+        "AutoAugment",
+        "RandAugment",
+        "TrivialAugmentWide",
+        "AugMix",
+        "ElasticTransform",
+        "ScaleJitter",
+        "MixUp",
+        "CutMix",
+        "GaussianNoise",
+        "SanitizeBoundingBoxes_",
+    }
+)
 #: Steps that turn a PIL image / uint8 tensor into floats in [0, 1].
 _TO_UNIT = frozenset({"ToTensor"})
 #: Steps that give a uint8 tensor (values 0..255) from a PIL image.
 _TO_BYTE_TENSOR = frozenset({"PILToTensor", "ToImage", "ToImageTensor"})
 _RESIZES = frozenset({"Resize"})
-_FIXED_CROPS = frozenset({"CenterCrop", "RandomCrop", "RandomResizedCrop", "FiveCrop", "TenCrop",
-                          "RandomSizedCrop"})
+_FIXED_CROPS = frozenset(
+    {"CenterCrop", "RandomCrop", "RandomResizedCrop", "FiveCrop", "TenCrop", "RandomSizedCrop"}
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,12 @@ class Normalization:
         return Normalization(mean, std, scale, self.count + other.count)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": [round(v, 6) for v in self.mean], "std": [round(v, 6) for v in self.std],
-                "scale": self.scale, "count": self.count}
+        return {
+            "mean": [round(v, 6) for v in self.mean],
+            "std": [round(v, 6) for v in self.std],
+            "scale": self.scale,
+            "count": self.count,
+        }
 
 
 def _broadcast(values: tuple[float, ...], n: int) -> tuple[float, ...]:
@@ -105,8 +120,10 @@ class Pipeline:
     def lines(self) -> list[str]:
         if not self.present:
             return ["(no transform)"]
-        return ["  " * s.depth + s.text + ("  [random]" if s.random else "") + ("  [opaque]" if s.opaque else "")
-                for s in self.steps]
+        return [
+            "  " * s.depth + s.text + ("  [random]" if s.random else "") + ("  [opaque]" if s.opaque else "")
+            for s in self.steps
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,10 +163,15 @@ def analyze(transform: Any) -> Pipeline:
     size = state.size if state.size_certain else None
     note = state.size_note if state.size_certain else f"{state.size_note}; an opaque step may change it"
     return Pipeline(
-        steps=steps, present=True, normalize=state.normalize,
+        steps=steps,
+        present=True,
+        normalize=state.normalize,
         conditional_normalize=state.normalize_conditional,
         opaque_after_normalize=state.opaque_after_normalize,
-        size=size, size_note=note, scale=state.scale, outputs_tensor=state.tensor,
+        size=size,
+        size_note=note,
+        scale=state.scale,
+        outputs_tensor=state.tensor,
         flavor="v2" if state.v2 else "v1",
     )
 
@@ -193,8 +215,12 @@ def _leaf(obj: Any, depth: int, conditional: bool, state: _State) -> Step:
     module = type(obj).__module__ or ""
     from_torchvision = module.startswith("torchvision.")
     state.v2 = state.v2 or module.startswith("torchvision.transforms.v2")
-    if inspect.isfunction(obj) or inspect.ismethod(obj) or name in ("Lambda", "partial") or not (
-            from_torchvision or _duck_normalize(obj)):
+    if (
+        inspect.isfunction(obj)
+        or inspect.ismethod(obj)
+        or name in ("Lambda", "partial")
+        or not (from_torchvision or _duck_normalize(obj))
+    ):
         return _opaque(obj, depth, conditional, state)
     text = _text(obj)
     if name == "Normalize" or _duck_normalize(obj):
@@ -270,7 +296,9 @@ def _opaque(obj: Any, depth: int, conditional: bool, state: _State) -> Step:
     state.size_certain = False
     if state.normalize is not None:
         state.opaque_after_normalize = True
-    return Step(type(obj).__name__, _describe_callable(obj), "opaque", depth, opaque=True, conditional=conditional)
+    return Step(
+        type(obj).__name__, _describe_callable(obj), "opaque", depth, opaque=True, conditional=conditional
+    )
 
 
 def _describe_callable(obj: Any) -> str:
@@ -296,7 +324,9 @@ def _is_random(obj: Any) -> bool:
             return False  # always flips: deterministic
         return True
     if name == "ColorJitter":
-        return any(getattr(obj, a, None) not in (None, 0) for a in ("brightness", "contrast", "saturation", "hue"))
+        return any(
+            getattr(obj, a, None) not in (None, 0) for a in ("brightness", "contrast", "saturation", "hue")
+        )
     if name == "GaussianBlur":
         sigma = _as_list(getattr(obj, "sigma", None) or [])
         return len(sigma) == 2 and float(sigma[0]) != float(sigma[1])

@@ -16,8 +16,11 @@ from typing import Any
 
 __all__ = ["Measured", "measure_split", "spread_indices", "classify_values"]
 
-#: Absolute values above this cannot come from [0, 1] images, normalized or not.
-BYTE_THRESHOLD = 10.0
+#: Absolute values above this cannot come from [0, 1] images under any usual normalization
+#: (ImageNet statistics give at most about 2.7).
+OUT_OF_RANGE = 10.0
+#: Above this the values are 0..255 data (normalized or not); double normalization stays near 11.
+BYTE_THRESHOLD = 25.0
 
 
 def spread_indices(length: int, count: int) -> list[int]:
@@ -67,14 +70,19 @@ class Measured:
             return [round(v, 4) for v in values]
 
         return {
-            "samples": self.measured, "requested": len(self.indices),
+            "samples": self.measured,
+            "requested": len(self.indices),
             "shape": list(self.shape) if self.shape else None,
             "shapes": {"x".join(map(str, s)): n for s, n in self.shapes.most_common()},
             "dtype": self.dtypes.most_common(1)[0][0] if self.dtypes else None,
             "output_types": dict(self.output_types),
-            "mean": rounded(self.mean), "std": rounded(self.std),
-            "min": rounded(self.min), "max": rounded(self.max),
-            "kind": self.kind, "errors": self.errors[:5], "error_count": len(self.errors),
+            "mean": rounded(self.mean),
+            "std": rounded(self.std),
+            "min": rounded(self.min),
+            "max": rounded(self.max),
+            "kind": self.kind,
+            "errors": self.errors[:5],
+            "error_count": len(self.errors),
             "nondeterministic": self.nondeterministic,
         }
 
@@ -119,8 +127,14 @@ def _clone(value: Any) -> Any:
     return value.clone() if hasattr(value, "clone") else value
 
 
-def measure_split(split: Any, transform: Callable[[Any], Any] | None, count: int, *,
-                  check_determinism: int = 0, advance: Callable[[int], None] | None = None) -> Measured:
+def measure_split(
+    split: Any,
+    transform: Callable[[Any], Any] | None,
+    count: int,
+    *,
+    check_determinism: int = 0,
+    advance: Callable[[int], None] | None = None,
+) -> Measured:
     """Decode ``count`` spread samples of ``split``, transform them, and measure the outputs."""
     import torch
 
@@ -165,8 +179,8 @@ def measure_split(split: Any, transform: Callable[[Any], Any] | None, count: int
                 highs = torch.full_like(sums, float("-inf"))
             sums += values.sum(dim=1)
             squares += (values * values).sum(dim=1)
-            lows = torch.minimum(lows, values.min(dim=1).values)
-            highs = torch.maximum(highs, values.max(dim=1).values)
+            lows = torch.minimum(lows, values.amin(dim=1))  # amin/amax: no index pass (8 ms vs 6 us)
+            highs = torch.maximum(highs, values.amax(dim=1))
             pixels += values.shape[1]
             result.measured += 1
     if sums is not None and pixels:
@@ -183,7 +197,8 @@ def _as_chw(output: Any, result: Measured) -> Any:
 
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         output = output[0]  # e.g. FiveCrop returns crops; the first stands for all
-    result.output_types[type(output).__name__] += 1
+    kind = type(output)
+    result.output_types[f"{(kind.__module__ or '').split('.')[0]}.{kind.__name__}"] += 1
     if not isinstance(output, torch.Tensor):
         return None
     if output.dim() == 2:

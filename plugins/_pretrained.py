@@ -84,8 +84,10 @@ def resolve_pretrained(value: Any) -> Expected | None:
         return _from_torchvision(name)
     if library == "timm" and name:
         return _from_timm(name)
-    raise PretrainedError(repr(text), "write torchvision:<WeightsEnum.member>, timm:<model name> or a "
-                          "mapping {mean, std, input_size}")
+    raise PretrainedError(
+        repr(text),
+        "write torchvision:<WeightsEnum.member>, timm:<model name> or a mapping {mean, std, input_size}",
+    )
 
 
 def _floats(values: Sequence[Any] | None) -> tuple[float, ...] | None:
@@ -134,7 +136,8 @@ def _from_torchvision(name: str) -> Expected:
         # Classification presets normalize 3-channel images; others (detection) normalize inside the model.
         input_size=(3, crop, crop) if crop else None,
         resize=resize,
-        interpolation=getattr(interpolation, "value", None) or (str(interpolation) if interpolation else None),
+        interpolation=getattr(interpolation, "value", None)
+        or (str(interpolation) if interpolation else None),
         crop_pct=round(crop / resize, 4) if crop and resize else None,
         extra=extra,
     )
@@ -146,13 +149,20 @@ def _torchvision_weights(models: Any, name: str) -> Any:
             return models.get_weight(name)
         except (ValueError, KeyError, AttributeError) as exc:
             enum_name = name.split(".", 1)[0]
-            raise PretrainedError(f"torchvision weights {name!r} ({type(exc).__name__}: {exc})",
-                                  _torchvision_suggestion(models, enum_name)) from None
+            raise PretrainedError(
+                f"torchvision weights {name!r} ({type(exc).__name__}: {exc}), which do not exist",
+                _torchvision_suggestion(models, enum_name),
+            ) from None
     try:
         return models.get_model_weights(name).DEFAULT
     except (ValueError, KeyError, AttributeError):
-        raise PretrainedError(f"torchvision weights or model {name!r}",
-                              _torchvision_suggestion(models, name)) from None
+        close = difflib.get_close_matches(name, models.list_models(), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean torchvision:{close[0]} (its default weights)?"
+            if close
+            else _torchvision_suggestion(models, name)
+        )
+        raise PretrainedError(f"torchvision weights or model {name!r}", hint) from None
 
 
 def _torchvision_suggestion(models: Any, enum_name: str) -> str:
@@ -172,7 +182,7 @@ def _torchvision_suggestion(models: Any, enum_name: str) -> str:
         except Exception:  # noqa: BLE001
             members = []
         member = members[-1] if members else "DEFAULT"
-        return f"did you mean {close[0]}.{member}? (members: {', '.join(members) or 'DEFAULT'})"
+        return f"did you mean {close[0]}.{member}? its members: {', '.join(members) or 'DEFAULT'}"
     return f"write the weights enum and member, e.g. torchvision:{example}"
 
 
@@ -195,7 +205,9 @@ def _from_timm(name: str) -> Expected:
         raise PretrainedError(f"timm model {name!r} with no pretrained config", hint)
     size = tuple(int(v) for v in cfg.input_size) if cfg.input_size else None
     crop_pct = float(cfg.crop_pct) if cfg.crop_pct else None
-    resize = int(size[1] / crop_pct) if size and crop_pct else None  # timm: scale_size = floor(size / crop_pct)
+    resize = (
+        int(size[1] / crop_pct) if size and crop_pct else None
+    )  # timm: scale_size = floor(size / crop_pct)
     return Expected(
         source=f"timm:{name}",
         mean=_floats(cfg.mean),

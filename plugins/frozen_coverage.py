@@ -15,7 +15,11 @@ from auditor import Audit, AuditContext, CodeInfo, Finding, ManifestError, Sever
 VERSION = "1.0.0"
 
 CODES = [
-    CodeInfo("FZ001", Severity.ERROR, "the model has no trainable parameters", """
+    CodeInfo(
+        "FZ001",
+        Severity.ERROR,
+        "the model has no trainable parameters",
+        """
 **What it means.** Every parameter of the model has `requires_grad=False`.
 
 **Why it breaks training.** Nothing can learn: the loss never moves, or the
@@ -27,8 +31,13 @@ or set `requires_grad=True` on the head's parameters explicitly.
 
 **Example.**
 `model.fc = nn.Linear(512, 3)` followed by `for p in model.parameters(): p.requires_grad = False`.
-"""),
-    CodeInfo("FZ002", Severity.ERROR, "trainable parameters that the optimizer will never update", """
+""",
+    ),
+    CodeInfo(
+        "FZ002",
+        Severity.ERROR,
+        "trainable parameters that the optimizer will never update",
+        """
 **What it means.** Some parameters have `requires_grad=True` but are in no param
 group of the optimizer (matched by identity, not value), or only in groups whose
 learning rate is 0.
@@ -46,8 +55,13 @@ make sure the param groups together cover every trainable parameter. A group wit
 
 **Example.** `opt = Adam(model.parameters())`, then `model.fc = nn.Linear(2048, 10)`:
 `fc.weight` and `fc.bias` are missing.
-"""),
-    CodeInfo("FZ003", Severity.WARNING, "the whole pretrained backbone is frozen; only the head trains", """
+""",
+    ),
+    CodeInfo(
+        "FZ003",
+        Severity.WARNING,
+        "the whole pretrained backbone is frozen; only the head trains",
+        """
 **What it means.** Every parameter outside the head is frozen: the run is a linear
 probe of fixed features.
 
@@ -61,8 +75,13 @@ separate param group; or unfreeze gradually after the head has converged.
 
 **Example.**
 `SGD([{"params": model.layer4.parameters(), "lr": 1e-4}, {"params": model.fc.parameters(), "lr": 1e-3}])`.
-"""),
-    CodeInfo("FZ004", Severity.ERROR, "the classifier head is frozen", """
+""",
+    ),
+    CodeInfo(
+        "FZ004",
+        Severity.ERROR,
+        "the classifier head is frozen",
+        """
 **What it means.** Parameters of the head (the manifest's `model.head`, else the
 last Linear or 1x1-conv classifier) have `requires_grad=False`.
 
@@ -74,8 +93,13 @@ head after freezing), and check `model.head` names the right module.
 
 **Example.** `model.fc.requires_grad_(False)` left over from a feature-extraction
 script.
-"""),
-    CodeInfo("FZ005", Severity.WARNING, "frozen BatchNorm layers still update running statistics", """
+""",
+    ),
+    CodeInfo(
+        "FZ005",
+        Severity.WARNING,
+        "frozen BatchNorm layers still update running statistics",
+        """
 **What it means.** After `model.train()` (called exactly as training does, custom
 overrides respected), normalization layers with running statistics whose affine
 parameters are frozen are in training mode: their running mean and variance are
@@ -87,13 +111,27 @@ running statistics) disagrees with training, so validation loss rises while
 training loss falls.
 
 **How to fix it.** Override `train()` to put frozen norm layers back in eval mode:
-`def train(self, mode=True): super().train(mode); [m.eval() for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]; return self`;
+
+```python
+def train(self, mode=True):
+    super().train(mode)
+    for m in self.backbone.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return self
+```
+
 or unfreeze them if adapting the statistics to the new domain is intended.
 
 **Example.** A ResNet with `requires_grad=False` on every backbone parameter: its
 20 BatchNorm2d layers still have `training=True`.
-"""),
-    CodeInfo("FZ006", Severity.INFO, "the optimizer holds frozen parameters", """
+""",
+    ),
+    CodeInfo(
+        "FZ006",
+        Severity.INFO,
+        "the optimizer holds frozen parameters",
+        """
 **What it means.** Param groups contain parameters with `requires_grad=False`.
 
 **Why it breaks training.** Usually harmless - torch optimizers skip parameters
@@ -106,8 +144,13 @@ rate the moment they are unfrozen.
 for gradual unfreezing, with the learning rate you want them to have then.
 
 **Example.** `SGD(model.parameters(), lr=0.01)` after freezing the backbone.
-"""),
-    CodeInfo("FZ007", Severity.ERROR, "head output size does not match the number of classes", """
+""",
+    ),
+    CodeInfo(
+        "FZ007",
+        Severity.ERROR,
+        "head output size does not match the number of classes",
+        """
 **What it means.** The head produces a number of outputs different from the number
 of classes in the data (`task.num_classes`, else the classes found in the splits).
 One output for a binary task is fine.
@@ -121,8 +164,13 @@ ImageNet head that was never replaced.
 `model.fc = nn.Linear(model.fc.in_features, num_classes)`.
 
 **Example.** `resnet50(weights=...)` used as is on a 37-class dataset: 1000 outputs.
-"""),
-    CodeInfo("FZ008", Severity.WARNING, "a parameter is listed in more than one param group", """
+""",
+    ),
+    CodeInfo(
+        "FZ008",
+        Severity.WARNING,
+        "a parameter is listed in more than one param group",
+        """
 **What it means.** The same parameter tensor appears in two param groups (or twice
 in one). torch's own optimizers refuse this; custom optimizers may not.
 
@@ -135,15 +183,20 @@ as `[p for n, p in model.named_parameters() if not n.startswith("fc.")]` and hea
 params from `model.fc`.
 
 **Example.** `[{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}]`.
-"""),
+""",
+    ),
 ]
 
 OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "max_names": {"type": "integer", "minimum": 1, "default": 20,
-                      "description": "parameter/module names listed in a message before '... and N more'"},
+        "max_names": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 10,
+            "description": "parameter/module names listed in a message before '... and N more'",
+        },
     },
 }
 
@@ -160,9 +213,13 @@ def _head(ctx: AuditContext, model: Any) -> Any:
         close = difflib.get_close_matches(ctx.run.head_name or "", names, n=1)
         manifest = ctx.manifest
         raise ManifestError(
-            manifest.path, "model.head", f"the name of a submodule of {type(model).__name__}",
-            repr(ctx.run.head_name), line=manifest.resolver.lines.line("model.head"),
-            hint=(f"did you mean {close[0]!r}? " if close else "") + "top-level modules: "
+            manifest.path,
+            "model.head",
+            f"the name of a submodule of {type(model).__name__}",
+            repr(ctx.run.head_name),
+            line=manifest.resolver.lines.line("model.head"),
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + "top-level modules: "
             + ", ".join(n for n, _ in model.named_children()),
         ) from None
 
@@ -177,19 +234,27 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     totals = accounting["totals"]
     head = _head(ctx, model)
     head_counts = state_of(head.module.parameters()) if head is not None else None
-    ctx.evidence["head"] = ({**head.to_dict(), **head_counts.to_dict(head.name)}
-                            if head is not None and head_counts is not None else None)
+    ctx.evidence["head"] = (
+        {**head.to_dict(), **head_counts.to_dict(head.name)}
+        if head is not None and head_counts is not None
+        else None
+    )
     if head is None:
-        ctx.note("no classifier head found (no Linear or 1x1-conv classifier): set model.head; "
-                 "FZ003, FZ004 and FZ007 were not checked")
+        ctx.note(
+            "no classifier head found (no Linear or 1x1-conv classifier): set model.head; "
+            "FZ003, FZ004 and FZ007 were not checked"
+        )
 
     if totals["trainable"] == 0 and totals["frozen"] > 0:
         yield ctx.finding(
-            "FZ001", f"all {totals['frozen']:,} parameters of {type(model).__name__} are frozen "
-            "(requires_grad=False)",
+            "FZ001",
+            f"all {totals['frozen']:,} parameters of {type(model).__name__} are frozen (requires_grad=False)",
             hint="freeze the backbone before attaching the new head, or call "
-            f"model.{head.name}.requires_grad_(True)" if head else "set requires_grad=True on the layers to train",
-            location="model", evidence={"frozen": totals["frozen"]},
+            f"model.{head.name}.requires_grad_(True)"
+            if head
+            else "set requires_grad=True on the layers to train",
+            location="model",
+            evidence={"frozen": totals["frozen"]},
         )
     elif head is not None and head_counts is not None:
         yield from _head_state(ctx, model, head, head_counts)
@@ -207,16 +272,23 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
 
     inferred = " (inferred; set model.head if that is wrong)" if head.how == "inferred" else ""
     if counts.frozen:
-        whole = "entirely frozen" if not counts.trainable else (
-            f"partly frozen ({counts.frozen_tensors} of {counts.frozen_tensors + counts.trainable_tensors} tensors)")
+        tensors = counts.frozen_tensors + counts.trainable_tensors
+        whole = (
+            "entirely frozen"
+            if not counts.trainable
+            else f"partly frozen ({counts.frozen_tensors} of {tensors} tensors)"
+        )
         yield ctx.finding(
-            "FZ004", f"the head '{head.name}'{inferred} is {whole}: {counts.frozen:,} parameters cannot learn",
+            "FZ004",
+            f"the head '{head.name}'{inferred} is {whole}: {counts.frozen:,} parameters cannot learn",
             hint=f"model.{head.name}.requires_grad_(True) after freezing the backbone",
-            location="model.head", evidence={"head": head.name, "frozen": counts.frozen,
-                                             "trainable": counts.trainable},
+            location="model.head",
+            evidence={"head": head.name, "frozen": counts.frozen, "trainable": counts.trainable},
         )
         return
-    backbone = [(n, p) for n, p in model.named_parameters() if not (n == head.name or n.startswith(head.name + "."))]
+    backbone = [
+        (n, p) for n, p in model.named_parameters() if not (n == head.name or n.startswith(head.name + "."))
+    ]
     if not backbone or any(p.requires_grad for _, p in backbone):
         return
     blocks = backbone_blocks(model, head.name)
@@ -226,18 +298,25 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
     if blocks:
         last = blocks[-1]
         then = f", then '{blocks[-2][0]}'" if len(blocks) > 1 else ""
-        hint = (f"unfreeze the last block '{last[0]}' ({last[1]:,} parameters){then}, and give it a lower lr "
-                f"than the head (commonly 10x lower) in its own param group: "
-                f"[{{'params': model.{last[0]}.parameters(), 'lr': lr / 10}}, "
-                f"{{'params': model.{head.name}.parameters(), 'lr': lr}}]")
+        hint = (
+            f"unfreeze the last block '{last[0]}' ({last[1]:,} parameters){then}, and give it a lower lr "
+            f"than the head (commonly 10x lower) in its own param group: "
+            f"[{{'params': model.{last[0]}.parameters(), 'lr': lr / 10}}, "
+            f"{{'params': model.{head.name}.parameters(), 'lr': lr}}]"
+        )
     else:
         hint = "unfreeze the last backbone block with a lower lr (commonly 10x lower) than the head"
     yield ctx.finding(
-        "FZ003", f"all {frozen:,} backbone parameters{pretrained} are frozen; only the head '{head.name}' "
+        "FZ003",
+        f"all {frozen:,} backbone parameters{pretrained} are frozen; only the head '{head.name}' "
         f"({counts.trainable:,} parameters) trains",
-        hint=hint, location="model",
-        evidence={"frozen": frozen, "head_trainable": counts.trainable,
-                  "blocks": [{"name": n, "parameters": s} for n, s in blocks]},
+        hint=hint,
+        location="model",
+        evidence={
+            "frozen": frozen,
+            "head_trainable": counts.trainable,
+            "blocks": [{"name": n, "parameters": s} for n, s in blocks],
+        },
     )
 
 
@@ -256,27 +335,44 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
     binary_single = task.type == "binary" and outputs == 1 and wanted == 2
     if outputs == wanted or binary_single:
         return
-    where = "task.num_classes" if task.source == "manifest" and ctx.manifest.section("task").get("num_classes") \
+    where = (
+        "task.num_classes"
+        if task.source == "manifest" and ctx.manifest.section("task").get("num_classes")
         else "the data"
+    )
     extra = ""
+    hint = f"replace it with one sized to the data: model.{head.layer} = nn.Linear(in_features, {wanted})"
     if outputs == 1 and wanted == 2:
-        extra = ("; one logit needs BCEWithLogitsLoss and task.type: binary, with CrossEntropyLoss the loss "
-                 "of a single output is always 0")
+        extra = (
+            "; one logit needs BCEWithLogitsLoss and task.type: binary, with CrossEntropyLoss the loss "
+            "of a single output is always 0"
+        )
     elif ctx.train is not None and len(ctx.train.classes()) == outputs and where == "the data":
         trained = set(ctx.train.classes())
         others = sorted({c for c in task.class_names if c not in trained})
-        extra = (f"; it fits the {outputs} classes of 'train', but evaluation labels include "
-                 f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)")
+        extra = (
+            f"; it fits the {outputs} classes of 'train', but evaluation labels include "
+            f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)"
+        )
+        hint = (
+            f"drop {', '.join(repr(c) for c in others[:5])} from the evaluation splits or add training samples "
+            f"for them and size the head to {wanted} (model.{head.layer} = nn.Linear(in_features, {wanted}))"
+        )
     elif head.how == "inferred":
         extra = f"; the head was inferred as '{head.layer}', set model.head if that is wrong"
     yield ctx.finding(
-        "FZ007", f"the head '{head.layer}' has {outputs} outputs but {where} has {wanted} classes "
+        "FZ007",
+        f"the head '{head.layer}' has {outputs} outputs but {where} has {wanted} classes "
         f"({task.type}){extra}",
-        hint=f"replace it with one sized to the data: model.{head.layer} = nn.Linear(in_features, {wanted})"
-        if head.layer else f"give the head {wanted} outputs",
+        hint=hint,
         location="model.head" if head.how == "manifest" else "model",
-        evidence={"head": head.layer, "outputs": outputs, "num_classes": wanted, "task": task.type,
-                  "classes": list(task.class_names)[:50]},
+        evidence={
+            "head": head.layer,
+            "outputs": outputs,
+            "num_classes": wanted,
+            "task": task.type,
+            "classes": list(task.class_names)[:50],
+        },
     )
 
 
@@ -287,8 +383,10 @@ def _optimizer(ctx: AuditContext, model: Any, head: Any, limit: int) -> Iterator
     cover = coverage(optimizer, model)
     ctx.evidence["optimizer"] = cover.to_dict()
     if cover.foreign:
-        ctx.note(f"the optimizer holds {cover.foreign} tensors that are not parameters of the model "
-                 "(a loss with learnable parameters, or an optimizer built over another model instance)")
+        ctx.note(
+            f"the optimizer holds {cover.foreign} tensors that are not parameters of the model "
+            "(a loss with learnable parameters, or an optimizer built over another model instance)"
+        )
     if cover.missing:
         owned = sum(g.trainable + g.frozen for g in cover.groups)
         if owned == 0 and cover.foreign:
@@ -298,23 +396,28 @@ def _optimizer(ctx: AuditContext, model: Any, head: Any, limit: int) -> Iterator
         else:
             why = "no param group lists them"
         yield ctx.finding(
-            "FZ002", f"{len(cover.missing)} trainable parameter tensors are in no param group of "
+            "FZ002",
+            f"{len(cover.missing)} trainable parameter tensors are in no param group of "
             f"{cover.optimizer.rsplit('.', 1)[-1]}: {summarize_names(cover.missing, model, limit)}",
             hint=f"{why}; build the optimizer last, from the final model's trainable parameters",
-            location="optimizer", evidence={"parameters": cover.missing[:200], "count": len(cover.missing)},
+            location="optimizer",
+            evidence={"parameters": cover.missing[:200], "count": len(cover.missing)},
         )
     for index, names in cover.zero_lr.items():
         yield ctx.finding(
-            "FZ002", f"param group {index} has lr 0, so its {len(names)} trainable tensors never change: "
+            "FZ002",
+            f"param group {index} has lr 0, so its {len(names)} trainable tensors never change: "
             f"{summarize_names(names, model, limit)}",
             hint="give the group a learning rate (a lower one is usual for backbone blocks), or freeze these "
             "parameters; ignore this if a warm-up scheduler raises the lr later",
-            location="optimizer", evidence={"group": index, "parameters": names[:200], "count": len(names)},
+            location="optimizer",
+            evidence={"group": index, "parameters": names[:200], "count": len(names)},
         )
     if cover.duplicates:
         names = list(cover.duplicates)
         yield ctx.finding(
-            "FZ008", f"{len(names)} parameter tensors are listed more than once across param groups: "
+            "FZ008",
+            f"{len(names)} parameter tensors are listed more than once across param groups: "
             f"{summarize_names(names, model, limit)}",
             hint="build param groups from disjoint modules so each parameter is updated once per step",
             location="optimizer",
@@ -322,12 +425,13 @@ def _optimizer(ctx: AuditContext, model: Any, head: Any, limit: int) -> Iterator
         )
     if cover.frozen_inside:
         yield ctx.finding(
-            "FZ006", f"the optimizer holds {len(cover.frozen_inside)} frozen parameter tensors: "
+            "FZ006",
+            f"the optimizer holds {len(cover.frozen_inside)} frozen parameter tensors: "
             f"{summarize_names(cover.frozen_inside, model, limit)}",
             hint="pass only trainable parameters, e.g. [p for p in model.parameters() if p.requires_grad], "
             "unless you unfreeze them later on purpose",
-            location="optimizer", evidence={"parameters": cover.frozen_inside[:200],
-                                            "count": len(cover.frozen_inside)},
+            location="optimizer",
+            evidence={"parameters": cover.frozen_inside[:200], "count": len(cover.frozen_inside)},
         )
 
 
@@ -338,7 +442,9 @@ def _norm_layers(ctx: AuditContext, limit: int) -> Iterator[Finding]:
         model = ctx.run.model_copy()
         model.train()  # exactly what training calls; a custom train() override decides
     except Exception as exc:  # noqa: BLE001 - an uncopyable model only costs this one check
-        ctx.note(f"FZ005 not checked: copying the model and calling train() failed ({type(exc).__name__}: {exc})")
+        ctx.note(
+            f"FZ005 not checked: copying the model and calling train() failed ({type(exc).__name__}: {exc})"
+        )
         return
     layers = updating_norm_layers(model)
     ctx.evidence["updating_norm_layers"] = len(layers)
@@ -348,11 +454,13 @@ def _norm_layers(ctx: AuditContext, limit: int) -> Iterator[Finding]:
     kinds = sorted({layer["type"] for layer in layers})
     shown = ", ".join(names[:limit]) + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
     yield ctx.finding(
-        "FZ005", f"{len(layers)} frozen {'/'.join(kinds)} layers are in training mode after model.train() and "
+        "FZ005",
+        f"{len(layers)} frozen {'/'.join(kinds)} layers are in training mode after model.train() and "
         f"will overwrite their running statistics: {shown}",
         hint="override train() to call .eval() on frozen norm layers after super().train(mode), or unfreeze "
         "them if adapting their statistics to the new data is intended",
-        location="model", evidence={"layers": layers[:200], "count": len(layers)},
+        location="model",
+        evidence={"layers": layers[:200], "count": len(layers)},
     )
 
 

@@ -16,7 +16,11 @@ from auditor import Audit, AuditContext, CodeInfo, Finding, ManifestError, Sever
 VERSION = "1.0.0"
 
 CODES = [
-    CodeInfo("TP001", Severity.ERROR, "normalization the pretrained weights expect is missing", """
+    CodeInfo(
+        "TP001",
+        Severity.ERROR,
+        "normalization the pretrained weights expect is missing",
+        """
 **What it means.** `model.pretrained` says the backbone was trained on inputs
 normalized with a mean and std (ImageNet: mean `[0.485, 0.456, 0.406]`, std
 `[0.229, 0.224, 0.225]`), but a split's pipeline has no `Normalize` step, and the
@@ -35,8 +39,13 @@ scale=True)`) in every split. The finding's hint has the exact call.
 **Example.** `eval_tf = Compose([Resize(256), CenterCrop(224), ToTensor()])` for
 `ResNet50_Weights.IMAGENET1K_V2`: add
 `Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])`.
-"""),
-    CodeInfo("TP002", Severity.ERROR, "normalization differs from the pretrained weights'", """
+""",
+    ),
+    CodeInfo(
+        "TP002",
+        Severity.ERROR,
+        "normalization differs from the pretrained weights'",
+        """
 **What it means.** A pipeline normalizes, but with a mean or std other than the
 pretrained weights' (difference above the `tolerance` option, default 0.01, per
 channel), or normalizes twice, or with a channel count that does not fit.
@@ -52,8 +61,13 @@ recognised and is fine.
 
 **Example.** `Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])` for a torchvision ResNet
 (expects `[0.485, 0.456, 0.406]` / `[0.229, 0.224, 0.225]`): std off by 0.27.
-"""),
-    CodeInfo("TP003", Severity.ERROR, "train and evaluation pipelines normalize differently", """
+""",
+    ),
+    CodeInfo(
+        "TP003",
+        Severity.ERROR,
+        "train and evaluation pipelines normalize differently",
+        """
 **What it means.** The training split and an evaluation split normalize with
 different statistics, or one normalizes and the other does not.
 
@@ -67,8 +81,13 @@ only.
 
 **Example.** `train_tf` ends with `Normalize(IMAGENET_MEAN, IMAGENET_STD)`;
 `eval_tf` forgot it.
-"""),
-    CodeInfo("TP004", Severity.WARNING, "random augmentation in an evaluation pipeline", """
+""",
+    ),
+    CodeInfo(
+        "TP004",
+        Severity.WARNING,
+        "random augmentation in an evaluation pipeline",
+        """
 **What it means.** An evaluation split's pipeline contains random steps
 (`RandomHorizontalFlip`, `RandomResizedCrop`, `ColorJitter`, `RandomApply`, ...),
 or - for opaque steps - transforming the same image twice gave different outputs.
@@ -82,8 +101,13 @@ and `Normalize` only. Test-time augmentation, if wanted, belongs in the evaluati
 loop (averaging several fixed views), not in the dataset transform.
 
 **Example.** `eval_tf = Compose([Resize(64), RandomHorizontalFlip(), ToTensor()])`.
-"""),
-    CodeInfo("TP005", Severity.WARNING, "input size differs from the pretrained size or between splits", """
+""",
+    ),
+    CodeInfo(
+        "TP005",
+        Severity.WARNING,
+        "input size differs from the pretrained size or between splits",
+        """
 **What it means.** The measured (or, where nothing could be measured, declared)
 height x width of the transformed samples differs from the size the weights were
 trained at, or between `train` and an evaluation split, or varies inside one split;
@@ -101,8 +125,13 @@ size (224 for most ImageNet weights); convert images to RGB.
 
 **Example.** `RandomResizedCrop(64)` for `ResNet18_Weights.IMAGENET1K_V1`
 (224x224).
-"""),
-    CodeInfo("TP006", Severity.WARNING, "measured input statistics contradict the declared normalization", """
+""",
+    ),
+    CodeInfo(
+        "TP006",
+        Severity.WARNING,
+        "measured input statistics contradict the declared normalization",
+        """
 **What it means.** `samples` real samples were pushed through the pipeline and
 their per-channel min/max/mean do not fit what the declared normalization can
 produce from images scaled to `[0, 1]`: values up to 255, values far outside the
@@ -119,17 +148,26 @@ rescales.
 
 **Example.** `Compose([ToTensor(), Lambda(lambda x: x * 255), Normalize(MEAN,
 STD)])`: measured max around 1100.
-"""),
+""",
+    ),
 ]
 
 OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "samples": {"type": "integer", "minimum": 0, "default": 64,
-                    "description": "samples per split pushed through the pipeline (0 disables the measurement)"},
-        "tolerance": {"type": "number", "minimum": 0, "default": 0.01,
-                      "description": "largest per-channel mean/std difference still counted as equal"},
+        "samples": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 64,
+            "description": "samples per split pushed through the pipeline (0 disables the measurement)",
+        },
+        "tolerance": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.01,
+            "description": "largest per-channel mean/std difference still counted as equal",
+        },
     },
 }
 
@@ -147,8 +185,14 @@ def _expected(ctx: AuditContext) -> Any:
         return resolve_pretrained(value)
     except PretrainedError as exc:
         manifest = ctx.manifest
-        raise ManifestError(manifest.path, "model.pretrained", "weights that resolve offline", exc.found,
-                            line=manifest.resolver.lines.line("model.pretrained"), hint=exc.hint) from None
+        raise ManifestError(
+            manifest.path,
+            "model.pretrained",
+            "weights that resolve offline",
+            exc.found,
+            line=manifest.resolver.lines.line("model.pretrained"),
+            hint=exc.hint,
+        ) from None
     except ImportError as exc:
         ctx.note(str(exc))
         ctx.evidence["expected_error"] = str(exc)
@@ -163,8 +207,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     expected = _expected(ctx)
     ctx.evidence["expected"] = expected.to_dict() if expected is not None else None
     if expected is None and "expected_error" not in ctx.evidence:
-        ctx.note("model.pretrained is not declared: TP001, TP002 and the pretrained-size part of TP005 "
-                 "were not checked")
+        ctx.note(
+            "model.pretrained is not declared: TP001, TP002 and the pretrained-size part of TP005 "
+            "were not checked"
+        )
     samples = int(ctx.options["samples"])
     splits = ctx.splits
     views: list[SplitView] = []
@@ -176,7 +222,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             measured = None
             if samples and len(split):
                 measured = measure_split(
-                    split, transform, samples, advance=task.advance,
+                    split,
+                    transform,
+                    samples,
+                    advance=task.advance,
                     check_determinism=0 if name == "train" else _DETERMINISM_SAMPLES,
                 )
                 _notes(ctx, name, measured)
@@ -190,13 +239,17 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
 def _notes(ctx: AuditContext, name: str, measured: Any) -> None:
     if measured.errors:
         first = measured.errors[0]
-        ctx.note(f"'{name}': the pipeline failed on {len(measured.errors)} of {len(measured.indices)} samples "
-                 f"(first: sample {first['index']}: {first['error']}); training would crash there")
-    others = {t: n for t, n in measured.output_types.items() if t not in ("Tensor", "Image")}
+        ctx.note(
+            f"'{name}': the pipeline failed on {len(measured.errors)} of {len(measured.indices)} samples "
+            f"(first: sample {first['index']}: {first['error']}); training would crash there"
+        )
+    others = {t: n for t, n in measured.output_types.items() if not t.startswith(("torch.", "torchvision."))}
     if others and not measured.measured:
         kinds = ", ".join(others)
-        ctx.note(f"'{name}': the pipeline returns {kinds}, not a tensor; add ToTensor() (or v2.ToImage() + "
-                 "v2.ToDtype(torch.float32, scale=True)) so batches can reach the model")
+        ctx.note(
+            f"'{name}': the pipeline returns {kinds}, not a tensor; add ToTensor() (or v2.ToImage() + "
+            "v2.ToDtype(torch.float32, scale=True)) so batches can reach the model"
+        )
 
 
 def _evidence(ctx: AuditContext, views: list[Any], expected: Any) -> None:
@@ -210,26 +263,40 @@ def _evidence(ctx: AuditContext, views: list[Any], expected: Any) -> None:
         if m is None or not m.mean:
             continue
         for channel in range(len(m.mean)):
-            rows.append({
-                "split": view.name, "channel": channel, "mean": round(m.mean[channel], 4),
-                "std": round(m.std[channel], 4), "min": round(m.min[channel], 4), "max": round(m.max[channel], 4),
-                # Inputs normalized with the pretrained statistics are roughly zero-mean, unit-std.
-                "expected_mean": 0.0 if target else None, "expected_std": 1.0 if target else None,
-            })
+            rows.append(
+                {
+                    "split": view.name,
+                    "channel": channel,
+                    "mean": round(m.mean[channel], 4),
+                    "std": round(m.std[channel], 4),
+                    "min": round(m.min[channel], 4),
+                    "max": round(m.max[channel], 4),
+                    # Inputs normalized with the pretrained statistics are roughly zero-mean, unit-std.
+                    "expected_mean": 0.0 if target else None,
+                    "expected_std": 1.0 if target else None,
+                }
+            )
     ctx.evidence["stats"] = rows
 
 
 def side_by_side(columns: dict[str, list[str]], width: int = 60) -> str:
     """The pipelines as text columns, one per split, for the report."""
     names = list(columns)
-    cells = {n: [line if len(line) <= width else line[: width - 3] + "..." for line in columns[n]] for n in names}
+    cells = {
+        n: [line if len(line) <= width else line[: width - 3] + "..." for line in columns[n]] for n in names
+    }
     widths = {n: max([len(n), *map(len, cells[n])]) for n in names}
     height = max((len(c) for c in cells.values()), default=0)
-    lines = [" | ".join(n.ljust(widths[n]) for n in names).rstrip(),
-             "-+-".join("-" * widths[n] for n in names)]
+    lines = [
+        " | ".join(n.ljust(widths[n]) for n in names).rstrip(),
+        "-+-".join("-" * widths[n] for n in names),
+    ]
     for row in range(height):
-        lines.append(" | ".join((cells[n][row] if row < len(cells[n]) else "").ljust(widths[n])
-                                for n in names).rstrip())
+        lines.append(
+            " | ".join(
+                (cells[n][row] if row < len(cells[n]) else "").ljust(widths[n]) for n in names
+            ).rstrip()
+        )
     return "\n".join(lines)
 
 
