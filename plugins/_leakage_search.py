@@ -108,25 +108,32 @@ def _flip_masks(bits: int, radius: int) -> Any:
     return np.asarray(masks, dtype=np.int64)
 
 
-def search(reference: Any, queries: Any, max_distance: int) -> Iterator[tuple[Any, Any, Any]]:
+def search(reference: Any, queries: Any | None, max_distance: int) -> Iterator[tuple[Any, Any, Any]]:
     """Yield ``(query_index, reference_index, distance)`` arrays of every pair within
     ``max_distance``; each pair exactly once (self pairs included when the two
-    arrays overlap)."""
+    arrays overlap).
+
+    ``queries=None`` is the self-join of ``reference``: each unordered pair ``i != j``
+    once, at half the work (a pair in two different buckets is probed only from the
+    lower bucket, a pair in one bucket only from its lower index).
+    """
     import numpy as np
 
     reference = np.ascontiguousarray(reference, dtype=np.uint64)
-    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    symmetric = queries is None
+    queries = reference if symmetric else np.ascontiguousarray(queries, dtype=np.uint64)
     if not len(reference) or not len(queries):
         return
     layout = plan(len(reference), max_distance, len(queries))
     earlier: list[tuple[int, int]] = []
     for width, shift in zip(layout.widths, layout.shifts):
-        yield from _search_chunk(reference, queries, max_distance, width, shift, layout.radius, earlier)
+        yield from _search_chunk(reference, queries, max_distance, width, shift, layout.radius, earlier,
+                                 symmetric)
         earlier.append((shift, (1 << width) - 1))
 
 
 def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, radius: int,
-                  earlier: list[tuple[int, int]]) -> Iterator[tuple[Any, Any, Any]]:
+                  earlier: list[tuple[int, int]], symmetric: bool) -> Iterator[tuple[Any, Any, Any]]:
     import numpy as np
 
     mask = np.uint64((1 << width) - 1)
@@ -146,6 +153,8 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
         values = ((queries[rows] >> np.uint64(shift)) & mask).astype(np.int64)
         probes = values[:, None] ^ flips[None, :]
         sizes = counts[probes]
+        if symmetric:
+            sizes[probes < values[:, None]] = 0  # the other bucket's members probe this one
         per_row = sizes.sum(axis=1)
         # Cut the block where the running candidate count passes the budget.
         cuts = np.searchsorted(np.cumsum(per_row), np.arange(1, per_row.sum() // _CANDIDATE_BUDGET + 1)
@@ -173,9 +182,19 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
                 part = (xor >> np.uint64(earlier_shift)) & np.uint64(earlier_mask)
                 keep &= popcount(part) > radius  # an earlier chunk reported it
             close = close[keep]
-            if len(close):
-                query_index = rows[np.repeat(owners, lengths)[close]]
-                yield query_index, order[positions[close]], distance[close].astype(np.int64)
+            if not len(close):
+                continue
+            # The probe (run) each surviving candidate came from, without expanding
+            # per-run arrays to every candidate.
+            run = np.searchsorted(run_starts, close, side="right") - 1
+            query_index = rows[owners[run]]
+            ref_index = order[positions[close]]
+            if symmetric:
+                # Within one bucket both members probe it: keep the lower index's probe.
+                same_bucket = hit[run] % len(flips) == 0
+                wanted = ~same_bucket | (ref_index > query_index)
+                query_index, ref_index, close = query_index[wanted], ref_index[wanted], close[wanted]
+            yield query_index, ref_index, distance[close].astype(np.int64)
 
 
 def pairs_within(hashes: Any, mirrors: Any | None, max_distance: int,
@@ -193,7 +212,7 @@ def pairs_within(hashes: Any, mirrors: Any | None, max_distance: int,
     parts_i, parts_j, parts_d, parts_m = [], [], [], []
     found = 0
     complete = True
-    sources = [(hashes, False)] + ([(mirrors, True)] if mirrors is not None else [])
+    sources = [(None, False)] + ([(mirrors, True)] if mirrors is not None else [])
     for queries, mirrored in sources:
         for q, r, d in search(hashes, queries, max_distance):
             keep = q != r
@@ -203,7 +222,7 @@ def pairs_within(hashes: Any, mirrors: Any | None, max_distance: int,
             parts_d.append(d[keep])
             parts_m.append(np.full(len(i), mirrored))
             found += len(i)
-            if found > 2 * max_pairs:  # each pair comes out up to twice
+            if found > 2 * max_pairs:  # a pair comes out twice when its mirror matches too
                 complete = False
                 break
         if not complete:

@@ -208,3 +208,15 @@ def test_popcount_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delattr(np, "bitwise_count", raising=False)
     assert popcount(values).tolist() == expected
     assert int(popcount(values[7])) == expected[7]
+
+
+@pytest.mark.parametrize("k", [0, 2, 5, 8])
+def test_self_join_reports_each_unordered_pair_once(k: int) -> None:
+    rng = np.random.default_rng(10 + k)
+    base = _random(rng, 300)
+    hashes = np.concatenate([base, _near(rng, base[:200], k + 1), base[:20]])  # incl. exact repeats
+    found = [(int(q), int(r)) for qs, rs, _ in search(hashes, None, k) for q, r in zip(qs, rs)]
+    pairs = {tuple(sorted(p)) for p in found}
+    assert len(found) == len(pairs) and all(q != r for q, r in found)
+    distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    assert pairs == {(int(i), int(j)) for i, j in zip(*np.nonzero(distances <= k)) if i < j}
