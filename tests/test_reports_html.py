@@ -152,7 +152,8 @@ def test_quickstart_leaked_pairs_are_inline_thumbnails(qs):
         shown = min(12, len(finding["evidence"]["pairs"]))
         thumbs = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', article)
         assert len(thumbs) == 2 * shown
-        assert f"{shown} of {finding['evidence']['count']} pair" in article
+        assert f"{shown} pair{'s' if shown != 1 else ''} shown, closest first; total count {finding['evidence']['count']}" \
+            in article
         assert "distance " in article
         from PIL import Image
         import base64

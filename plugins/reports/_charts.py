@@ -183,9 +183,9 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
     if isinstance(rows, Sequence) and not isinstance(rows, str):
         entries = [r for r in rows if isinstance(r, Mapping)]
         entries.sort(key=lambda r: (str(r.get("split")) != "train", str(r.get("split")), str(r.get("channel"))))
-        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}", _number(r.get("mean")),
-                              _number(r.get("std")), _number(r.get("expected_mean")), _number(r.get("expected_std")),
-                              _number(r.get("min")), _number(r.get("max"))) for r in entries]
+        keys = ("mean", "std", "expected_mean", "expected_std", "min", "max")
+        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}", *(_number(r.get(k)) for k in keys))
+                for r in entries]
     stats = evidence.get("channel_stats")
     if not isinstance(stats, Mapping):
         return []
@@ -196,7 +196,8 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
         want_mean, want_std = _channels(entry.get("expected_mean")), _channels(entry.get("expected_std"))
         for c in range(max(len(mean), len(want_mean))):
             pick = lambda xs: xs[c] if c < len(xs) else None  # noqa: E731
-            out.append(_svg.Interval(f"{split} channel {c}", pick(mean), pick(std), pick(want_mean), pick(want_std)))
+            out.append(_svg.Interval(f"{split} channel {c}", pick(mean), pick(std), pick(want_mean),
+                                     pick(want_std)))
     return out
 
 
@@ -206,7 +207,8 @@ def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
         return None
     note = f"{len(rows) - 48} more channels not shown" if len(rows) > 48 else ""
     svg = _svg.interval_chart("measured vs expected per-channel input statistics", rows[:48], note)
-    caption = "statistics of transformed samples per split; expected: what the pretrained normalization should give"
+    caption = ("statistics of transformed samples per split; "
+               "expected: what the pretrained normalization should give")
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 

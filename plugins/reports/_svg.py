@@ -295,10 +295,12 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
         y = top + row * row_h
         body.append(_label(_LABEL_W - 8, y + 12, r.label))
         if _finite(r.low) and _finite(r.high):
+            tip = _esc(f"{r.label}: min {fmt_number(r.low)}, max {fmt_number(r.high)}")
             body.append(f'<line x1="{_f(x_of(r.low))}" y1="{y + 6}" x2="{_f(x_of(r.high))}" y2="{y + 6}" '
-                        f'stroke="#c8ced6" stroke-width="6"><title>{_esc(f"{r.label}: min {fmt_number(r.low)}, max {fmt_number(r.high)}")}</title></line>')
-        for offset, mean, std, colour, dash in ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
-                                                (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"')):
+                        f'stroke="#c8ced6" stroke-width="6"><title>{tip}</title></line>')
+        marks = ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
+                 (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"'))
+        for offset, mean, std, colour, dash in marks:
             if not _finite(mean):
                 continue
             spread = abs(std) if _finite(std) else 0.0

@@ -57,7 +57,8 @@ def _markdown(text: str) -> Any:
 def _json(value: Any) -> str:
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     if len(text) > MAX_EVIDENCE_CHARS:
-        text = text[:MAX_EVIDENCE_CHARS] + f"\n... ({len(text) - MAX_EVIDENCE_CHARS} more characters in report.json)"
+        more = len(text) - MAX_EVIDENCE_CHARS
+        text = text[:MAX_EVIDENCE_CHARS] + f"\n... ({more} more characters in report.json)"
     return text
 
 

@@ -70,11 +70,13 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     crashed = [a for a in report.get("audits") or [] if a.get("status") == "errored"]
     for audit in crashed:
         error = audit.get("error") or {}
-        out += ["", f"**{cell(audit.get('name'))} crashed:** {cell(error.get('type'))}: {cell(error.get('message'))}"]
+        out += ["", f"**{cell(audit.get('name'))} crashed:** {cell(error.get('type'))}: "
+                    f"{cell(error.get('message'))}"]
     out += ["", "`auditor explain CODE` tells what a finding means and how to fix it."]
     return "\n".join(out) + "\n"
 
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
-    return [ReportFormat("markdown", "report.md", render, "compact Markdown summary for PR comments and job summaries")]
+    return [ReportFormat("markdown", "report.md", render,
+                         "compact Markdown summary for PR comments and job summaries")]
