@@ -193,7 +193,8 @@ class HashCache:
         try:
             row = self.connection.execute("SELECT payload FROM search_memo WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                self.connection.execute("UPDATE search_memo SET used_ns = ? WHERE key = ?", (time.time_ns(), key))
+                self.connection.execute("UPDATE search_memo SET used_ns = ? WHERE key = ?",
+                                        (time.time_ns(), key))
         except sqlite3.Error:
             return None
         return None if row is None else bytes(row[0])
@@ -203,8 +204,9 @@ class HashCache:
             return
         try:
             self.connection.execute("BEGIN IMMEDIATE")
-            self.connection.execute("INSERT OR REPLACE INTO search_memo (key, used_ns, payload) VALUES (?, ?, ?)",
-                                    (key, time.time_ns(), payload))
+            self.connection.execute(
+                "INSERT OR REPLACE INTO search_memo (key, used_ns, payload) VALUES (?, ?, ?)",
+                (key, time.time_ns(), payload))
             self.connection.execute(
                 "DELETE FROM search_memo WHERE key NOT IN "
                 "(SELECT key FROM search_memo ORDER BY used_ns DESC LIMIT ?)", (_MEMO_KEEP,))

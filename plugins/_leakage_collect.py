@@ -151,7 +151,8 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
         rows = []
         for position, result in zip(chunk, results):
             for sample in owners[position]:
-                samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb, result.error)
+                samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb,
+                                 result.error)
             # Cache under the key stat-ed before reading: if the file changed in between,
             # the size/mtime differ from the bytes hashed and the row is never matched.
             if (result.size, result.mtime_ns) == keys[position][1:]:
@@ -186,7 +187,8 @@ def _run_pool(chunks: list[list[int]], key_paths: list[str], workers: int,
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
             warnings.simplefilter("ignore", DeprecationWarning)
-            pending = {pool.submit(hashing.hash_files, [key_paths[i] for i in chunk]): chunk for chunk in chunks}
+            pending = {pool.submit(hashing.hash_files, [key_paths[i] for i in chunk]): chunk
+                       for chunk in chunks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

@@ -42,7 +42,8 @@ def _name(ref: dict[str, Any]) -> str:
 
 
 def _pair_evidence(samples: Samples, pair: Pair, base_dir: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"a": sample_ref(samples, pair.a, base_dir), "b": sample_ref(samples, pair.b, base_dir),
+    entry: dict[str, Any] = {"a": sample_ref(samples, pair.a, base_dir),
+                             "b": sample_ref(samples, pair.b, base_dir),
                              "distance": pair.distance, "kind": pair.kind}
     if pair.kind == "near":
         entry["mirrored"] = pair.mirrored
@@ -54,7 +55,8 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
-def cross_findings(ctx: AuditContext, samples: Samples, analysis: Analysis, base_dir: Path) -> Iterator[Finding]:
+def cross_findings(ctx: AuditContext, samples: Samples, analysis: Analysis,
+                   base_dir: Path) -> Iterator[Finding]:
     for cross in analysis.cross:
         yield from _cross(ctx, samples, cross, base_dir)
 
@@ -74,8 +76,8 @@ def _cross(ctx: AuditContext, samples: Samples, cross: Cross, base_dir: Path) ->
         evidence: dict[str, Any] = {"count": len(pairs), "split_a": a_name, "split_b": b_name,
                                     "pairs": shown, "pairs_shown": len(shown)}
         if code == "SL005":
-            message = f"{_plural(len(pairs), 'file')} listed in '{b_name}' {'is' if len(pairs) == 1 else 'are'} " \
-                      f"also listed in '{a_name}'"
+            verb = "is" if len(pairs) == 1 else "are"
+            message = f"{_plural(len(pairs), 'file')} listed in '{b_name}' {verb} also listed in '{a_name}'"
             hint = f"remove them from one of the two splits' listings; first: {first['b']['path']}"
         elif code == "SL001":
             files = sum(1 for p in pairs if samples.path[p.b] is not None)
@@ -97,7 +99,8 @@ def _cross(ctx: AuditContext, samples: Samples, cross: Cross, base_dir: Path) ->
         yield ctx.finding(code, message, hint=hint, location=location, evidence=evidence)
 
 
-def within_findings(ctx: AuditContext, samples: Samples, analysis: Analysis, base_dir: Path) -> Iterator[Finding]:
+def within_findings(ctx: AuditContext, samples: Samples, analysis: Analysis,
+                    base_dir: Path) -> Iterator[Finding]:
     for within in analysis.within:
         yield from _within(ctx, samples, analysis, within, base_dir)
 
@@ -142,7 +145,8 @@ def _within(ctx: AuditContext, samples: Samples, analysis: Analysis, within: Wit
         ctx.note(f"the within-split near-duplicate search of '{name}' stopped at its pair limit: "
                  "SL003/SL004 counts are lower bounds")
     if within.conflicting:
-        pairs = [p for cluster in within.conflicting for p in _cluster_pairs(samples, analysis, within, cluster, True)]
+        pairs = [p for cluster in within.conflicting
+                 for p in _cluster_pairs(samples, analysis, within, cluster, True)]
         members = sum(len(c) for c in within.conflicting)
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
         first = _pair_evidence(samples, pairs[0], base_dir)
@@ -157,7 +161,8 @@ def _within(ctx: AuditContext, samples: Samples, analysis: Analysis, within: Wit
         )
     if within.redundant:
         extra = sum(len(c) - 1 for c in within.redundant)
-        pairs = [p for cluster in within.redundant for p in _cluster_pairs(samples, analysis, within, cluster, False)]
+        pairs = [p for cluster in within.redundant
+                 for p in _cluster_pairs(samples, analysis, within, cluster, False)]
         pairs.sort(key=lambda p: (p.distance, p.a, p.b))
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
         first = _pair_evidence(samples, pairs[0], base_dir)

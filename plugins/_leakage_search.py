@@ -170,7 +170,8 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             owners = hit // len(flips) + lo
             # Ragged ranges [offset, offset + length) flattened without a Python loop.
             run_starts = np.cumsum(lengths) - lengths
-            positions = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(run_starts - offsets, lengths)
+            positions = (np.arange(int(lengths.sum()), dtype=np.int64)
+                         - np.repeat(run_starts - offsets, lengths))
             xor = sorted_reference[positions] ^ np.repeat(queries[rows[owners]], lengths)
             distance = popcount(xor)
             close = np.flatnonzero(distance <= k)
