@@ -31,15 +31,30 @@ AUDITS = ["frozen_coverage", "transform_parity"]
 
 def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="auditor-static-bench-"))
-    command = [sys.executable, "-m", "auditor", "run", str(MANIFEST), "--static", "--only", ",".join(AUDITS),
-               "--format", "json", "--output-dir", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "auditor",
+        "run",
+        str(MANIFEST),
+        "--static",
+        "--only",
+        ",".join(AUDITS),
+        "--format",
+        "json",
+        "--output-dir",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "NO_COLOR": "1"}
 
     def cli() -> int:
         return subprocess.run(command, capture_output=True, env=env).returncode
 
     seconds, code = best_of(3, cli)
-    print(f"CLI, fresh interpreter (torch import included): {seconds:6.2f} s wall (exit {code})   target < 5 s")
+    print(
+        f"CLI, fresh interpreter (torch import included): {seconds:6.2f} s wall (exit {code})   target < 5 s"
+    )
 
     started = time.perf_counter()
     import torch  # noqa: F401
@@ -48,8 +63,9 @@ def main() -> None:
     imported = time.perf_counter() - started
     print(f"import torch + torchvision alone:                 {imported:6.2f} s")
 
-    from auditor.api import run_manifest
     from auditor_plugins.formats import image_folder
+
+    from auditor.api import run_manifest
 
     decoded = [0]
     original = image_folder.load_image
@@ -66,11 +82,15 @@ def main() -> None:
 
     seconds, outcome = best_of(3, in_process)
     durations = {a["name"]: a["duration_s"] for a in outcome.report["audits"]}  # type: ignore[attr-defined]
-    print(f"in-process, torch imported (model build incl.): {seconds:6.2f} s wall   "
-          f"({', '.join(f'{k} {v:.2f} s' for k, v in durations.items())})")
+    print(
+        f"in-process, torch imported (model build incl.): {seconds:6.2f} s wall   "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in durations.items())})"
+    )
     sizes = {name: len(list((MANIFEST.parent / "data" / name).rglob("*.jpg"))) for name in ("train", "val")}
-    print(f"images decoded by the empirical pass:            {decoded[0]:6d}      "
-          f"(samples=64 per split; split sizes {sizes})")
+    print(
+        f"images decoded by the empirical pass:            {decoded[0]:6d}      "
+        f"(samples=64 per split; split sizes {sizes})"
+    )
 
 
 if __name__ == "__main__":

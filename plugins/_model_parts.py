@@ -103,16 +103,7 @@ def backbone_blocks(model: Any, head: str | None) -> list[tuple[str, int]]:
     """
     node, prefix = model, ""
     while True:
-        kids = []
-        for name, child in node.named_children():
-            full = f"{prefix}{name}"
-            if full == head:
-                continue
-            size = numel(child)
-            if head is not None and head.startswith(full + "."):
-                size -= numel(model.get_submodule(head))  # a container holding the head: count the rest
-            if size > 0:
-                kids.append((full, child, size))
+        kids = _children_without_head(node, prefix, head)
         total = sum(size for _, _, size in kids)
         if not kids:
             return []
@@ -121,6 +112,23 @@ def backbone_blocks(model: Any, head: str | None) -> list[tuple[str, int]]:
             node, prefix = big[1], big[0] + "."
             continue
         return [(name, size) for name, _, size in kids if size >= 0.02 * total]
+
+
+def _children_without_head(node: Any, prefix: str, head: str | None) -> list[tuple[str, Any, int]]:
+    """Parameter-holding children of ``node``; a child containing the head is replaced by its other parts."""
+    kids = []
+    for name, child in node.named_children():
+        full = f"{prefix}{name}"
+        if full == head:
+            continue
+        if head is not None and head.startswith(full + "."):
+            # e.g. MobileNet's classifier = [Linear, Hardswish, Dropout, Linear(head)]: keep classifier.0
+            kids.extend(_children_without_head(child, full + ".", head))
+            continue
+        size = numel(child)
+        if size > 0:
+            kids.append((full, child, size))
+    return kids
 
 
 def updating_norm_layers(model: Any) -> list[dict[str, Any]]:

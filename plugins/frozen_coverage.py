@@ -355,8 +355,9 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
             f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)"
         )
         hint = (
-            f"drop {', '.join(repr(c) for c in others[:5])} from the evaluation splits or add training samples "
-            f"for them and size the head to {wanted} (model.{head.layer} = nn.Linear(in_features, {wanted}))"
+            f"drop {', '.join(repr(c) for c in others[:5])} from the evaluation splits, or add training "
+            f"samples for them and size the head to {wanted} "
+            f"(model.{head.layer} = nn.Linear(in_features, {wanted}))"
         )
     elif head.how == "inferred":
         extra = f"; the head was inferred as '{head.layer}', set model.head if that is wrong"

@@ -358,3 +358,34 @@ def test_quickstart_static_cli(cli, tmp_path):
     ]
     fz007 = next(f for f in report["findings"] if f["code"] == "FZ007")
     assert "'owl'" in fz007["message"]
+
+
+def test_norm_layer_rules():
+    """Running statistics decide, not the class: GroupNorm has none; momentum 0 never updates."""
+    from auditor_plugins._model_parts import updating_norm_layers
+    from torch import nn
+
+    frozen = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4, affine=False),  # no parameters of its own; its parent is frozen
+        nn.InstanceNorm2d(4, affine=True, track_running_stats=True),
+        nn.GroupNorm(2, 4),
+        nn.BatchNorm2d(4, momentum=0.0),
+        nn.BatchNorm2d(4, track_running_stats=False),
+    ).requires_grad_(False)
+    model = nn.Sequential(frozen, nn.BatchNorm1d(4)).train()  # the trainable BatchNorm1d is fine
+    assert [layer["name"] for layer in updating_norm_layers(model)] == ["0.1", "0.2"]
+    assert updating_norm_layers(model.eval()) == []
+
+
+def test_backbone_blocks_of_common_architectures():
+    from auditor_plugins._model_parts import backbone_blocks, find_head
+    from torchvision import models
+
+    expected = {"resnet18": ("fc", "layer4"), "efficientnet_b0": ("classifier.1", "features.8"),
+                "mobilenet_v3_small": ("classifier.3", "classifier.0")}
+    for name, (head_name, last_block) in expected.items():
+        model = models.get_model(name, weights=None)
+        head = find_head(model, None)
+        assert head is not None and (head.name, head.outputs) == (head_name, 1000)
+        assert backbone_blocks(model, head.name)[-1][0] == last_block
