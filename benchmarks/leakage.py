@@ -258,12 +258,21 @@ def run_imagededup(root: Path, truth: dict[str, Any]) -> None:
     except ImportError:
         print(f"{'imagededup PHash':<28} not installed (pip install 'auditor[bench]')")
         return
+    import logging
+    import warnings
+
     started = time.perf_counter()
-    hasher = PHash(verbose=False)
-    workers = _cores()
-    encodings = hasher.encode_images(image_dir=str(root), recursive=True, num_enc_workers=workers)
-    duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10,
-                                        num_dist_workers=workers)
+    logging.disable(logging.WARNING)  # one line per non-image file (the manifest, the cache)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hasher = PHash(verbose=False)
+            workers = _cores()
+            encodings = hasher.encode_images(image_dir=str(root), recursive=True, num_enc_workers=workers)
+            duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10,
+                                                num_dist_workers=workers)
+    finally:
+        logging.disable(logging.NOTSET)
     seconds = time.perf_counter() - started
     pairs = [(_rel(root, a), _rel(root, b)) for a, others in duplicates.items() for b in others]
     _row("imagededup PHash (t=10)", seconds, truth["n_train"] + truth["n_val"], score(pairs, truth))
@@ -279,7 +288,7 @@ def run_cleanvision(root: Path, truth: dict[str, Any]) -> None:
     import io
 
     started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         files = [str(p) for p in sorted(root.glob("*/*/*.jpg"))]
         lab = Imagelab(filepaths=files, verbose=False)
         lab.find_issues({"exact_duplicates": {}, "near_duplicates": {}}, verbose=False)
