@@ -165,6 +165,10 @@ def _normalization(
             evidence=evidence,
         )
         return
+    if status == "unknown":
+        ctx.note(f"'{view.name}': normalization unknown (opaque steps and no measured sample): TP001/TP002 "
+                 "not checked for this split")
+        return
     if status != "static" or view.pipe.normalize is None:
         return
     norm = view.pipe.normalize
@@ -193,13 +197,27 @@ def _normalization(
     )
 
 
+def _random_leaves(pipe: Pipeline) -> list[Any]:
+    """Random steps, leaving out a random container whose own children already show the randomness."""
+    steps = pipe.steps
+    shown = []
+    for index, step in enumerate(steps):
+        if not step.random:
+            continue
+        if step.kind == "container":
+            children = []
+            for later in steps[index + 1 :]:
+                if later.depth <= step.depth:
+                    break
+                children.append(later)
+            if any(c.random for c in children):
+                continue
+        shown.append(step)
+    return shown
+
+
 def _randomness(ctx: AuditContext, view: SplitView) -> Iterator[Finding]:
-    steps = [
-        s
-        for s in view.pipe.random_steps
-        if s.kind != "container" or not any(c.random for c in view.pipe.steps if c.depth > s.depth)
-    ]
-    names = [s.text for s in steps]
+    names = [s.text for s in _random_leaves(view.pipe)]
     if names:
         yield ctx.finding(
             "TP004",
@@ -245,7 +263,7 @@ def _statistics(ctx: AuditContext, view: SplitView, expected: Expected | None) -
     byte_expected = expected is not None and expected.byte_scale
     if kind == "byte" and not byte_expected:
         reasons.append(f"values reach {peak:.1f}: the images were not scaled to [0, 1] (0..255 inputs)")
-    elif view.pipe.normalize is not None and kind == "unit" and not view.pipe.conditional_normalize:
+    elif kind == "unit" and _normalize_never_ran(view):
         reasons.append("a Normalize is declared but every value lies in [0, 1], as if it never ran")
     reference = _reference(view, expected)
     if reference is not None and not reasons and not byte_expected and not _erases_after_normalize(view.pipe):
@@ -288,6 +306,23 @@ def _statistics(ctx: AuditContext, view: SplitView, expected: Expected | None) -
             "opaque_steps": opaque,
         },
     )
+
+
+def _normalize_never_ran(view: SplitView) -> bool:
+    """[0, 1] outputs although a Normalize would have made dark pixels negative.
+
+    Mapped back through the declared normalization, the darkest measured value of
+    every channel would be brighter than 0.25: implausible for `samples` natural
+    images, while an identity-like ``Normalize([0]*3, [1]*3)`` is accepted.
+    """
+    norm, measured = view.pipe.normalize, view.measured
+    if norm is None or measured is None or view.pipe.conditional_normalize:
+        return False
+    n = len(measured.min)
+    mean, std = _broadcast(norm.mean, n), _broadcast(norm.std, n)
+    if len(mean) != n or len(std) != n:
+        return False
+    return all(measured.min[c] * std[c] + mean[c] > 0.25 for c in range(n))
 
 
 def _erases_after_normalize(pipe: Pipeline) -> bool:

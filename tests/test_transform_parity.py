@@ -74,6 +74,9 @@ PROJECT = textwrap.dedent('''
         return x + 0.05 * torch.rand(1)
 
 
+    eval_rescaled = T.Compose([T.Resize(232), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD),
+                               T.Lambda(lambda x: (x - x.min()) / (x.max() - x.min()))])
+    identity_tf = T.Compose([T.Resize(232), T.CenterCrop(224), T.ToTensor(), T.Normalize([0.0] * 3, [1.0] * 3)])
     eval_opaque_norm = T.Compose([T.Resize(232), T.CenterCrop(224), T.ToTensor(), standardize])
     eval_opaque_random = T.Compose([T.Resize(232), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD),
                                     jitter])
@@ -290,6 +293,16 @@ def test_opaque_lambda_scaling_to_255_is_caught_empirically(audit):
     assert "values reach" in tp006["message"] and "Lambda(<lambda> at tp_project.py:" in tp006["message"]
     assert tp006["evidence"]["measured"]["max"][0] > 1000
     assert entry["evidence"]["pipelines"]["val"]["opaque"] == [tp006["evidence"]["opaque_steps"][0]]
+
+
+def test_normalize_undone_by_an_opaque_step_tp006(audit):
+    outcome, _ = audit("train_ok", "eval_rescaled")
+    tp006 = _one(outcome, "TP006")
+    assert "every value lies in [0, 1], as if it never ran" in tp006["message"]
+    assert "Lambda(<lambda>" in tp006["message"]
+    # an identity-like Normalize legitimately leaves [0, 1] values
+    identity, _ = audit("identity_tf", "identity_tf", pretrained=None)
+    assert identity.findings == []
 
 
 def test_opaque_step_that_normalizes_correctly_is_accepted(audit):
