@@ -117,6 +117,9 @@ def test_quickstart_page_is_self_contained_and_complete(qs):
         explanation = text.split(f'id="explain-{code}"')[1].split("</article>")[0]
         assert " ".join(first_words) in re.sub(r"<[^>]+>", "", explanation)
     assert len(report["findings"]) >= 1
+    rank = {"info": 1, "warning": 2, "error": 3, "never": 99}
+    failing = [f for f in report["findings"] if rank[f["severity"]] >= rank[report["fail_on"]]]
+    assert text.count(">fails the run</span>") == len(failing)
 
 
 def test_quickstart_page_charts_each_documented_evidence_key(qs):
@@ -301,3 +304,19 @@ def test_many_classes_and_layers_are_capped():
     chart = _charts.grad_norms({"grad_norms": rows})
     assert chart.svg.count('text-anchor="end"') == _charts.MAX_LAYERS
     assert ">dead<" in chart.svg.replace("</title>", "<").replace("<title>", ">")
+
+
+@pytest.mark.slow
+def test_two_runs_differ_only_in_timestamps_and_durations(tmp_path):
+    from _reports_quickstart import copy_quickstart
+
+    project = copy_quickstart(tmp_path / "qs", formats=["json"])
+    pages = []
+    for n in (1, 2):
+        done = run_cli("run", "audit.yaml", "--static", "--no-cache", "--format", "html", "--output-dir", f"out{n}",
+                       cwd=project)
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        pages.append((project / f"out{n}" / "report.html").read_text(encoding="utf-8"))
+    timing = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00|\d+\.\d+ s\b|(&#34;\w*seconds&#34;: )[\d.e-]+")
+    first, second = (timing.sub(lambda m: (m.group(1) or "") + "T", page) for page in pages)
+    assert first == second

@@ -182,10 +182,11 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
     rows = evidence.get("stats")
     if isinstance(rows, Sequence) and not isinstance(rows, str):
         entries = [r for r in rows if isinstance(r, Mapping)]
-        entries.sort(key=lambda r: (str(r.get("split")) != "train", str(r.get("split")), str(r.get("channel"))))
+        entries.sort(key=lambda r: (str(r.get("split")) != "train", str(r.get("split")),
+                                    _number(r.get("channel")) or 0.0, str(r.get("channel"))))
         keys = ("mean", "std", "expected_mean", "expected_std", "min", "max")
-        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}", *(_number(r.get(k)) for k in keys))
-                for r in entries]
+        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}",
+                              *(_number(r.get(k)) for k in keys)) for r in entries]
     stats = evidence.get("channel_stats")
     if not isinstance(stats, Mapping):
         return []
