@@ -34,7 +34,7 @@ __all__ = ["HASH_VERSION", "FileHash", "SampleHash", "hash_file", "hash_files", 
 
 #: Bump whenever the bytes hashed or the thumbnail/hash recipe changes: cached rows
 #: written by another version are then ignored (and replaced).
-HASH_VERSION = 2
+HASH_VERSION = 3
 
 _GRID = 32  # thumbnail side the DCT runs on
 _THUMB = 8  # side of the verification thumbnail (block means of the grid)
@@ -88,10 +88,11 @@ def perceptual(grids: Any) -> list[tuple[int, int, bytes]]:
     dct = _dct_matrix()
     grids = np.asarray(grids, dtype=np.float32)
     n = len(grids)
-    # Two large matrix products for the whole stack (row then column transform)
-    # instead of 2n small ones: numpy's per-call overhead dominated at 32x32.
-    rows = (grids.reshape(n * _GRID, _GRID) @ dct.T).reshape(n, _GRID, 8)  # [n, y, u]
-    coefficients = np.einsum("vy,nyu->nvu", dct, rows, optimize=True)  # [n, v, u]
+    # Separable transform of the whole stack in two einsums (rows, then columns).
+    # Plain einsum loops, not BLAS: per-image matmul calls cost more than the maths,
+    # and BLAS threads in worker processes would compete with the other workers.
+    rows = np.einsum("nyx,ux->nyu", grids, dct)  # [n, y, u]
+    coefficients = np.einsum("vy,nyu->nvu", dct, rows)  # [n, v, u]
     # Mirroring x -> 31 - x multiplies horizontal frequency u by (-1)**u: the mirrored
     # thumbnail's coefficients without a second transform.
     mirrored = coefficients * np.where(np.arange(8) % 2, -1.0, 1.0).astype(np.float32)
