@@ -320,3 +320,18 @@ def test_two_runs_differ_only_in_timestamps_and_durations(tmp_path):
     timing = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00|\d+\.\d+ s\b|(&#34;\w*seconds&#34;: )[\d.e-]+")
     first, second = (timing.sub(lambda m: (m.group(1) or "") + "T", page) for page in pages)
     assert first == second
+
+
+def test_thumbnails_are_capped_per_finding_and_per_page(qs):
+    from auditor_plugins.reports import _thumbs, html
+
+    report = copy.deepcopy(qs.report)
+    sample = {"split": "train", "path": "data/train/cat/cat_000.jpg", "label": "cat"}
+    pairs = [{"a": sample, "b": dict(sample, split="val"), "distance": 0} for _ in range(30)]
+    report["findings"] = [{"code": "SL001", "audit": "split_leakage", "severity": "error", "title": "t",
+                           "message": f"leak {i}", "hint": "", "location": "data.val",
+                           "evidence": {"pairs": pairs, "count": 30}} for i in range(10)]
+    text = _render(report)
+    per_finding = [a.count('<div class="pair">') for a in _articles(text, "SL001")]
+    assert max(per_finding) == _thumbs.MAX_PAIRS and sum(per_finding) == html.MAX_PAIRS_PER_PAGE
+    assert text.count('src="data:image/jpeg;base64,') == 2 * html.MAX_PAIRS_PER_PAGE

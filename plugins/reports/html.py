@@ -29,6 +29,8 @@ __all__ = ["render", "MAX_EVIDENCE_CHARS"]
 TEMPLATES = Path(__file__).parent / "templates"
 #: Evidence JSON longer than this is cut in the page (the JSON report has all of it).
 MAX_EVIDENCE_CHARS = 4000
+#: Leaked pairs shown as thumbnails in the whole page (each finding shows at most _thumbs.MAX_PAIRS).
+MAX_PAIRS_PER_PAGE = 60
 _STATUS_ORDER = {"errored": 0, "failed": 1, "passed": 2, "skipped": 3}
 
 
@@ -62,11 +64,13 @@ def _json(value: Any) -> str:
     return text
 
 
-def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], number: int, base: Path) -> dict[str, Any]:
+def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], number: int, base: Path,
+             budget: list[int]) -> dict[str, Any]:
     from auditor_plugins.reports import _thumbs
 
     evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
-    pairs = _thumbs.pair_views(evidence, base)
+    pairs = _thumbs.pair_views(evidence, base, limit=min(_thumbs.MAX_PAIRS, budget[0])) if budget[0] > 0 else []
+    budget[0] -= len(pairs)
     count = evidence.get("count") if isinstance(evidence.get("count"), int) else len(evidence.get("pairs") or [])
     code = str(finding.get("code", ""))
     return {
@@ -97,13 +101,14 @@ def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[
     for orphan in sorted({str(f.get("audit", "?")) for f in findings} - known):
         entries.append({"name": orphan, "status": "failed", "version": "", "duration_s": None})
     audits, number = [], 0
+    budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
     for audit in entries:
         name = str(audit.get("name", "?"))
         own = []
         for finding in findings:
             if str(finding.get("audit", "?")) == name:
                 number += 1
-                own.append(_finding(report, finding, number, base))
+                own.append(_finding(report, finding, number, base, budget))
         error = audit.get("error") if isinstance(audit.get("error"), Mapping) else None
         evidence = audit.get("evidence") if isinstance(audit.get("evidence"), Mapping) else {}
         audits.append({
