@@ -252,6 +252,56 @@ def sweep(root: Path, truth: dict[str, Any]) -> None:
     _write_manifest(root)
 
 
+def _reference_chunk(paths: list[str]) -> list[tuple[bytes, int, int]]:
+    """The plain pipeline peers timed: xxh3 of the bytes, dHash of a draft-mode decode."""
+    import io
+
+    import numpy as np
+    import xxhash
+    from PIL import Image
+
+    out = []
+    for path in paths:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("L", (32, 32))
+            grid = np.asarray(image.convert("L").resize((9, 8), Image.BOX), dtype=np.int16)
+        bits = [(grid[:, 1:] > grid[:, :-1]), (grid[:, ::-1][:, 1:] > grid[:, ::-1][:, :-1])]
+        direct, mirrored = (int.from_bytes(np.packbits(b).tobytes(), "big") for b in bits)
+        out.append((xxhash.xxh3_128_digest(data), direct, mirrored))
+    return out
+
+
+def run_reference(root: Path, truth: dict[str, Any], max_distance: int = 10) -> None:
+    """The reference pipeline on the same files and cores: a yardstick for this machine's speed today."""
+    import numpy as np
+
+    started = time.perf_counter()
+    files = sorted(str(p) for p in root.glob("*/*/*.jpg"))
+    chunks = [files[i:i + 256] for i in range(0, len(files), 256)]
+    with ProcessPoolExecutor(max_workers=_cores()) as pool:
+        hashes = [h for chunk in pool.map(_reference_chunk, chunks) for h in chunk]
+    names = [_rel(root, f) for f in files]
+    is_val = np.array([n.startswith("val/") for n in names])
+    by_digest: dict[bytes, str] = {}
+    pairs = []
+    for name, (digest, _, _) in zip(names, hashes):
+        if not name.startswith("val/"):
+            by_digest.setdefault(digest, name)
+    for name, (digest, _, _) in zip(names, hashes):
+        if name.startswith("val/") and digest in by_digest:
+            pairs.append((name, by_digest[digest]))
+    direct = np.array([h[1] for h in hashes], dtype=np.uint64)
+    mirrored = np.array([h[2] for h in hashes], dtype=np.uint64)
+    train_index = np.flatnonzero(~is_val)
+    for v in np.flatnonzero(is_val):  # brute force: 2,000 x 20,000 popcounts
+        close = np.minimum(np.bitwise_count(direct[train_index] ^ direct[v]),
+                           np.bitwise_count(direct[train_index] ^ mirrored[v])) <= max_distance
+        pairs += [(names[v], names[t]) for t in train_index[close]]
+    seconds = time.perf_counter() - started
+    _row(f"reference (dHash, t={max_distance})", seconds, len(files), score(pairs, truth))
+
+
 def run_imagededup(root: Path, truth: dict[str, Any]) -> None:
     try:
         from imagededup.methods import PHash
@@ -378,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     cold = run_auditor(args.data, truth, "auditor split_leakage cold", clear_cache=True)
     warm = run_auditor(args.data, truth, "auditor split_leakage warm", clear_cache=False)
     print(f"{'':<28} warm / cold = {warm['seconds'] / cold['seconds']:.1%}")
+    run_reference(args.data, truth)
     if not args.skip_tools:
         run_cleanvision(args.data, truth)
         run_imagededup(args.data, truth)
