@@ -55,7 +55,7 @@ def test_validate_hook_takes_changed_manifests_quietly():
 
 def test_static_hook_runs_once_on_its_manifest_argument():
     hook = _hooks()["auditor-static"]
-    assert hook["entry"].split() == ["auditor", "run", "--static", "--quiet"]
+    assert hook["entry"].split() == ["auditor", "run", "--static", "--quiet", "--format", "json"]
     assert hook["language"] == "python"
     assert hook["pass_filenames"] is False and hook["require_serial"] is True
 
@@ -138,7 +138,7 @@ def test_leakage_rerun_reads_only_changed_images(tmp_path):
     shutil.copytree(QUICKSTART / "data", project / "data")
     splits = {name: {"format": "image_folder", "root": f"data/{name}"} for name in ("train", "val")}
     write_manifest(project, {"version": 1, "data": splits, "audits": {"split_leakage": {}}})
-    args = ("run", "--static", "--quiet")
+    args = ("run", "--static", "--quiet", "--format", "json")  # as the auditor-static hook runs it
     _, first = _files_opened(project / "data", *args, cwd=project)
     assert first, "the first run must hash the images"
     _, second = _files_opened(project / "data", *args, cwd=project)
