@@ -417,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic_only:
         synthetic()
         return 0
+    if not args.skip_synthetic:
+        # First, in a fresh process: Linux keeps the peak RSS across fork/exec, so a
+        # child started after the tools loaded torch would report their memory.
+        import subprocess
+
+        subprocess.run([sys.executable, __file__, "--synthetic-only"], check=False)
     truth = generate(args.data)
     if args.sweep:
         sweep(args.data, truth)
@@ -432,11 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_tools:
         run_cleanvision(args.data, truth)
         run_imagededup(args.data, truth)
-    if not args.skip_synthetic:
-        # A fresh process, so peak RSS is the search's own and not the image benchmark's.
-        import subprocess
-
-        subprocess.run([sys.executable, __file__, "--synthetic-only"], check=False)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
