@@ -3,7 +3,7 @@
 One row per resolved file path, valid only for the exact ``(size, mtime_ns,
 hash version)`` it was computed for: a lookup compares all three, so an entry for a
 file that has since changed (or was hashed by another recipe) is never used, and the
-next write replaces it. Rows are written in transactions (one per chunk of results):
+next write replaces it. Rows are written in transactions (one per batch of a few thousand rows):
 an interrupted run leaves whole rows or none, never a half-written one.
 
 The cache lives in its own folder (default ``.auditor-cache`` beside the manifest),

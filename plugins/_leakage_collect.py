@@ -28,6 +28,8 @@ __all__ = ["Samples", "collect", "default_workers", "label_names"]
 _CHUNK = 128
 #: Below this many files to hash, workers cost more to start than they save.
 _IN_PROCESS_BELOW = 400
+#: Cache rows written per transaction.
+_ROWS_PER_WRITE = 4096
 
 
 @dataclass
@@ -147,8 +149,15 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
     if not todo:
         return 0, len(cached)
 
+    pending_rows: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        if cache is not None and pending_rows:
+            cache.store(pending_rows)
+        pending_rows.clear()
+
     def record(chunk: Sequence[int], results: Sequence[hashing.FileHash]) -> None:
-        rows = []
+        rows = pending_rows
         for position, result in zip(chunk, results):
             for sample in owners[position]:
                 samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb,
@@ -158,17 +167,22 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
             if (result.size, result.mtime_ns) == keys[position][1:]:
                 rows.append((keys[position][0], result.size, result.mtime_ns, result.digest,
                              result.phash, result.mirror, result.thumb, result.error))
-        if cache is not None:
-            cache.store(rows)
+        # One transaction per few thousand rows: commits are what costs, and this process
+        # shares the cores with the workers. An interruption loses at most one batch.
+        if len(rows) >= _ROWS_PER_WRITE:
+            flush()
 
     chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
-    with progress("hashing files", len(todo)) as bar:
-        if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
-            for chunk in chunks:
-                record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
-                bar.advance(len(chunk))
-        else:
-            _run_pool(chunks, key_paths, workers, record, bar)
+    try:
+        with progress("hashing files", len(todo)) as bar:
+            if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
+                for chunk in chunks:
+                    record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
+                    bar.advance(len(chunk))
+            else:
+                _run_pool(chunks, key_paths, workers, record, bar)
+    finally:
+        flush()  # also on Ctrl-C: what was hashed is kept
     return len(todo), len(cached)
 
 

@@ -120,6 +120,8 @@ def _grid_of_image(image: Any) -> Any:
 
     if image.mode not in ("L", "F"):
         image = image.convert("L")
+    if image.size == (_GRID, _GRID):  # e.g. a 256 px JPEG decoded at 1/8: nothing to resample
+        return np.asarray(image, dtype=np.float32).reshape(_GRID, _GRID)
     # Float mode keeps the box filter's averages unrounded.
     grid = image.convert("F").resize((_GRID, _GRID), Image.Resampling.BOX)
     return np.asarray(grid, dtype=np.float32).reshape(_GRID, _GRID)
