@@ -16,10 +16,10 @@ How it works (details in docs/split_leakage.md):
 
 Defaults were chosen on benchmarks/leakage.py (22,000 JPEGs, 100 exact + 100 near
 planted pairs): every near copy (re-encoded, resized, brightened, mirrored) was at
-distance <= 4 with thumbnail correlation >= 0.99; no unrelated cross-split pair was
-closer than distance 6, and none of the unrelated pairs within distance 10
-correlated above 0.95. ``max_distance: 8`` and ``min_similarity: 0.97`` gave 100 %
-recall on both kinds and no false-positive pair.
+distance <= 4 with thumbnail correlation >= 0.995; no unrelated cross-split pair was
+closer than distance 6, and no unrelated pair within distance 8 correlated above
+0.955. ``max_distance: 8`` and ``min_similarity: 0.97`` gave 100 % recall on both
+kinds and no false-positive pair (``benchmarks/leakage.py --sweep`` prints the grid).
 """
 
 from __future__ import annotations
