@@ -9,6 +9,7 @@ training view applies the manifest's transform exactly as training would.
 from __future__ import annotations
 
 import abc
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,15 @@ class Split(abc.ABC):
     def paths(self) -> list[Path] | None:
         """File path of every sample, for file-backed formats; ``None`` otherwise."""
         return None
+
+    def path_strings(self) -> list[str] | None:
+        """``paths()`` as plain strings: what hot loops over many files should use.
+
+        Building a ``Path`` costs microseconds per file, which is a good part of a
+        warm run over a large split; formats that list files as strings override this.
+        """
+        paths = self.paths()
+        return None if paths is None else [os.fspath(p) for p in paths]
 
     def manifest_transform(self) -> Any:
         """The transform the manifest names for this split, built once (or ``None``)."""

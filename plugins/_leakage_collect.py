@@ -100,14 +100,13 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
     in_memory: list[tuple[Any, list[int]]] = []
     for split_number, (name, split) in enumerate(splits.items()):
         labels = label_names(split) if len(split) else []
-        paths = split.paths()
+        paths = split.path_strings()
         if paths is None:
             ids = [samples.add(split_number, i, None, None, labels[i]) for i in range(len(split))]
             in_memory.append((split, ids))
             continue
         for i, path in enumerate(paths):
-            text = os.fspath(path)
-            by_path.setdefault(text, []).append(samples.add(split_number, i, text, None, labels[i]))
+            by_path.setdefault(path, []).append(samples.add(split_number, i, path, None, labels[i]))
     hashed, hits = _hash_files(samples, by_path, cache, workers, progress)
     for split, ids in in_memory:
         _hash_in_memory(samples, split, ids, progress)

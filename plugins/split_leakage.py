@@ -165,7 +165,7 @@ def _data_folders(splits: dict[str, Any]) -> dict[str, str]:
         root = getattr(split, "root", None)
         if root is not None and split.spec.config.get("format") == "image_folder":
             folders.setdefault(os.path.realpath(root), name)
-        for parent in {os.path.dirname(os.fspath(p)) for p in (split.paths() or [])}:
+        for parent in {os.path.dirname(p) for p in (split.path_strings() or [])}:
             folders.setdefault(os.path.realpath(parent), name)
     return folders
 

@@ -25,9 +25,10 @@ class ImageFolderSplit(Split):
     def __init__(self, spec: SplitSpec) -> None:
         super().__init__(spec)
         self.root = spec.path("root")
-        self._index: tuple[list[str], list[Path], list[int]] | None = None
+        self._index: tuple[list[str], list[str], list[int]] | None = None
+        self._paths: list[Path] | None = None
 
-    def _scan(self) -> tuple[list[str], list[Path], list[int]]:
+    def _scan(self) -> tuple[list[str], list[str], list[int]]:
         if self._index is None:
             if not self.root.is_dir():
                 from auditor.errors import ManifestError
@@ -39,15 +40,17 @@ class ImageFolderSplit(Split):
                 )
             with os.scandir(self.root) as entries:
                 classes = sorted(e.name for e in entries if e.is_dir(follow_symlinks=True))
-            paths: list[Path] = []
+            # Plain strings: counting labels of 100,000 files must not build 100,000 Paths.
+            paths: list[str] = []
             targets: list[int] = []
+            root = os.fspath(self.root)
             for index, name in enumerate(classes):
-                for dirpath, dirnames, filenames in os.walk(self.root / name, followlinks=True):
+                for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
                     dirnames.sort()
-                    for filename in sorted(filenames):
-                        if filename.lower().endswith(IMAGE_EXTENSIONS):
-                            paths.append(Path(dirpath, filename))
-                            targets.append(index)
+                    found = [os.path.join(dirpath, f) for f in sorted(filenames)
+                             if f.lower().endswith(IMAGE_EXTENSIONS)]
+                    paths.extend(found)
+                    targets.extend([index] * len(found))
             self._index = (classes, paths, targets)
         return self._index
 
@@ -61,6 +64,11 @@ class ImageFolderSplit(Split):
         return self._scan()[2]
 
     def paths(self) -> list[Path]:
+        if self._paths is None:
+            self._paths = [Path(p) for p in self._scan()[1]]
+        return self._paths
+
+    def path_strings(self) -> list[str]:
         return self._scan()[1]
 
     def load(self, index: int) -> Any:
