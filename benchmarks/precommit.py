@@ -1,8 +1,9 @@
 """Speed of the pre-commit hooks' commands on the quickstart example.
 
 Targets (issue 7): `auditor validate` < 1 s; `auditor run --static` < 5 s cold
-(no cache); a warm re-run opens no unchanged image file. Every command runs as
-the hook runs it: a fresh `auditor` process. Prints one line per number.
+(no cache); a warm re-run opens no unchanged image file. Every command is the
+hook's own entry from .pre-commit-hooks.yaml, in a fresh `auditor` process.
+Prints one line per number.
 
     .venv/bin/python benchmarks/precommit.py
 """
@@ -22,6 +23,19 @@ from _common import best_of
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"
 AUDITOR = str(Path(sys.executable).parent / "auditor")
+
+
+def hook_args(hook_id: str) -> list[str]:
+    """The hook's entry from .pre-commit-hooks.yaml, minus the leading `auditor`: run exactly what it runs."""
+    import shlex
+
+    import yaml
+
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    entry = next(hook["entry"] for hook in hooks if hook["id"] == hook_id)
+    words = shlex.split(entry)
+    assert words[0] == "auditor", entry
+    return words[1:]
 
 #: Runs auditor's CLI with an audit hook that records every file opened under a folder.
 COUNT_OPENS = """
@@ -75,20 +89,21 @@ def main() -> None:
         checked, missing = copy_quickstart(Path(tmp) / "quickstart")
         if missing:
             print(f"note: not installed yet, left out of the manifest: {', '.join(missing)}")
-        seconds, _ = best_of(5, lambda: timed([AUDITOR, "validate", "--quiet", "audit.yaml"], checked))
+        validate, static = hook_args("auditor-validate"), hook_args("auditor-static")
+        seconds, _ = best_of(5, lambda: timed([AUDITOR, *validate, "audit.yaml"], checked))
         print(f"auditor validate (quickstart), best of 5: {seconds:.2f} s  (target < 1 s)")
         for attempt in range(3):
             project, _ = copy_quickstart(Path(tmp) / f"quickstart-{attempt}")
-            cold, code = timed([AUDITOR, "run", "--static", "--quiet", "audit.yaml"], project)
+            cold, code = timed([AUDITOR, *static, "audit.yaml"], project)
             colds.append(cold)
         print(f"auditor run --static (quickstart, no cache), best of 3: {min(colds):.2f} s, exit {code}  "
               "(target < 5 s)")
-        warm, code = best_of(3, lambda: timed([AUDITOR, "run", "--static", "--quiet", "audit.yaml"], project))
+        warm, code = best_of(3, lambda: timed([AUDITOR, *static, "audit.yaml"], project))
         print(f"auditor run --static (quickstart, warm cache), best of 3: {warm:.2f} s, exit {code[1]}")
         log = Path(tmp) / "opened.json"
         images = sum(1 for p in (project / "data").rglob("*") if p.is_file())
-        subprocess.run([sys.executable, "-c", COUNT_OPENS, str(project / "data"), str(log), "run", "--static",
-                        "--quiet", "audit.yaml"], cwd=project, capture_output=True)
+        subprocess.run([sys.executable, "-c", COUNT_OPENS, str(project / "data"), str(log), *static, "audit.yaml"],
+                       cwd=project, capture_output=True)
         opened = json.loads(log.read_text())
         print(f"image files opened by a warm re-run: {len(opened)} of {images}"
               + (f" (e.g. {opened[0]})" if opened else "") + "  (target 0)")

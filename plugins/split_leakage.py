@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from auditor import Audit, AuditContext, CodeInfo, Finding, Severity, SkipAudit, hookimpl
@@ -156,36 +155,9 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 }
 
 
-def _data_folders(splits: dict[str, Any]) -> dict[str, str]:
-    """Resolved folders holding data (image_folder roots, folders of listed files) -> split."""
-    import os
-
-    folders: dict[str, str] = {}
-    for name, split in splits.items():
-        root = getattr(split, "root", None)
-        if root is not None and split.spec.config.get("format") == "image_folder":
-            folders.setdefault(os.path.realpath(root), name)
-        for parent in {os.path.dirname(p) for p in (split.path_strings() or [])}:
-            folders.setdefault(os.path.realpath(parent), name)
-    return folders
-
-
-def _cache_folder(ctx: AuditContext) -> tuple[Path | None, str]:
-    """The cache folder, or None with the reason it must not be used."""
-    if not ctx.run.use_cache:
-        return None, "disabled (--no-cache)"
-    folder = Path(ctx.run.cache_dir).resolve()
-    for data, split in _data_folders(ctx.splits).items():
-        if folder == Path(data) or Path(data) in folder.parents:
-            # auditor never writes into a data folder (an image_folder root would even
-            # see the cache folder as one more class).
-            return None, (f"disabled: the cache folder {folder} would be inside {data}, "
-                          f"a data folder of '{split}'")
-    return folder, str(folder)
-
-
 def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins import _leakage_analysis, _leakage_findings
+    from auditor_plugins._cache_folder import cache_folder
     from auditor_plugins._leakage_cache import HashCache
     from auditor_plugins._leakage_collect import collect, default_workers
     from auditor_plugins._leakage_hashing import HASH_VERSION
@@ -195,7 +167,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     splits = ctx.splits
     if not splits or not any(len(split) for split in splits.values()):
         raise SkipAudit("no samples in any split: nothing to compare")
-    folder, cache_state = _cache_folder(ctx)
+    folder, cache_state = cache_folder(ctx)
     cache = None
     if folder is not None:
         cache, problem = HashCache.open(folder, HASH_VERSION)

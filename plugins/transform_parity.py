@@ -3,12 +3,14 @@
 Each split's transform is read statically (normalization, sizes, random steps,
 opaque steps) and then measured on ``samples`` real samples, without running
 the model. What the backbone expects comes from ``model.pretrained``, resolved
-offline.
+offline. A split's measurement is reused from the run's cache while nothing it
+depends on changed (``_measure_cache``), so a pre-commit re-run decodes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from auditor import Audit, AuditContext, CodeInfo, Finding, ManifestError, Severity, hookimpl
@@ -215,25 +217,49 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     splits = ctx.splits
     views: list[SplitView] = []
     total = sum(min(samples, len(s)) for s in splits.values())
+    cache, cache_state = _measure_cache(ctx)
+    reuse: dict[str, str] = {}
     with ctx.progress("transforming samples", total or None) as task:
         for name, split in splits.items():
             transform = split.transform
             pipe = analyze(transform)
             measured = None
             if samples and len(split):
-                measured = measure_split(
-                    split,
-                    transform,
-                    samples,
-                    advance=task.advance,
-                    check_determinism=0 if name == "train" else _DETERMINISM_SAMPLES,
-                )
+                determinism = 0 if name == "train" else _DETERMINISM_SAMPLES
+                entry = cache.entry(split, transform, samples, determinism) if cache else cache_state
+                measured = cache.load(entry) if cache and not isinstance(entry, str) else None
+                reuse[name] = "reused" if measured is not None else (
+                    entry if isinstance(entry, str) else "measured")
+                if measured is not None:
+                    task.advance(min(samples, len(split)))
+                else:
+                    measured = measure_split(split, transform, samples, advance=task.advance,
+                                             check_determinism=determinism)
+                    if cache and not isinstance(entry, str):
+                        cache.store(entry, measured)
                 _notes(ctx, name, measured)
             views.append(SplitView(name, split.location, name == "train", pipe, measured))
     if not samples:
         ctx.note("samples is 0: the empirical pass (TP006, measured sizes) was skipped")
+    if reuse:
+        ctx.evidence["measurement_cache"] = reuse
+    if cache is not None and cache.problem:
+        ctx.note(cache.problem)
     _evidence(ctx, views, expected)
     yield from check_all(ctx, views, expected)
+
+
+def _measure_cache(ctx: AuditContext) -> tuple[Any, str]:
+    """The measurement cache (so an unchanged split is not decoded again), or None and why not."""
+    from auditor_plugins._cache_folder import cache_folder
+    from auditor_plugins._measure_cache import MeasureCache
+
+    folder, state = cache_folder(ctx)
+    if folder is None:
+        return None, f"cache {state}"
+    manifest = ctx.manifest
+    project = [str(manifest.base_dir), *manifest.resolver.pythonpath]
+    return MeasureCache(folder, Path(manifest.path).resolve(), project), state
 
 
 def _notes(ctx: AuditContext, name: str, measured: Any) -> None:

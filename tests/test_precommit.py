@@ -149,6 +149,18 @@ def test_leakage_rerun_reads_only_changed_images(tmp_path):
     assert third == [first[0]]
 
 
+@pytest.mark.slow
+def test_static_hook_rerun_on_the_quickstart_reads_no_image(tmp_path):
+    """Every static audit together, as the hook runs them: hashes and measurements come from the cache."""
+    project = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache"))
+    args = _hooks()["auditor-static"]["entry"].split()[1:]
+    code, first = _files_opened(project / "data", *args, "audit.yaml", cwd=project)
+    assert code == 1 and first, "the first run must read the images"
+    code, second = _files_opened(project / "data", *args, "audit.yaml", cwd=project)
+    assert code == 1 and second == [], f"a warm re-run read {len(second)} unchanged images: {second[:5]}"
+
+
 # -- real pre-commit ---------------------------------------------------------------------
 
 
