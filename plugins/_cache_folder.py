@@ -20,7 +20,9 @@ def data_folders(splits: dict[str, Any]) -> dict[str, str]:
     for name, split in splits.items():
         root = getattr(split, "root", None)
         if root is not None and split.spec.config.get("format") == "image_folder":
+            # Every file of an image folder lies below its root: no need to visit each one.
             folders.setdefault(os.path.realpath(root), name)
+            continue
         for parent in {os.path.dirname(p) for p in (split.path_strings() or [])}:
             folders.setdefault(os.path.realpath(parent), name)
     return folders

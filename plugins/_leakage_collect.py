@@ -52,18 +52,17 @@ class Samples:
     def __len__(self) -> int:
         return len(self.split)
 
-    def add(self, split: int, index: int, path: str | None, resolved: str | None, label: str) -> int:
-        self.split.append(split)
-        self.index.append(index)
-        self.path.append(path)
-        self.resolved.append(resolved)
-        self.label.append(label)
-        self.digest.append(b"")
-        self.phash.append(None)
-        self.mirror.append(None)
-        self.thumb.append(None)
-        self.error.append(None)
-        return len(self.split) - 1
+    def extend(self, split: int, paths: Sequence[str | None], labels: Sequence[str]) -> range:
+        """Add every sample of one split (unhashed yet); returns their sample ids."""
+        first, count = len(self.split), len(paths)
+        self.split.extend([split] * count)
+        self.index.extend(range(count))
+        self.path.extend(paths)
+        self.label.extend(labels)
+        for column in (self.resolved, self.phash, self.mirror, self.thumb, self.error):
+            column.extend([None] * count)
+        self.digest.extend([b""] * count)
+        return range(first, first + count)
 
     def set_hash(self, sample: int, digest: bytes, phash: int | None, mirror: int | None,
                  thumb: bytes | None, error: str | None) -> None:
@@ -102,11 +101,10 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
         labels = label_names(split) if len(split) else []
         paths = split.path_strings()
         if paths is None:
-            ids = [samples.add(split_number, i, None, None, labels[i]) for i in range(len(split))]
-            in_memory.append((split, ids))
+            in_memory.append((split, list(samples.extend(split_number, [None] * len(split), labels))))
             continue
-        for i, path in enumerate(paths):
-            by_path.setdefault(path, []).append(samples.add(split_number, i, path, None, labels[i]))
+        for sample, path in zip(samples.extend(split_number, paths, labels), paths):
+            by_path.setdefault(path, []).append(sample)
     hashed, hits = _hash_files(samples, by_path, cache, workers, progress)
     for split, ids in in_memory:
         _hash_in_memory(samples, split, ids, progress)

@@ -47,8 +47,8 @@ class ImageFolderSplit(Split):
             for index, name in enumerate(classes):
                 for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
                     dirnames.sort()
-                    found = [os.path.join(dirpath, f) for f in sorted(filenames)
-                             if f.lower().endswith(IMAGE_EXTENSIONS)]
+                    prefix = os.path.join(dirpath, "")  # joined once per folder, not per file
+                    found = [prefix + f for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS)]
                     paths.extend(found)
                     targets.extend([index] * len(found))
             self._index = (classes, paths, targets)
