@@ -7,7 +7,11 @@ Prints three numbers:
   a fresh interpreter each time, so it includes importing torch/torchvision;
 * the in-process time of the same run once torch is imported (model build, optimizer,
   pipelines, the empirical pass and the report), i.e. what the audits themselves cost;
-* how many images the empirical pass decoded (it must decode only `samples` per split).
+* how many images the empirical pass decoded (it must decode only `samples` per split),
+  and how many a re-run decodes once the measurement cache holds them (none).
+
+The CLI and in-process numbers are without the measurement cache (``--no-cache``);
+one more CLI line shows a re-run that reuses it.
 
 Run: .venv/bin/python benchmarks/static_audits.py
 """
@@ -46,15 +50,20 @@ def main() -> None:
         str(out),
         "--quiet",
     ]
+    # --no-cache: the target is about a real measurement, not a reuse of the last one.
+    uncached = [*command, "--no-cache"]
     env = {**os.environ, "NO_COLOR": "1"}
 
-    def cli() -> int:
-        return subprocess.run(command, capture_output=True, env=env).returncode
+    def cli(args: list[str]) -> int:
+        return subprocess.run(args, capture_output=True, env=env).returncode
 
-    seconds, code = best_of(3, cli)
+    seconds, code = best_of(3, lambda: cli(uncached))
     print(
         f"CLI, fresh interpreter (torch import included): {seconds:6.2f} s wall (exit {code})   target < 5 s"
     )
+    cli(command)  # fills the measurement cache
+    seconds, code = best_of(3, lambda: cli(command))
+    print(f"CLI again, measurements reused from the cache:  {seconds:6.2f} s wall (exit {code})")
 
     started = time.perf_counter()
     import torch  # noqa: F401
@@ -76,9 +85,10 @@ def main() -> None:
 
     image_folder.load_image = counting  # type: ignore[assignment]
 
-    def in_process() -> object:
+    def in_process(use_cache: bool = False) -> object:
         decoded[0] = 0
-        return run_manifest(MANIFEST, only=AUDITS, static=True, formats=["json"], output_dir=out)
+        return run_manifest(MANIFEST, only=AUDITS, static=True, formats=["json"], output_dir=out,
+                            use_cache=use_cache)
 
     seconds, outcome = best_of(3, in_process)
     durations = {a["name"]: a["duration_s"] for a in outcome.report["audits"]}  # type: ignore[attr-defined]
@@ -91,6 +101,8 @@ def main() -> None:
         f"images decoded by the empirical pass:            {decoded[0]:6d}      "
         f"(samples=64 per split; split sizes {sizes})"
     )
+    in_process(use_cache=True)
+    print(f"images decoded by a re-run with the cache:        {decoded[0]:6d}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ and the key covers everything the numbers depend on:
 * each sampled file's resolved path, size and ``mtime_ns`` (a ``stat``, no read);
 * the split's manifest entry, its length and the sample/determinism counts;
 * the pipeline's structural fingerprint (:mod:`._pipeline_fingerprint`), which
-  also covers the source of the user's project modules;
+  also covers the source of the project modules its steps come from;
 * the versions of Python, torch, torchvision, numpy, Pillow and this format.
 
 A split whose samples are not files (callable datasets) or whose pipeline cannot

@@ -11,8 +11,10 @@ walks the object graph instead:
   module globals they name; bound methods by function and instance;
 * other objects by class and every attribute (``__dict__`` and ``__slots__``);
 * the source file of every module defining a class or function met on the way,
-  by content, and of every module the user's project imported (a global can
-  live in a module no step mentions).
+  or named by a function's globals, by content; from a module of the user's
+  project, also the project modules it imports (a step's constant can live in
+  a config module no step mentions). The set depends only on the pipeline,
+  never on what else happened to be imported, so every run computes one key.
 
 Whatever the walk cannot describe (an object with no inspectable state whose
 ``repr`` is a memory address, a graph too deep or too big) raises
@@ -50,12 +52,8 @@ def fingerprint(obj: Any, *, project_dirs: Iterable[str] = ()) -> str:
     ``project_dirs``: folders of the user's project (the manifest's folder and
     pythonpath); every imported module loaded from there counts as source.
     """
-    walker = _Walker()
+    walker = _Walker([os.path.realpath(folder) for folder in project_dirs])
     walker.feed(obj, 0)
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str) and _inside_project(path, project_dirs):
-            walker.files.add(path)
     for path in sorted(walker.files):
         walker.update(f"file:{path}:")
         try:
@@ -70,11 +68,12 @@ def _inside_project(path: str, project_dirs: Iterable[str]) -> bool:
     if "site-packages" in path or "dist-packages" in path:
         return False  # a virtualenv inside the project is libraries, versioned separately
     real = os.path.realpath(path)
-    return any(real.startswith(os.path.realpath(folder) + os.sep) for folder in project_dirs)
+    return any(real.startswith(folder + os.sep) for folder in project_dirs)
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, project_dirs: list[str]) -> None:
+        self.project_dirs = project_dirs
         self.hasher = xxhash.xxh3_128()
         self.files: set[str] = set()
         self.bytes_hashed = 0
@@ -120,6 +119,7 @@ class _Walker:
             self._module_source(obj.__module__)
         elif isinstance(obj, types.ModuleType):
             self.update(f"module:{obj.__name__};")
+            self._module_source(obj.__name__)
         elif isinstance(obj, types.FunctionType):
             self._function(obj, depth)
         elif isinstance(obj, types.MethodType):
@@ -232,8 +232,17 @@ class _Walker:
     def _module_source(self, name: str | None) -> None:
         module = sys.modules.get(name or "")
         path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path.endswith(".py"):
-            self.files.add(path)
+        if not isinstance(path, str) or not path.endswith(".py") or path in self.files:
+            return
+        self.files.add(path)
+        if not _inside_project(path, self.project_dirs):
+            return  # a library: its version is part of the key
+        # A project module: the project modules it imports count too, whatever name they go by.
+        for value in list(vars(module).values()):
+            owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(owner, str) and owner != name and isinstance(value, (types.ModuleType, type,
+                                                                               types.FunctionType)):
+                self._module_source(owner)
 
 
 def _names(code: types.CodeType) -> set[str]:

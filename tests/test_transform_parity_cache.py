@@ -65,6 +65,23 @@ def test_functions_are_told_apart_by_code_constants_closures_and_globals() -> No
     assert _fingerprint(namespace["step"]) != before
 
 
+def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fp_config.py").write_text("SCALE = 2.0\n", encoding="utf-8")
+    (tmp_path / "fp_steps.py").write_text("import fp_config\n\n\ndef step(x):\n    return x * fp_config.SCALE\n",
+                                          encoding="utf-8")
+    (tmp_path / "fp_other.py").write_text("UNRELATED = 1\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fp_steps  # type: ignore[import-not-found]
+
+    before = _fingerprint(fp_steps.step, project_dirs=[str(tmp_path)])
+    import fp_other  # type: ignore[import-not-found]  # noqa: F401 - imported, never used by the step
+
+    assert _fingerprint(fp_steps.step, project_dirs=[str(tmp_path)]) == before
+    (tmp_path / "fp_config.py").write_text("SCALE = 255.0\n", encoding="utf-8")  # the edit, not yet re-imported
+    assert _fingerprint(fp_steps.step, project_dirs=[str(tmp_path)]) != before
+
+
 def test_state_without_a_description_is_uncacheable() -> None:
     import torch
     from auditor_plugins._pipeline_fingerprint import Uncacheable
@@ -161,12 +178,12 @@ def test_rerun_reuses_until_data_pipeline_or_source_change(tmp_path: Path) -> No
     third = _audit(tmp_path)
     assert third["evidence"]["measurement_cache"] == {"train": "reused", "val": "measured"}
 
-    # The user edits the eval pipeline's module: the source is part of the key.
+    # The user edits the eval pipeline in the project module: val is measured again, train is not.
     source = tmp_path / "src" / "cache_project.py"
     source.write_text(PROJECT.replace("T.CenterCrop(32), T.ToTensor(), T.Normalize(MEAN, STD)",
                                       "T.CenterCrop(32), T.ToTensor()"), encoding="utf-8")
     fourth = _audit(tmp_path)
-    assert fourth["evidence"]["measurement_cache"] == {"train": "measured", "val": "measured"}
+    assert fourth["evidence"]["measurement_cache"] == {"train": "reused", "val": "measured"}
     assert "TP001" in _codes(fourth) and "TP001" not in _codes(third)
 
     disabled = _audit(tmp_path, "--no-cache")
