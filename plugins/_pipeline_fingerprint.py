@@ -39,6 +39,9 @@ __all__ = ["Uncacheable", "fingerprint"]
 #: A pipeline holding more tensor/array bytes than this is not worth fingerprinting.
 _MAX_BYTES = 64 * 1024 * 1024
 _MAX_DEPTH = 60
+#: Objects visited at most: a step naming a big global (a dataset, a list of paths) is not
+#: worth walking; measuring the samples again is cheaper.
+_MAX_OBJECTS = 200_000
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
@@ -77,6 +80,7 @@ class _Walker:
         self.hasher = xxhash.xxh3_128()
         self.files: set[str] = set()
         self.bytes_hashed = 0
+        self.visited = 0
         # id -> position; objects are kept alive in _keep so an id is never reused mid-walk.
         self._seen: dict[int, int] = {}
         self._keep: list[Any] = []
@@ -87,6 +91,9 @@ class _Walker:
     def feed(self, obj: Any, depth: int) -> None:
         if depth > _MAX_DEPTH:
             raise Uncacheable("the pipeline's object graph is nested too deeply")
+        self.visited += 1
+        if self.visited > _MAX_OBJECTS:
+            raise Uncacheable(f"the pipeline reaches more than {_MAX_OBJECTS:,} values")
         if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
             self.update(f"{type(obj).__name__}:{obj!r};")
             return

@@ -91,6 +91,15 @@ def test_state_without_a_description_is_uncacheable() -> None:
         _fingerprint(lambda x: x + torch.rand(1, generator=generator))
 
 
+def test_a_step_naming_a_huge_global_is_not_walked_to_the_end() -> None:
+    from auditor_plugins._pipeline_fingerprint import Uncacheable
+
+    namespace: dict[str, Any] = {"ALL_PATHS": [f"img_{i}.jpg" for i in range(300_000)]}
+    exec("def step(x):\n    return x if ALL_PATHS else None\n", namespace)  # noqa: S102
+    with pytest.raises(Uncacheable, match="more than 200,000"):
+        _fingerprint(namespace["step"])
+
+
 def test_cycles_and_shared_objects_do_not_loop() -> None:
     class Step:
         def __call__(self, x: Any) -> Any:
