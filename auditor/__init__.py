@@ -14,7 +14,6 @@ from auditor.plugins import hookimpl
 from auditor.reporting import ReportFormat
 
 __all__ = [
-    "__version__",
     "Audit",
     "AuditContext",
     "AuditorError",
@@ -33,5 +32,6 @@ __all__ = [
     "SplitSpec",
     "TaskInfo",
     "UsageError",
+    "__version__",
     "hookimpl",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["ProgressTask", "ProgressFactory", "NullProgress", "RichProgress"]
+__all__ = ["NullProgress", "ProgressFactory", "ProgressTask", "RichProgress"]
 
 
 class ProgressTask(Protocol):
@@ -59,8 +59,15 @@ class RichProgress:
 
     def start_bar(self, description: str, total: int | None, done: int) -> Any:
         if self.progress is None:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                ProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             from rich.text import Text
 
             class RateColumn(ProgressColumn):

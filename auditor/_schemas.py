@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_schema", "schema_path", "SCHEMA_NAMES"]
+__all__ = ["SCHEMA_NAMES", "load_schema", "schema_path"]
 
 SCHEMA_NAMES = ("manifest", "report")
 
@@ -32,6 +32,6 @@ def schema_path(name: str) -> Path:
     raise FileNotFoundError(f"schema {filename} is not installed; reinstall auditor")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(name: str) -> dict[str, Any]:
     return json.loads(schema_path(name).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import AuditContext
     from auditor.findings import Finding
 
-__all__ = ["Audit", "SkipAudit", "NEEDS"]
+__all__ = ["NEEDS", "Audit", "SkipAudit"]
 
 #: What an audit may need from the run. ``device`` means it *runs the model*
 #: (forward/backward passes), which is what ``--static`` skips.

@@ -16,7 +16,7 @@ from auditor._version import __version__
 from auditor.errors import AuditorError, ManifestInvalid, UsageError
 from auditor.findings import FailOn
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _split_csv(values: Sequence[str] | None) -> list[str]:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-__all__ = ["make_console", "print_report", "print_audit_line", "SEVERITY_STYLE"]
+__all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 STATUS_STYLE = {"passed": "green", "failed": "red", "errored": "bold magenta", "skipped": "dim"}

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.manifest import Manifest
     from auditor.plugins import Registry
 
-__all__ = ["RunContext", "AuditContext", "TaskInfo"]
+__all__ = ["AuditContext", "RunContext", "TaskInfo"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.resolve import Resolver
 
-__all__ = ["DataFormat", "Split", "SplitSpec", "SplitDataset", "COMMON_SPLIT_PROPERTIES"]
+__all__ = ["COMMON_SPLIT_PROPERTIES", "DataFormat", "Split", "SplitDataset", "SplitSpec"]
 
 #: Keys every split accepts whatever its format; the format's own schema adds the rest.
 COMMON_SPLIT_PROPERTIES: dict[str, Any] = {

@@ -12,7 +12,7 @@ import sys
 from auditor.findings import CodeInfo
 from auditor.plugins import Registry, load_registry
 
-__all__ = ["explanation_markdown", "catalog_markdown"]
+__all__ = ["catalog_markdown", "explanation_markdown"]
 
 
 def explanation_markdown(info: CodeInfo, audit_name: str) -> str:
@@ -27,9 +27,11 @@ def catalog_markdown(registry: Registry) -> str:
     """Every code of auditor's own audits, grouped by audit, in code order."""
     parts = [
         "# Finding codes\n",
-        "Codes are a public interface: a code keeps its meaning forever and is never reused. "
-        "`auditor explain CODE` prints the same text as this page, which is generated from the "
-        "audits' declarations (`python -m auditor.explain > docs/codes.md`).\n",
+        (
+            "Codes are a public interface: a code keeps its meaning forever and is never reused. "
+            "`auditor explain CODE` prints the same text as this page, which is generated from the "
+            "audits' declarations (`python -m auditor.explain > docs/codes.md`).\n"
+        ),
     ]
     for audit in registry.ordered_audits():
         if registry.audit_plugin[audit.name].distribution.lower() != "auditor":

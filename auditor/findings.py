@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Severity", "FailOn", "CodeInfo", "Finding", "CODE_PATTERN"]
+__all__ = ["CODE_PATTERN", "CodeInfo", "FailOn", "Finding", "Severity"]
 
 #: A finding code is a prefix of 2-4 capital letters followed by three digits.
 CODE_PATTERN = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")

@@ -24,8 +24,15 @@ from auditor.errors import PluginError
 from auditor.findings import CodeInfo
 from auditor.reporting import ReportFormat
 
-__all__ = ["Registry", "PluginInfo", "BrokenPlugin", "hookimpl", "ENTRY_POINT_GROUP",
-           "DISABLE_AUTOLOAD_ENV", "load_registry"]
+__all__ = [
+    "DISABLE_AUTOLOAD_ENV",
+    "ENTRY_POINT_GROUP",
+    "BrokenPlugin",
+    "PluginInfo",
+    "Registry",
+    "hookimpl",
+    "load_registry",
+]
 
 ENTRY_POINT_GROUP = "auditor"
 DISABLE_AUTOLOAD_ENV = "AUDITOR_DISABLE_PLUGIN_AUTOLOAD"

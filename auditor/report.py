@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.plugins import Registry
     from auditor.runner import RunResult
 
-__all__ = ["SCHEMA_VERSION", "build_report", "write_reports", "validate_report", "load_report"]
+__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "validate_report", "write_reports"]
 
 SCHEMA_VERSION = "1.0"
 SEVERITIES = ("error", "warning", "info")
@@ -144,7 +144,7 @@ def load_report(path: Path) -> dict[str, Any]:
         raise UsageError(f"report {path}: expected a JSON report written by `auditor run`, found: {exc}") from exc
     try:
         validate_report(report)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise UsageError(f"report {path}: not a valid auditor report ({str(exc).splitlines()[0]})") from exc
     return report
 

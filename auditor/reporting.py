@@ -8,7 +8,7 @@ from typing import Any
 
 from auditor.findings import CodeInfo
 
-__all__ = ["ReportFormat", "Renderer"]
+__all__ = ["Renderer", "ReportFormat"]
 
 #: ``render(report, catalog)``: ``report`` is the JSON report as a dict (valid
 #: against ``report.schema.json``), ``catalog`` maps every known code to its

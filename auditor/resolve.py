@@ -70,7 +70,7 @@ class Resolver:
         with self._syspath():
             try:
                 module = importlib.import_module(module_name)
-            except Exception as exc:  # noqa: BLE001 - any import-time failure is the user's
+            except Exception as exc:  # any import-time failure is the user's
                 raise self._error(
                     ref,
                     key,
@@ -94,7 +94,7 @@ class Resolver:
         if _is_zero_arg_factory(value):
             try:
                 return value()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise ManifestError(
                     self.manifest_path, key, "a transform factory that can be called without "
                     "arguments", f"calling {ref} raised {type(exc).__name__}: {exc}",

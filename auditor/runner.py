@@ -13,7 +13,7 @@ from auditor.context import AuditContext, RunContext
 from auditor.errors import ManifestError, UsageError
 from auditor.findings import Finding, severity_at_least
 
-__all__ = ["Selection", "AuditResult", "RunResult", "run_audits", "select_audits", "matches_code"]
+__all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
 
 
 @dataclass

@@ -41,8 +41,17 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "Project", "AuditorRun", "CliResult", "make_image", "make_image_folder", "write_manifest",
-    "run_in_process", "run_cli", "auditor_project", "auditor_run", "auditor_cli",
+    "AuditorRun",
+    "CliResult",
+    "Project",
+    "auditor_cli",
+    "auditor_project",
+    "auditor_run",
+    "make_image",
+    "make_image_folder",
+    "run_cli",
+    "run_in_process",
+    "write_manifest",
 ]
 
 # -- data and manifests --------------------------------------------------------------
@@ -318,7 +327,7 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
     full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     argv = [str(a) for a in args]
     done = subprocess.run([sys.executable, "-m", "auditor", *argv], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          check=False, capture_output=True, text=True, timeout=timeout)
     return CliResult(argv, done.returncode, done.stdout, done.stderr,
                      output_dir or _report_dir(argv, Path(cwd or Path.cwd())))
 

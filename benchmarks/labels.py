@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, best_of, open_split  # noqa: E402
+from _common import DATA, best_of, open_split
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = 1_000_000
@@ -67,7 +67,7 @@ def main() -> None:
     manifest = REPO / "examples" / "quickstart" / "audit.yaml"
 
     def validate() -> int:
-        return subprocess.run([str(auditor), "validate", str(manifest)], capture_output=True,
+        return subprocess.run([str(auditor), "validate", str(manifest)], check=False, capture_output=True,
                               env={**os.environ, "NO_COLOR": "1"}).returncode
 
     seconds, code = best_of(5, validate)

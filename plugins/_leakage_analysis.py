@@ -22,7 +22,7 @@ from typing import Any
 from auditor_plugins._leakage_collect import Samples
 from auditor_plugins._leakage_search import pairs_within, popcount, search
 
-__all__ = ["Pair", "Cross", "Within", "Analysis", "analyse"]
+__all__ = ["Analysis", "Cross", "Pair", "Within", "analyse"]
 
 #: Members of one perceptual-hash value compared per match: identical hashes of many
 #: different images (e.g. blank frames) must not make the comparison quadratic.

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["CachedHash", "HashCache", "prepare_cache_dir", "file_key"]
+__all__ = ["CachedHash", "HashCache", "file_key", "prepare_cache_dir"]
 
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Plan", "plan", "search", "pairs_within", "popcount", "MAX_PAIRS_WITHIN"]
+__all__ = ["MAX_PAIRS_WITHIN", "Plan", "pairs_within", "plan", "popcount", "search"]
 
 #: Largest chunk width: the bucket table holds ``2**bits`` int32 counts and offsets.
 _MAX_BITS = 22
@@ -63,7 +63,7 @@ def popcount(values: Any) -> Any:
         return np.bitwise_count(values)
     global _BYTE_COUNTS
     if _BYTE_COUNTS is None:
-        _BYTE_COUNTS = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+        _BYTE_COUNTS = np.array([i.bit_count() for i in range(256)], dtype=np.uint8)
     array = np.asarray(values, dtype=np.uint64)
     flat = np.ascontiguousarray(array.reshape(-1))
     return _BYTE_COUNTS[flat.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.uint8).reshape(array.shape)
@@ -160,7 +160,7 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
         cuts = np.searchsorted(np.cumsum(per_row), np.arange(1, per_row.sum() // _CANDIDATE_BUDGET + 1)
                                * _CANDIDATE_BUDGET, side="left")
         edges = [0, *sorted({int(c) + 1 for c in cuts if c + 1 < len(rows)}), len(rows)]
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             part_sizes = sizes[lo:hi].ravel()
             hit = np.flatnonzero(part_sizes)
             if not len(hit):

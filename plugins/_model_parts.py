@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Head", "find_head", "backbone_blocks", "updating_norm_layers", "numel"]
+__all__ = ["Head", "backbone_blocks", "find_head", "numel", "updating_norm_layers"]
 
 
 @dataclass

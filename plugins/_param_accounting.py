@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Counts", "Coverage", "account", "coverage", "summarize_names", "state_of"]
+__all__ = ["Counts", "Coverage", "account", "coverage", "state_of", "summarize_names"]
 
 #: Module-tree entries deeper than this are not kept as evidence (the chart would be unreadable).
 TREE_DEPTH = 3

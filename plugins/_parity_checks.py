@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from auditor import AuditContext, Finding
 
-__all__ = ["SplitView", "check_all", "norm_distance", "fmt"]
+__all__ = ["SplitView", "check_all", "fmt", "norm_distance"]
 
 
 @dataclass
@@ -71,7 +71,9 @@ def fmt(values: Sequence[float] | None, digits: int = 3) -> str:
     if values is None:
         return "none"
     return (
-        "[" + ", ".join(f"{v:.{digits}f}".rstrip("0").rstrip(".") if v == v else "nan" for v in values) + "]"
+        "["
+        + ", ".join(f"{v:.{digits}f}".rstrip("0").rstrip(".") if not math.isnan(v) else "nan" for v in values)
+        + "]"
     )
 
 
@@ -405,9 +407,9 @@ def _train_vs_eval(
         ta, tb = train.pipe.normalize, view.pipe.normalize
         assert ta is not None and tb is not None
         differs = norm_distance(ta.mean, ta.std, tb.mean, tb.std) > tolerance
-    elif {a, b} <= {"static", "opaque", "none"} and (a == "none") != (b == "none"):
-        differs = True
-    elif train.kind and view.kind and train.kind != view.kind:
+    elif ({a, b} <= {"static", "opaque", "none"} and (a == "none") != (b == "none")) or (
+        train.kind and view.kind and train.kind != view.kind
+    ):
         differs = True
     if differs:
         yield ctx.finding(

@@ -157,9 +157,7 @@ def analyze(transform: Any) -> Pipeline:
     if transform is None:
         return Pipeline(steps=[], present=False)
     state = _State()
-    steps: list[Step] = []
-    for step in _walk(transform, 0, False, state):
-        steps.append(step)
+    steps: list[Step] = list(_walk(transform, 0, False, state))
     size = state.size if state.size_certain else None
     note = state.size_note if state.size_certain else f"{state.size_note}; an opaque step may change it"
     return Pipeline(
@@ -320,9 +318,8 @@ def _is_random(obj: Any) -> bool:
     if isinstance(p, (int, float)) and not isinstance(p, bool) and p <= 0:
         return False
     if name.startswith("Random"):
-        if name.endswith("Flip") and isinstance(p, (int, float)) and p >= 1:
-            return False  # always flips: deterministic
-        return True
+        # p >= 1 on a flip: always flips, so deterministic.
+        return not (name.endswith("Flip") and isinstance(p, (int, float)) and p >= 1)
     if name == "ColorJitter":
         return any(
             getattr(obj, a, None) not in (None, 0) for a in ("brightness", "contrast", "saturation", "hue")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Measured", "measure_split", "spread_indices", "classify_values"]
+__all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 
 #: Absolute values above this cannot come from [0, 1] images under any usual normalization
 #: (ImageNet statistics give at most about 2.7).

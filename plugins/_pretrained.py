@@ -115,7 +115,7 @@ def _first(value: Any) -> int | None:
 
 
 def _from_torchvision(name: str) -> Expected:
-    import torchvision.models as models
+    from torchvision import models
 
     weights = _torchvision_weights(models, name)
     preset = weights.transforms()
@@ -127,7 +127,7 @@ def _from_torchvision(name: str) -> Expected:
     extra: dict[str, Any] = {"preset": type(preset).__name__}
     if "num_params" in weights.meta:
         extra["num_params"] = weights.meta["num_params"]
-    if "categories" in weights.meta and weights.meta["categories"]:
+    if weights.meta.get("categories"):
         extra["num_classes"] = len(weights.meta["categories"])
     return Expected(
         source=f"torchvision:{type(weights).__name__}.{weights.name}",
@@ -172,8 +172,9 @@ def _torchvision_suggestion(models: Any, enum_name: str) -> str:
         try:
             enum = models.get_model_weights(model_name)
         except Exception:  # noqa: BLE001 - some registered models have no weights enum
-            continue
-        candidates.append(enum.__name__)
+            enum = None
+        if enum is not None:
+            candidates.append(enum.__name__)
     close = difflib.get_close_matches(enum_name, sorted(set(candidates)), n=1, cutoff=0.6)
     example = "ResNet50_Weights.IMAGENET1K_V2"
     if close:

@@ -143,7 +143,6 @@ def inverse_frequency_weights(counts: Mapping[str, int]) -> dict[str, float]:
 
 
 def run(ctx: AuditContext) -> Iterator[Finding]:
-    options = ctx.options
     splits = ctx.splits
     counts: dict[str, dict[str, int]] = {}
     sizes: dict[str, int] = {}
@@ -214,7 +213,7 @@ def _imbalance(ctx: AuditContext, train_counts: dict[str, int], present: dict[st
         hint = ("per-label pos_weight for BCEWithLogitsLoss: "
                 f"torch.tensor({[pos_weight[c] for c in present]}) (order {list(present)})")
     elif task == "binary" and len(present) == 2:
-        negative, positive = list(present)[0], list(present)[1]
+        negative, positive = present  # the two keys, in insertion order
         pos_weight = round(present[negative] / present[positive], 4)
         evidence["pos_weight"] = pos_weight
         hint = (f"BCEWithLogitsLoss(pos_weight=torch.tensor([{pos_weight}])) with '{positive}' as the "

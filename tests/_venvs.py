@@ -16,7 +16,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["overlay_venv", "pip_install", "run_pytest", "copy_source", "clean_env"]
+__all__ = ["clean_env", "copy_source", "overlay_venv", "pip_install", "run_pytest"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -49,7 +49,7 @@ def pip_install(python: Path, source: Path) -> subprocess.CompletedProcess[str]:
     """``pip install SOURCE`` into the overlay, offline: dependencies must already be satisfied."""
     return subprocess.run(
         [str(python), "-m", "pip", "install", "--no-index", "--no-build-isolation", "-q", str(source)],
-        env=clean_env(), capture_output=True, text=True, timeout=300,
+        env=clean_env(), check=False, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -57,5 +57,5 @@ def run_pytest(python: Path, project: Path) -> subprocess.CompletedProcess[str]:
     """The package's own test suite, as its author would run it (from the project folder)."""
     return subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=project, env=clean_env(), capture_output=True, text=True, timeout=600,
+        cwd=project, env=clean_env(), check=False, capture_output=True, text=True, timeout=600,
     )

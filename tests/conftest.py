@@ -58,7 +58,7 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
     full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "auditor", *map(str, args)], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=timeout,
+        check=False, capture_output=True, text=True, timeout=timeout,
     )
 
 

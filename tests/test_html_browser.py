@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from _reports_quickstart import quickstart_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -40,7 +39,7 @@ def _browse(chromium: str, page: Path, profile: Path, *extra: str) -> subprocess
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
          "--enable-logging=stderr", "--v=0", *extra, page.as_uri()],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        check=False, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
 
 
@@ -73,7 +72,8 @@ def test_quickstart_report_in_headless_chromium(tmp_path_factory, tmp_path):
     assert _console(dom) == [], "console messages while loading the report"
     html = dom.stdout
     assert re.search(r'<header id="summary" class="summary verdict-(passed|failed|errored)">', html)
-    assert re.search(r'<figure class="chart-counts">.*?<svg[^>]*class="chart"', html, re.S), "no chart in the DOM"
+    assert re.search(r'<figure class="chart-counts">.*?<svg[^>]*class="chart"', html, re.DOTALL), \
+        "no chart in the DOM"
     assert "<script" not in html
 
     shot = tmp_path / "report.png"

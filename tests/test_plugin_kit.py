@@ -11,11 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from _venvs import copy_source, overlay_venv, pip_install, run_pytest
+from conftest import REPO
+
 from auditor import Audit, CodeInfo, Severity, hookimpl, hookspecs
 from auditor.testing import run_cli
-from conftest import REPO
 
 DOCS = REPO / "docs" / "plugins.md"
 EXAMPLE = REPO / "examples" / "image-properties"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import load_json_report
 
 PLUGIN_SOURCE = '''

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import QUICKSTART, REPO, make_image_folder, run_cli, write_manifest
 
 HOOKS_FILE = REPO / ".pre-commit-hooks.yaml"
@@ -117,7 +116,8 @@ def _files_opened(data: Path, *args: str, cwd: Path) -> tuple[int, list[str]]:
     """Run auditor in a subprocess; return its exit code and every file under ``data`` it opened."""
     log = cwd / "opened.json"
     done = subprocess.run([sys.executable, "-c", _COUNT_OPENS, str(data), str(log), *args], cwd=cwd,
-                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=600)
+                          check=False, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"},
+                          timeout=600)
     assert done.returncode in (0, 1), done.stdout + done.stderr
     return done.returncode, json.loads(log.read_text())
 
@@ -179,13 +179,14 @@ def _dependency_links(target: Path) -> Path:
 def precommit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--git-dir"], capture_output=True).returncode:
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--git-dir"], check=False,
+                      capture_output=True).returncode:
         pytest.skip("this checkout is not a git repository, which pre-commit try-repo needs")
     pytest.importorskip("pre_commit")
     if not (REPO / ".pre-commit-hooks.yaml").is_file():
         pytest.skip("no .pre-commit-hooks.yaml")
     tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"],
-                             capture_output=True)
+                             check=False, capture_output=True)
     if tracked.returncode:
         pytest.skip(".pre-commit-hooks.yaml is not tracked by git, so try-repo cannot see it")
     root = tmp_path_factory.mktemp("precommit")
@@ -209,7 +210,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str]) -> None:
 def _try_repo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Every hook of this checkout on the staged files: what `git commit` would run."""
     return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          check=False, capture_output=True, text=True, timeout=600)
 
 
 def _status(output: str, hook_name_start: str) -> str:
@@ -253,6 +254,7 @@ def test_validate_hook_sees_only_staged_manifests(tmp_path, precommit_env):
     _git(project, "init", "-q", ".", env=precommit_env)
     _git(project, "add", "-A", env=precommit_env)
     done = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "auditor-validate"],
-                          cwd=project, env=precommit_env, capture_output=True, text=True, timeout=600)
+                          cwd=project, env=precommit_env, check=False, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _status(done.stdout, "auditor validate") == "Passed"

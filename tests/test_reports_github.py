@@ -6,7 +6,6 @@ import copy
 import re
 
 import pytest
-
 from _reports_quickstart import quickstart_run
 
 COMMAND = re.compile(r"^::(error|warning|notice) (?P<props>[^:]*)::(?P<data>.*)$")

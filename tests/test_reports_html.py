@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from _reports_quickstart import quickstart_run, run_cli
 from conftest import make_image, write_manifest
 
@@ -63,7 +62,7 @@ def qs(tmp_path_factory):
 
 def _articles(text: str, code: str) -> list[str]:
     return re.findall(r'<article class="finding[^"]*" id="finding-\d+">(?:(?!</article>).)*?href="#explain-'
-                      + code + r'".*?</article>', text, flags=re.S)
+                      + code + r'".*?</article>', text, flags=re.DOTALL)
 
 
 def assert_self_contained(page: Page, text: str) -> None:
@@ -72,7 +71,7 @@ def assert_self_contained(page: Page, text: str) -> None:
         for name, value in attrs.items():
             assert not name.startswith("on"), f"event handler attribute {name!r} on <{tag}>"
             if name in ("src", "href", "xlink:href", "action", "srcset"):
-                assert value and (value.startswith("data:") or value.startswith("#")), (tag, name, value)
+                assert value and value.startswith(("data:", "#")), (tag, name, value)
     assert "@import" not in text and not re.search(r"url\(\s*['\"]?(?!data:)", text)
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text.split("<main>")[0]), "network URL in the head"
     csp = [m for m in page.named("meta") if m.get("http-equiv") == "Content-Security-Policy"]
@@ -159,9 +158,10 @@ def test_quickstart_leaked_pairs_are_inline_thumbnails(qs):
         assert f"{shown} pair{'s' if shown != 1 else ''} shown, closest first; total count {finding['evidence']['count']}" \
             in article
         assert "distance " in article
-        from PIL import Image
         import base64
         import io
+
+        from PIL import Image
 
         with Image.open(io.BytesIO(base64.b64decode(thumbs[0]))) as image:
             assert max(image.size) <= 64

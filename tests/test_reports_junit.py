@@ -6,7 +6,6 @@ import copy
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from _reports_quickstart import quickstart_run
 
 RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
@@ -18,8 +17,9 @@ def qs(tmp_path_factory):
 
 
 def _render(report) -> ET.Element:
-    from auditor.plugins import load_registry
     from auditor_plugins.reports import junit
+
+    from auditor.plugins import load_registry
 
     return ET.fromstring(junit.render(copy.deepcopy(report), load_registry().catalog).encode("utf-8"))
 

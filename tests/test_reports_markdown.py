@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from _reports_quickstart import quickstart_run, run_cli
 
 
@@ -15,8 +14,9 @@ def qs(tmp_path_factory):
 
 
 def _render(report) -> str:
-    from auditor.plugins import load_registry
     from auditor_plugins.reports import markdown
+
+    from auditor.plugins import load_registry
 
     return markdown.render(copy.deepcopy(report), load_registry().catalog)
 

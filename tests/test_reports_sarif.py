@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from _reports_quickstart import quickstart_run, run_cli
 from conftest import REPO
 
@@ -25,8 +24,9 @@ def log(qs):
 
 
 def _render(report):
-    from auditor.plugins import load_registry
     from auditor_plugins.reports import sarif
+
+    from auditor.plugins import load_registry
 
     return sarif.sarif_log(copy.deepcopy(report), load_registry().catalog)
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 import sys
-import tomllib
 import zipfile
-from pathlib import Path
 
 import pytest
-
+import tomllib
 from _venvs import overlay_venv, pip_install, run_pytest
+from conftest import REPO
+
 from auditor._scaffold import plugin_names, scaffold
 from auditor.errors import UsageError
-from conftest import REPO
 
 TEMPLATE = REPO / "auditor" / "templates" / "plugin"
 
@@ -42,7 +41,7 @@ def test_bad_names_and_prefixes_are_usage_errors(name, prefix, message):
 
 
 def test_rendered_package_is_complete_and_consistent(tmp_path):
-    names, target, written = scaffold("empty-files", tmp_path, prefix="EMF")
+    _names, target, written = scaffold("empty-files", tmp_path, prefix="EMF")
     assert target == tmp_path / "auditor-empty-files"
     relative = sorted(p.relative_to(target).as_posix() for p in written)
     assert relative == [".gitignore", "README.md", "pyproject.toml", "src/auditor_empty_files/__init__.py",

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
-
 from conftest import make_image
+from PIL import Image, ImageEnhance, ImageOps
 
 SIZE = 64
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from auditor_plugins._leakage_hashing import hash_sample
 from auditor_plugins._leakage_search import pairs_within, plan, search
 
@@ -137,7 +136,7 @@ def test_mirrored_hash_is_the_hash_of_the_mirrored_image() -> None:
     picture = rng.uniform(0, 255, (32, 32)).astype(np.float32)
     direct, flipped = hash_sample(picture), hash_sample(picture[:, ::-1].copy())
     assert direct.mirror == flipped.phash and flipped.mirror == direct.phash
-    assert bin(direct.phash).count("1") == 32  # median split: balanced bits
+    assert direct.phash.bit_count() == 32  # median split: balanced bits
     # Flat images carry no structure: hash 0, and they match each other.
     assert hash_sample(np.full((8, 8), 7.0)).phash == 0 == hash_sample(np.zeros((16, 16))).phash
 
@@ -178,8 +177,8 @@ def test_pairs_within_matches_brute_force_with_mirrors() -> None:
     got = {(int(a), int(b)): (int(c), bool(e)) for a, b, c, e in zip(i, j, d, m)}
     expected = {}
     for a, b in itertools.combinations(range(len(hashes)), 2):
-        direct = bin(int(hashes[a] ^ hashes[b])).count("1")
-        flipped = min(bin(int(mirrors[a] ^ hashes[b])).count("1"), bin(int(mirrors[b] ^ hashes[a])).count("1"))
+        direct = int(hashes[a] ^ hashes[b]).bit_count()
+        flipped = min(int(mirrors[a] ^ hashes[b]).bit_count(), int(mirrors[b] ^ hashes[a]).bit_count())
         best = min(direct, flipped)
         if best <= 6:
             expected[(a, b)] = (best, flipped < direct)
@@ -204,7 +203,7 @@ def test_popcount_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -
     from auditor_plugins._leakage_search import popcount
 
     values = _random(np.random.default_rng(3), 500)
-    expected = [bin(int(v)).count("1") for v in values]
+    expected = [int(v).bit_count() for v in values]
     monkeypatch.delattr(np, "bitwise_count", raising=False)
     assert popcount(values).tolist() == expected
     assert int(popcount(values[7])) == expected[7]

@@ -329,8 +329,10 @@ def test_sizes_tp005(audit):
     messages = sorted(f["message"] for f in outcome.findings if f["code"] == "TP005")
     assert messages == [
         "'train' feeds 224x224 inputs, 'val' 256x256",
-        "'val' feeds 256x256 inputs; torchvision:ResNet50_Weights.IMAGENET1K_V2 was trained at "
-        "224x224; features pretrained at one scale lose accuracy at another",
+        (
+            "'val' feeds 256x256 inputs; torchvision:ResNet50_Weights.IMAGENET1K_V2 was trained at "
+            "224x224; features pretrained at one scale lose accuracy at another"
+        ),
     ]
     assert "Resize(232) + CenterCrop(224)" in next(
         f["hint"] for f in outcome.findings if f["message"].startswith("'val' feeds")
@@ -390,12 +392,12 @@ def test_only_the_requested_samples_are_decoded(audit, project):
 
 
 def test_failing_and_non_tensor_pipelines_are_notes_not_crashes(audit):
-    outcome, entry = audit("train_ok", "eval_crashes")
+    _outcome, entry = audit("train_ok", "eval_crashes")
     assert entry["status"] in ("passed", "failed")
     assert any(
         "'val': the pipeline failed on 8 of 8 samples" in n and "TypeError" in n for n in entry["notes"]
     )
-    pil, entry = audit("train_ok", "eval_pil")
+    _pil, entry = audit("train_ok", "eval_pil")
     assert any("returns PIL.Image, not a tensor" in n for n in entry["notes"])
 
 

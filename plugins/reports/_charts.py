@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from auditor_plugins.reports import _svg
 
-__all__ = ["Chart", "charts_for", "MAX_CLASSES", "MAX_LAYERS"]
+__all__ = ["MAX_CLASSES", "MAX_LAYERS", "Chart", "charts_for"]
 
 MAX_CLASSES = 40
 MAX_LAYERS = 60
@@ -196,10 +196,14 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
         mean, std = _channels(entry.get("mean")), _channels(entry.get("std"))
         want_mean, want_std = _channels(entry.get("expected_mean")), _channels(entry.get("expected_std"))
         for c in range(max(len(mean), len(want_mean))):
-            pick = lambda xs: xs[c] if c < len(xs) else None  # noqa: E731
-            out.append(_svg.Interval(f"{split} channel {c}", pick(mean), pick(std), pick(want_mean),
-                                     pick(want_std)))
+            out.append(_svg.Interval(f"{split} channel {c}", _pick(mean, c), _pick(std, c),
+                                     _pick(want_mean, c), _pick(want_std, c)))
     return out
+
+
+def _pick(xs: Sequence[Any], c: int) -> Any:
+    """Channel ``c`` of ``xs``, or None where ``xs`` has fewer channels."""
+    return xs[c] if c < len(xs) else None
 
 
 def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:

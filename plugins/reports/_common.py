@@ -16,9 +16,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = [
-    "SEVERITY_ORDER", "severity_rank", "sorted_findings", "verdict", "manifest_path", "manifest_dir",
-    "display_path", "finding_line", "reaches", "fingerprint", "explanation_summary", "plain_markdown",
+    "SEVERITY_ORDER",
     "audit_codes",
+    "display_path",
+    "explanation_summary",
+    "finding_line",
+    "fingerprint",
+    "manifest_dir",
+    "manifest_path",
+    "plain_markdown",
+    "reaches",
+    "severity_rank",
+    "sorted_findings",
+    "verdict",
 ]
 
 #: Most severe first: the order findings are listed in every format.
@@ -112,7 +122,7 @@ def fingerprint(finding: Mapping[str, Any], manifest_name: str = "") -> str:
 
 
 _MD_MARKS = re.compile(r"\*\*|__|`")
-_MD_HEADING = re.compile(r"^\*\*(.+?)\*\*\s*", re.S)
+_MD_HEADING = re.compile(r"^\*\*(.+?)\*\*\s*", re.DOTALL)
 
 
 def plain_markdown(text: str) -> str:

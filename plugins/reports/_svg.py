@@ -14,8 +14,17 @@ from collections.abc import Sequence
 from html import escape
 from typing import NamedTuple
 
-__all__ = ["Series", "Segment", "PALETTE", "grouped_bars", "stacked_bars", "log_bars", "line_chart",
-           "interval_chart", "fmt_number"]
+__all__ = [
+    "PALETTE",
+    "Segment",
+    "Series",
+    "fmt_number",
+    "grouped_bars",
+    "interval_chart",
+    "line_chart",
+    "log_bars",
+    "stacked_bars",
+]
 
 #: Colour-blind-safe (Okabe-Ito) series colours.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -44,7 +53,7 @@ def _esc(text: object) -> str:
 def _f(x: float) -> str:
     """Coordinates with one decimal: fixed text for fixed input."""
     text = f"{x:.1f}"
-    return text[:-2] if text.endswith(".0") else text
+    return text.removesuffix(".0")
 
 
 def fmt_number(value: float | None) -> str:

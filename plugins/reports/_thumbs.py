@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Thumb", "PairView", "pair_views", "MAX_PAIRS", "THUMB_PX"]
+__all__ = ["MAX_PAIRS", "THUMB_PX", "PairView", "Thumb", "pair_views"]
 
 MAX_PAIRS = 12
 THUMB_PX = 64

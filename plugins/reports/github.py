@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
 from auditor_plugins.reports import _common
 
-__all__ = ["render", "escape_data", "escape_property", "COMMANDS"]
+from auditor import CodeInfo, ReportFormat, hookimpl
+
+__all__ = ["COMMANDS", "escape_data", "escape_property", "render"]
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 

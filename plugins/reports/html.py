@@ -21,10 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
 from auditor_plugins.reports import _common
 
-__all__ = ["render", "MAX_EVIDENCE_CHARS"]
+from auditor import CodeInfo, ReportFormat, hookimpl
+
+__all__ = ["MAX_EVIDENCE_CHARS", "render"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Evidence JSON longer than this is cut in the page (the JSON report has all of it).

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
 from auditor_plugins.reports import _common
 
-__all__ = ["render", "cell", "MAX_ROWS"]
+from auditor import CodeInfo, ReportFormat, hookimpl
+
+__all__ = ["MAX_ROWS", "cell", "render"]
 
 MAX_ROWS = 50
 _MARK = {"error": "\u274c error", "warning": "\u26a0\ufe0f warning", "info": "\u2139\ufe0f info"}
@@ -70,8 +71,8 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     crashed = [a for a in report.get("audits") or [] if a.get("status") == "errored"]
     for audit in crashed:
         error = audit.get("error") or {}
-        out += ["", f"**{cell(audit.get('name'))} crashed:** {cell(error.get('type'))}: "
-                    f"{cell(error.get('message'))}"]
+        out += ["", (f"**{cell(audit.get('name'))} crashed:** {cell(error.get('type'))}: "
+                     f"{cell(error.get('message'))}")]
     out += ["", "`auditor explain CODE` tells what a finding means and how to fix it."]
     return "\n".join(out) + "\n"
 

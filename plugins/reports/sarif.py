@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auditor import CodeInfo, ReportFormat, hookimpl
 from auditor_plugins.reports import _common
 
-__all__ = ["render", "LEVELS", "SARIF_SCHEMA"]
+from auditor import CodeInfo, ReportFormat, hookimpl
+
+__all__ = ["LEVELS", "SARIF_SCHEMA", "render"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}

@@ -11,7 +11,6 @@ import csv
 import io
 
 import pytest
-
 from auditor_image_properties._inspect import inspect_sample
 
 AUDITS = {"image_properties": {}}

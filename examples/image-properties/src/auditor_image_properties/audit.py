@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from auditor import Audit, AuditContext, CodeInfo, Finding, Severity, SkipAudit, Split, hookimpl
-
 from auditor_image_properties._inspect import ImageInfo, inspect_file, inspect_sample
 
 VERSION = "0.1.0"
