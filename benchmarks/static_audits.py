@@ -72,9 +72,8 @@ def main() -> None:
     imported = time.perf_counter() - started
     print(f"import torch + torchvision alone:                 {imported:6.2f} s")
 
-    from auditor_plugins.formats import image_folder
-
     from auditor.api import run_manifest
+    from auditor_plugins.formats import image_folder
 
     decoded = [0]
     original = image_folder.load_image

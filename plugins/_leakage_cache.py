@@ -21,13 +21,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["CachedHash", "HashCache", "file_key", "prepare_cache_dir"]
+from auditor_plugins._cache_folder import prepare_cache_dir
 
-_CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by auditor.\n"
-    "# For information about cache directory tags see https://bford.info/cachedir/\n"
-)
+__all__ = ["CachedHash", "HashCache", "file_key"]
+
 _FILENAME = "split_leakage.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_hashes (
@@ -77,17 +74,6 @@ def _unsigned(value: int | None) -> int | None:
     if value is None:
         return None
     return value + (1 << 64) if value < 0 else value
-
-
-def prepare_cache_dir(folder: Path) -> None:
-    """Create the cache folder with its CACHEDIR.TAG and a .gitignore that ignores all."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tag = folder / "CACHEDIR.TAG"
-    if not tag.exists():
-        tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
-    ignore = folder / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# created by auditor: nothing in this cache belongs in git\n*\n", encoding="utf-8")
 
 
 class HashCache:

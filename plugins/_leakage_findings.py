@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from auditor import AuditContext, Finding
 from auditor_plugins._leakage_analysis import Analysis, Cross, Pair, Within
 from auditor_plugins._leakage_collect import Samples
-
-from auditor import AuditContext, Finding
 
 __all__ = ["cross_findings", "sample_ref", "unreadable_findings", "within_findings"]
 

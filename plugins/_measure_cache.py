@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import xxhash
+
+from auditor_plugins._cache_folder import prepare_cache_dir
 from auditor_plugins._pipeline_fingerprint import Uncacheable, fingerprint
 from auditor_plugins._pipeline_stats import Measured, spread_indices
 
@@ -100,8 +102,6 @@ class MeasureCache:
             return None  # damaged or foreign: measured again and overwritten
 
     def store(self, entry: CacheEntry, measured: Measured) -> None:
-        from auditor_plugins._leakage_cache import prepare_cache_dir
-
         try:
             prepare_cache_dir(self.folder.parent)
             self.folder.mkdir(exist_ok=True)

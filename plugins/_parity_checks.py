@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 from auditor_plugins._pipeline_stats import OUT_OF_RANGE
 
 if TYPE_CHECKING:  # pragma: no cover
+    from auditor import AuditContext, Finding
     from auditor_plugins._pipeline import Normalization, Pipeline
     from auditor_plugins._pipeline_stats import Measured
     from auditor_plugins._pretrained import Expected
-
-    from auditor import AuditContext, Finding
 
 __all__ = ["SplitView", "check_all", "fmt", "norm_distance"]
 

@@ -10,9 +10,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from auditor_plugins._probe_runner import ProbeRun
-
 from auditor import AuditContext, Finding
+from auditor_plugins._probe_runner import ProbeRun
 
 __all__ = ["evidence", "judge"]
 

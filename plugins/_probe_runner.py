@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from auditor_plugins._probe_batches import (
     BatchStream,
     TargetPlan,

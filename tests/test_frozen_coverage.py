@@ -362,8 +362,9 @@ def test_quickstart_static_cli(cli, tmp_path):
 
 def test_norm_layer_rules():
     """Running statistics decide, not the class: GroupNorm has none; momentum 0 never updates."""
-    from auditor_plugins._model_parts import updating_norm_layers
     from torch import nn
+
+    from auditor_plugins._model_parts import updating_norm_layers
 
     frozen = nn.Sequential(
         nn.Conv2d(3, 4, 3),
@@ -379,8 +380,9 @@ def test_norm_layer_rules():
 
 
 def test_backbone_blocks_of_common_architectures():
-    from auditor_plugins._model_parts import backbone_blocks, find_head
     from torchvision import models
+
+    from auditor_plugins._model_parts import backbone_blocks, find_head
 
     expected = {"resnet18": ("fc", "layer4"), "efficientnet_b0": ("classifier.1", "features.8"),
                 "mobilenet_v3_small": ("classifier.3", "classifier.0")}

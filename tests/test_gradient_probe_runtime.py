@@ -40,11 +40,11 @@ def test_user_model_optimizer_and_rng_are_left_untouched(tmp_path):
 
     import numpy as np
     import torch
-    from auditor_plugins.gradient_probe import AUDIT
 
     from auditor.context import AuditContext, RunContext
     from auditor.manifest import load_manifest
     from auditor.plugins import load_registry
+    from auditor_plugins.gradient_probe import AUDIT
 
     registry = load_registry()
     loaded = load_manifest(_project(tmp_path, {"device": "cpu", "steps": 5}), registry)

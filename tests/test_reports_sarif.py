@@ -24,9 +24,8 @@ def log(qs):
 
 
 def _render(report):
-    from auditor_plugins.reports import sarif
-
     from auditor.plugins import load_registry
+    from auditor_plugins.reports import sarif
 
     return sarif.sarif_log(copy.deepcopy(report), load_registry().catalog)
 

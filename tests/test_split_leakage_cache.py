@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_image
+
 from auditor_plugins import _leakage_collect, _leakage_hashing
 from auditor_plugins._leakage_cache import HashCache
-from conftest import make_image
 
 
 def _data(root: Path) -> Path:

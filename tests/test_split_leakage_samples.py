@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from auditor_plugins._leakage_hashing import hash_sample
 from auditor_plugins._leakage_search import pairs_within, plan, search
 

@@ -459,9 +459,10 @@ def test_timm_pretrained_config(audit):
 
 def test_static_reading_of_odd_objects_never_crashes():
     import torch
-    from auditor_plugins._pipeline import analyze
     from torchvision import transforms as T
     from torchvision.transforms import v2
+
+    from auditor_plugins._pipeline import analyze
 
     for odd in (
         object(),

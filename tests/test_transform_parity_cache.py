@@ -84,6 +84,7 @@ def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(tmp_path
 
 def test_state_without_a_description_is_uncacheable() -> None:
     import torch
+
     from auditor_plugins._pipeline_fingerprint import Uncacheable
 
     generator = torch.Generator()  # no __dict__, repr is an address: its state is invisible

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from auditor_plugins.formats.image_folder import load_image
-
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor.errors import ManifestError
+from auditor_plugins.formats.image_folder import load_image
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 

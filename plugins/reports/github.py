@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from auditor_plugins.reports import _common
-
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor_plugins.reports import _common
 
 __all__ = ["COMMANDS", "escape_data", "escape_property", "render"]
 

@@ -21,9 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from auditor_plugins.reports import _common
-
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor_plugins.reports import _common
 
 __all__ = ["MAX_EVIDENCE_CHARS", "render"]
 

@@ -14,9 +14,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from auditor_plugins.reports import _common
-
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor_plugins.reports import _common
 
 __all__ = ["render"]
 

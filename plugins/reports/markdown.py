@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from auditor_plugins.reports import _common
-
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor_plugins.reports import _common
 
 __all__ = ["MAX_ROWS", "cell", "render"]
 

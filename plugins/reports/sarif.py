@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auditor_plugins.reports import _common
-
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor_plugins.reports import _common
 
 __all__ = ["LEVELS", "SARIF_SCHEMA", "render"]
 
