@@ -204,7 +204,6 @@ def _expected(ctx: AuditContext) -> Any:
 def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins._parity_checks import SplitView, check_all
     from auditor_plugins._pipeline import analyze
-    from auditor_plugins._pipeline_stats import measure_split
 
     expected = _expected(ctx)
     ctx.evidence["expected"] = expected.to_dict() if expected is not None else None
@@ -226,17 +225,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             measured = None
             if samples and len(split):
                 determinism = 0 if name == "train" else _DETERMINISM_SAMPLES
-                entry = cache.entry(split, transform, samples, determinism) if cache else cache_state
-                measured = cache.load(entry) if cache and not isinstance(entry, str) else None
-                reuse[name] = "reused" if measured is not None else (
-                    entry if isinstance(entry, str) else "measured")
-                if measured is not None:
-                    task.advance(min(samples, len(split)))
-                else:
-                    measured = measure_split(split, transform, samples, advance=task.advance,
-                                             check_determinism=determinism)
-                    if cache and not isinstance(entry, str):
-                        cache.store(entry, measured)
+                measured, reuse[name] = _measured(cache, cache_state, split, transform, samples, determinism,
+                                                  task.advance)
                 _notes(ctx, name, measured)
             views.append(SplitView(name, split.location, name == "train", pipe, measured))
     if not samples:
@@ -260,6 +250,26 @@ def _measure_cache(ctx: AuditContext) -> tuple[Any, str]:
     manifest = ctx.manifest
     project = [str(manifest.base_dir), *manifest.resolver.pythonpath]
     return MeasureCache(folder, Path(manifest.path).resolve(), project), state
+
+
+def _measured(cache: Any, cache_state: str, split: Any, transform: Any, samples: int, determinism: int,
+              advance: Any) -> tuple[Any, str]:
+    """The split's measurement, reused when its cache key matches; and ``reused``, ``measured`` or why no cache."""
+    from auditor_plugins._pipeline_stats import measure_split
+
+    def measure() -> Any:
+        return measure_split(split, transform, samples, advance=advance, check_determinism=determinism)
+
+    entry = cache.entry(split, transform, samples, determinism) if cache is not None else cache_state
+    if isinstance(entry, str):
+        return measure(), entry
+    reused = cache.load(entry)
+    if reused is not None:
+        advance(min(samples, len(split)))
+        return reused, "reused"
+    measured = measure()
+    cache.store(entry, measured)
+    return measured, "measured"
 
 
 def _notes(ctx: AuditContext, name: str, measured: Any) -> None:
