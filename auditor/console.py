@@ -49,8 +49,13 @@ def print_report(
         items = by_audit.get(audit["name"], [])
         if audit["status"] == "errored":
             console.print()
-            console.rule(Text(f"{audit['name']}: crashed", style="bold magenta"), align="left")
             error = audit.get("error") or {}
+            if _manifest_problem(audit):
+                # Not a bug in the audit: the manifest names something that is not there.
+                console.rule(Text(f"{audit['name']}: stopped by the manifest", style="bold magenta"), align="left")
+                console.print(Text(f"  {error.get('message', '')}"))
+                continue
+            console.rule(Text(f"{audit['name']}: crashed", style="bold magenta"), align="left")
             console.print(Text(f"  {error.get('type', 'Error')}: {error.get('message', '')}"))
             if verbose and error.get("traceback"):
                 console.print(Text(error["traceback"], style="dim"))
@@ -79,12 +84,21 @@ def print_report(
         counts.append(f"{summary[severity]} {severity}{'s' if summary[severity] != 1 else ''}",
                       style=SEVERITY_STYLE[severity] if summary[severity] else "dim")
         counts.append("  ")
-    errored = sum(1 for a in report["audits"] if a["status"] == "errored")
-    if errored:
-        counts.append(f"{errored} audit{'s' if errored != 1 else ''} crashed  ", style="bold magenta")
+    stopped = sum(1 for a in report["audits"] if a["status"] == "errored" and _manifest_problem(a))
+    crashed = sum(1 for a in report["audits"] if a["status"] == "errored") - stopped
+    if crashed:
+        counts.append(f"{crashed} audit{'s' if crashed != 1 else ''} crashed  ", style="bold magenta")
+    if stopped:
+        counts.append(f"{stopped} audit{'s' if stopped != 1 else ''} stopped by the manifest  ",
+                      style="bold magenta")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
     timing = f"in {report['duration_s']:.1f}s; " if timings else ""
     counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")
     console.print(counts)
     for name, path in written:
         console.print(f"  [dim]{escape(name)} report:[/dim] {escape(str(path))}")
+
+
+def _manifest_problem(audit: Mapping[str, Any]) -> bool:
+    """The audit errored because the manifest is wrong (exit 2 all the same), not because it crashed."""
+    return (audit.get("error") or {}).get("type") == "ManifestError"

@@ -154,5 +154,8 @@ def test_unreadable_data_is_a_recorded_problem_not_a_traceback(tmp_path, manifes
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert "data.train.root" in result.stdout and "does not exist" in result.stdout
+    # Told apart from a bug in an audit: the manifest is what needs fixing.
+    assert "stopped by the manifest" in result.stdout and "crashed" not in result.stdout
     report = load_json_report(tmp_path / "reports")
     assert report["audits"][0]["status"] == "errored"
+    assert report["audits"][0]["error"]["type"] == "ManifestError"
