@@ -70,12 +70,6 @@ def _signed(value: int | None) -> int | None:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _unsigned(value: int | None) -> int | None:
-    if value is None:
-        return None
-    return value + (1 << 64) if value < 0 else value
-
-
 class HashCache:
     """Open with :meth:`open`; every method swallows SQLite errors into ``problem``."""
 
@@ -144,7 +138,7 @@ class HashCache:
                     if size != key[1] or mtime_ns != key[2] or version != self.version:
                         continue  # stale: the file changed or another recipe wrote it
                     if phash is not None and phash < 0:
-                        phash += wrap  # _unsigned, inlined
+                        phash += wrap  # back from _signed's two's complement
                     if mirror is not None and mirror < 0:
                         mirror += wrap
                     found[index] = CachedHash(digest, phash, mirror, thumb, error)

@@ -53,7 +53,8 @@ def fingerprint(obj: Any, *, project_dirs: Iterable[str] = ()) -> str:
     """Hex digest of ``obj``'s behaviour-relevant state; raises :class:`Uncacheable`.
 
     ``project_dirs``: folders of the user's project (the manifest's folder and
-    pythonpath); every imported module loaded from there counts as source.
+    pythonpath); a project module the pipeline reaches also brings in the project
+    modules it imports.
     """
     walker = _Walker([os.path.realpath(folder) for folder in project_dirs])
     walker.feed(obj, 0)
