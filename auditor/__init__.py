@@ -10,8 +10,8 @@ from auditor.context import AuditContext, RunContext, TaskInfo
 from auditor.data import DataFormat, Split, SplitDataset, SplitSpec
 from auditor.errors import AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
-from auditor.plugins import hookimpl
-from auditor.reporting import ReportFormat
+from auditor.registry import hookimpl
+from auditor.report_format import ReportFormat
 
 __all__ = [
     "Audit",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
-from auditor.plugins import Registry, load_registry
+from auditor.registry import Registry, load_registry
 
 __all__ = ["RunOutcome", "run_manifest"]
 
@@ -54,7 +54,8 @@ def run_manifest(
     """
     from auditor.context import RunContext
     from auditor.manifest import load_manifest
-    from auditor.report import build_report, write_reports
+    from auditor.report_document import build_report
+    from auditor.report_files import write_reports
     from auditor.runner import Selection, run_audits
 
     registry = registry or load_registry()

@@ -133,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from auditor.console import make_console
     from auditor.manifest import load_manifest
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     registry = load_registry()
     out = make_console()
@@ -156,7 +156,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from auditor.console import make_console
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     registry = load_registry()
     out = make_console()
@@ -183,7 +183,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     from auditor.console import make_console
     from auditor.explain import explanation_markdown
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     registry = load_registry()
     code = args.code.strip().upper()
@@ -213,8 +213,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from auditor.console import make_console
-    from auditor.plugins import load_registry
-    from auditor.report import load_report, write_reports
+    from auditor.registry import load_registry
+    from auditor.report_document import load_report
+    from auditor.report_files import write_reports
 
     registry = load_registry()
     report = load_report(args.report)
@@ -230,7 +231,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_new_plugin(args: argparse.Namespace) -> int:
     from auditor._scaffold import scaffold
     from auditor.console import make_console
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     taken = {audit.prefix for audit in load_registry().audits.values()}
     names, target, written = scaffold(args.name, args.output_dir, prefix=args.prefix, taken_prefixes=taken)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
     from auditor.data import Split
     from auditor.manifest import Manifest
-    from auditor.plugins import Registry
+    from auditor.registry import Registry
 
 __all__ = ["AuditContext", "RunContext", "TaskInfo"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from auditor.findings import CodeInfo
-from auditor.plugins import Registry, load_registry
+from auditor.registry import Registry, load_registry
 
 __all__ = ["catalog_markdown", "explanation_markdown"]
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import RunContext
     from auditor.data import DataFormat
     from auditor.findings import Finding
-    from auditor.reporting import ReportFormat
+    from auditor.report_format import ReportFormat
 
 hookspec = pluggy.HookspecMarker("auditor")
 

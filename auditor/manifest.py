@@ -22,7 +22,7 @@ from auditor.errors import ManifestError, ManifestInvalid
 from auditor.resolve import Resolver
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.plugins import Registry
+    from auditor.registry import Registry
 
 __all__ = ["Manifest", "load_manifest", "validate_against"]
 

@@ -304,8 +304,8 @@ def run_in_process(manifest: Path | str, *, plugins: Iterable[object] = (), form
     checked against ``report.schema.json`` unless ``validate`` is false.
     """
     from auditor.api import run_manifest
-    from auditor.plugins import load_registry
-    from auditor.report import validate_report
+    from auditor.registry import load_registry
+    from auditor.report_document import validate_report
 
     manifest = Path(manifest)
     extra = [(getattr(p, "__name__", type(p).__name__), p) for p in plugins]

@@ -24,7 +24,7 @@ def open_split(name: str, config: dict[str, Any], base_dir: Path) -> Any:
     """A split opened through its registered data-format plugin, as a run would."""
     from auditor._yaml import LineMap
     from auditor.data import SplitSpec
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
     from auditor.resolve import Resolver
 
     registry = load_registry(autoload=False)

@@ -371,7 +371,7 @@ def synthetic(n_train: int = 1_000_000, n_val: int = 50_000, planted: int = 1_00
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    from auditor_plugins._leakage_search import search
+    from auditor_plugins.split_leakage.search import search
 
     rng = np.random.default_rng(7)
     train = rng.integers(0, 2**64 - 1, n_train, dtype=np.uint64, endpoint=True)

@@ -67,7 +67,7 @@ def copy_quickstart(target: Path) -> tuple[Path, list[str]]:
     """The quickstart, with audits not installed in this checkout (yet) left out of its manifest."""
     import yaml
 
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     shutil.copytree(QUICKSTART, target, ignore=shutil.ignore_patterns("reports", ".auditor-cache"))
     manifest = yaml.safe_load((target / "audit.yaml").read_text())

@@ -51,7 +51,7 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def copy_quickstart(target: Path, formats: list[str] = FORMATS) -> Path:
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     shutil.copytree(QUICKSTART, target, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__"))
     manifest = yaml.safe_load((target / "audit.yaml").read_text(encoding="utf-8"))

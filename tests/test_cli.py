@@ -54,7 +54,7 @@ def test_validate_reports_every_problem_with_exit_2(tmp_path, cli):
 
 def test_explain_prints_the_documented_text(cli):
     from auditor.explain import catalog_markdown
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     result = cli("explain", "ld004")
     assert result.returncode == 0

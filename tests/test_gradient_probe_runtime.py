@@ -43,7 +43,7 @@ def test_user_model_optimizer_and_rng_are_left_untouched(tmp_path):
 
     from auditor.context import AuditContext, RunContext
     from auditor.manifest import load_manifest
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
     from auditor_plugins.gradient_probe import AUDIT
 
     registry = load_registry()

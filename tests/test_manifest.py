@@ -9,7 +9,7 @@ import pytest
 
 from auditor.errors import ManifestInvalid
 from auditor.manifest import load_manifest
-from auditor.plugins import load_registry
+from auditor.registry import load_registry
 
 
 @pytest.fixture(scope="module")

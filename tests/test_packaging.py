@@ -42,6 +42,13 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "auditor_schemas/manifest.schema.json" in names and "auditor_schemas/report.schema.json" in names
     assert "auditor_plugins/label_distribution.py" in names
+    # Every module of every built-in sub-package ships: a package missing from the build config would
+    # import in the checkout (editable) and fail only for people who pip install the wheel.
+    shipped = {f"auditor_plugins/{p.relative_to(REPO / 'plugins').as_posix()}"
+               for p in (REPO / "plugins").rglob("*.py")}
+    assert shipped - set(names) == set()
+    shipped_host = {f"auditor/{p.relative_to(REPO / 'auditor').as_posix()}" for p in (REPO / "auditor").glob("*.py")}
+    assert shipped_host - set(names) == set()
     assert not any(n.startswith("plugins/") for n in names), "built-ins must not install as a bare 'plugins'"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "label_distribution = auditor_plugins.label_distribution" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -130,7 +130,7 @@ def test_label_counting_reads_no_image_bytes(tmp_path):
 
 @pytest.mark.slow
 def test_leakage_rerun_reads_only_changed_images(tmp_path):
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     if "split_leakage" not in load_registry().audits:
         pytest.skip("split_leakage (the audit with the hash cache) is not installed in this checkout yet")

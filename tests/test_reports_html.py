@@ -44,7 +44,7 @@ class Page(HTMLParser):
 
 
 def _catalog() -> Any:
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     return load_registry().catalog
 
@@ -199,7 +199,7 @@ def _evil_project(root: Path) -> Path:
 
 
 def test_every_user_string_is_escaped(tmp_path):
-    from auditor.plugins import load_registry
+    from auditor.registry import load_registry
 
     if "split_leakage" not in load_registry().audits:
         pytest.skip("split_leakage is not installed in this checkout yet")

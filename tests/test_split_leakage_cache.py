@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from conftest import make_image
 
-from auditor_plugins import _leakage_collect, _leakage_hashing
-from auditor_plugins._leakage_cache import HashCache
+from auditor_plugins.split_leakage import collect as leak_collect
+from auditor_plugins.split_leakage import hashing as leak_hashing
+from auditor_plugins.split_leakage.cache import HashCache
 
 
 def _data(root: Path) -> Path:
@@ -36,13 +37,13 @@ def _evidence(outcome: Any) -> dict[str, Any]:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every file whose bytes the audit reads (small jobs hash in-process)."""
     read: list[str] = []
-    original = _leakage_hashing._read_and_decode
+    original = leak_hashing._read_and_decode
 
     def spy(path: str) -> Any:
         read.append(path)
         return original(path)
 
-    monkeypatch.setattr(_leakage_hashing, "_read_and_decode", spy)
+    monkeypatch.setattr(leak_hashing, "_read_and_decode", spy)
     return read
 
 
@@ -171,8 +172,8 @@ def test_worker_pool_hashes_in_chunks_and_advances_the_progress_bar(tmp_path: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     manifest = _data(tmp_path)
     shutil.copyfile(tmp_path / "train/cat/1.jpg", tmp_path / "val/cat/leak.jpg")
-    monkeypatch.setattr(_leakage_collect, "_IN_PROCESS_BELOW", 0)
-    monkeypatch.setattr(_leakage_collect, "_CHUNK", 5)
+    monkeypatch.setattr(leak_collect, "_IN_PROCESS_BELOW", 0)
+    monkeypatch.setattr(leak_collect, "_CHUNK", 5)
     progress = _Recorder()
     outcome = run_audit(manifest, only=["split_leakage"], progress=progress, use_cache=False)
     assert "SL001" in outcome.codes()

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from auditor_plugins._leakage_hashing import hash_sample
-from auditor_plugins._leakage_search import pairs_within, plan, search
+from auditor_plugins.split_leakage.hashing import hash_sample
+from auditor_plugins.split_leakage.search import pairs_within, plan, search
 
 DATASETS = '''
 import numpy as np
@@ -201,7 +201,7 @@ def test_plan_uses_wide_chunks_for_large_references() -> None:
 
 
 def test_popcount_without_numpy_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    from auditor_plugins._leakage_search import popcount
+    from auditor_plugins.split_leakage.search import popcount
 
     values = _random(np.random.default_rng(3), 500)
     expected = [int(v).bit_count() for v in values]

@@ -462,7 +462,7 @@ def test_static_reading_of_odd_objects_never_crashes():
     from torchvision import transforms as T
     from torchvision.transforms import v2
 
-    from auditor_plugins._pipeline import analyze
+    from auditor_plugins.transform_parity.pipeline import analyze
 
     for odd in (
         object(),

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor import AuditContext, Finding
-from auditor_plugins._leakage_analysis import Analysis, Cross, Pair, Within
-from auditor_plugins._leakage_collect import Samples
+from auditor_plugins.split_leakage.analysis import Analysis, Cross, Pair, Within
+from auditor_plugins.split_leakage.collect import Samples
 
 __all__ = ["cross_findings", "sample_ref", "unreadable_findings", "within_findings"]
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor_plugins._leakage_collect import Samples
-from auditor_plugins._leakage_search import pairs_within, popcount, search
+from auditor_plugins.split_leakage.collect import Samples
+from auditor_plugins.split_leakage.search import pairs_within, popcount, search
 
 __all__ = ["Analysis", "Cross", "Pair", "Within", "analyse"]
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from auditor_plugins._pipeline_stats import OUT_OF_RANGE
+from auditor_plugins.transform_parity.stats import OUT_OF_RANGE
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor import AuditContext, Finding
-    from auditor_plugins._pipeline import Normalization, Pipeline
-    from auditor_plugins._pipeline_stats import Measured
-    from auditor_plugins._pretrained import Expected
+    from auditor_plugins.transform_parity.pipeline import Normalization, Pipeline
+    from auditor_plugins.transform_parity.pretrained import Expected
+    from auditor_plugins.transform_parity.stats import Measured
 
 __all__ = ["SplitView", "check_all", "fmt", "norm_distance"]
 

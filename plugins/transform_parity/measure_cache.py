@@ -6,7 +6,7 @@ and the key covers everything the numbers depend on:
 
 * each sampled file's resolved path, size and ``mtime_ns`` (a ``stat``, no read);
 * the split's manifest entry, its length and the sample/determinism counts;
-* the pipeline's structural fingerprint (:mod:`._pipeline_fingerprint`), which
+* the pipeline's structural fingerprint (:mod:`.fingerprint`), which
   also covers the source of the project modules its steps come from;
 * the versions of Python, torch, torchvision, numpy, Pillow and this format.
 
@@ -29,9 +29,9 @@ from typing import Any
 
 import xxhash
 
-from auditor_plugins._cache_folder import prepare_cache_dir
-from auditor_plugins._pipeline_fingerprint import Uncacheable, fingerprint
-from auditor_plugins._pipeline_stats import Measured, spread_indices
+from auditor_plugins.common.cache_folder import prepare_cache_dir
+from auditor_plugins.transform_parity.fingerprint import Uncacheable, fingerprint
+from auditor_plugins.transform_parity.stats import Measured, spread_indices
 
 __all__ = ["CacheEntry", "MeasureCache"]
 

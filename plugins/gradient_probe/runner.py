@@ -3,7 +3,7 @@
 Everything runs on objects the probe owns (``model_copy``, a fresh optimizer and
 loss from the manifest's factories) inside :func:`isolated_rng`, so the user's
 model, optimizer and random streams come out untouched. What happened is
-collected in a :class:`ProbeRun`; ``_probe_checks`` turns it into findings.
+collected in a :class:`ProbeRun`; ``checks`` turns it into findings.
 Only imported from inside the audit's ``run``.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from auditor_plugins._probe_batches import (
+from auditor_plugins.gradient_probe.batches import (
     BatchStream,
     TargetPlan,
     call_model,
@@ -31,7 +31,7 @@ from auditor_plugins._probe_batches import (
     plan_targets,
     to_device,
 )
-from auditor_plugins._probe_stats import (
+from auditor_plugins.gradient_probe.stats import (
     ActivationWatch,
     GradRecorder,
     Snapshot,

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from auditor_plugins._cache_folder import prepare_cache_dir
+from auditor_plugins.common.cache_folder import prepare_cache_dir
 
 __all__ = ["CachedHash", "HashCache", "file_key"]
 
@@ -174,7 +174,7 @@ class HashCache:
             self.problem = f"hash cache write failed ({exc}); later runs will hash again"
 
     def memo_get(self, key: str) -> bytes | None:
-        """A stored search result (see ``_leakage_analysis``), or None."""
+        """A stored search result (see ``analysis``), or None."""
         if self.problem:
             return None
         try:

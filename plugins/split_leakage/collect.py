@@ -18,8 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor_plugins import _leakage_hashing as hashing
-from auditor_plugins._leakage_cache import HashCache, file_key
+from auditor_plugins.split_leakage import hashing
+from auditor_plugins.split_leakage.cache import HashCache, file_key
 
 __all__ = ["Samples", "collect", "default_workers", "label_names"]
 

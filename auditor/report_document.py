@@ -1,4 +1,4 @@
-"""Building the JSON report of a run, and writing it in every requested format."""
+"""The JSON report document of a run: building it, validating it against the schema, loading a saved one."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from auditor.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import RunContext
-    from auditor.plugins import Registry
     from auditor.runner import RunResult
 
-__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "validate_report", "write_reports"]
+__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "validate_report"]
 
 SCHEMA_VERSION = "1.0"
 SEVERITIES = ("error", "warning", "info")
@@ -147,33 +146,3 @@ def load_report(path: Path) -> dict[str, Any]:
     except Exception as exc:
         raise UsageError(f"report {path}: not a valid auditor report ({str(exc).splitlines()[0]})") from exc
     return report
-
-
-def write_reports(
-    report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry
-) -> list[tuple[str, Path]]:
-    """Render ``report`` in each format (json always) into ``output_dir``."""
-    wanted = ["json", *[f for f in formats if f != "json"]]
-    unknown = [f for f in wanted if f not in registry.report_formats]
-    if unknown:
-        raise UsageError(
-            f"report format {unknown[0]!r}: expected one of the installed formats "
-            f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
-        )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    catalog = registry.catalog
-    for name in wanted:
-        fmt = registry.report_formats[name]
-        content = fmt.render(dict(report), catalog)
-        target = output_dir / fmt.filename
-        tmp = target.with_name(target.name + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        tmp.replace(target)  # never leave a half-written report behind
-        if fmt.echo:
-            sys.stdout.write(content if isinstance(content, str) else content.decode())
-        written.append((name, target))
-    return written

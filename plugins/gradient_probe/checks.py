@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import AuditContext, Finding
-from auditor_plugins._probe_runner import ProbeRun
+from auditor_plugins.gradient_probe.runner import ProbeRun
 
 __all__ = ["evidence", "judge"]
 

@@ -22,7 +22,7 @@ from auditor.audit import Audit
 from auditor.data import DataFormat
 from auditor.errors import PluginError
 from auditor.findings import CodeInfo
-from auditor.reporting import ReportFormat
+from auditor.report_format import ReportFormat
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",

@@ -1,0 +1,1 @@
+"""Helpers shared by more than one built-in audit (one module per job)."""

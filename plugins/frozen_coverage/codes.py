@@ -1,0 +1,183 @@
+"""frozen_coverage's finding codes: what each means, why it breaks training, how to fix it.
+
+The same text is shown by ``auditor explain CODE`` and in docs/codes.md.
+"""
+
+from __future__ import annotations
+
+from auditor import CodeInfo, Severity
+
+__all__ = ["CODES"]
+
+CODES = [
+    CodeInfo(
+        "FZ001",
+        Severity.ERROR,
+        "the model has no trainable parameters",
+        """
+**What it means.** Every parameter of the model has `requires_grad=False`.
+
+**Why it breaks training.** Nothing can learn: the loss never moves, or the
+optimizer refuses to start (`optimizer got an empty parameter list`). It usually
+happens when a "freeze the backbone" loop runs *after* the new head was attached.
+
+**How to fix it.** Freeze first, then replace the head (new modules are trainable),
+or set `requires_grad=True` on the head's parameters explicitly.
+
+**Example.**
+`model.fc = nn.Linear(512, 3)` followed by `for p in model.parameters(): p.requires_grad = False`.
+""",
+    ),
+    CodeInfo(
+        "FZ002",
+        Severity.ERROR,
+        "trainable parameters that the optimizer will never update",
+        """
+**What it means.** Some parameters have `requires_grad=True` but are in no param
+group of the optimizer (matched by identity, not value), or only in groups whose
+learning rate is 0.
+
+**Why it breaks training.** They receive gradients but never change. Typical
+causes: the optimizer was built before the head was replaced (it holds the old
+head's tensors), it was built over another model instance, or a param-group list
+forgot a module. The new head then stays at its random initialisation and the
+outputs look stuck.
+
+**How to fix it.** Build the optimizer last, from the final model:
+`optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=...)`, or
+make sure the param groups together cover every trainable parameter. A group with
+`lr=0` is only fine when a warm-up scheduler raises it later.
+
+**Example.** `opt = Adam(model.parameters())`, then `model.fc = nn.Linear(2048, 10)`:
+`fc.weight` and `fc.bias` are missing.
+""",
+    ),
+    CodeInfo(
+        "FZ003",
+        Severity.WARNING,
+        "the whole pretrained backbone is frozen; only the head trains",
+        """
+**What it means.** Every parameter outside the head is frozen: the run is a linear
+probe of fixed features.
+
+**Why it breaks training.** Fixed features are often too far from a new domain
+(medical images, satellite photos, small objects): accuracy plateaus early, well
+below what fine-tuning reaches. Fine when it is a deliberate first stage.
+
+**How to fix it.** Unfreeze the last block(s) of the backbone (the hint names them)
+and give them a lower learning rate than the head, commonly 10x lower, with a
+separate param group; or unfreeze gradually after the head has converged.
+
+**Example.**
+`SGD([{"params": model.layer4.parameters(), "lr": 1e-4}, {"params": model.fc.parameters(), "lr": 1e-3}])`.
+""",
+    ),
+    CodeInfo(
+        "FZ004",
+        Severity.ERROR,
+        "the classifier head is frozen",
+        """
+**What it means.** Parameters of the head (the manifest's `model.head`, else the
+last Linear or 1x1-conv classifier) have `requires_grad=False`.
+
+**Why it breaks training.** The new head starts random; frozen, it never learns the
+new classes, so predictions stay near chance whatever happens to the backbone.
+
+**How to fix it.** Set `requires_grad=True` on the head's parameters (or replace the
+head after freezing), and check `model.head` names the right module.
+
+**Example.** `model.fc.requires_grad_(False)` left over from a feature-extraction
+script.
+""",
+    ),
+    CodeInfo(
+        "FZ005",
+        Severity.WARNING,
+        "frozen BatchNorm layers still update running statistics",
+        """
+**What it means.** After `model.train()` (called exactly as training does, custom
+overrides respected), normalization layers with running statistics whose affine
+parameters are frozen are in training mode: their running mean and variance are
+overwritten by the new data's batch statistics.
+
+**Why it breaks training.** "Frozen" backbone features then drift anyway, and with
+small batches the running statistics become noisy; evaluation (which uses the
+running statistics) disagrees with training, so validation loss rises while
+training loss falls.
+
+**How to fix it.** Override `train()` to put frozen norm layers back in eval mode:
+
+```python
+def train(self, mode=True):
+    super().train(mode)
+    for m in self.backbone.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return self
+```
+
+or unfreeze them if adapting the statistics to the new domain is intended.
+
+**Example.** A ResNet with `requires_grad=False` on every backbone parameter: its
+20 BatchNorm2d layers still have `training=True`.
+""",
+    ),
+    CodeInfo(
+        "FZ006",
+        Severity.INFO,
+        "the optimizer holds frozen parameters",
+        """
+**What it means.** Param groups contain parameters with `requires_grad=False`.
+
+**Why it breaks training.** Usually harmless - torch optimizers skip parameters
+without a gradient - but it is often a sign of confusion about what is frozen, and
+with gradual unfreezing these parameters start training at the group's learning
+rate the moment they are unfrozen.
+
+**How to fix it.** Pass only trainable parameters
+(`filter(lambda p: p.requires_grad, model.parameters())`), or keep them on purpose
+for gradual unfreezing, with the learning rate you want them to have then.
+
+**Example.** `SGD(model.parameters(), lr=0.01)` after freezing the backbone.
+""",
+    ),
+    CodeInfo(
+        "FZ007",
+        Severity.ERROR,
+        "head output size does not match the number of classes",
+        """
+**What it means.** The head produces a number of outputs different from the number
+of classes in the data (`task.num_classes`, else the classes found in the splits).
+One output for a binary task is fine.
+
+**Why it breaks training.** Too few outputs make `CrossEntropyLoss` fail on
+out-of-range labels (or, with one output, give a loss of exactly 0); too many leave
+outputs that never see a positive example - typically the pretrained 1000-class
+ImageNet head that was never replaced.
+
+**How to fix it.** Replace the head with one sized to the data:
+`model.fc = nn.Linear(model.fc.in_features, num_classes)`.
+
+**Example.** `resnet50(weights=...)` used as is on a 37-class dataset: 1000 outputs.
+""",
+    ),
+    CodeInfo(
+        "FZ008",
+        Severity.WARNING,
+        "a parameter is listed in more than one param group",
+        """
+**What it means.** The same parameter tensor appears in two param groups (or twice
+in one). torch's own optimizers refuse this; custom optimizers may not.
+
+**Why it breaks training.** The parameter is updated twice per step, with two
+learning rates and weight decays: its effective learning rate is not the one
+planned, which destabilises discriminative fine-tuning.
+
+**How to fix it.** Build the groups from disjoint modules, e.g. backbone params
+as `[p for n, p in model.named_parameters() if not n.startswith("fc.")]` and head
+params from `model.fc`.
+
+**Example.** `[{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}]`.
+""",
+    ),
+]

@@ -1,0 +1,118 @@
+"""gradient_probe: a short real training run that catches silent failures (GP001-GP011).
+
+The probe takes a deep copy of the model, a fresh optimizer and loss from the
+manifest's factories, and runs ``steps`` real optimizer steps on shuffled batches
+of ``train`` (through the train transform, on CUDA when present), then overfits
+one batch for ``overfit_steps`` on a second fresh copy. The user's objects and
+random streams are left as they were. Threshold defaults and their sources are in
+docs/gradient_probe.md. torch is imported only when the audit runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from auditor import Audit, AuditContext, Finding, SkipAudit, hookimpl
+from auditor_plugins.gradient_probe.codes import CODES
+
+VERSION = "1.0.0"
+
+#: Defaults of the ``thresholds`` option; docs/gradient_probe.md gives the reasoning and sources.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "loss_explosion_factor": 10.0,      # GP001: loss above this multiple of its reference
+    "vanishing_ratio": 1e-7,            # GP003: mean |grad| / |weight| below this (float32 epsilon)
+    "exploding_ratio": 100.0,           # GP003: max |grad| / |weight| above this (1 / lr 0.01)
+    "collapse_relative_spread": 1e-3,   # GP004: spread across the batch / output magnitude below this
+    "stuck_margin": 0.1,                # GP005: median distance of probabilities from uniform below this
+    "overfit_min_drop": 0.3,            # GP006: one-batch loss must fall by at least this fraction
+    "initial_loss_tolerance": 0.5,      # GP007: relative distance from the uniform / prior loss
+}
+
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "steps": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20,
+                  "description": "training steps on shuffled batches of train"},
+        "batch_size": {"type": "integer", "minimum": 1, "default": 8},
+        "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader workers"},
+        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto",
+                   "description": "auto: CUDA when available, else CPU"},
+        "time_budget_s": {"type": "number", "exclusiveMinimum": 0, "default": 120,
+                          "description": "the probe stops early (with a note) when this is reached"},
+        "overfit_steps": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 20,
+                          "description": "steps of overfitting one batch (GP006); 0 skips it"},
+        "seed": {"type": "integer", "minimum": 0, "default": 0},
+        "thresholds": {
+            "type": "object", "additionalProperties": False, "default": {},
+            "properties": {name: {"type": "number", "exclusiveMinimum": 0, "default": value}
+                           for name, value in DEFAULT_THRESHOLDS.items()},
+        },
+    },
+}
+
+
+def run(ctx: AuditContext) -> Iterator[Finding]:
+    train = ctx.train
+    if train is None:
+        raise SkipAudit("the manifest has no 'train' split to probe with")
+    if len(train) == 0:
+        raise SkipAudit("the 'train' split is empty")
+    from auditor_plugins.gradient_probe.checks import evidence, judge
+    from auditor_plugins.gradient_probe.runner import run_probe
+
+    options = dict(ctx.options)
+    thresholds = {**DEFAULT_THRESHOLDS, **dict(options.get("thresholds") or {})}
+    probe = run_probe(ctx, options)
+    ctx.evidence.update(evidence(probe))
+    ctx.evidence["thresholds"] = thresholds
+    for note in probe.notes:
+        ctx.note(note)
+    if probe.stopped:
+        ctx.note(probe.stopped)
+    if probe.overfit and probe.overfit.stopped:
+        ctx.note(f"one-batch overfit {probe.overfit.stopped}")
+    if probe.load_failures:
+        index, message = probe.load_failures[0]
+        count = len(probe.load_failures)
+        ctx.note(f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
+                 f"(first: sample {index}: {message})")
+    for note in (probe.output_note, probe.target.note):
+        if note:
+            ctx.note(note)
+    for finding in judge(ctx, probe, thresholds):
+        finding.evidence = plain_json(finding.evidence)
+        yield finding
+    ctx.evidence.update(plain_json(dict(ctx.evidence)))
+
+
+def plain_json(value: Any) -> Any:
+    """NaN and infinity as null: strict JSON parsers (and the HTML report's charts) reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(item) for item in value]
+    return value
+
+
+AUDIT = Audit(
+    name="gradient_probe",
+    version=VERSION,
+    prefix="GP",
+    codes=CODES,
+    run=run,
+    options_schema=OPTIONS_SCHEMA,
+    needs=frozenset({"data", "model", "optimizer", "loss", "device"}),
+    description="a few real training steps on a copy of the model: NaNs, dead gradients, collapse, frozen drift",
+    order=50,
+)
+
+
+@hookimpl
+def auditor_audits() -> list[Audit]:
+    return [AUDIT]

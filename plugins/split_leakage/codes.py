@@ -1,0 +1,108 @@
+"""split_leakage's finding codes: what each means, why it breaks training, how to fix it.
+
+The same text is shown by ``auditor explain CODE`` and in docs/codes.md.
+"""
+
+from __future__ import annotations
+
+from auditor import CodeInfo, Severity
+
+__all__ = ["CODES"]
+
+CODES = [
+    CodeInfo("SL001", Severity.ERROR, "identical samples in two splits", """
+**What it means.** A sample of one split is byte-for-byte the same file as a sample
+of another split (xxh3-128 of the file bytes), or, for datasets without files, the
+same decoded tensor/array (dtype, shape and values) or the same PIL pixels.
+
+**Why it breaks training.** Evaluation on data the model has trained on measures
+memorisation, not generalisation: validation loss looks healthy while the model
+overfits, early stopping and model selection follow a flattering signal, and the
+test score overstates what the model will do on new data.
+
+**How to fix it.** Deduplicate before splitting (hash the files, keep one copy per
+hash), then split; or delete the copies from the evaluation split. The finding's
+evidence lists the pairs (capped at `max_pairs`), its `count` gives the total.
+
+**Example.** `val/cat/leak_01.jpg` is a copy of `train/cat/0981.jpg`, made when the
+dataset was re-split by copying files instead of moving them.
+"""),
+    CodeInfo("SL002", Severity.WARNING, "near-duplicate samples in two splits", """
+**What it means.** A sample of one split is a re-encoded, resized, lightly edited
+(brightness, contrast) or horizontally flipped copy of a sample in another split:
+their 64-bit perceptual hashes differ in at most `max_distance` bits (default 8) and
+their 8x8 thumbnails correlate at `min_similarity` (default 0.97) or more. Mirrored
+copies are matched through the hash of the mirrored thumbnail. On the benchmark
+(benchmarks/leakage.py: 22,000 JPEGs, 100 planted near copies, 20 of them mirrored)
+these defaults found every copy (recall 100 %) with no false-positive pair
+(precision 100 %); crops and rotations are not detected.
+
+**Why it breaks training.** The model sees the evaluation image during training up
+to augmentation it was trained to ignore (resizing, flips, colour jitter), so the
+evaluation score is inflated exactly as with identical copies (SL001), but no
+byte comparison can see it.
+
+**How to fix it.** Group near duplicates before splitting (e.g. put each group's
+members in the same split), or remove the copies from the evaluation split. Lower
+`max_distance` or raise `min_similarity` if a reported pair is not a copy; set
+`near_duplicates: false` to check identical samples only.
+
+**Example.** `val/dog/img_77.jpg` is `train/dog/img_12.jpg` mirrored and saved
+again at JPEG quality 70: distance 2, mirrored, similarity 0.996.
+"""),
+    CodeInfo("SL003", Severity.WARNING, "duplicates in one split with different labels", """
+**What it means.** Inside one split, copies of the same sample (same file listed
+twice, identical bytes, or near duplicates as in SL002) carry different labels.
+
+**Why it breaks training.** The same input is asked to produce two answers: the loss
+cannot reach zero on those samples, gradients pull in opposite directions, and in
+an evaluation split at least one of the copies is always counted wrong. It usually
+means a labelling error or an image filed into two class folders.
+
+**How to fix it.** Decide the correct label, keep one copy, and check how the copy
+happened (a scraper saving the same image under two queries, a merge of two
+datasets with different class names).
+
+**Example.** `train/cat/123.jpg` and `train/dog/456.jpg` are the same photo.
+"""),
+    CodeInfo("SL004", Severity.INFO, "duplicates in one split with the same label", """
+**What it means.** Inside one split, several copies of the same sample (identical,
+or near duplicates as in SL002) carry the same label.
+
+**Why it breaks training.** Not an error, but duplicates weigh those images more
+than the others (an implicit over-sampling), and in an evaluation split they count
+the same answer several times. Many duplicates shrink the effective data set.
+
+**How to fix it.** Keep one copy of each group unless the repetition is deliberate
+(e.g. oversampling a rare class, which a weighted sampler does more cleanly).
+
+**Example.** `train/cat/0001.jpg` and `train/cat/0001 (1).jpg`, a download saved twice.
+"""),
+    CodeInfo("SL005", Severity.ERROR, "the same file listed in two splits", """
+**What it means.** Two splits list the same file (after resolving `..`, symlinks and
+relative roots), typically two CSV files that were not split disjointly.
+
+**Why it breaks training.** Every such sample is trained on and evaluated on: the
+evaluation score partly measures memorisation (see SL001).
+
+**How to fix it.** Make the listings disjoint, e.g. split the table once with a
+fixed seed and write each part out, or split by a group key (patient, video, user).
+
+**Example.** `train.csv` and `val.csv` both contain `images/0042.jpg`.
+"""),
+    CodeInfo("SL006", Severity.INFO, "files that cannot be read or decoded", """
+**What it means.** Some files of a split are missing, unreadable, empty, truncated,
+corrupt or not images PIL can open (for datasets without files: samples that fail
+to load or have no hashable type). They are still compared by content hash where
+their bytes could be read, but not for near duplicates.
+
+**Why it breaks training.** The training loader will raise on them in the middle of
+an epoch (or a `try/except` in a dataset silently skips them, changing the data).
+
+**How to fix it.** Delete or re-download the files, or fix the paths in the listing;
+`PIL.Image.open(path).load()` reproduces the error. The evidence lists the files.
+
+**Example.** `train/cat/0007.jpg` ends after 4 KB (an interrupted download):
+"cannot decode: OSError: image file is truncated".
+"""),
+]

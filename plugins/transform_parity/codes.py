@@ -1,0 +1,147 @@
+"""transform_parity's finding codes: what each means, why it breaks training, how to fix it.
+
+The same text is shown by ``auditor explain CODE`` and in docs/codes.md.
+"""
+
+from __future__ import annotations
+
+from auditor import CodeInfo, Severity
+
+__all__ = ["CODES"]
+
+CODES = [
+    CodeInfo(
+        "TP001",
+        Severity.ERROR,
+        "normalization the pretrained weights expect is missing",
+        """
+**What it means.** `model.pretrained` says the backbone was trained on inputs
+normalized with a mean and std (ImageNet: mean `[0.485, 0.456, 0.406]`, std
+`[0.229, 0.224, 0.225]`), but a split's pipeline has no `Normalize` step, and the
+measured samples confirm it: values lie in `[0, 1]`.
+
+**Why it breaks training.** Every first-layer filter and every BatchNorm statistic
+was learned for zero-centred inputs of unit scale. Unnormalized inputs shift all
+activations, the pretrained features degrade to noise, and fine-tuning starts far
+from a good solution: slow convergence, a plateau, or - when only evaluation lacks
+it - a validation loss far above the training loss.
+
+**How to fix it.** Add `Normalize(mean, std)` with the pretrained statistics right
+after the `[0, 1]` scaling step (`ToTensor()`, or `v2.ToDtype(torch.float32,
+scale=True)`) in every split. The finding's hint has the exact call.
+
+**Example.** `eval_tf = Compose([Resize(256), CenterCrop(224), ToTensor()])` for
+`ResNet50_Weights.IMAGENET1K_V2`: add
+`Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])`.
+""",
+    ),
+    CodeInfo(
+        "TP002",
+        Severity.ERROR,
+        "normalization differs from the pretrained weights'",
+        """
+**What it means.** A pipeline normalizes, but with a mean or std other than the
+pretrained weights' (difference above the `tolerance` option, default 0.01, per
+channel), or normalizes twice, or with a channel count that does not fit.
+
+**Why it breaks training.** The backbone sees inputs shifted and scaled differently
+from everything it was trained on; the effect is the same as a missing
+normalization, only smaller - or larger, for double normalization.
+
+**How to fix it.** Use the exact statistics of the weights you load (torchvision:
+`weights.transforms()`; timm: `timm.data.resolve_data_config(model=model)`), and
+normalize once. A `Normalize` written in 0..255 units after `PILToTensor` is
+recognised and is fine.
+
+**Example.** `Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])` for a torchvision ResNet
+(expects `[0.485, 0.456, 0.406]` / `[0.229, 0.224, 0.225]`): std off by 0.27.
+""",
+    ),
+    CodeInfo(
+        "TP003",
+        Severity.ERROR,
+        "train and evaluation pipelines normalize differently",
+        """
+**What it means.** The training split and an evaluation split normalize with
+different statistics, or one normalizes and the other does not.
+
+**Why it breaks training.** The model is evaluated on inputs distributed
+differently from the ones it learned on: validation loss rises while training loss
+falls, and model selection and early stopping follow a wrong signal.
+
+**How to fix it.** Build both pipelines from the same constants (one `MEAN`/`STD`
+pair used by both), ideally from one function that adds augmentation for training
+only.
+
+**Example.** `train_tf` ends with `Normalize(IMAGENET_MEAN, IMAGENET_STD)`;
+`eval_tf` forgot it.
+""",
+    ),
+    CodeInfo(
+        "TP004",
+        Severity.WARNING,
+        "random augmentation in an evaluation pipeline",
+        """
+**What it means.** An evaluation split's pipeline contains random steps
+(`RandomHorizontalFlip`, `RandomResizedCrop`, `ColorJitter`, `RandomApply`, ...),
+or - for opaque steps - transforming the same image twice gave different outputs.
+
+**Why it breaks training.** Validation metrics become noisy and pessimistic, so
+they change between two evaluations of the same model; early stopping and
+checkpoint selection then react to noise.
+
+**How to fix it.** Keep evaluation deterministic: `Resize` + `CenterCrop`, scaling
+and `Normalize` only. Test-time augmentation, if wanted, belongs in the evaluation
+loop (averaging several fixed views), not in the dataset transform.
+
+**Example.** `eval_tf = Compose([Resize(64), RandomHorizontalFlip(), ToTensor()])`.
+""",
+    ),
+    CodeInfo(
+        "TP005",
+        Severity.WARNING,
+        "input size differs from the pretrained size or between splits",
+        """
+**What it means.** The measured (or, where nothing could be measured, declared)
+height x width of the transformed samples differs from the size the weights were
+trained at, or between `train` and an evaluation split, or varies inside one split;
+or the channel count does not fit the backbone's stem (grayscale into a 3-channel
+network).
+
+**Why it breaks training.** Convolutional features are scale-sensitive: small
+inputs shrink objects below the receptive fields the backbone learned, and a
+train/eval size gap shifts feature statistics at evaluation. Architectures with a
+fixed input size (ViT) fail outright; varying sizes cannot be batched.
+
+**How to fix it.** Train with `RandomResizedCrop(S)` and evaluate with
+`Resize(round(S / crop_pct))` + `CenterCrop(S)`, where `S` is the pretrained input
+size (224 for most ImageNet weights); convert images to RGB.
+
+**Example.** `RandomResizedCrop(64)` for `ResNet18_Weights.IMAGENET1K_V1`
+(224x224).
+""",
+    ),
+    CodeInfo(
+        "TP006",
+        Severity.WARNING,
+        "measured input statistics contradict the declared normalization",
+        """
+**What it means.** `samples` real samples were pushed through the pipeline and
+their per-channel min/max/mean do not fit what the declared normalization can
+produce from images scaled to `[0, 1]`: values up to 255, values far outside the
+normalized range, or a declared `Normalize` whose output still lies in `[0, 1]`.
+
+**Why it breaks training.** Static checks trust the pipeline's declaration; this is
+what the model really receives. Inputs 255 times too large saturate activations and
+BatchNorm statistics from the first step - the classic "loss is NaN / outputs are
+identical for every input" failure.
+
+**How to fix it.** Scale to `[0, 1]` exactly once, normalize exactly once, and look
+at the opaque steps (`Lambda`, custom callables) the finding names: one of them
+rescales.
+
+**Example.** `Compose([ToTensor(), Lambda(lambda x: x * 255), Normalize(MEAN,
+STD)])`: measured max around 1100.
+""",
+    ),
+]
