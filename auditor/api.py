@@ -46,11 +46,13 @@ def run_manifest(
     registry: Registry | None = None,
     progress: Any = None,
     on_audit_done: Callable[[Any], None] | None = None,
+    scheduler: str | None = None,
 ) -> RunOutcome:
     """Load, validate and run ``manifest``; write its reports; return the report.
 
     Raises :class:`auditor.ManifestInvalid` / :class:`auditor.UsageError` for
-    the problems the CLI answers with exit code 2.
+    the problems the CLI answers with exit code 2. ``scheduler`` (``local`` or a
+    Dask scheduler address) overrides the manifest's ``scheduler`` key.
     """
     from auditor.context import RunContext
     from auditor.manifest import load_manifest
@@ -72,7 +74,10 @@ def run_manifest(
             f"--format {unknown[0]}: expected one of the installed report formats "
             f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
         )
-    context = RunContext(loaded, registry, use_cache=use_cache, progress=progress)
+    from auditor._storage import check_extras
+
+    check_extras(loaded, scheduler)
+    context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
     started_at = datetime.now(timezone.utc)
     result = run_audits(context, selection, on_audit_done=on_audit_done)
     report = build_report(context, result, started_at)

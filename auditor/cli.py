@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, metavar="DIR", help="where reports go (default: the manifest's report.dir, else reports/ beside it)")
     run.add_argument("--static", action="store_true", help="skip every audit that runs the model")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write caches (e.g. image hashes)")
+    run.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
+                     help="hash split_leakage files as Dask tasks: 'local' starts a LocalCluster, an address "
+                          "uses a running cluster (needs auditor[distributed]; default: the manifest's scheduler)")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)")
     run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
 
@@ -122,12 +125,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
         select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,
         fail_on=args.fail_on, formats=_split_csv(args.format) or None, output_dir=args.output_dir,
-        use_cache=not args.no_cache, progress=progress,
+        use_cache=not args.no_cache, progress=progress, scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
     )
     if not quiet or outcome.exit_code != 0:
         print_report(out, outcome.report, outcome.written, verbose=args.verbose, timings=not quiet)
     return outcome.exit_code
+
+
+def _scheduler(value: str | None) -> str | None:
+    import re
+
+    if value is None:
+        return None
+    if not re.match(r"^(local|(tcp|tls|inproc|ucx)://\S+)$", value):
+        raise UsageError(f"--scheduler: expected 'local' or a Dask scheduler address such as "
+                         f"tcp://10.0.0.5:8786, found {value!r}")
+    return value
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -51,8 +51,11 @@ class RunContext:
         use_cache: bool = True,
         cache_dir: Path | None = None,
         progress: ProgressFactory | None = None,
+        scheduler: str | None = None,
     ) -> None:
         self.manifest = manifest
+        #: Dask scheduler for distributable work (``local`` or an address); None: this machine.
+        self.scheduler = scheduler if scheduler is not None else manifest.scheduler
         self.registry = registry
         self.resolver = manifest.resolver
         self.use_cache = use_cache

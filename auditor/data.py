@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from auditor._storage import RemoteFiles
     from auditor.resolve import Resolver
 
 __all__ = ["COMMON_SPLIT_PROPERTIES", "DataFormat", "Split", "SplitDataset", "SplitSpec"]
@@ -28,6 +29,13 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
         "type": "string",
         "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
         "description": "module:attr of a transform object or a zero-argument factory returning one",
+    },
+    "storage_options": {
+        "type": "object",
+        "description": (
+            "fsspec options for this split's URLs (s3://, gs://, ...), e.g. {anon: true} or "
+            "{client_kwargs: {endpoint_url: ...}}; ignored for local paths"
+        ),
     },
     "sampler": {
         "type": "string",
@@ -54,6 +62,18 @@ class SplitSpec:
         """A manifest path option resolved against the manifest's folder."""
         value = Path(str(self.config[key])).expanduser()
         return value if value.is_absolute() else (self.base_dir / value)
+
+    def url(self, key: str) -> str | None:
+        """The option as an fsspec URL (``s3://...``) when it is one, else None (a local path)."""
+        from auditor._storage import is_url
+
+        value = self.config.get(key)
+        return str(value) if is_url(value) else None
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The split's ``storage_options`` (credentials, endpoint) for its URLs."""
+        return dict(self.config.get("storage_options") or {})
 
 
 class Split(abc.ABC):
@@ -87,6 +107,10 @@ class Split(abc.ABC):
 
     def paths(self) -> list[Path] | None:
         """File path of every sample, for file-backed formats; ``None`` otherwise."""
+        return None
+
+    def remote_files(self) -> RemoteFiles | None:
+        """For files behind fsspec URLs: their storage options and listed sizes and versions."""
         return None
 
     def path_strings(self) -> list[str] | None:

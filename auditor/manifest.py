@@ -63,6 +63,12 @@ class Manifest:
         return str(self.raw.get("fail_on", "error"))
 
     @property
+    def scheduler(self) -> str | None:
+        """``scheduler``: ``local`` or a Dask scheduler address (``tcp://HOST:PORT``), or None."""
+        value = self.raw.get("scheduler")
+        return str(value) if value else None
+
+    @property
     def report_config(self) -> dict[str, Any]:
         return dict(self.raw.get("report") or {})
 

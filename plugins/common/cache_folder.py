@@ -27,12 +27,14 @@ def data_folders(splits: dict[str, Any]) -> dict[str, str]:
     """Resolved folders holding data (image_folder roots, folders of listed files) -> split."""
     folders: dict[str, str] = {}
     for name, split in splits.items():
+        if getattr(split, "root_url", None):
+            continue  # data behind a URL (s3://...): no local folder to protect
         root = getattr(split, "root", None)
         if root is not None and split.spec.config.get("format") == "image_folder":
             # Every file of an image folder lies below its root: no need to visit each one.
             folders.setdefault(os.path.realpath(root), name)
             continue
-        for parent in {os.path.dirname(p) for p in (split.path_strings() or [])}:
+        for parent in {os.path.dirname(p) for p in (split.path_strings() or []) if "://" not in p}:
             folders.setdefault(os.path.realpath(parent), name)
     return folders
 

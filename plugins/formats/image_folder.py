@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor._storage import RemoteFiles
 
 #: torchvision's IMG_EXTENSIONS, so auditor sees exactly the files training sees.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-def load_image(path: Path | str) -> Any:
-    """Decode like torchvision's default loader: PIL, converted to RGB."""
+def load_image(path: Path | str, storage_options: dict[str, Any] | None = None) -> Any:
+    """Decode like torchvision's default loader: PIL, converted to RGB (URLs through fsspec)."""
     from PIL import Image
 
-    with open(path, "rb") as handle:
+    from auditor._storage import is_url, open_url
+
+    with (open_url(path, storage_options) if is_url(path) else open(path, "rb")) as handle:
         image = Image.open(handle)
         return image.convert("RGB")
 
@@ -24,11 +29,18 @@ def load_image(path: Path | str) -> Any:
 class ImageFolderSplit(Split):
     def __init__(self, spec: SplitSpec) -> None:
         super().__init__(spec)
-        self.root = spec.path("root")
+        self.root_url = spec.url("root")
+        self.root = Path(self.root_url) if self.root_url else spec.path("root")
         self._index: tuple[list[str], list[str], list[int]] | None = None
         self._paths: list[Path] | None = None
+        self._remote: RemoteFiles | None = None
 
     def _scan(self) -> tuple[list[str], list[str], list[int]]:
+        if self._index is None and self.root_url is not None:
+            from auditor_plugins.formats._remote import list_image_folder
+
+            classes, paths, targets, self._remote = list_image_folder(self.spec, "root", IMAGE_EXTENSIONS)
+            self._index = (classes, paths, targets)
         if self._index is None:
             if not self.root.is_dir():
                 from auditor.errors import ManifestError
@@ -63,6 +75,10 @@ class ImageFolderSplit(Split):
     def _read_targets(self) -> list[int]:
         return self._scan()[2]
 
+    def remote_files(self) -> RemoteFiles | None:
+        self._scan()
+        return self._remote
+
     def paths(self) -> list[Path]:
         if self._paths is None:
             self._paths = [Path(p) for p in self._scan()[1]]
@@ -72,13 +88,14 @@ class ImageFolderSplit(Split):
         return self._scan()[1]
 
     def load(self, index: int) -> Any:
-        return load_image(self._scan()[1][index])
+        return load_image(self._scan()[1][index], self.spec.storage_options)
 
 
 FORMAT = DataFormat(
     name="image_folder",
     open=ImageFolderSplit,
-    properties={"root": {"type": "string", "description": "folder with one sub-folder per class"}},
+    properties={"root": {"type": "string", "description": "folder with one sub-folder per class, or an fsspec URL "
+                                                   "(s3://bucket/prefix, gs://..., file://..., memory://...)"}},
     required=("root",),
     description="a folder with one sub-folder of images per class (torchvision ImageFolder)",
 )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
+from auditor._storage import RemoteFiles, is_url
 from auditor.errors import ManifestError
 from auditor_plugins.formats.image_folder import load_image
 
@@ -16,8 +18,14 @@ class TableSplit(Split):
     def __init__(self, spec: SplitSpec) -> None:
         super().__init__(spec)
         config = spec.config
-        self.table_path = spec.path("path")
-        self.root = spec.path("root") if config.get("root") else self.table_path.parent
+        self.table_url = spec.url("path")
+        self.table_path = Path(self.table_url) if self.table_url else spec.path("path")
+        # A URL root (given, or the folder of a URL table) keeps its '//': never a Path.
+        self.root_url = spec.url("root") if config.get("root") else (
+            self.table_url.rpartition("/")[0] if self.table_url else None)
+        self.root = Path(self.root_url) if self.root_url else (
+            spec.path("root") if config.get("root") else self.table_path.parent)
+        self._remote: RemoteFiles | None = None
         self.path_column = str(config.get("path_column", "path"))
         self.label_column = str(config.get("label_column", "label"))
         self.separator = config.get("label_separator")
@@ -33,14 +41,19 @@ class TableSplit(Split):
             return self._loaded
         import pandas as pd
 
-        if not self.table_path.is_file():
+        if self.table_url is None and not self.table_path.is_file():
             raise self._error("path", "a CSV or Parquet file", f"{self.table_path} does not exist")
         columns = [self.path_column, self.label_column]
+        # pandas reads URLs through fsspec itself; local files keep the plain path.
+        source: Any = self.table_url or self.table_path
+        remote: dict[str, Any] = {"storage_options": self.spec.storage_options} if self.table_url else {}
         try:
             if self.table_path.suffix.lower() in PARQUET_SUFFIXES:
-                frame = pd.read_parquet(self.table_path, columns=columns)
+                frame = pd.read_parquet(source, columns=columns, **remote)
             else:
-                frame = pd.read_csv(self.table_path, usecols=columns, engine="c", low_memory=False)
+                frame = pd.read_csv(source, usecols=columns, engine="c", low_memory=False, **remote)
+        except FileNotFoundError as exc:
+            raise self._error("path", "a CSV or Parquet file", f"{source} does not exist") from exc
         except ValueError as exc:
             header = _header(self.table_path)
             raise self._error(
@@ -82,10 +95,35 @@ class TableSplit(Split):
         root = self.root
         return [Path(p) if Path(p).is_absolute() else root / p for p in self._read()[0]]
 
+    def path_strings(self) -> list[str]:
+        if self.root_url is None and not self._has_urls():
+            return [os.fspath(p) for p in self.paths()]
+        return [self._location(raw) for raw in self._read()[0]]
+
+    def _has_urls(self) -> bool:
+        # A substring test first: a table of a million local paths pays no regex.
+        return any("://" in p and is_url(p) for p in self._read()[0])
+
+    def _location(self, raw: str) -> str:
+        if is_url(raw) or Path(raw).is_absolute():
+            return raw
+        if self.root_url is not None:
+            return f"{self.root_url.rstrip('/')}/{raw.lstrip('/')}"
+        return os.fspath(self.root / raw)
+
+    def remote_files(self) -> RemoteFiles | None:
+        if self._remote is None:
+            if self.root_url is not None:
+                from auditor_plugins.formats._remote import list_files_under
+
+                key = "root" if self.spec.config.get("root") else "path"
+                self._remote = list_files_under(self.spec, key, self.root_url)
+            elif self._has_urls():
+                self._remote = RemoteFiles(self.spec.storage_options)
+        return self._remote
+
     def load(self, index: int) -> Any:
-        raw = self._read()[0][index]
-        path = Path(raw) if Path(raw).is_absolute() else self.root / raw
-        return load_image(path)
+        return load_image(self._location(self._read()[0][index]), self.spec.storage_options)
 
 
 def _header(path: Path) -> list[str]:
@@ -100,8 +138,8 @@ FORMAT = DataFormat(
     name="csv",
     open=TableSplit,
     properties={
-        "path": {"type": "string", "description": "the table: .csv, or .parquet/.pq"},
-        "root": {"type": "string", "description": "base folder for relative image paths (default: the table's folder)"},
+        "path": {"type": "string", "description": "the table: .csv, or .parquet/.pq (a path or an fsspec URL)"},
+        "root": {"type": "string", "description": "base folder (or URL) for relative image paths (default: the table's folder)"},
         "path_column": {"type": "string", "default": "path"},
         "label_column": {"type": "string", "default": "label"},
         "label_separator": {

@@ -54,7 +54,10 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         "max_pairs": {"type": "integer", "minimum": 0, "default": 50,
                       "description": "pairs (and unreadable files) listed in each finding's evidence"},
         "workers": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                    "description": "processes hashing files (default: every available core)"},
+                    "description": "processes hashing files (default: every available core); with "
+                                   "--scheduler local, the LocalCluster's worker processes"},
+        "batch_files": {"type": "integer", "minimum": 1, "default": 256,
+                        "description": "files read and hashed by one Dask task (with --scheduler)"},
     },
 }
 
@@ -80,8 +83,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             ctx.note(problem)
             cache_state = problem
     workers = options["workers"] or default_workers()
+    scheduler = getattr(ctx.run, "scheduler", None)
     try:
-        samples = collect(splits, cache=cache, workers=workers, progress=ctx.progress)
+        samples = collect(splits, cache=cache, workers=workers, progress=ctx.progress, scheduler=scheduler,
+                          batch_files=options["batch_files"])
         analysis = leak_analysis.analyse(samples, options, cache)
     finally:
         if cache is not None:
@@ -96,6 +101,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         *leak_findings.unreadable_findings(ctx, samples, base_dir),
     ]
     ctx.evidence.update(_summary(samples, analysis, options, cache_state, workers, started))
+    ctx.evidence["scheduler"] = scheduler or "local processes"
     yield from findings
 
 

@@ -11,6 +11,7 @@ picklable.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor._storage import RemoteFiles, is_url
 from auditor_plugins.split_leakage import hashing
 from auditor_plugins.split_leakage.cache import HashCache, file_key
 
@@ -30,6 +32,9 @@ _CHUNK = 128
 _IN_PROCESS_BELOW = 400
 #: Cache rows written per transaction.
 _ROWS_PER_WRITE = 4096
+#: Files per Dask task: a task costs the scheduler about a millisecond, so a few hundred
+#: files (tens of milliseconds of work each) keep its overhead small.
+_CLUSTER_BATCH = 256
 
 
 @dataclass
@@ -90,12 +95,18 @@ def label_names(split: Any) -> list[str]:
 
 
 def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
-            progress: Callable[[str, int | None], Any]) -> Samples:
-    """Hash every sample of ``splits`` (name -> Split)."""
+            progress: Callable[[str, int | None], Any], scheduler: str | None = None,
+            batch_files: int = _CLUSTER_BATCH) -> Samples:
+    """Hash every sample of ``splits`` (name -> Split).
+
+    With ``scheduler`` (``local`` or a Dask scheduler address) the files are hashed
+    as Dask tasks of ``batch_files`` files each; the results are the same.
+    """
     started = time.perf_counter()
     samples = Samples(list(splits))
     # Files: path string -> sample ids listing it (a path may appear in several splits).
     by_path: dict[str, list[int]] = {}
+    remote_of: dict[str, RemoteFiles] = {}  # URL -> its split's listing and storage options
     in_memory: list[tuple[Any, list[int]]] = []
     for split_number, (name, split) in enumerate(splits.items()):
         labels = label_names(split) if len(split) else []
@@ -103,9 +114,13 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
         if paths is None:
             in_memory.append((split, list(samples.extend(split_number, [None] * len(split), labels))))
             continue
+        remote = split.remote_files()
         for sample, path in zip(samples.extend(split_number, paths, labels), paths):
             by_path.setdefault(path, []).append(sample)
-    hashed, hits = _hash_files(samples, by_path, cache, workers, progress)
+            if remote is not None and is_url(path):
+                remote_of.setdefault(path, remote)
+    runner = _Runner(workers, scheduler, batch_files)
+    hashed, hits = _hash_files(samples, by_path, remote_of, cache, runner, progress)
     for split, ids in in_memory:
         _hash_in_memory(samples, split, ids, progress)
     samples.stats = {
@@ -116,18 +131,58 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
     return samples
 
 
-def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCache | None,
-                workers: int, progress: Callable[[str, int | None], Any]) -> tuple[int, int]:
+@dataclass
+class _Job:
+    """One task: a few files of one store, the key positions they fill, and how to read them."""
+
+    positions: list[int]
+    function: Callable[..., list[hashing.FileHash]]
+    arguments: tuple[Any, ...]
+
+    def __call__(self) -> list[hashing.FileHash]:
+        return self.function(*self.arguments)
+
+
+@dataclass
+class _Runner:
+    workers: int
+    scheduler: str | None
+    batch_files: int
+
+    def run(self, jobs: list[_Job], todo: int, record: Callable[[_Job, Sequence[hashing.FileHash]], None],
+            bar: Any) -> None:
+        if self.scheduler is not None:
+            from auditor_plugins.split_leakage.distributed import run_on_cluster
+
+            run_on_cluster(self.scheduler, self.workers, jobs, record, bar)
+        elif self.workers <= 1 or todo < _IN_PROCESS_BELOW:
+            for job in jobs:
+                record(job, job())
+                bar.advance(len(job.positions))
+        else:
+            _run_pool(jobs, self.workers, record, bar)
+
+
+def _hash_files(samples: Samples, by_path: dict[str, list[int]], remote_of: dict[str, RemoteFiles],
+                cache: HashCache | None, runner: _Runner,
+                progress: Callable[[str, int | None], Any]) -> tuple[int, int]:
     resolved_dirs: dict[str, str] = {}
     keys: list[tuple[str, int, int]] = []
     key_paths: list[str] = []  # a path to read for each key
     owners: list[list[int]] = []  # samples listing each key's file
     position_of: dict[str, int] = {}  # resolved path -> key: spellings of one file share it
+    uncacheable: set[int] = set()  # remote files whose store gives no version token
     for text, ids in by_path.items():
-        key = file_key(text, resolved_dirs)
+        remote = remote_of.get(text)
+        key: tuple[str, int, int] | str
+        if remote is None:
+            key = file_key(text, resolved_dirs)
+        else:
+            found = remote.key(text)
+            key = found if isinstance(found, str) else (text, found[0], -1 if found[1] is None else found[1])
         if isinstance(key, str):  # missing, unreadable or not a file
             for sample in ids:
-                samples.resolved[sample] = os.path.realpath(text)
+                samples.resolved[sample] = text if remote is not None else os.path.realpath(text)
                 samples.set_hash(sample, b"", None, None, None, key)
             continue
         for sample in ids:
@@ -137,8 +192,16 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
             keys.append(key)
             key_paths.append(text)
             owners.append([])
+            if key[2] < 0:
+                uncacheable.add(position)
         owners[position].extend(ids)
-    cached = cache.lookup(keys) if cache is not None else {}
+    cached: dict[int, Any] = {}
+    if cache is not None:
+        cacheable = [i for i in range(len(keys)) if i not in uncacheable]
+        if len(cacheable) == len(keys):
+            cached = cache.lookup(keys)
+        else:
+            cached = {cacheable[i]: row for i, row in cache.lookup([keys[i] for i in cacheable]).items()}
     for position, row in cached.items():
         for sample in owners[position]:
             samples.set_hash(sample, row.digest, row.phash, row.mirror, row.thumb, row.error)
@@ -153,15 +216,15 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
             cache.store(pending_rows)
         pending_rows.clear()
 
-    def record(chunk: Sequence[int], results: Sequence[hashing.FileHash]) -> None:
+    def record(job: _Job, results: Sequence[hashing.FileHash]) -> None:
         rows = pending_rows
-        for position, result in zip(chunk, results):
+        for position, result in zip(job.positions, results):
             for sample in owners[position]:
                 samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb,
                                  result.error)
-            # Cache under the key stat-ed before reading: if the file changed in between,
-            # the size/mtime differ from the bytes hashed and the row is never matched.
-            if (result.size, result.mtime_ns) == keys[position][1:]:
+            # Cache under the key stat-ed (or listed) before reading: if the file changed in
+            # between, the size/version differ from the bytes hashed and no row is written.
+            if (result.size, result.mtime_ns) == keys[position][1:] and position not in uncacheable:
                 rows.append((keys[position][0], result.size, result.mtime_ns, result.digest,
                              result.phash, result.mirror, result.thumb, result.error))
         # One transaction per few thousand rows: commits are what costs, and this process
@@ -169,22 +232,42 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], cache: HashCach
         if len(rows) >= _ROWS_PER_WRITE:
             flush()
 
-    chunks = [todo[i:i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+    jobs = _jobs(todo, key_paths, keys, remote_of, runner)
     try:
         with progress("hashing files", len(todo)) as bar:
-            if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
-                for chunk in chunks:
-                    record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
-                    bar.advance(len(chunk))
-            else:
-                _run_pool(chunks, key_paths, workers, record, bar)
+            runner.run(jobs, len(todo), record, bar)
     finally:
         flush()  # also on Ctrl-C: what was hashed is kept
     return len(todo), len(cached)
 
 
-def _run_pool(chunks: list[list[int]], key_paths: list[str], workers: int,
-              record: Callable[[Sequence[int], Sequence[hashing.FileHash]], None], bar: Any) -> None:
+def _jobs(todo: list[int], key_paths: list[str], keys: list[tuple[str, int, int]],
+          remote_of: dict[str, RemoteFiles], runner: _Runner) -> list[_Job]:
+    """Tasks of one store each: local files, or URLs sharing storage options."""
+    groups: dict[str, list[int]] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for position in todo:
+        remote = remote_of.get(key_paths[position])
+        group = "" if remote is None else json.dumps(remote.storage_options, sort_keys=True, default=repr)
+        groups.setdefault(group, []).append(position)
+        if remote is not None:
+            options.setdefault(group, remote.storage_options)
+    size = runner.batch_files if runner.scheduler is not None else _CHUNK
+    jobs = []
+    for group, positions in groups.items():
+        for first in range(0, len(positions), size):
+            chunk = positions[first:first + size]
+            paths = [key_paths[i] for i in chunk]
+            if not group:
+                jobs.append(_Job(chunk, hashing.hash_files, (paths,)))
+            else:
+                expected = [(keys[i][1], None if keys[i][2] < 0 else keys[i][2]) for i in chunk]
+                jobs.append(_Job(chunk, hashing.hash_urls, (paths, expected, options[group])))
+    return jobs
+
+
+def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[hashing.FileHash]], None],
+              bar: Any) -> None:
     import multiprocessing
     import warnings
 
@@ -194,27 +277,26 @@ def _run_pool(chunks: list[list[int]], key_paths: list[str], workers: int,
     # threads of this process (torch, a progress bar) may hold at fork time.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    failed: list[list[int]] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+    failed: list[_Job] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
             warnings.simplefilter("ignore", DeprecationWarning)
-            pending = {pool.submit(hashing.hash_files, [key_paths[i] for i in chunk]): chunk
-                       for chunk in chunks}
+            pending = {pool.submit(job.function, *job.arguments): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                chunk = pending.pop(future)
+                job = pending.pop(future)
                 try:
                     results = future.result()
                 except Exception:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
-                    failed.append(chunk)
+                    failed.append(job)
                     continue
-                record(chunk, results)
-                bar.advance(len(chunk))
-    # A broken pool fails every chunk still queued: finish those here, one by one.
-    for chunk in failed:
-        record(chunk, hashing.hash_files([key_paths[i] for i in chunk]))
-        bar.advance(len(chunk))
+                record(job, results)
+                bar.advance(len(job.positions))
+    # A broken pool fails every job still queued: finish those here, one by one.
+    for job in failed:
+        record(job, job())
+        bar.advance(len(job.positions))
 
 
 def _hash_in_memory(samples: Samples, split: Any, ids: list[int],

@@ -23,8 +23,8 @@ __all__ = ["cross_findings", "sample_ref", "unreadable_findings", "within_findin
 
 
 def _display_path(path: str | None, base_dir: Path) -> str | None:
-    if path is None:
-        return None
+    if path is None or "://" in path:
+        return path  # a URL (s3://...) is shown as written
     try:
         relative = os.path.relpath(path, base_dir)
     except ValueError:  # another drive on Windows

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["HASH_VERSION", "FileHash", "SampleHash", "hash_file", "hash_files", "hash_sample"]
+__all__ = ["HASH_VERSION", "FileHash", "SampleHash", "hash_file", "hash_files", "hash_sample", "hash_urls"]
 
 #: Bump whenever the bytes hashed or the thumbnail/hash recipe changes: cached rows
 #: written by another version are then ignored (and replaced).
@@ -191,21 +191,64 @@ def _read_and_decode(path: str) -> tuple[int, int, bytes, Any, str | None]:
             data = handle.read()
     except OSError as exc:
         return -1, -1, b"", None, f"cannot read: {exc.strerror or exc}"
+    return _digest_and_decode(data, stat.st_size, stat.st_mtime_ns)
+
+
+def _digest_and_decode(data: bytes, size: int, version: int) -> tuple[int, int, bytes, Any, str | None]:
+    import xxhash
+
     digest = xxhash.xxh3_128_digest(data)
     if not data:
-        return stat.st_size, stat.st_mtime_ns, digest, None, "empty file"
+        return size, version, digest, None, "empty file"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. DecompressionBombWarning, EXIF warnings
             grid = _decode_grid(data)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding, not a crash
-        return stat.st_size, stat.st_mtime_ns, digest, None, _describe(exc)
-    return stat.st_size, stat.st_mtime_ns, digest, grid, None
+        return size, version, digest, None, _describe(exc)
+    return size, version, digest, grid, None
 
 
 def hash_files(paths: Sequence[str]) -> list[FileHash]:
     """Worker entry point: hash a chunk of files (one task per chunk keeps IPC cheap)."""
-    decoded = [_read_and_decode(path) for path in paths]
+    return _finish([_read_and_decode(path) for path in paths])
+
+
+def hash_urls(urls: Sequence[str], expected: Sequence[tuple[int, int | None]],
+              storage_options: dict[str, Any]) -> list[FileHash]:
+    """Worker entry point for files behind fsspec URLs (all of one store and options).
+
+    ``expected`` holds each file's ``(size, version token)`` from the listing. The
+    bodies are fetched with one ``fs.cat`` call, which async stores (s3fs, gcsfs)
+    serve concurrently. The listed token is returned only when the bytes read have
+    the listed size: otherwise the object changed since it was listed, and a token
+    of -1 keeps the result out of the cache.
+    """
+    from auditor._storage import filesystem
+
+    if not urls:
+        return []
+    fs, _ = filesystem(urls[0], storage_options)
+    try:
+        bodies: dict[str, Any] = fs.cat(list(urls), on_error="return")
+    except Exception as exc:  # noqa: BLE001 - the whole batch failed (e.g. credentials): per file
+        bodies = {url: exc for url in urls}
+    decoded = []
+    for url, (size, token) in zip(urls, expected):
+        body = bodies.get(url)
+        if body is None:  # stores key results by their stripped path
+            body = bodies.get(fs._strip_protocol(url), FileNotFoundError(url))
+        if isinstance(body, BaseException):
+            reason = "no such file" if isinstance(body, FileNotFoundError) else f"{type(body).__name__}: {body}"
+            decoded.append((-1, -1, b"", None, f"cannot read: {reason}"))
+            continue
+        data = bytes(body)
+        version = token if token is not None and len(data) == size else -1
+        decoded.append(_digest_and_decode(data, len(data), version))
+    return _finish(decoded)
+
+
+def _finish(decoded: list[tuple[int, int, bytes, Any, str | None]]) -> list[FileHash]:
     good = [i for i, item in enumerate(decoded) if item[3] is not None]
     perceptual_hashes = dict(zip(good, perceptual([decoded[i][3] for i in good])))
     results = []
