@@ -45,6 +45,11 @@ def print_report(
     for finding in findings:
         by_audit.setdefault(finding["audit"], []).append(finding)
     order = {"error": 0, "warning": 1, "info": 2}
+    by_id = {f["id"]: f for f in findings if f.get("id")}
+    consequences: dict[str, list[Mapping[str, Any]]] = {}
+    for finding in findings:
+        if finding.get("caused_by") in by_id:
+            consequences.setdefault(finding["caused_by"], []).append(finding)
     for audit in report["audits"]:
         items = by_audit.get(audit["name"], [])
         if audit["status"] == "errored":
@@ -60,22 +65,25 @@ def print_report(
             if verbose and error.get("traceback"):
                 console.print(Text(error["traceback"], style="dim"))
             continue
-        if not items:
+        notes = audit.get("notes") or []
+        if not items and not notes:
             continue
         console.print()
-        console.rule(Text(f"{audit['name']} ({len(items)})", style="bold"), align="left")
+        title = f"{audit['name']} ({len(items)})" if items else f"{audit['name']}: notes"
+        console.rule(Text(title, style="bold"), align="left")
         for finding in sorted(items, key=lambda f: (order[f["severity"]], f["code"])):
-            style = SEVERITY_STYLE[finding["severity"]]
-            head = Text.assemble(
-                (f"  {finding['code']} ", style), (f"{finding['severity']:<7} ", style),
-                (finding["message"], ""),
-            )
-            if finding.get("location"):
-                head.append(f"  [{finding['location']}]", style="dim")
-            console.print(head)
-            if finding.get("hint"):
-                console.print(Text(f"          hint: {finding['hint']}", style="dim"))
-        for note in audit.get("notes") or []:
+            root = by_id.get(finding.get("caused_by") or "")
+            if root is not None:
+                if root["audit"] == audit["name"]:
+                    continue  # printed just above, under its root
+                # Shown under its root cause in another audit's section; leave a pointer here.
+                console.print(Text(f"  {finding['code']} follows from {root['id']} ({root['audit']}): shown there",
+                                   style="dim"))
+                continue
+            _print_finding(console, finding, indent="  ")
+            for effect in consequences.get(finding.get("id") or "", []):
+                _print_finding(console, effect, indent="      -> ", audit_name=effect["audit"])
+        for note in notes:
             console.print(Text(f"          note: {note}", style="dim"))
     summary = report["summary"]
     console.print()
@@ -97,6 +105,20 @@ def print_report(
     console.print(counts)
     for name, path in written:
         console.print(f"  [dim]{escape(name)} report:[/dim] {escape(str(path))}")
+
+
+def _print_finding(console: Console, finding: Mapping[str, Any], *, indent: str, audit_name: str = "") -> None:
+    style = SEVERITY_STYLE[finding["severity"]]
+    head = Text.assemble(
+        (f"{indent}{finding['code']} ", style), (f"{finding['severity']:<7} ", style), (finding["message"], ""),
+    )
+    if finding.get("location"):
+        head.append(f"  [{finding['location']}]", style="dim")
+    if audit_name:
+        head.append(f"  ({audit_name})", style="dim")
+    console.print(head)
+    if finding.get("hint"):
+        console.print(Text(f"{' ' * max(10, len(indent) + 8)}hint: {finding['hint']}", style="dim"))
 
 
 def _manifest_problem(audit: Mapping[str, Any]) -> bool:

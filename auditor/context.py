@@ -205,12 +205,17 @@ class AuditContext:
         hint: str = "",
         location: str = "",
         evidence: dict[str, Any] | None = None,
+        cause: Finding | None = None,
     ) -> Finding:
-        """A finding with severity and title taken from the audit's declared code."""
+        """A finding with severity and title taken from the audit's declared code.
+
+        ``cause``: another finding of this run this one follows from; the report links them
+        (``caused_by``) and shows this one under it.
+        """
         info = self.audit.code(code)
         return Finding(
             code=code, audit=self.audit.name, severity=info.severity, title=info.title,
-            message=message, hint=hint, location=location, evidence=dict(evidence or {}),
+            message=message, hint=hint, location=location, evidence=dict(evidence or {}), cause=cause,
         )
 
     def note(self, text: str) -> None:

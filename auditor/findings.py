@@ -69,7 +69,15 @@ class CodeInfo:
 
 @dataclass
 class Finding:
-    """One problem an audit found. ``evidence`` must be JSON-serialisable."""
+    """One problem an audit found. ``evidence`` must be JSON-serialisable.
+
+    ``id`` is set by the host after all audits ran (``CODE@location``, with
+    ``#2``, ``#3`` appended to repeats in report order), so it is unique within
+    a report and the same across runs of the same inputs. ``caused_by`` is the
+    ``id`` of the finding this one follows from (the root cause shown first);
+    an audit that knows the cause of its own finding sets ``cause`` to that
+    finding object instead, and the host turns it into ``caused_by``.
+    """
 
     code: str
     audit: str
@@ -79,6 +87,10 @@ class Finding:
     hint: str = ""
     location: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    caused_by: str | None = None
+    #: The finding this one follows from, when the audit itself knows it (resolved to ``caused_by``).
+    cause: Finding | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,4 +102,6 @@ class Finding:
             "hint": self.hint,
             "location": self.location,
             "evidence": self.evidence,
+            "id": self.id,
+            "caused_by": self.caused_by,
         }

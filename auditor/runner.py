@@ -11,6 +11,7 @@ from typing import Any
 from auditor.audit import Audit, SkipAudit
 from auditor.context import AuditContext, RunContext
 from auditor.errors import ManifestError, UsageError
+from auditor.finding_links import finalize_findings
 from auditor.findings import Finding, severity_at_least
 
 __all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
@@ -120,6 +121,8 @@ def run_audits(
         results.append(result)
         if on_audit_done:
             on_audit_done(result)
+    # Ids and cross-audit cause links need every audit's findings, so they come last.
+    finalize_findings([f for r in results for f in r.findings])
     return RunResult(results, time.perf_counter() - started, selection.fail_on)
 
 

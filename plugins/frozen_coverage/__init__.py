@@ -170,6 +170,7 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
         else "the data"
     )
     extra = ""
+    untrained: list[str] = []
     hint = f"replace it with one sized to the data: model.{head.layer} = nn.Linear(in_features, {wanted})"
     if outputs == 1 and wanted == 2:
         extra = (
@@ -179,6 +180,7 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
     elif ctx.train is not None and len(ctx.train.classes()) == outputs and where == "the data":
         trained = set(ctx.train.classes())
         others = sorted({c for c in task.class_names if c not in trained})
+        untrained = list(others)
         extra = (
             f"; it fits the {outputs} classes of 'train', but evaluation labels include "
             f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)"
@@ -202,6 +204,7 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
             "num_classes": wanted,
             "task": task.type,
             "classes": list(task.class_names)[:50],
+            "untrained_classes": untrained[:50],
         },
     )
 

@@ -55,12 +55,16 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
 
 def _gp010(ctx: AuditContext, probe: ProbeRun) -> Finding:
     stop = " The probe stopped before training: no loss can be computed." if probe.target.fatal else ""
+    shape = probe.start.get("shape")
+    # The output width, so a head sized on the training classes can be traced to LD002.
+    outputs = int(shape[1]) if isinstance(shape, (list, tuple)) and len(shape) == 2 else None
     return ctx.finding(
         "GP010", f"{probe.target.problem}.{stop}",
         hint=("make the head's output size the number of classes, and keep labels in 0..C-1 (class indices for "
               "CrossEntropyLoss; one logit per sample or per label for BCEWithLogitsLoss)"),
         location="model", evidence={"problem": probe.target.problem, "fatal": probe.target.fatal,
-                                    "output_shape": probe.start.get("shape"), "loss": LOSS_NAMES[probe.kind]},
+                                    "output_shape": shape, "loss": LOSS_NAMES[probe.kind],
+                                    "outputs": outputs, "num_classes": ctx.task.num_classes},
     )
 
 

@@ -418,6 +418,7 @@ def _train_vs_eval(
             "evaluation sees inputs distributed like the training inputs",
             location=view.location,
             evidence={
+                "split": view.name,
                 "train": train.pipe.to_dict()["normalize"],
                 view.name: view.pipe.to_dict()["normalize"],
                 "measured_kind": {"train": train.kind, view.name: view.kind},
