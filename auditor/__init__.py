@@ -8,15 +8,18 @@ from auditor._version import __version__
 from auditor.audit import Audit, SkipAudit
 from auditor.context import AuditContext, RunContext, TaskInfo
 from auditor.data import DataFormat, Split, SplitDataset, SplitSpec
-from auditor.errors import AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
+from auditor.errors import AuditFailed, AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
+from auditor.live_check import CheckResult, check
 from auditor.registry import hookimpl
 from auditor.report_format import ReportFormat
 
 __all__ = [
     "Audit",
     "AuditContext",
+    "AuditFailed",
     "AuditorError",
+    "CheckResult",
     "CodeInfo",
     "DataFormat",
     "Finding",
@@ -33,5 +36,6 @@ __all__ = [
     "TaskInfo",
     "UsageError",
     "__version__",
+    "check",
     "hookimpl",
 ]

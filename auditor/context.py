@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,10 @@ class RunContext:
         self._cache_dir = cache_dir
         self._progress = progress
         self.device_used: str | None = None
+        #: ``(model, batch, step) -> loss`` when training computes its loss itself (a LightningModule's
+        #: ``training_step``); ``None``: the loss is ``loss(model(inputs), targets)``. Audits that train
+        #: (gradient_probe) call it on their own model copy with the batch as the DataLoader makes it.
+        self.loss_step: Callable[[Any, Any, int], Any] | None = None
 
     # -- model, optimizer, loss -----------------------------------------------------
 

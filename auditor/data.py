@@ -79,6 +79,11 @@ class SplitSpec:
 class Split(abc.ABC):
     """One data split. Subclasses implement the abstract methods; the rest is shared."""
 
+    #: How training batches this split, when known (from a DataLoader given to ``auditor.check``):
+    #: the loader's batch size, and its collate function (``None``: torch's ``default_collate``).
+    batch_size: int | None = None
+    collate_fn: Callable[[list[Any]], Any] | None = None
+
     def __init__(self, spec: SplitSpec) -> None:
         self.spec = spec
         self.name = spec.name
@@ -168,6 +173,14 @@ class Split(abc.ABC):
         if transform is not None:
             value = transform(value)
         return value, self.targets()[index]
+
+    def training_item(self, index: int) -> Any:
+        """Sample ``index`` exactly as the training DataLoader receives it from the dataset.
+
+        What a custom collate function (``collate_fn``) is given; the default is
+        ``(input, target)`` from :meth:`sample`. Formats wrapping a user's dataset return its item.
+        """
+        return self.sample(index)
 
     def dataset(self) -> SplitDataset:
         """A map-style dataset of transformed samples, usable with a torch DataLoader."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["AuditorError", "ManifestError", "ManifestInvalid", "PluginError", "UsageError"]
+__all__ = ["AuditFailed", "AuditorError", "ManifestError", "ManifestInvalid", "PluginError", "UsageError"]
 
 
 class AuditorError(Exception):
@@ -57,3 +58,27 @@ class ManifestInvalid(AuditorError):
     def __init__(self, errors: Sequence[ManifestError]) -> None:
         self.errors = list(errors)
         super().__init__("\n".join(error.render() for error in self.errors))
+
+
+class AuditFailed(AuditorError):
+    """Raised by ``CheckResult.raise_for_errors()`` (and the Lightning callback) when the audits found
+    problems at ``fail_on`` or an audit errored: what ``auditor run`` answers with exit code 1 or 2."""
+
+    def __init__(self, report: Mapping[str, Any]) -> None:
+        self.report = report
+        self.exit_code = int(report["exit_code"])
+        fail_on = str(report.get("fail_on") or "error")
+        order = {"error": 0, "warning": 1, "info": 2, "never": -1}
+        limit = order.get(fail_on, 0)
+        lines = [f"  {f['severity']:<7} {f['code']}  {f['title']}: {f['message']}"
+                 for f in report["findings"] if order.get(f["severity"], 9) <= limit]
+        errored = [f"  audit {a['name']} errored: {(a.get('error') or {}).get('message', '')}".rstrip()
+                   for a in report["audits"] if a["status"] == "errored"]
+        shown = [*errored, *lines]
+        more = len(shown) - 10
+        text = (f"auditor found {len(lines)} finding{'s' if len(lines) != 1 else ''} at or above fail_on={fail_on}"
+                + (f" and {len(errored)} audit{'s' if len(errored) != 1 else ''} errored" if errored else "")
+                + ":\n" + "\n".join(shown[:10]) + (f"\n  ... and {more} more" if more > 0 else "")
+                + "\n  hint: the full report is in .report (or the report files); fix the findings, "
+                  "or raise fail_on / ignore= codes you accept")
+        super().__init__(text)

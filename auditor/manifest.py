@@ -24,7 +24,7 @@ from auditor.resolve import Resolver
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.registry import Registry
 
-__all__ = ["Manifest", "load_manifest", "validate_against"]
+__all__ = ["Manifest", "load_manifest", "manifest_from_mapping", "validate_against"]
 
 #: Keys whose values are ``module:attr`` strings; ``validate`` checks they exist.
 _REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
@@ -111,6 +111,15 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
     errors = list(_validate(manifest, registry))
     if check_imports and not errors:
         errors.extend(_check_imports(manifest))
+    if errors:
+        raise ManifestInvalid(errors)
+    return manifest
+
+
+def manifest_from_mapping(raw: dict[str, Any], path: Path, resolver: Resolver, registry: Registry) -> Manifest:
+    """A manifest that exists only in memory (``auditor.check``), validated exactly as a file is."""
+    manifest = Manifest(path=path, raw=raw, lines=LineMap(), resolver=resolver)
+    errors = list(_validate(manifest, registry))
     if errors:
         raise ManifestInvalid(errors)
     return manifest

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
+#: Attributes that list each sample's file: ``auditor_paths`` (a list of paths, for your own
+#: datasets), then torchvision's ImageFolder/DatasetFolder ``samples`` and ``imgs`` ((path, label) pairs).
+PATH_ATTRIBUTES = ("auditor_paths", "samples", "imgs")
 
 
 class CallableSplit(Split):
@@ -46,6 +51,27 @@ class CallableSplit(Split):
                 with contextlib.suppress(AttributeError):
                     setattr(dataset, attr, value)
 
+    def path_strings(self) -> list[str] | None:
+        """Each sample's file when the dataset lists them, so split_leakage hashes files, not tensors."""
+        dataset = self.dataset_object
+        for attr in PATH_ATTRIBUTES:
+            values = getattr(dataset, attr, None)
+            if values is None or callable(values) or isinstance(values, (str, bytes)):
+                continue
+            try:
+                if len(values) != len(dataset):
+                    continue
+                paths = [_path_of(value) for value in values]
+            except TypeError:
+                continue
+            if all(path is not None for path in paths):
+                return paths  # type: ignore[return-value]
+        return None
+
+    def paths(self) -> list[Path] | None:
+        strings = self.path_strings()
+        return None if strings is None else [Path(p) for p in strings]
+
     def _read_targets(self) -> list[Any]:
         dataset = self.dataset_object
         for attr in LABEL_ATTRIBUTES:
@@ -79,6 +105,11 @@ class CallableSplit(Split):
             return declared
         return getattr(self.dataset_object, "transform", None)
 
+    def training_item(self, index: int) -> Any:
+        if self.manifest_transform() is None:
+            return self.dataset_object[index]  # the dataset's own item: what its DataLoader collates
+        return self.sample(index)
+
     def sample(self, index: int, *, transformed: bool = True) -> tuple[Any, Any]:
         if not transformed:
             return self.load(index), self.targets()[index]
@@ -88,6 +119,15 @@ class CallableSplit(Split):
         else:
             value = declared(self.load(index))
         return value, self.targets()[index]
+
+
+def _path_of(value: Any) -> str | None:
+    """A sample's file path from ``path`` or ``(path, label, ...)``; None when it is not one."""
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    return None
 
 
 def _as_target(value: Any) -> Any:

@@ -7,6 +7,7 @@ importing torch at module level here does not slow ``auditor validate``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ __all__ = [
     "Batch",
     "BatchStream",
     "TargetPlan",
+    "TrainingItems",
     "call_model",
     "describe_shape",
     "float_targets",
@@ -70,6 +72,22 @@ def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
             torch.cuda.set_rng_state_all(saved_cuda)
 
 
+class TrainingItems:
+    """A split's samples as ``(input, target, item)``: ``item`` is what the training DataLoader gets
+    from the dataset, for a custom collate function or training step; targets stay the split's."""
+
+    def __init__(self, split: Any) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, Any]:
+        item = self.split.training_item(index)
+        value = item[0] if isinstance(item, (tuple, list)) and item else item
+        return value, self.split.targets()[index], item
+
+
 class _SafeSamples:
     """Transformed samples; a sample that fails to load becomes a recorded failure, not a crash."""
 
@@ -79,23 +97,37 @@ class _SafeSamples:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[bool, Any, Any]:
+    def __getitem__(self, index: int) -> tuple[bool, Any, Any, Any]:
         try:
-            value, target = self.dataset[index]
+            value, target, *item = self.dataset[index]
         except Exception as exc:  # noqa: BLE001 - a corrupt sample is data, not a probe crash
-            return False, index, f"{type(exc).__name__}: {exc}"
-        return True, value, target
+            return False, index, f"{type(exc).__name__}: {exc}", None
+        return True, value, target, (item[0] if item else (value, target))
 
 
-def collate(items: Sequence[tuple[bool, Any, Any]]) -> tuple[Any, list[Any], list[tuple[int, str]]]:
-    """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on."""
+def collate(items: Sequence[tuple[bool, Any, Any, Any]], user_collate: Any = None,
+            keep_batch: bool = False) -> tuple[Any, list[Any], list[tuple[int, str]], Any]:
+    """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on.
+
+    ``user_collate`` is the training DataLoader's collate function: when given, the inputs are what it
+    makes of the samples (the first element of its batch), as in training. With ``keep_batch`` the
+    whole collated batch comes back too, for a training step that takes the batch as training does.
+    """
     from torch.utils.data import default_collate
 
-    good = [(value, target) for ok, value, target in items if ok]
-    failures = [(index, message) for ok, index, message in items if not ok]
+    good = [(value, target, item) for ok, value, target, item in items if ok]
+    failures = [(index, message) for ok, index, message, _ in items if not ok]
     if not good:
-        return None, [], failures
-    return default_collate([value for value, _ in good]), [target for _, target in good], failures
+        return None, [], failures, None
+    targets = [target for _, target, _ in good]
+    if user_collate is None and not keep_batch:
+        return default_collate([value for value, _, _ in good]), targets, failures, None
+    batch = (user_collate or default_collate)([item for _, _, item in good])
+    if isinstance(batch, (list, tuple)) and batch:
+        inputs = batch[0]
+    else:  # a dict or custom batch object: the probe's own view of the inputs
+        inputs = default_collate([value for value, _, _ in good])
+    return inputs, targets, failures, batch if keep_batch else None
 
 
 @dataclass
@@ -103,6 +135,8 @@ class Batch:
     inputs: Any
     targets: list[Any]
     load_s: float
+    #: The batch as the training loop receives it (only kept for a custom training step).
+    collated: Any = None
 
 
 @dataclass
@@ -114,6 +148,9 @@ class BatchStream:
     num_workers: int
     seed: int
     pin_memory: bool = False
+    #: The training DataLoader's collate function (None: torch's default_collate).
+    user_collate: Any = None
+    keep_batch: bool = False
     failures: list[tuple[int, str]] = field(default_factory=list)
     _iterator: Any = None
     _loader: Any = None
@@ -124,7 +161,8 @@ class BatchStream:
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             _SafeSamples(self.dataset), batch_size=self.batch_size, shuffle=True, generator=generator,
-            num_workers=self.num_workers, collate_fn=collate, pin_memory=self.pin_memory,
+            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            collate_fn=functools.partial(collate, user_collate=self.user_collate, keep_batch=self.keep_batch),
             persistent_workers=self.num_workers > 0,  # small splits cycle epochs: keep workers alive
             # A worker stuck on one sample must not hang the probe past its budget.
             timeout=max(1.0, timeout_s) if self.num_workers else 0,
@@ -139,13 +177,13 @@ class BatchStream:
                 self._loader = self._loader or self._make_loader(timeout_s)
                 self._iterator = iter(self._loader)
             try:
-                inputs, targets, failures = next(self._iterator)
+                inputs, targets, failures, collated = next(self._iterator)
             except StopIteration:
                 self._iterator = None
                 continue
             self.failures.extend(failures)
             if inputs is not None:
-                return Batch(inputs, targets, time.perf_counter() - started)
+                return Batch(inputs, targets, time.perf_counter() - started, collated)
             empty_in_a_row += 1
             if empty_in_a_row >= 3:
                 shown = "; ".join(f"sample {i}: {m}" for i, m in self.failures[:3])

@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 
+from auditor import SkipAudit
 from auditor_plugins.gradient_probe.batches import (
     BatchStream,
     TargetPlan,
+    TrainingItems,
     call_model,
     describe_shape,
     float_targets,
@@ -143,8 +145,12 @@ def run_probe(ctx: Any, options: dict[str, Any]) -> ProbeRun:
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(device)
         probe.build_s = time.perf_counter() - started
-        stream = BatchStream(train.dataset(), probe.batch_size, int(options["num_workers"]), int(options["seed"]),
-                             pin_memory=device.type == "cuda")
+        loss_step = getattr(ctx.run, "loss_step", None)
+        user_collate = getattr(train, "collate_fn", None)
+        samples = TrainingItems(train) if user_collate is not None or loss_step is not None else train.dataset()
+        stream = BatchStream(samples, probe.batch_size, int(options["num_workers"]), int(options["seed"]),
+                             pin_memory=device.type == "cuda", user_collate=user_collate,
+                             keep_batch=loss_step is not None)
         try:
             first = _probe_steps(ctx, probe, model, optimizer, loss_fn, stream, device, budget)
         finally:
@@ -156,15 +162,24 @@ def run_probe(ctx: Any, options: dict[str, Any]) -> ProbeRun:
             overfit_model.train()
             overfit_optimizer = ctx.run.make_optimizer(overfit_model)
             probe.build_s += time.perf_counter() - started
+            step_fn = None
+            if loss_step is not None:
+                collated = first[0]
+                step_fn = lambda model, step: _custom_step(loss_step, model, collated, step, None)[0]
             probe.overfit = _overfit(probe, overfit_model, overfit_optimizer, loss_fn, first, device, budget,
-                                     int(options["overfit_steps"]))
+                                     int(options["overfit_steps"]), step_fn)
     probe.memory_mb, probe.memory_kind = peak_memory(device)
     return probe
 
 
 def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, stream: BatchStream,
                  device: torch.device, budget: _Budget) -> tuple[Any, Any] | None:
-    """The probe's steps; returns the first batch (inputs, targets) on the device for the overfit run."""
+    """The probe's steps; returns the first batch (inputs, targets) on the device for the overfit run.
+
+    With the context's ``loss_step`` (a training step that computes its own loss, e.g. a
+    LightningModule's ``training_step``) the first batch is ``(collated batch, None)``.
+    """
+    loss_step = getattr(ctx.run, "loss_step", None)
     book_started = time.perf_counter()
     snapshot = Snapshot.take(model)
     recorder = GradRecorder(snapshot.trainable, probe.steps_requested, device)
@@ -193,43 +208,34 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
         watched = step == 0 or step == probe.steps_requested - 1
         model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
-        try:
-            if watched:
-                with watch.watching(model):
-                    raw_output = call_model(model, inputs)
-            else:
-                raw_output = call_model(model, inputs)
-        except Exception as exc:
-            raise RuntimeError(f"the model's forward pass failed on a training batch of {describe_shape(inputs)} "
-                               f"(after the train transform): {type(exc).__name__}: {exc}") from exc
-        out, how = output_tensor(raw_output)
-        if out is None:
-            probe.target = TargetPlan(problem=how, fatal=True)
-            break
-        if step == 0:
-            book = time.perf_counter()
-            probe.output_note = how
-            probe.start = output_stats(out, inputs, probe.kind)
-            probe.trailing = watch.trailing()
-            probe.dead_start = watch.dead_layers(0.5)
-            bookkeeping += time.perf_counter() - book
-        plan = plan_targets(batch.targets, out, probe.kind, ctx.task.num_classes, _class_source(ctx), device)
-        if step == 0 or plan.fatal:
-            probe.target = plan
-        if plan.fatal:
-            break
-        loss, plan = _loss(loss_fn, out, batch.targets, plan, probe.kind, device)
-        if loss is None:
-            probe.target = plan
-            break
-        if step == 0:
-            probe.target = plan
-            first = (inputs, plan.targets)
-            book = time.perf_counter()
-            probe.uniform_loss, probe.prior_loss = _reference_losses(ctx, loss_fn, out, plan.targets, probe.kind)
-            bookkeeping += time.perf_counter() - book
-        elif watched:
-            probe.dead_end = watch.dead_layers(0.5)
+        if loss_step is not None:
+            collated = to_device(batch.collated, device)
+            loss, out = _custom_step(loss_step, model, collated, step, watch if watched else None)
+            if loss is None:
+                probe.stopped = (f"stopped after {step} steps: the training step returned no loss for batch "
+                                 f"{step + 1}, so there is nothing to probe")
+                break
+            if step == 0:
+                first = (collated, None)
+                book = time.perf_counter()
+                probe.trailing = watch.trailing()
+                probe.dead_start = watch.dead_layers(0.5)
+                if out is not None:
+                    probe.start = output_stats(out, inputs, probe.kind)
+                else:
+                    probe.notes.append("the training step's model output was not seen (it does not call the "
+                                       "model itself): output checks GP004, GP005, GP007 and GP009 were not run")
+                bookkeeping += time.perf_counter() - book
+            elif watched:
+                probe.dead_end = watch.dead_layers(0.5)
+        else:
+            loss, out, first_step, book_s = _manifest_step(ctx, probe, model, inputs, batch, loss_fn, device,
+                                                           watch, watched, step)
+            bookkeeping += book_s
+            if loss is None:
+                break
+            if first_step is not None:
+                first = first_step
         loss.backward()
         optimizer.step()
         book = time.perf_counter()
@@ -250,12 +256,84 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
     probe.none_steps = recorder.none_steps[:]
     if out is not None and probe.steps_done:
         probe.end = output_stats(out, inputs, probe.kind)
+    if probe.steps_done:
         probe.changed_frozen = snapshot.changed(snapshot.frozen)
         probe.changed_buffers = snapshot.changed(snapshot.frozen_buffers)
         changed = set(snapshot.changed(snapshot.trainable))
         probe.unchanged_trainable = [name for name, _ in snapshot.trainable if name not in changed]
     probe.bookkeeping_s = bookkeeping + time.perf_counter() - book
     return first
+
+
+def _manifest_step(ctx: Any, probe: ProbeRun, model: Any, inputs: Any, batch: Any, loss_fn: Any,
+                   device: torch.device, watch: ActivationWatch, watched: bool,
+                   step: int) -> tuple[Any, Any, tuple[Any, Any] | None, float]:
+    """``loss(model(inputs), targets)``: (loss, output, first batch at step 0, bookkeeping seconds).
+
+    A loss of None stops the probe (``probe.target`` says why).
+    """
+    bookkeeping = 0.0
+    first: tuple[Any, Any] | None = None
+    try:
+        if watched:
+            with watch.watching(model):
+                raw_output = call_model(model, inputs)
+        else:
+            raw_output = call_model(model, inputs)
+    except Exception as exc:
+        raise RuntimeError(f"the model's forward pass failed on a training batch of {describe_shape(inputs)} "
+                           f"(after the train transform): {type(exc).__name__}: {exc}") from exc
+    out, how = output_tensor(raw_output)
+    if out is None:
+        probe.target = TargetPlan(problem=how, fatal=True)
+        return None, None, None, bookkeeping
+    if step == 0:
+        book = time.perf_counter()
+        probe.output_note = how
+        probe.start = output_stats(out, inputs, probe.kind)
+        probe.trailing = watch.trailing()
+        probe.dead_start = watch.dead_layers(0.5)
+        bookkeeping += time.perf_counter() - book
+    plan = plan_targets(batch.targets, out, probe.kind, ctx.task.num_classes, _class_source(ctx), device)
+    if step == 0 or plan.fatal:
+        probe.target = plan
+    if plan.fatal:
+        return None, out, None, bookkeeping
+    loss, plan = _loss(loss_fn, out, batch.targets, plan, probe.kind, device)
+    if loss is None:
+        probe.target = plan
+        return None, out, None, bookkeeping
+    if step == 0:
+        probe.target = plan
+        first = (inputs, plan.targets)
+        book = time.perf_counter()
+        probe.uniform_loss, probe.prior_loss = _reference_losses(ctx, loss_fn, out, plan.targets, probe.kind)
+        bookkeeping += time.perf_counter() - book
+    elif watched:
+        probe.dead_end = watch.dead_layers(0.5)
+    return loss, out, first, bookkeeping
+
+
+def _custom_step(loss_step: Any, model: Any, batch: Any, step: int,
+                 watch: ActivationWatch | None) -> tuple[Any, torch.Tensor | None]:
+    """The caller's training step on ``batch``: (loss or None, the model's output when it was seen)."""
+    seen: list[Any] = []
+    handle = model.register_forward_hook(lambda _module, _args, output: seen.append(output))
+    try:
+        with watch.watching(model) if watch is not None else contextlib.nullcontext():
+            loss = loss_step(model, batch, step)
+    except SkipAudit:
+        raise
+    except Exception as exc:
+        raise RuntimeError(f"the training step failed on training batch {step + 1}: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        handle.remove()
+    out = output_tensor(seen[-1])[0] if seen else None
+    if loss is not None and not isinstance(loss, torch.Tensor):
+        raise RuntimeError(f"the training step returned {type(loss).__name__}, not a loss tensor (or None)")
+    return loss, out
+
 
 
 def _class_source(ctx: Any) -> str:
@@ -325,10 +403,13 @@ def _label_prior(ctx: Any, width: int) -> torch.Tensor:
 
 
 def _overfit(probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, batch: tuple[Any, Any],
-             device: torch.device, budget: _Budget, steps: int) -> OverfitRun:
-    """Train a fresh copy on the first batch only: a healthy setup drives this loss down quickly."""
+             device: torch.device, budget: _Budget, steps: int, step_fn: Any = None) -> OverfitRun:
+    """Train a fresh copy on the first batch only: a healthy setup drives this loss down quickly.
+
+    ``step_fn(model, step)`` is the caller's training step on that batch, when there is one.
+    """
     inputs, targets = batch
-    result = OverfitRun(batch_size=int(targets.shape[0]))
+    result = OverfitRun(batch_size=probe.batch_size if step_fn is not None else int(targets.shape[0]))
     params = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     flowing = torch.zeros(len(params), dtype=torch.bool, device=device)
@@ -340,8 +421,14 @@ def _overfit(probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, batch: t
         started = time.perf_counter()
         model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
-        out, _ = output_tensor(call_model(model, inputs))
-        loss = loss_fn(out, targets)
+        if step_fn is not None:
+            loss = step_fn(model, step)
+            if loss is None:
+                result.stopped = f"stopped after {step} of {steps} steps: the training step returned no loss"
+                break
+        else:
+            out, _ = output_tensor(call_model(model, inputs))
+            loss = loss_fn(out, targets)
         loss.backward()
         optimizer.step()
         value = float(loss.detach())

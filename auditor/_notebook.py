@@ -1,0 +1,91 @@
+"""Jupyter: the report shown inline, and progress as a notebook progress bar.
+
+No new dependency: a notebook always has IPython, and an HTML ``<progress>``
+element updated through a display id is a progress bar that needs neither
+ipywidgets nor JavaScript. The report goes into an ``<iframe srcdoc>``: its
+stylesheet cannot restyle the notebook, and it needs no script (the HTML report
+has none), so it still shows where a notebook strips scripts.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["NotebookProgress", "in_notebook", "inline_report"]
+
+#: How often a bar is redrawn at most: each update is a message to the notebook's front end.
+_REDRAW_S = 0.25
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (not in a terminal IPython, not in plain Python)."""
+    if "IPython" not in sys.modules:  # never import IPython just to ask
+        return False
+    shell = getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def inline_report(page: str, summary: str) -> str:
+    """The HTML report page inside an iframe, with a one-line summary above it."""
+    return (
+        '<div class="auditor-report">'
+        f"<p><strong>{html.escape(summary)}</strong></p>"
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="" title="auditor report" '
+        'style="width:100%;height:720px;border:1px solid #ccc;background:#fff"></iframe>'
+        "</div>"
+    )
+
+
+def _bar_html(description: str, total: int | None, done: int, elapsed: float) -> str:
+    label = html.escape(description)
+    if total:
+        return (f'<div><progress value="{done}" max="{total}" style="width:40%"></progress> '
+                f"{label}: {done}/{total} ({elapsed:.1f} s)</div>")
+    return f"<div><progress style=\"width:40%\"></progress> {label}: {done} ({elapsed:.1f} s)</div>"
+
+
+class _NotebookTask:
+    def __init__(self, description: str, total: int | None) -> None:
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self.description = description
+        self.total = total
+        self.done = 0
+        self.started = time.perf_counter()
+        self._drawn = 0.0
+        self.handle = display(HTML(_bar_html(description, total, 0, 0.0)), display_id=True)
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        now = time.perf_counter()
+        if now - self._drawn >= _REDRAW_S or (self.total is not None and self.done >= self.total):
+            self._drawn = now
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.handle is not None:
+            self.handle.update(self._html(_bar_html(self.description, self.total, self.done,
+                                                    time.perf_counter() - self.started)))
+
+    def close(self) -> None:
+        # A finished bar is noise above the report: blank it rather than leave it behind.
+        if self.handle is not None:
+            self.handle.update(self._html(""))
+
+
+class NotebookProgress:
+    """A :class:`~auditor._progress.ProgressFactory` that draws HTML progress bars in the notebook."""
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Any]:
+        task = _NotebookTask(description, total)
+        try:
+            yield task
+        finally:
+            task.close()
