@@ -206,5 +206,7 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path_factory):
         fail_on=manifest["fail_on"],
     )
     validate_report(result.report)
-    assert result.codes() == {f["code"] for f in cli.report["findings"]}
+    expected = {f["code"] for f in cli.report["findings"]}
+    notes = {a["name"]: a["notes"] for a in result.report["audits"]}
+    assert result.codes() == expected, (sorted(result.codes() - expected), sorted(expected - result.codes()), notes)
     assert result.exit_code == cli.report["exit_code"]
