@@ -50,42 +50,53 @@ def _bar_html(description: str, total: int | None, done: int, elapsed: float) ->
 
 
 class _NotebookTask:
-    def __init__(self, description: str, total: int | None) -> None:
-        from IPython.display import HTML, display
-
-        self._html = HTML
+    def __init__(self, owner: NotebookProgress, description: str, total: int | None) -> None:
+        self.owner = owner
         self.description = description
         self.total = total
         self.done = 0
         self.started = time.perf_counter()
-        self._drawn = 0.0
-        self.handle = display(HTML(_bar_html(description, total, 0, 0.0)), display_id=True)
 
     def advance(self, amount: int = 1) -> None:
         self.done += amount
-        now = time.perf_counter()
-        if now - self._drawn >= _REDRAW_S or (self.total is not None and self.done >= self.total):
-            self._drawn = now
-            self._draw()
+        self.owner.draw(force=self.total is not None and self.done >= self.total)
 
-    def _draw(self) -> None:
-        if self.handle is not None:
-            self.handle.update(self._html(_bar_html(self.description, self.total, self.done,
-                                                    time.perf_counter() - self.started)))
-
-    def close(self) -> None:
-        # A finished bar is noise above the report: blank it rather than leave it behind.
-        if self.handle is not None:
-            self.handle.update(self._html(""))
+    def html(self) -> str:
+        return _bar_html(self.description, self.total, self.done, time.perf_counter() - self.started)
 
 
 class NotebookProgress:
-    """A :class:`~auditor._progress.ProgressFactory` that draws HTML progress bars in the notebook."""
+    """A :class:`~auditor._progress.ProgressFactory` drawing HTML progress bars in the notebook.
+
+    All bars of a run share one output area (one display id): nested bars show as rows, and
+    the area is emptied when the last bar finishes, so the report is not buried under them.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: list[_NotebookTask] = []
+        self.handle: Any = None
+        self._drawn = 0.0
+
+    def draw(self, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self._drawn < _REDRAW_S:
+            return
+        self._drawn = now
+        from IPython.display import HTML, display
+
+        content = HTML("".join(task.html() for task in self.tasks))
+        if self.handle is None:
+            self.handle = display(content, display_id=True)
+        else:
+            self.handle.update(content)
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Any]:
-        task = _NotebookTask(description, total)
+        task = _NotebookTask(self, description, total)
+        self.tasks.append(task)
+        self.draw(force=True)
         try:
             yield task
         finally:
-            task.close()
+            self.tasks.remove(task)
+            self.draw(force=True)

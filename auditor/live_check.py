@@ -77,12 +77,14 @@ class CheckResult:
     def __repr__(self) -> str:
         import io
 
-        from auditor.console import make_console, print_report
+        from rich.console import Console
+
+        from auditor.console import print_report
 
         buffer = io.StringIO()
-        console = make_console(no_color=True)
-        console.file = buffer
-        console.width = 110
+        # Plain text into the buffer: in a notebook rich would otherwise display it as a side effect.
+        console = Console(file=buffer, width=110, no_color=True, color_system=None, force_jupyter=False,
+                          force_terminal=False, highlight=False, soft_wrap=False)
         print_report(console, self.report, self.written, timings=False)
         return f"{summary_line(self.report)}\n{buffer.getvalue().rstrip()}"
 
