@@ -24,7 +24,11 @@ data folder): the line says whether they are identical.
 
 Then a synthetic search: 10,000,000 train x 100,000 val random 64-bit hashes (plus
 mirrored queries and planted near pairs), in a fresh process, printing time and the
-driver's peak RSS. The machine is shared: the load average is printed with the numbers.
+driver's peak RSS; and the driver's whole share of an audit (gathered hashes held as
+a run holds them, then the analysis: search, verification, within-split duplicates)
+on 1,000,000 x 100,000 synthetic files, printing bytes per file at the peak: where
+the driver's memory is the limit. The machine is shared: the load average is printed
+with the numbers.
 """
 
 from __future__ import annotations
@@ -217,6 +221,49 @@ def search(quick: bool) -> None:
     print(f"(synthetic search process: {time.perf_counter() - started:.1f} s wall including hash generation)")
 
 
+def _driver_only(n_train: int, n_val: int) -> None:
+    """In a fresh process: what the driver holds per file, from gathered hashes to analysis."""
+    import random
+    import resource
+
+    sys.path.insert(0, str(HERE.parent))
+    from auditor_plugins.split_leakage import analysis
+    from auditor_plugins.split_leakage.collect import Samples
+
+    def rss() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    base = rss()
+    samples = Samples(["train", "val"])
+    rng = random.Random(0)
+    labels = [f"class_{i}" for i in range(10)]
+    for split, count in ((0, n_train), (1, n_val)):
+        name = samples.split_names[split]
+        paths = [f"s3://bucket/datasets/pets/{name}/class_{i % 10}/{name}_{i:08d}.jpg" for i in range(count)]
+        for i in samples.extend(split, paths, [labels[i % 10] for i in range(count)]):
+            samples.resolved[i] = paths[samples.index[i]]
+            samples.set_hash(i, rng.randbytes(16), rng.getrandbits(64), rng.getrandbits(64), rng.randbytes(64), None)
+    held = rss() - base
+    started = time.perf_counter()
+    options = {"max_distance": 8, "min_similarity": 0.97, "mirrored": True, "within_split": "near",
+               "near_duplicates": True, "max_pairs": 50}
+    analysis.analyse(samples, options, None)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    n = n_train + n_val
+    print(f"driver, {n_train:,} train x {n_val:,} val gathered hashes: {held / n:.0f} B/file held, analysis "
+          f"{seconds:.1f} s, peak RSS {peak / 2**30:.2f} GiB = {peak / n:.0f} B/file "
+          f"(so 4 GB holds about {4 * 2**30 / (peak / n) / 1e6:.1f} M files)", flush=True)
+
+
+def driver(quick: bool) -> None:
+    n_train, n_val = (200_000, 20_000) if quick else (1_000_000, 100_000)
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import scale; "
+            f"scale._driver_only({n_train}, {n_val})")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,200 images and a 1M x 10k search")
@@ -227,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.skip_search:
         search(args.quick)
+        driver(args.quick)
     if not args.skip_images:
         images(args.quick, args.quick or args.s3_pool)
     return 0
