@@ -1,0 +1,59 @@
+"""docs/architecture.md stays true: one line per module under auditor/ and plugins/, none for a gone module."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from conftest import REPO
+
+DOC = REPO / "docs" / "architecture.md"
+#: A module-map line: "- `auditor/cli.py` — its job."
+MAP_LINE = re.compile(r"^- `((?:auditor|plugins)/[\w/]+\.py)` — \S")
+#: Any module path the page mentions, in the map or in the walk through a run.
+MENTIONED = re.compile(r"`((?:auditor|plugins)/[\w/]+\.py)`")
+
+
+def _modules() -> list[str]:
+    found = []
+    for top in ("auditor", "plugins"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            relative = path.relative_to(REPO)
+            if "templates" in relative.parts:  # scaffold templates are not modules of ours
+                continue
+            found.append(relative.as_posix())
+    return found
+
+
+def _first_docstring_line(module: str) -> str:
+    doc = ast.get_docstring(ast.parse((REPO / module).read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0].rstrip(".") if doc.strip() else "<its job in one line>"
+
+
+def _mapped() -> list[str]:
+    return [m.group(1) for line in DOC.read_text(encoding="utf-8").splitlines() if (m := MAP_LINE.match(line))]
+
+
+def test_every_module_has_one_line_in_the_module_map():
+    mapped = _mapped()
+    missing = [module for module in _modules() if module not in mapped]
+    assert not missing, (
+        "docs/architecture.md: expected one module-map line per module, found none for "
+        f"{len(missing)} module(s). Add these lines under the heading of their package:\n"
+        + "\n".join(f"- `{module}` — {_first_docstring_line(module)}." for module in missing)
+    )
+
+
+def test_each_module_is_mapped_once():
+    mapped = _mapped()
+    twice = sorted({module for module in mapped if mapped.count(module) > 1})
+    assert not twice, f"docs/architecture.md: expected one line per module, found several for {twice}; keep one"
+
+
+def test_the_page_names_no_module_that_no_longer_exists():
+    text = DOC.read_text(encoding="utf-8")
+    gone = sorted({path for path in MENTIONED.findall(text) if not (REPO / path).is_file()})
+    assert not gone, (
+        f"docs/architecture.md names {gone}, which do not exist (renamed or removed?); "
+        "delete those lines or correct the paths"
+    )
