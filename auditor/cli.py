@@ -11,10 +11,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor._version import __version__
 from auditor.errors import AuditorError, ManifestInvalid, UsageError
 from auditor.findings import FailOn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.registry import Registry
 
 __all__ = ["build_parser", "main"]
 
@@ -115,7 +119,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from auditor._progress import NullProgress, RichProgress
     from auditor.api import run_manifest
     from auditor.console import make_console, print_audit_line, print_report
+    from auditor.registry import load_registry
 
+    registry = load_registry()
     out = make_console()
     quiet = args.quiet
     progress = RichProgress(make_console(stderr=True)) if sys.stderr.isatty() and not quiet else NullProgress()
@@ -125,9 +131,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
         select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,
         fail_on=args.fail_on, formats=_split_csv(args.format) or None, output_dir=args.output_dir,
-        use_cache=not args.no_cache, progress=progress, scheduler=_scheduler(args.scheduler),
+        use_cache=not args.no_cache, registry=registry, progress=progress, scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
     )
+    _echo(outcome.written, registry)
     if not quiet or outcome.exit_code != 0:
         print_report(out, outcome.report, outcome.written, verbose=args.verbose, timings=not quiet)
     return outcome.exit_code
@@ -142,6 +149,14 @@ def _scheduler(value: str | None) -> str | None:
         raise UsageError(f"--scheduler: expected 'local' or a Dask scheduler address such as "
                          f"tcp://10.0.0.5:8786, found {value!r}")
     return value
+
+
+def _echo(written: Sequence[tuple[str, Path]], registry: Registry) -> None:
+    """Print the files of formats that act only when printed (GitHub workflow commands)."""
+    for name, path in written:
+        if registry.report_formats[name].echo:
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+    sys.stdout.flush()
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -235,6 +250,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     report = load_report(args.report)
     formats = _split_csv(args.format)
     written = write_reports(report, formats, args.output_dir or args.report.parent, registry)
+    _echo(written, registry)
     out = make_console()
     for name, path in written:
         if name in formats:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,11 @@ __all__ = ["write_reports"]
 def write_reports(
     report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry
 ) -> list[tuple[str, Path]]:
-    """Render ``report`` in each format (json always) into ``output_dir``."""
+    """Render ``report`` in each format (json always) into ``output_dir``.
+
+    Prints nothing: what a format wants on stdout (``ReportFormat.echo``) is the CLI's to print, so
+    :func:`auditor.run_manifest` called from Python leaves the caller's stdout alone.
+    """
     wanted = ["json", *[f for f in formats if f != "json"]]
     unknown = [f for f in wanted if f not in registry.report_formats]
     if unknown:
@@ -39,7 +42,5 @@ def write_reports(
         else:
             tmp.write_text(content, encoding="utf-8")
         tmp.replace(target)  # never leave a half-written report behind
-        if fmt.echo:
-            sys.stdout.write(content if isinstance(content, str) else content.decode())
         written.append((name, target))
     return written

@@ -28,6 +28,7 @@ class ReportFormat:
     filename: str
     render: Renderer
     description: str = ""
-    #: Also print the rendered text to stdout (e.g. GitHub workflow commands,
-    #: which only act when a job step prints them).
+    #: The ``auditor`` command line also prints the written file to stdout (e.g.
+    #: GitHub workflow commands, which only act when a job step prints them).
+    #: Writing the file never prints: the Python API leaves stdout alone.
     echo: bool = False

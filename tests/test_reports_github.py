@@ -6,7 +6,7 @@ import copy
 import re
 
 import pytest
-from _reports_quickstart import quickstart_run
+from _reports_quickstart import quickstart_run, run_cli
 
 COMMAND = re.compile(r"^::(error|warning|notice) (?P<props>[^:]*)::(?P<data>.*)$")
 
@@ -47,6 +47,21 @@ def test_annotations_are_echoed_to_stdout(qs):
     # workflow commands act only when the step prints them
     for line in qs.text("github").splitlines():
         assert line in qs.stdout.splitlines()
+
+
+def test_writing_reports_prints_nothing_the_cli_prints(qs, tmp_path, capfd):
+    # Python callers of write_reports/run_manifest own their stdout; only the `auditor` command echoes.
+    from auditor.registry import load_registry
+    from auditor.report_files import write_reports
+
+    written = write_reports(qs.report, ["github"], tmp_path / "out", load_registry())
+    assert ("github", tmp_path / "out" / "github-annotations.txt") in written
+    assert capfd.readouterr() == ("", "")
+    rerendered = run_cli("report", qs.reports / "report.json", "--format", "github",
+                         "--output-dir", tmp_path / "cli", cwd=qs.project)
+    assert rerendered.returncode == 0, rerendered.stderr
+    annotations = (tmp_path / "cli" / "github-annotations.txt").read_text(encoding="utf-8")
+    assert annotations and annotations in rerendered.stdout
 
 
 def test_escaping_follows_the_runner_rules():
