@@ -79,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code.
+
+    When a call into user code passed its deadline and is still running in an
+    abandoned thread, the process exits here and now (see ``auditor._deadline``)
+    instead of returning: a finishing interpreter could wait on that thread.
+    """
+    code = _main(argv)
+    from auditor._deadline import abandoned, exit_process
+
+    if abandoned():
+        exit_process(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -66,6 +66,9 @@ class RunContext:
         #: ``training_step``); ``None``: the loss is ``loss(model(inputs), targets)``. Audits that train
         #: (gradient_probe) call it on their own model copy with the batch as the DataLoader makes it.
         self.loss_step: Callable[[Any, Any, int], Any] | None = None
+        from auditor._deadline import set_call_timeout
+
+        set_call_timeout(manifest.raw.get("call_timeout_s"))
 
     # -- model, optimizer, loss -----------------------------------------------------
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor._deadline import call_with_deadline
+
 if TYPE_CHECKING:  # pragma: no cover
     from auditor._storage import RemoteFiles
     from auditor.resolve import Resolver
@@ -167,7 +169,22 @@ class Split(abc.ABC):
         return {_class_name(names, index): count for index, count in sorted(counter.items())}
 
     def sample(self, index: int, *, transformed: bool = True) -> tuple[Any, Any]:
-        """``(input, target)`` as training sees it (or raw with ``transformed=False``)."""
+        """``(input, target)`` as training sees it (or raw with ``transformed=False``).
+
+        Runs under the call deadline: reading and transforming one sample is user code.
+        """
+        return call_with_deadline(self._sample, index, transformed, what=self.describe_call(index, transformed))
+
+    def raw(self, index: int) -> Any:
+        """``load(index)`` under the call deadline: what audits call instead of ``load``."""
+        return call_with_deadline(self.load, index, what=self.describe_call(index, False))
+
+    def describe_call(self, index: int, transformed: bool) -> str:
+        """How a deadline message names the read of sample ``index``."""
+        what = "reading and transforming" if transformed else "reading"
+        return f"{what} sample {index} of split {self.name!r} ({self.location})"
+
+    def _sample(self, index: int, transformed: bool) -> tuple[Any, Any]:
         value = self.load(index)
         transform = self.transform if transformed else None
         if transform is not None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from auditor._deadline import DeadlineExceeded, call_with_deadline
 from auditor._yaml import LineMap
 from auditor.errors import ManifestError
 
@@ -36,10 +37,13 @@ class Resolver:
         self.manifest_path = manifest_path
         self.pythonpath = [str(p) for p in pythonpath]
         self.lines = lines
+        #: Factories that passed their deadline: asking again must not wait again.
+        self._hung: dict[str, DeadlineExceeded] = {}
 
     # Pickling (DataLoader workers) must not drag the line map along needlessly.
     def __getstate__(self) -> dict[str, Any]:
-        return {"manifest_path": self.manifest_path, "pythonpath": self.pythonpath, "lines": LineMap()}
+        return {"manifest_path": self.manifest_path, "pythonpath": self.pythonpath, "lines": LineMap(),
+                "_hung": {}}
 
     @contextlib.contextmanager
     def _syspath(self) -> Iterator[None]:
@@ -93,7 +97,9 @@ class Resolver:
         value = self.resolve(ref, key)
         if _is_zero_arg_factory(value):
             try:
-                return value()
+                return self._call(value, key, ref)
+            except DeadlineExceeded:
+                raise
             except Exception as exc:
                 raise ManifestError(
                     self.manifest_path, key, "a transform factory that can be called without "
@@ -106,7 +112,17 @@ class Resolver:
         factory = self.resolve(ref, key)
         if not callable(factory):
             raise self._error(ref, key, f"{type(factory).__name__} object, which is not callable")
-        return factory(*args, **kwargs)
+        return self._call(factory, key, ref, *args, **kwargs)
+
+    def _call(self, factory: Any, key: str, ref: str, *args: Any, **kwargs: Any) -> Any:
+        """Call user code under the call deadline; a call that hung once is not retried."""
+        if key in self._hung:
+            raise self._hung[key]
+        try:
+            return call_with_deadline(factory, *args, what=f"{key} ({ref})", **kwargs)
+        except DeadlineExceeded as exc:
+            self._hung[key] = exc
+            raise
 
     # -- static checks (no import) ------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
+from auditor._deadline import call_with_deadline
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
@@ -107,10 +108,12 @@ class CallableSplit(Split):
 
     def training_item(self, index: int) -> Any:
         if self.manifest_transform() is None:
-            return self.dataset_object[index]  # the dataset's own item: what its DataLoader collates
+            # the dataset's own item: what its DataLoader collates; user code, so under the deadline
+            return call_with_deadline(self.dataset_object.__getitem__, index,
+                                      what=self.describe_call(index, True))
         return self.sample(index)
 
-    def sample(self, index: int, *, transformed: bool = True) -> tuple[Any, Any]:
+    def _sample(self, index: int, transformed: bool) -> tuple[Any, Any]:
         if not transformed:
             return self.load(index), self.targets()[index]
         declared = self.manifest_transform()

@@ -62,11 +62,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if len(train) == 0:
         raise SkipAudit("the 'train' split is empty")
     from auditor_plugins.gradient_probe.checks import evidence, judge
-    from auditor_plugins.gradient_probe.runner import run_probe
 
     options = dict(ctx.options)
     thresholds = {**DEFAULT_THRESHOLDS, **dict(options.get("thresholds") or {})}
-    probe = run_probe(ctx, options)
+    probe = _run_within_budget(ctx, options)
     ctx.evidence.update(evidence(probe))
     ctx.evidence["thresholds"] = thresholds
     for note in probe.notes:
@@ -87,6 +86,31 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         finding.evidence = plain_json(finding.evidence)
         yield finding
     ctx.evidence.update(plain_json(dict(ctx.evidence)))
+
+
+def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
+    """The probe, stopped at ``time_budget_s`` (plus a little grace) even when user code never returns.
+
+    The probe stops stepping by itself when the next step would not fit the
+    budget; this hard stop is for a factory, ``__getitem__`` or ``forward`` that
+    hangs, and it names what was running.
+    """
+    from auditor._deadline import DeadlineExceeded, call_with_deadline
+    from auditor_plugins.gradient_probe.runner import Activity, run_probe
+
+    budget = float(options["time_budget_s"])
+    grace = 5.0 + 0.1 * budget  # a step that started within the budget may finish a little after it
+    activity = Activity()
+    try:
+        return call_with_deadline(run_probe, ctx, options, activity, what="gradient_probe", seconds=budget + grace)
+    except DeadlineExceeded as exc:
+        if exc.what != "gradient_probe":
+            raise  # a factory or sample under its own call deadline, already named
+        raise DeadlineExceeded(
+            f"gradient_probe: {activity.doing}", budget + grace,
+            hint=f"the probe's time_budget_s is {budget:g} s; make that call return, or raise time_budget_s "
+            "if it is merely slow",
+        ) from exc
 
 
 def plain_json(value: Any) -> Any:

@@ -44,7 +44,14 @@ from auditor_plugins.gradient_probe.stats import (
     tensor_norms,
 )
 
-__all__ = ["OverfitRun", "ProbeRun", "run_probe"]
+__all__ = ["Activity", "OverfitRun", "ProbeRun", "run_probe"]
+
+
+@dataclass
+class Activity:
+    """What the probe is doing now: the deadline message names it when the probe does not return."""
+
+    doing: str = "starting"
 
 
 @dataclass
@@ -99,6 +106,9 @@ class ProbeRun:
     lrs: list[float] = field(default_factory=list)
     not_in_optimizer: list[str] = field(default_factory=list)
 
+    #: What runs now, for the message when the probe passes its hard deadline.
+    activity: Activity = field(default_factory=Activity)
+
     @property
     def steps_done(self) -> int:
         return len(self.losses)
@@ -122,7 +132,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_probe(ctx: Any, options: dict[str, Any]) -> ProbeRun:
+def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = None) -> ProbeRun:
+    activity = activity or Activity()
     device, device_note = pick_device(options["device"])
     budget = _Budget(float(options["time_budget_s"]))
     train = ctx.train
@@ -131,13 +142,17 @@ def run_probe(ctx: Any, options: dict[str, Any]) -> ProbeRun:
         torch.cuda.reset_peak_memory_stats(device)
     with isolated_rng(int(options["seed"]), device):
         started = time.perf_counter()
+        activity.doing = "building the loss (loss.factory)"
         loss_fn = ctx.run.make_loss()
         probe = ProbeRun(str(device), loss_kind(loss_fn), int(options["steps"]), int(options["batch_size"]),
                          len(train))
         if device_note:
             probe.notes.append(device_note)
+        probe.activity = activity
+        activity.doing = "building and copying the model (model.factory, deepcopy, .to, .train)"
         model = ctx.run.model_copy().to(device)
         model.train()
+        activity.doing = "building the optimizer (optimizer.factory)"
         optimizer = ctx.run.make_optimizer(model)
         probe.lrs = [float(group.get("lr", float("nan"))) for group in optimizer.param_groups]
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -158,6 +173,7 @@ def run_probe(ctx: Any, options: dict[str, Any]) -> ProbeRun:
             stream.close()
         if first is not None and probe.nonfinite_step != 0:
             started = time.perf_counter()
+            activity.doing = "building the model and optimizer for the one-batch overfit run"
             overfit_model = ctx.run.model_copy().to(device)
             overfit_model.train()
             overfit_optimizer = ctx.run.make_optimizer(overfit_model)
@@ -198,6 +214,8 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
                              f"{budget.seconds:g} s was reached")
             break
         step_started = time.perf_counter()
+        probe.activity.doing = (f"loading the training batch of step {step + 1} (the dataset's __getitem__ "
+                                "and transform)")
         try:
             batch = stream.next(budget.left())
         except RuntimeError as exc:  # worker timeout or unreadable samples: stop, never hang
@@ -208,6 +226,7 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
         watched = step == 0 or step == probe.steps_requested - 1
         model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
+        probe.activity.doing = f"the model's forward pass and the loss on training step {step + 1}"
         if loss_step is not None:
             collated = to_device(batch.collated, device)
             loss, out = _custom_step(loss_step, model, collated, step, watch if watched else None)
@@ -236,8 +255,11 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
                 break
             if first_step is not None:
                 first = first_step
+        probe.activity.doing = f"the backward pass on training step {step + 1}"
         loss.backward()
+        probe.activity.doing = f"optimizer.step() on training step {step + 1}"
         optimizer.step()
+        probe.activity.doing = f"recording gradients of training step {step + 1}"
         book = time.perf_counter()
         total = recorder.record()
         loss_value, grad_total = torch.stack([loss.detach().float().reshape(()), total]).tolist()
@@ -419,6 +441,7 @@ def _overfit(probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, batch: t
             result.stopped = f"stopped after {step} of {steps} steps: the time budget was reached"
             break
         started = time.perf_counter()
+        probe.activity.doing = f"step {step + 1} of the one-batch overfit run (forward, loss, backward, step)"
         model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
         if step_fn is not None:

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor._deadline import DeadlineExceeded
 from auditor._storage import RemoteFiles, is_url
 from auditor_plugins.split_leakage import hashing
 from auditor_plugins.split_leakage.cache import HashCache, file_key
@@ -302,11 +303,20 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
 def _hash_in_memory(samples: Samples, split: Any, ids: list[int],
                     progress: Callable[[str, int | None], Any]) -> None:
     step = 64
+    hung = ""
     with progress(f"hashing samples of '{split.name}'", len(ids)) as bar:
         for first in range(0, len(ids), step):
             for sample in ids[first:first + step]:
+                if hung:
+                    samples.set_hash(sample, b"", None, None, None, f"not read: {hung}")
+                    continue
                 try:
-                    value = split.load(samples.index[sample])
+                    value = split.raw(samples.index[sample])
+                except DeadlineExceeded as exc:
+                    # Each further sample could wait as long again: leave the rest unread.
+                    hung = f"an earlier sample did not return ({exc.what})"
+                    samples.set_hash(sample, b"", None, None, None, f"cannot load sample: {exc}")
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a sample that fails to load is recorded
                     samples.set_hash(sample, b"", None, None, None,
                                      f"cannot load sample: {type(exc).__name__}: {exc}")

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor._deadline import DeadlineExceeded, call_with_deadline
+
 __all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 
 #: Absolute values above this cannot come from [0, 1] images under any usual normalization
@@ -148,15 +150,18 @@ def measure_split(
     with _seeded(0):
         for position, index in enumerate(result.indices):
             try:
-                raw = split.load(index)
-                output = transform(_clone(raw)) if transform is not None else raw
-                if position < check_determinism and transform is not None:
-                    again = transform(_clone(raw))
-                    same = _same(output, again)
-                    if same is False:
-                        result.nondeterministic = True
-                    elif result.nondeterministic is None and same:
-                        result.nondeterministic = False
+                # Reading and transforming is user code: under the call deadline, as one call.
+                output, same = call_with_deadline(_transform_one, split, transform, index,
+                                                  position < check_determinism,
+                                                  what=split.describe_call(index, transform is not None))
+                if same is False:
+                    result.nondeterministic = True
+                elif result.nondeterministic is None and same:
+                    result.nondeterministic = False
+            except DeadlineExceeded as exc:
+                # Every further sample would wait as long again: stop measuring this split.
+                result.errors.append({"index": index, "error": str(exc)[:300]})
+                break
             except Exception as exc:  # noqa: BLE001 - a bad sample or pipeline is a finding, not a crash
                 result.errors.append({"index": index, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 if advance:
@@ -189,6 +194,16 @@ def measure_split(
         result.mean, result.std = mean.tolist(), variance.sqrt().tolist()
         result.min, result.max = lows.tolist(), highs.tolist()
     return result
+
+
+def _transform_one(split: Any, transform: Callable[[Any], Any] | None, index: int,
+                   twice: bool) -> tuple[Any, bool | None]:
+    """Sample ``index`` transformed, and whether a second run gave the same (None: not checked)."""
+    raw = split.load(index)
+    output = transform(_clone(raw)) if transform is not None else raw
+    if not twice or transform is None:
+        return output, None
+    return output, _same(output, transform(_clone(raw)))
 
 
 def _as_chw(output: Any, result: Measured) -> Any:

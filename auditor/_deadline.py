@@ -1,0 +1,138 @@
+"""Calling user code under a deadline: a call that never returns must not hang the run.
+
+A manifest is code, and code can block forever: a factory waiting on a lock, a
+``__getitem__`` reading a FIFO, a ``forward`` stuck in a loop. Python cannot
+kill a thread, and a subprocess cannot share the model, the optimizer or a
+dataset holding open files with the audit that needs them. So the call runs in
+a *daemon* thread and the caller waits with ``join(timeout)``. When the deadline
+passes, the caller gets :class:`DeadlineExceeded` (naming the call) and goes on;
+the thread is abandoned, still running, and recorded in :func:`abandoned`.
+
+Abandoned threads cost CPU until the process ends, and an interpreter shutting
+down while a daemon thread is inside a C extension (torch) can crash or block
+in finalisation. So the CLI ends through :func:`exit_process`, which flushes
+the standard streams and calls ``os._exit`` when any call was abandoned; that
+skips ``atexit`` handlers, which is why every file auditor writes is complete
+(renamed into place) before the exit code is known.
+
+Limits: code that holds the GIL without ever releasing it (a C loop that never
+returns to the interpreter) blocks every thread, the waiting one included;
+nothing short of a separate process stops that, and auditor does not try.
+Thread-local torch state (grad mode) is carried into the worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT_S",
+    "DeadlineExceeded",
+    "abandoned",
+    "call_timeout",
+    "call_with_deadline",
+    "exit_process",
+    "set_call_timeout",
+]
+
+T = TypeVar("T")
+
+#: Seconds one call into user code may take (the manifest's ``call_timeout_s`` overrides it).
+DEFAULT_CALL_TIMEOUT_S = 300.0
+
+_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+_abandoned: list[threading.Thread] = []
+_lock = threading.Lock()
+
+
+class DeadlineExceeded(RuntimeError):
+    """A call into user code did not return within its deadline; ``what`` names it."""
+
+    def __init__(self, what: str, seconds: float, hint: str = "") -> None:
+        self.what = what
+        self.seconds = seconds
+        self.hint = hint or ("raise the manifest's call_timeout_s if this call is merely slow, or make it "
+                             "return (a blocking read, a lock, an endless loop?)")
+        super().__init__(f"{what} did not return within {seconds:g} s; it was abandoned and the run went on "
+                         f"(hint: {self.hint})")
+
+
+def set_call_timeout(seconds: float | None) -> None:
+    """Set the per-call deadline for this process (None restores the default)."""
+    global _timeout_s
+    _timeout_s = DEFAULT_CALL_TIMEOUT_S if seconds is None else float(seconds)
+
+
+def call_timeout() -> float:
+    """The per-call deadline in seconds now in force."""
+    return _timeout_s
+
+
+def abandoned() -> list[str]:
+    """Names of calls that passed their deadline and are still running."""
+    with _lock:
+        _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
+        return [thread.name.removeprefix("auditor: ") for thread in _abandoned]
+
+
+def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: float | None = None,
+                       **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, or :class:`DeadlineExceeded` after ``seconds`` (default: the call timeout).
+
+    Exceptions raised by ``fn`` propagate unchanged with their traceback. A call
+    made from a thread that is itself running under a deadline nests: the inner
+    deadline is the smaller of the two only in effect, since the outer waiter
+    gives up on the whole thing at its own deadline.
+    """
+    limit = _timeout_s if seconds is None else float(seconds)
+    outcome: dict[str, Any] = {}
+    grad = _grad_mode()
+
+    def target() -> None:
+        try:
+            if grad is not None:
+                import torch
+
+                torch.set_grad_enabled(grad)
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller as is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"auditor: {what}", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        with _lock:
+            _abandoned.append(thread)
+        raise DeadlineExceeded(what, limit)
+    if "error" in outcome:
+        error = outcome.pop("error")
+        try:
+            raise error
+        finally:
+            del error  # no reference cycle through the traceback
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def _grad_mode() -> bool | None:
+    """Torch's thread-local grad mode of the caller, when torch is loaded (never imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "is_grad_enabled"):
+        return None
+    return bool(torch.is_grad_enabled())
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit with ``code``; with abandoned calls still running, exit at once (``os._exit``)."""
+    if not abandoned():
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -1,0 +1,64 @@
+"""User code that never returns: the run records what hung, goes on, and exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hostile._corpus import manifest, project, run, snapshot
+
+
+def test_hanging_model_factory_is_abandoned_and_named(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    marker = tmp_path / "factory-started"
+    path = manifest(root, call_timeout_s=1,
+                    model={"factory": "hostile:hang_model", "kwargs": {"marker": str(marker)}},
+                    audits={"frozen_coverage": None, "label_distribution": None})
+    before = snapshot(root, outside=root / "out")
+    done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
+    assert marker.exists(), "the factory never ran, so nothing was tested"
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "model.factory (hostile:hang_model) did not return within 1 s" in done.stdout
+    # The run went on: the audit that needs no model ran to the end.
+    assert "label_distribution" in done.stdout and "passed" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert snapshot(root, outside=root / "out") == before
+
+
+def test_hanging_forward_is_stopped_by_the_probe_budget(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    marker = tmp_path / "forward-started"
+    path = manifest(root, model={"factory": "hostile:hang_forward", "kwargs": {"marker": str(marker)}},
+                    audits={"gradient_probe": {"time_budget_s": 1, "steps": 2, "device": "cpu"}})
+    before = snapshot(root, outside=root / "out")
+    done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
+    assert marker.exists(), "forward never ran, so nothing was tested"
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "gradient_probe: the model's forward pass and the loss on training step 1 did not return" in done.stdout
+    assert "time_budget_s is 1 s" in done.stdout
+    assert (root / "out" / "report.json").is_file()
+    assert snapshot(root, outside=root / "out") == before
+
+
+def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> None:
+    import threading
+
+    import pytest
+    import torch
+
+    from auditor._deadline import DeadlineExceeded, abandoned, call_with_deadline
+
+    assert call_with_deadline(lambda a, b=0: a + b, 2, b=3, what="add") == 5
+    with pytest.raises(KeyError, match="missing"):
+        call_with_deadline(lambda: {}["missing"], what="lookup")
+    with torch.no_grad():
+        assert call_with_deadline(torch.is_grad_enabled, what="grad mode") is False
+    release = threading.Event()
+    with pytest.raises(DeadlineExceeded, match="a blocked wait did not return within 0.2 s"):
+        call_with_deadline(release.wait, what="a blocked wait", seconds=0.2)
+    assert "a blocked wait" in abandoned()
+    release.set()  # the abandoned thread finishes, and is then no longer listed
+    for _ in range(200):
+        if "a blocked wait" not in abandoned():
+            break
+        threading.Event().wait(0.05)
+    assert "a blocked wait" not in abandoned()
