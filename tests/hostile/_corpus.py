@@ -75,10 +75,16 @@ def sgd(model, lr=0.1):
     return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
 
 
-def to_tensor():
-    import torchvision.transforms as T
+def _pixels(image):
+    # Plain torch, no torchvision: importing it takes seconds on a loaded machine.
+    import numpy
 
-    return T.Compose([T.Resize((16, 16)), T.ToTensor()])
+    array = numpy.asarray(image.convert("RGB").resize((16, 16)), dtype=numpy.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def to_tensor():
+    return _pixels
 
 
 class RaisesOnFive(torch.utils.data.Dataset):
