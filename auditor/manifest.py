@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from auditor._schemas import load_schema
-from auditor._yaml import LineMap, load_with_lines
+from auditor._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.errors import ManifestError, ManifestInvalid
 from auditor.resolve import Resolver
 
@@ -102,6 +102,8 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
         ) from exc
     except UnicodeDecodeError as exc:
         raise ManifestInvalid([ManifestError(path, "", "UTF-8 text", f"undecodable bytes ({exc})")]) from exc
+    except YamlRefused as exc:
+        raise ManifestInvalid(_refused(path, exc)) from exc
     if not isinstance(raw, dict):
         raise ManifestInvalid(
             [ManifestError(path, "", "a mapping with 'version: 1' at the top", _describe(raw), line=1)]
@@ -125,7 +127,48 @@ def manifest_from_mapping(raw: dict[str, Any], path: Path, resolver: Resolver, r
     return manifest
 
 
+def _refused(path: Path, refused: YamlRefused) -> list[ManifestError]:
+    errors = [
+        ManifestError(
+            path, ".".join(map(str, duplicate.path)), "each key once in a mapping",
+            f"it twice, on lines {duplicate.first_line} and {duplicate.second_line}", line=duplicate.second_line,
+            hint="YAML would silently keep only the last one; remove or rename one of them",
+        )
+        for duplicate in refused.duplicates
+    ]
+    if refused.expanded is not None:
+        errors.append(ManifestError(
+            path, "", f"aliases (*name) that expand to at most {MAX_EXPANDED} values",
+            f"aliases nested so deep that they expand to more than {MAX_EXPANDED} (an alias bomb?)",
+            hint="write the values out, or nest fewer aliases",
+        ))
+    return errors
+
+
+def _key_types(manifest: Manifest) -> Iterable[ManifestError]:
+    """Names that YAML read as numbers, booleans or null: later code names splits by strings."""
+    for section in ("", "data", "audits"):
+        mapping = manifest.raw if not section else manifest.raw.get(section)
+        if not isinstance(mapping, Mapping):
+            continue
+        for key in mapping:
+            if isinstance(key, str) and key:
+                continue
+            written = {None: "null", True: "true", False: "false"}.get(key, str(key)) \
+                if not isinstance(key, (int, float)) or isinstance(key, bool) else str(key)
+            where = ".".join(p for p in (section, written) if p)
+            what = {"": "a top-level key", "data": "a split name", "audits": "an audit name"}[section]
+            yield manifest.error(
+                where, f"{what} that is a non-empty string", _describe(key),
+                hint=f"YAML reads unquoted 1, 1.5, true, null and ~ as non-strings; quote it: \"{written}\":",
+            )
+
+
 def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
+    key_problems = list(_key_types(manifest))
+    if key_problems:
+        yield from key_problems
+        return  # the schema layers would only trip over the same keys
     yield from validate_against(load_schema("manifest"), manifest.raw, manifest, "")
     # The deeper layers run on whatever part of the shape is sound, so one pass reports all.
     formats = registry.data_formats
