@@ -104,7 +104,12 @@ def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: flo
 
     thread = threading.Thread(target=target, name=f"auditor: {what}", daemon=True)
     thread.start()
-    thread.join(limit)
+    try:
+        thread.join(limit)
+    except BaseException:  # Ctrl-C while waiting: the call may run on; exit_process must know
+        with _lock:
+            _abandoned.append(thread)
+        raise
     if thread.is_alive():
         with _lock:
             _abandoned.append(thread)

@@ -22,6 +22,7 @@ from typing import Any
 from auditor._deadline import DeadlineExceeded
 from auditor._storage import RemoteFiles, is_url
 from auditor_plugins.split_leakage import hashing
+from auditor_plugins.split_leakage._pool import init_worker, stop_pool
 from auditor_plugins.split_leakage.cache import HashCache, file_key
 
 __all__ = ["Samples", "collect", "default_workers", "label_names"]
@@ -279,7 +280,10 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     failed: list[_Job] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                               initializer=init_worker, initargs=(os.getpid(),))
+    pending: dict[Any, _Job] = {}
+    try:
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
             warnings.simplefilter("ignore", DeprecationWarning)
             pending = {pool.submit(job.function, *job.arguments): job for job in jobs}
@@ -294,6 +298,15 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
                     continue
                 record(job, results)
                 bar.advance(len(job.positions))
+    except BaseException:
+        # Ctrl-C (or any escape): keep the chunks that finished, drop the queue, end the workers
+        # now. Leaving the `with` of the executor instead would run every queued chunk first.
+        for future, job in pending.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                record(job, future.result())
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     # A broken pool fails every job still queued: finish those here, one by one.
     for job in failed:
         record(job, job())

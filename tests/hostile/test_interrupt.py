@@ -1,0 +1,91 @@
+"""Ctrl-C and SIGKILL during parallel hashing: stop now, keep what is done, leave no worker behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import make_image_folder, write_manifest
+
+from hostile._corpus import snapshot
+
+#: Enough files that hashing runs in worker processes (400 and more) and lasts a while.
+FILES = 1600
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
+    root = tmp_path / "p"
+    make_image_folder(root / "data" / "train", {"a": FILES // 2}, size=96)
+    make_image_folder(root / "data" / "val", {"a": FILES // 2}, size=96, seed=5)
+    path = write_manifest(root, {
+        "version": 1,
+        "data": {"train": {"format": "image_folder", "root": "data/train"},
+                 "val": {"format": "image_folder", "root": "data/val"}},
+        "audits": {"split_leakage": {"workers": 2}},
+    })
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "auditor", "run", str(path), "--output-dir", str(root / "out")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120  # a hang guard, not a speed requirement
+    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+        workers = _children(process.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "hashing never started its worker processes"
+    time.sleep(1.0)  # let a few chunks finish
+    return process, root, workers
+
+
+def _gone(pids: set[int], within: float = 30.0) -> set[int]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return {p for p in pids if _alive(p)}
+
+
+def test_ctrl_c_cancels_queued_work_keeps_finished_hashes_and_ends_the_workers(tmp_path: Path) -> None:
+    process, root, workers = _start(tmp_path)
+    before = snapshot(root, outside=root / ".auditor-cache")
+    # A terminal's Ctrl-C reaches the whole foreground group; workers ignore it, the parent decides.
+    for pid in {process.pid, *workers}:
+        os.kill(pid, signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert _gone(workers) == set()
+    database = root / ".auditor-cache" / "split_leakage.sqlite"
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = connection.execute("SELECT COUNT(*) FROM file_hashes").fetchone()[0]
+    assert 0 < kept < FILES, kept  # finished chunks kept; the queue was not worked off
+    assert snapshot(root, outside=root / ".auditor-cache") == before
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    process, _, workers = _start(tmp_path)
+    process.kill()
+    process.communicate(timeout=30)
+    assert _gone(workers) == set()
