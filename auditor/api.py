@@ -47,12 +47,15 @@ def run_manifest(
     progress: Any = None,
     on_audit_done: Callable[[Any], None] | None = None,
     scheduler: str | None = None,
+    redact: bool | None = None,
 ) -> RunOutcome:
     """Load, validate and run ``manifest``; write its reports; return the report.
 
     Raises :class:`auditor.ManifestInvalid` / :class:`auditor.UsageError` for
     the problems the CLI answers with exit code 2. ``scheduler`` (``local`` or a
     Dask scheduler address) overrides the manifest's ``scheduler`` key.
+    ``redact`` (default: the manifest's ``report.redact``) writes paths relative
+    to the manifest and no host details (see ``auditor._redact``).
     """
     from auditor.context import RunContext
     from auditor.manifest import load_manifest
@@ -81,6 +84,11 @@ def run_manifest(
     started_at = datetime.now(timezone.utc)
     result = run_audits(context, selection, on_audit_done=on_audit_done)
     report = build_report(context, result, started_at)
-    target = output_dir or (loaded.base_dir / str(loaded.report_config.get("dir", "reports")))
+    if redact if redact is not None else bool(loaded.report_config.get("redact")):
+        from auditor._redact import redact as redacted
+
+        report = redacted(report, loaded.base_dir)
+    # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
+    target = output_dir or (loaded.base_dir / Path(str(loaded.report_config.get("dir", "reports"))).expanduser())
     written = write_reports(report, formats, target, registry)
     return RunOutcome(report, written)

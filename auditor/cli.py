@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
                      help="hash split_leakage files as Dask tasks: 'local' starts a LocalCluster, an address "
                           "uses a running cluster (needs auditor[distributed]; default: the manifest's scheduler)")
+    run.add_argument("--redact", action="store_true", default=None,
+                     help="write reports fit to publish: paths relative to the manifest, no platform, user "
+                     "name or tracebacks (default: the manifest's report.redact)")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)")
     run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
 
@@ -117,9 +121,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _escape(text: str) -> str:
+    """Rich markup escaped, and control characters (ESC...) from names made visible."""
     from rich.markup import escape
 
-    return escape(text)
+    from auditor._printable import printable
+
+    return escape(printable(text))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -146,7 +153,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
         select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,
         fail_on=args.fail_on, formats=_split_csv(args.format) or None, output_dir=args.output_dir,
-        use_cache=not args.no_cache, registry=registry, progress=progress, scheduler=_scheduler(args.scheduler),
+        use_cache=not args.no_cache, registry=registry, progress=progress, redact=args.redact,
+        scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
     )
     _echo(outcome.written, registry)
@@ -258,18 +266,32 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from auditor.console import make_console
     from auditor.registry import load_registry
-    from auditor.report_document import load_report
+    from auditor.report_document import SCHEMA_VERSION, load_report, newer_minor
     from auditor.report_files import write_reports
 
     registry = load_registry()
     report = load_report(args.report)
+    newer = newer_minor(report)
+    if newer:
+        make_console(stderr=True).print(
+            f"[yellow]warning:[/yellow] {_escape(str(args.report))} has schema_version {_escape(newer)}, newer "
+            f"than this auditor writes ({SCHEMA_VERSION}); fields it does not know are left out")
     formats = _split_csv(args.format)
-    written = write_reports(report, formats, args.output_dir or args.report.parent, registry)
+    output_dir = args.output_dir or args.report.parent
+    for name in formats:
+        fmt = registry.report_formats.get(name)
+        target = output_dir / fmt.filename if fmt else None
+        if target is not None and target.exists() and os.path.samefile(target, args.report):
+            raise UsageError(
+                f"--format {name}: expected an output file other than the input, found that it would "
+                f"overwrite {args.report}; pass --output-dir DIR"
+            )
+    # Only the formats asked for: re-rendering must not rewrite the JSON it reads.
+    written = write_reports(report, formats, output_dir, registry, include_json=False)
     _echo(written, registry)
     out = make_console()
     for name, path in written:
-        if name in formats:
-            out.print(f"[dim]{name} report:[/dim] {_escape(str(path))}")
+        out.print(f"[dim]{name} report:[/dim] {_escape(str(path))}")
     return 0
 
 

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from auditor._printable import printable as _p
+
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -28,7 +30,7 @@ def print_audit_line(console: Console, result: Any) -> None:
         (f"  {result.duration_s:.2f}s", "dim"),
     )
     if result.reason:
-        text.append(f"  ({result.reason})", style="dim")
+        text.append(f"  ({_p(result.reason)})", style="dim")
     console.print(text)
 
 
@@ -58,12 +60,12 @@ def print_report(
             if _manifest_problem(audit):
                 # Not a bug in the audit: the manifest names something that is not there.
                 console.rule(Text(f"{audit['name']}: stopped by the manifest", style="bold magenta"), align="left")
-                console.print(Text(f"  {error.get('message', '')}"))
+                console.print(Text(f"  {_p(error.get('message', ''))}"))
                 continue
             console.rule(Text(f"{audit['name']}: crashed", style="bold magenta"), align="left")
-            console.print(Text(f"  {error.get('type', 'Error')}: {error.get('message', '')}"))
+            console.print(Text(f"  {_p(error.get('type', 'Error'))}: {_p(error.get('message', ''))}"))
             if verbose and error.get("traceback"):
-                console.print(Text(error["traceback"], style="dim"))
+                console.print(Text(_p(error["traceback"]), style="dim"))
             continue
         notes = audit.get("notes") or []
         if not items and not notes:
@@ -84,7 +86,7 @@ def print_report(
             for effect in consequences.get(finding.get("id") or "", []):
                 _print_finding(console, effect, indent="      -> ", audit_name=effect["audit"])
         for note in notes:
-            console.print(Text(f"          note: {note}", style="dim"))
+            console.print(Text(f"          note: {_p(note)}", style="dim"))
     summary = report["summary"]
     console.print()
     counts = Text("  ")
@@ -104,21 +106,21 @@ def print_report(
     counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")
     console.print(counts)
     for name, path in written:
-        console.print(f"  [dim]{escape(name)} report:[/dim] {escape(str(path))}")
+        console.print(f"  [dim]{escape(_p(name))} report:[/dim] {escape(_p(path))}")
 
 
 def _print_finding(console: Console, finding: Mapping[str, Any], *, indent: str, audit_name: str = "") -> None:
     style = SEVERITY_STYLE[finding["severity"]]
     head = Text.assemble(
-        (f"{indent}{finding['code']} ", style), (f"{finding['severity']:<7} ", style), (finding["message"], ""),
+        (f"{indent}{finding['code']} ", style), (f"{finding['severity']:<7} ", style), (_p(finding["message"]), ""),
     )
     if finding.get("location"):
-        head.append(f"  [{finding['location']}]", style="dim")
+        head.append(f"  [{_p(finding['location'])}]", style="dim")
     if audit_name:
         head.append(f"  ({audit_name})", style="dim")
     console.print(head)
     if finding.get("hint"):
-        console.print(Text(f"{' ' * max(10, len(indent) + 8)}hint: {finding['hint']}", style="dim"))
+        console.print(Text(f"{' ' * max(10, len(indent) + 8)}hint: {_p(finding['hint'])}", style="dim"))
 
 
 def _manifest_problem(audit: Mapping[str, Any]) -> bool:

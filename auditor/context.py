@@ -78,7 +78,8 @@ class RunContext:
         section = self.manifest.section("model")
         if not section:
             raise self._missing("model")
-        return self.resolver.call_factory(section["factory"], "model.factory", **dict(section.get("kwargs") or {}))
+        model = self.resolver.call_factory(section["factory"], "model.factory", **dict(section.get("kwargs") or {}))
+        return self._checked(model, "model.factory", "named_parameters", "a torch.nn.Module")
 
     def model_copy(self) -> Any:
         """A deep copy of the model for audits that train or change state."""
@@ -94,9 +95,10 @@ class RunContext:
         section = self.manifest.section("optimizer")
         if not section:
             raise self._missing("optimizer")
-        return self.resolver.call_factory(
+        optimizer = self.resolver.call_factory(
             section["factory"], "optimizer.factory", model, **dict(section.get("kwargs") or {})
         )
+        return self._checked(optimizer, "optimizer.factory", "param_groups", "a torch.optim.Optimizer")
 
     @functools.cached_property
     def loss(self) -> Any:
@@ -107,7 +109,20 @@ class RunContext:
 
     def make_loss(self) -> Any:
         section = self.manifest.section("loss")
-        return self.resolver.call_factory(section["factory"], "loss.factory", **dict(section.get("kwargs") or {}))
+        loss = self.resolver.call_factory(section["factory"], "loss.factory", **dict(section.get("kwargs") or {}))
+        return self._checked(loss, "loss.factory", "__call__", "a callable loss (e.g. torch.nn.CrossEntropyLoss())")
+
+    def _checked(self, value: Any, key: str, attribute: str, expected: str) -> Any:
+        """``value`` when it has ``attribute``; otherwise a ManifestError naming the factory."""
+        if hasattr(value, attribute):
+            return value
+        section, _, leaf = key.partition(".")
+        ref = self.manifest.section(section).get(leaf)
+        found = "None" if value is None else f"a {type(value).__name__}"
+        raise ManifestError(
+            self.manifest.path, key, f"a factory returning {expected}", f"{ref} returned {found}",
+            line=self.manifest.line(key), hint="return the object itself from the factory (a missing return?)",
+        )
 
     def has(self, section: str) -> bool:
         """True when the manifest declares ``model``, ``optimizer``, ``loss`` or ``data``."""

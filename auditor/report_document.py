@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import RunContext
     from auditor.runner import RunResult
 
-__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "validate_report"]
+__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "newer_minor", "validate_report"]
 
 SCHEMA_VERSION = "1.0"
 SEVERITIES = ("error", "warning", "info")
@@ -138,11 +138,32 @@ def validate_report(report: Mapping[str, Any]) -> None:
 
 def load_report(path: Path) -> dict[str, Any]:
     try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        from auditor._regular import open_regular
+
+        with open_regular(path) as handle:  # a FIFO given as the report must not block
+            report = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"report {path}: expected a JSON report written by `auditor run`, found: {exc}") from exc
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if isinstance(version, str) and version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        # Another major version may mean other fields: rendering it could silently drop findings.
+        raise UsageError(
+            f"report {path}: expected schema_version {SCHEMA_VERSION.split('.')[0]}.x (what auditor "
+            f"{__version__} writes), found {version!r}; re-render it with the auditor version that wrote it"
+        )
     try:
         validate_report(report)
     except Exception as exc:
         raise UsageError(f"report {path}: not a valid auditor report ({str(exc).splitlines()[0]})") from exc
     return report
+
+
+def newer_minor(report: Mapping[str, Any]) -> str | None:
+    """The report's schema_version when it is a later minor version than this auditor writes."""
+    version = str(report.get("schema_version", ""))
+    try:
+        theirs = tuple(int(part) for part in version.split("."))
+        ours = tuple(int(part) for part in SCHEMA_VERSION.split("."))
+    except ValueError:
+        return version or None
+    return version if theirs > ours else None

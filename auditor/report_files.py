@@ -1,46 +1,104 @@
-"""Writing a report in every requested format into the output folder."""
+"""Writing a report in every requested format into the output folder.
+
+Each file is rendered first, then written to a temporary file that
+:func:`tempfile.mkstemp` creates exclusively (``O_CREAT | O_EXCL``, a random
+name: a planted symlink is never followed, two concurrent runs never share a
+name) in the target folder, and renamed over the target. A reader sees the old
+report or the new one, never half of one. When writing fails (a read-only or
+full folder) the temporary file is removed and :class:`ReportWriteError` names
+the folder and the OS error; the CLI answers it with exit code 2.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.errors import UsageError
+from auditor.errors import AuditorError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.registry import Registry
 
-__all__ = ["write_reports"]
+__all__ = ["ReportWriteError", "write_file_atomically", "write_reports"]
+
+
+class ReportWriteError(AuditorError):
+    """A report file could not be written; nothing half-written is left behind."""
+
+    def __init__(self, what: str, folder: Path, error: OSError) -> None:
+        self.folder = folder
+        self.error = error
+        reason = error.strerror or str(error)
+        code = f" [{_errno_name(error.errno)}]" if error.errno else ""
+        super().__init__(
+            f"cannot write {what} into {folder}: {reason}{code}\n"
+            f"  hint: make the folder writable and give it free space, or pass --output-dir"
+        )
 
 
 def write_reports(
-    report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry
+    report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry,
+    *, include_json: bool = True,
 ) -> list[tuple[str, Path]]:
-    """Render ``report`` in each format (json always) into ``output_dir``.
+    """Render ``report`` in each format (and json, unless ``include_json`` is false) into ``output_dir``.
 
     Prints nothing: what a format wants on stdout (``ReportFormat.echo``) is the CLI's to print, so
     :func:`auditor.run_manifest` called from Python leaves the caller's stdout alone.
     """
-    wanted = ["json", *[f for f in formats if f != "json"]]
+    asked = list(dict.fromkeys(formats))
+    wanted = ["json", *[f for f in asked if f != "json"]] if include_json else asked
     unknown = [f for f in wanted if f not in registry.report_formats]
     if unknown:
         raise UsageError(
             f"report format {unknown[0]!r}: expected one of the installed formats "
             f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportWriteError("the reports", output_dir, exc) from exc
     written = []
     catalog = registry.catalog
     for name in wanted:
         fmt = registry.report_formats[name]
         content = fmt.render(dict(report), catalog)
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
         target = output_dir / fmt.filename
-        tmp = target.with_name(target.name + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        tmp.replace(target)  # never leave a half-written report behind
+        try:
+            write_file_atomically(target, data)
+        except OSError as exc:
+            raise ReportWriteError(f"the {name} report ({fmt.filename})", output_dir, exc) from exc
         written.append((name, target))
     return written
+
+
+def write_file_atomically(target: Path, data: bytes) -> None:
+    """Put ``data`` at ``target`` through an exclusive temporary file in the same folder."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            # mkstemp makes the file 0600; a report is as readable as any file the user creates.
+            with contextlib.suppress(OSError):
+                os.fchmod(stream.fileno(), 0o666 & ~_umask())
+            stream.write(data)
+        os.replace(temporary, target)  # rename never follows a link at the target: it replaces it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _errno_name(number: int) -> str:
+    import errno
+
+    return errno.errorcode.get(number, str(number))

@@ -54,7 +54,7 @@ def test_validate_hook_takes_changed_manifests_quietly():
 
 def test_static_hook_runs_once_on_its_manifest_argument():
     hook = _hooks()["auditor-static"]
-    assert hook["entry"].split() == ["auditor", "run", "--static", "--quiet", "--format", "json"]
+    assert hook["entry"].split() == ["auditor", "run", "--static", "--quiet", "--format", "json", "--redact"]
     assert hook["language"] == "python"
     assert hook["pass_filenames"] is False and hook["require_serial"] is True
 

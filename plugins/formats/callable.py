@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor._deadline import call_with_deadline
+from auditor.errors import ManifestError
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
@@ -84,7 +85,23 @@ class CallableSplit(Split):
                 except TypeError:
                     continue
         with self._without_own_transform():
-            return [_as_target(dataset[i][1]) for i in range(len(dataset))]
+            targets = []
+            for index in range(len(dataset)):
+                try:
+                    targets.append(_as_target(dataset[index][1]))
+                except Exception as exc:
+                    raise self._item_error(index, exc) from exc
+            return targets
+
+    def _item_error(self, index: int, exc: Exception) -> ManifestError:
+        key = f"{self.location}.factory"
+        return ManifestError(
+            self.spec.resolver.manifest_path, key, "a dataset whose every item can be read",
+            f"item {index} of split {self.name!r} raised {type(exc).__name__}: {str(exc).strip()[:200]}",
+            line=self.spec.resolver.lines.line(key),
+            hint=f"reproduce with `{self.spec.config.get('factory')}()[{index}]`; labels are read from "
+            "every item when the dataset has no targets/labels attribute",
+        )
 
     def classes(self) -> list[str]:
         names = getattr(self.dataset_object, "classes", None)

@@ -19,9 +19,11 @@ def load_image(path: Path | str, storage_options: dict[str, Any] | None = None) 
     """Decode like torchvision's default loader: PIL, converted to RGB (URLs through fsspec)."""
     from PIL import Image
 
+    from auditor._regular import open_regular
     from auditor._storage import is_url, open_url
 
-    with (open_url(path, storage_options) if is_url(path) else open(path, "rb")) as handle:
+    # open_regular: a FIFO named x.jpg would block open() until a writer came, maybe never.
+    with (open_url(path, storage_options) if is_url(path) else open_regular(path)) as handle:
         image = Image.open(handle)
         return image.convert("RGB")
 

@@ -54,6 +54,11 @@ class TableSplit(Split):
                 frame = pd.read_csv(source, usecols=columns, engine="c", low_memory=False, **remote)
         except FileNotFoundError as exc:
             raise self._error("path", "a CSV or Parquet file", f"{source} does not exist") from exc
+        except UnicodeDecodeError as exc:
+            raise self._error(
+                "path", "a CSV file in UTF-8", f"{source}: bytes that are not UTF-8 at offset {exc.start} "
+                f"({exc.reason})", hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            ) from exc
         except ValueError as exc:
             header = _header(self.table_path)
             raise self._error(

@@ -45,7 +45,7 @@ OPTIONS_SCHEMA: dict[str, Any] = {
                           "description": "the probe stops early (with a note) when this is reached"},
         "overfit_steps": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 20,
                           "description": "steps of overfitting one batch (GP006); 0 skips it"},
-        "seed": {"type": "integer", "minimum": 0, "default": 0},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
         "thresholds": {
             "type": "object", "additionalProperties": False, "default": {},
             "properties": {name: {"type": "number", "exclusiveMinimum": 0, "default": value}

@@ -5,16 +5,22 @@ Evidence of the split_leakage findings lists ``pairs`` of samples whose
 for in-memory samples). Each is read with PIL, shrunk to at most ``size``
 pixels and embedded as a ``data:`` URI, so the report stays one file. A file
 that is gone, unreadable or not an image becomes a placeholder: re-rendering an
-old report after the data moved must still work.
+old report after the data moved must still work. Only files inside the
+manifest's folder tree are read: a report is data, and a crafted one must not
+turn ``auditor report --format html`` into a way to copy any image on the
+machine into a file that gets published.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from auditor._regular import open_regular
 
 __all__ = ["MAX_PAIRS", "THUMB_PX", "PairView", "Thumb", "pair_views"]
 
@@ -39,15 +45,34 @@ class PairView(NamedTuple):
     note: str
 
 
-def _data_uri(path: Path, size: int) -> tuple[str, str]:
+def _inside(path: Path, base: Path) -> bool:
+    """True when ``path``, links resolved, lies in ``base``'s folder tree, and that tree is a project's.
+
+    The manifest's folder comes from the report, which may be crafted: a folder
+    that is the file system's root, a top-level folder or the home folder itself
+    would make the rule empty, so nothing under such a "manifest folder" is read.
+    """
+    try:
+        root = Path(os.path.realpath(base))
+        if len(root.parts) < 3 or root == Path(os.path.realpath(Path.home())):
+            return False
+        return Path(os.path.realpath(path)).is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
     try:
         from PIL import Image, ImageOps
     except ImportError:  # pragma: no cover - pillow is a dependency
         return "", "pillow is not installed"
+    # A report is data: a crafted one must not make auditor embed, say, ~/private.jpg.
+    if not _inside(path, base):
+        return "", "outside the manifest's folder, not embedded"
     if not path.is_file():
         return "", "file not found"
     try:
-        with Image.open(path) as image:
+        with open_regular(path) as handle, Image.open(handle) as image:
             if image.width * image.height > _MAX_SOURCE_PIXELS:
                 return "", f"too large to preview ({image.width}x{image.height})"
             image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
@@ -70,7 +95,7 @@ def _thumb(sample: Any, base: Path, size: int) -> Thumb:
         index = sample.get("index", "?")
         return Thumb(split, label, f"{split}[{index}]", "", "in-memory sample, no file to show")
     path = Path(str(raw))
-    uri, problem = _data_uri(path if path.is_absolute() else base / path, size)
+    uri, problem = _data_uri(path if path.is_absolute() else base / path, size, base)
     return Thumb(split, label, str(raw), uri, problem)
 
 

@@ -5,7 +5,8 @@ puts the finding on the manifest line in the pull request's diff and the run's
 summary. Workflow commands act only when a step prints them, so this format
 echoes to stdout as well as writing its file. Severities map to ``error``,
 ``warning`` and ``notice``. Values are escaped as the runner expects
-(``%``, CR and LF in messages; additionally ``:`` and ``,`` in properties).
+(``%``, CR and LF in messages; additionally ``:`` and ``,`` in properties);
+other control characters (ESC...) are written as visible escapes such as ``\\x1b``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor._printable import printable
 from auditor_plugins.reports import _common
 
 __all__ = ["COMMANDS", "escape_data", "escape_property", "render"]
@@ -22,7 +24,8 @@ COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # printable first: an ESC in a file or class name must not reach the log's terminal raw.
+    return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:

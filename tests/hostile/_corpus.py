@@ -97,7 +97,7 @@ class RaisesOnFive(torch.utils.data.Dataset):
     def __getitem__(self, index):
         if index == 5:
             raise OSError("disk went away at item five")
-        return torch.zeros(3, 8, 8), self.targets[index]
+        return torch.zeros(3, 8, 8), index % 2
 
 
 def raises_on_five():
