@@ -24,8 +24,9 @@ COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def escape_data(text: str) -> str:
-    # printable first: an ESC in a file or class name must not reach the log's terminal raw.
-    return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # CR and LF as the runner wants them, then every other control character (an ESC in a
+    # file or class name) as a visible escape: it must not reach the log's terminal raw.
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:
