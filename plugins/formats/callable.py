@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
-from auditor._deadline import call_with_deadline
+from auditor._deadline import DeadlineExceeded, call_with_deadline
 from auditor.errors import ManifestError
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
@@ -88,7 +88,10 @@ class CallableSplit(Split):
             targets = []
             for index in range(len(dataset)):
                 try:
-                    targets.append(_as_target(dataset[index][1]))
+                    item = call_with_deadline(dataset.__getitem__, index, what=self.describe_call(index, False))
+                    targets.append(_as_target(item[1]))
+                except DeadlineExceeded:
+                    raise  # names the item already; the next one could hang as long
                 except Exception as exc:
                     raise self._item_error(index, exc) from exc
             return targets

@@ -42,7 +42,10 @@ class TableSplit(Split):
         import pandas as pd
 
         if self.table_url is None and not self.table_path.is_file():
-            raise self._error("path", "a CSV or Parquet file", f"{self.table_path} does not exist")
+            # is_file is False for a FIFO too, which pandas would wait on forever.
+            found = "is not a regular file (a FIFO, device or folder?)" if self.table_path.exists() else \
+                "does not exist"
+            raise self._error("path", "a CSV or Parquet file", f"{self.table_path} {found}")
         columns = [self.path_column, self.label_column]
         # pandas reads URLs through fsspec itself; local files keep the plain path.
         source: Any = self.table_url or self.table_path

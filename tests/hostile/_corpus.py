@@ -102,6 +102,18 @@ class RaisesOnFive(torch.utils.data.Dataset):
 
 def raises_on_five():
     return RaisesOnFive()
+
+
+class HangsOnItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        _hang("")
+
+
+def hangs_on_items():
+    return HangsOnItems()
 '''
 
 

@@ -68,3 +68,16 @@ def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> Non
             break
         threading.Event().wait(0.05)
     assert "a blocked wait" not in abandoned()
+
+
+def test_a_dataset_whose_items_never_return_is_abandoned_at_the_first_item(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    path = manifest(root, call_timeout_s=1,
+                    data={"train": {"format": "callable", "factory": "hostile:hangs_on_items"}},
+                    audits={"label_distribution": None})
+    before = snapshot(root, outside=root / "out")
+    done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
+    assert done.returncode == 2, done.stdout + done.stderr
+    text = " ".join(done.stdout.split())
+    assert "reading sample 0 of split 'train' (data.train) did not return within 1 s" in text, done.stdout
+    assert snapshot(root, outside=root / "out") == before
