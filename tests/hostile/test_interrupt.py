@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -15,7 +16,7 @@ from conftest import make_image_folder, write_manifest
 from hostile._corpus import snapshot
 
 #: Enough files that hashing runs in worker processes (400 and more) and lasts a while.
-FILES = 1600
+FILES = 2000
 
 
 def _children(pid: int) -> set[int]:
@@ -38,8 +39,8 @@ def _alive(pid: int) -> bool:
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     root = tmp_path / "p"
-    make_image_folder(root / "data" / "train", {"a": FILES // 2}, size=96)
-    make_image_folder(root / "data" / "val", {"a": FILES // 2}, size=96, seed=5)
+    make_image_folder(root / "data" / "train", {"a": FILES // 2}, size=256)
+    make_image_folder(root / "data" / "val", {"a": FILES // 2}, size=256, seed=5)
     path = write_manifest(root, {
         "version": 1,
         "data": {"train": {"format": "image_folder", "root": "data/train"},
@@ -55,8 +56,22 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
         workers = _children(process.pid)
         time.sleep(0.05)
     assert len(workers) >= 2, "hashing never started its worker processes"
-    time.sleep(1.0)  # let a few chunks finish
+    # Let a few chunks finish: measured in the workers' CPU time, which load does not stretch.
+    while _cpu_s(workers) < 0.3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert process.poll() is None, "hashing finished before it could be interrupted"
     return process, root, workers
+
+
+def _cpu_s(pids: set[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _gone(pids: set[int], within: float = 30.0) -> set[int]:
@@ -71,7 +86,8 @@ def test_ctrl_c_cancels_queued_work_keeps_finished_hashes_and_ends_the_workers(t
     before = snapshot(root, outside=root / ".auditor-cache")
     # A terminal's Ctrl-C reaches the whole foreground group; workers ignore it, the parent decides.
     for pid in {process.pid, *workers}:
-        os.kill(pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in err, err
