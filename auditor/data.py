@@ -39,6 +39,14 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
             "{client_kwargs: {endpoint_url: ...}}; ignored for local paths"
         ),
     },
+    "collate_fn": {
+        "type": "string",
+        "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        "description": (
+            "module:attr of the collate function this split's DataLoader uses (default: torch's "
+            "default_collate); called with a list of the dataset's items, e.g. (input, target) pairs"
+        ),
+    },
     "sampler": {
         "type": "string",
         "description": (
@@ -92,6 +100,7 @@ class Split(abc.ABC):
         self.location = spec.location or f"data.{spec.name}"
         self._transform_resolved = False
         self._transform: Any = None
+        self._collate_resolved = False
         self._targets: list[Any] | None = None
 
     # -- what a format implements ---------------------------------------------------
@@ -139,6 +148,20 @@ class Split(abc.ABC):
                 )
             self._transform_resolved = True
         return self._transform
+
+    def training_collate(self) -> Callable[[list[Any]], Any] | None:
+        """The collate function training batches this split with; ``None`` means torch's ``default_collate``.
+
+        The live DataLoader's (``collate_fn``, set by ``auditor.check``) when known, else the one the
+        manifest names in ``data.<split>.collate_fn`` (imported on first use). It is given a list of
+        :meth:`training_item` results, as a DataLoader gives it.
+        """
+        if self.collate_fn is None and not self._collate_resolved:
+            ref = self.spec.config.get("collate_fn")
+            if ref:
+                self.collate_fn = self.spec.resolver.resolve(ref, f"{self.location}.collate_fn")
+            self._collate_resolved = True
+        return self.collate_fn
 
     @property
     def transform(self) -> Any:

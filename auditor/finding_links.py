@@ -68,6 +68,10 @@ def _frozen_batchnorm(cause: Finding, effect: Finding, _all: Sequence[Finding]) 
     return bool(layers & changed)
 
 
+def _same_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
+    return cause.evidence.get("split") is not None and cause.evidence.get("split") == effect.evidence.get("split")
+
+
 #: Cross-audit causes. Order matters only when two rules could claim one effect: the first wins.
 CAUSE_RULES: tuple[CauseRule, ...] = (
     CauseRule("TP001", "TP003", _normalize_split,
@@ -78,6 +82,9 @@ CAUSE_RULES: tuple[CauseRule, ...] = (
               "the model output is short by exactly the classes missing from train"),
     CauseRule("FZ005", "GP008", _frozen_batchnorm,
               "frozen BatchNorm layers in train mode update their running statistics during the probe"),
+    CauseRule("DL003", "GP012", _same_split, "no training sample loads, so the probe gets no batch"),
+    CauseRule("DL001", "GP012", _same_split, "training samples cannot be collated, so the probe gets no batch"),
+    CauseRule("DL002", "GP012", _same_split, "training samples fail to load, so the probe runs out of batches"),
 )
 
 

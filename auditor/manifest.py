@@ -312,7 +312,7 @@ def _check_imports(manifest: Manifest) -> list[ManifestError]:
         if isinstance(value, str):
             refs.append((key, value))
     for split_name, split in manifest.data.items():
-        for leaf in ("transform", "factory"):
+        for leaf in ("transform", "factory", "collate_fn"):
             value = split.get(leaf)
             if isinstance(value, str) and ":" in value:
                 refs.append((f"data.{split_name}.{leaf}", value))

@@ -147,7 +147,7 @@ def test_plugin_import_stays_torch_free():
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print(len(gp.CODES))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             check=False)
-    assert result.returncode == 0 and result.stdout.strip() == "11", result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == "12", result.stderr
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""gradient_probe: a short real training run that catches silent failures (GP001-GP011).
+"""gradient_probe: a short real training run that catches silent failures (GP001-GP012).
 
 The probe takes a deep copy of the model, a fresh optimizer and loss from the
 manifest's factories, and runs ``steps`` real optimizer steps on shuffled batches
@@ -61,6 +61,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         raise SkipAudit("the manifest has no 'train' split to probe with")
     if len(train) == 0:
         raise SkipAudit("the 'train' split is empty")
+    if not any(p.requires_grad for p in ctx.run.model.parameters()):
+        # Nothing can train, so there is nothing to probe; FZ001 (frozen_coverage) reports the cause.
+        raise SkipAudit("every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001")
     from auditor_plugins.gradient_probe.checks import evidence, judge
 
     options = dict(ctx.options)
@@ -78,7 +81,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         index, message = probe.load_failures[0]
         count = len(probe.load_failures)
         ctx.note(f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
-                 f"(first: sample {index}: {message})")
+                 f"by the probe (first: sample {index}: {message}); a real DataLoader stops there (see DL002)")
     for note in (probe.output_note, probe.target.note):
         if note:
             ctx.note(note)

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from auditor_plugins.common.batching import CollateProblem, try_collate
+
 __all__ = [
     "Batch",
     "BatchStream",
@@ -97,37 +99,44 @@ class _SafeSamples:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[bool, Any, Any, Any]:
+    def __getitem__(self, index: int) -> tuple[bool, int, Any, Any, Any]:
         try:
             value, target, *item = self.dataset[index]
         except Exception as exc:  # noqa: BLE001 - a corrupt sample is data, not a probe crash
-            return False, index, f"{type(exc).__name__}: {exc}", None
-        return True, value, target, (item[0] if item else (value, target))
+            return False, index, f"{type(exc).__name__}: {exc}", None, None
+        return True, index, value, target, (item[0] if item else (value, target))
 
 
-def collate(items: Sequence[tuple[bool, Any, Any, Any]], user_collate: Any = None,
-            keep_batch: bool = False) -> tuple[Any, list[Any], list[tuple[int, str]], Any]:
+def collate(items: Sequence[tuple[bool, int, Any, Any, Any]], user_collate: Any = None, keep_batch: bool = False,
+            ) -> tuple[Any, list[Any], list[tuple[int, str]], Any, CollateProblem | None]:
     """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on.
 
     ``user_collate`` is the training DataLoader's collate function: when given, the inputs are what it
     makes of the samples (the first element of its batch), as in training. With ``keep_batch`` the
     whole collated batch comes back too, for a training step that takes the batch as training does.
+    A batch that cannot be collated comes back as a :class:`CollateProblem`, not raised: it is what
+    the probe reports (GP012), and an exception raised in a worker would lose the samples' details.
     """
     from torch.utils.data import default_collate
 
-    good = [(value, target, item) for ok, value, target, item in items if ok]
-    failures = [(index, message) for ok, index, message, _ in items if not ok]
+    good = [(index, value, target, item) for ok, index, value, target, item in items if ok]
+    failures = [(index, message) for ok, index, message, _, _ in items if not ok]
     if not good:
-        return None, [], failures, None
-    targets = [target for _, target, _ in good]
+        return None, [], failures, None, None
+    targets = [target for _, _, target, _ in good]
+    values = [(index, value, value) for index, value, _, _ in good]
     if user_collate is None and not keep_batch:
-        return default_collate([value for value, _, _ in good]), targets, failures, None
-    batch = (user_collate or default_collate)([item for _, _, item in good])
+        inputs, problem = try_collate(values, None)
+        return inputs, targets, failures, None, problem
+    batch, problem = try_collate([(index, value, item) for index, value, _, item in good],
+                                 user_collate or default_collate)
+    if problem is not None:
+        return None, [], failures, None, problem
     if isinstance(batch, (list, tuple)) and batch:
         inputs = batch[0]
     else:  # a dict or custom batch object: the probe's own view of the inputs
-        inputs = default_collate([value for value, _, _ in good])
-    return inputs, targets, failures, batch if keep_batch else None
+        inputs, problem = try_collate(values, None)
+    return inputs, targets, failures, batch if keep_batch else None, problem
 
 
 @dataclass
@@ -152,6 +161,8 @@ class BatchStream:
     user_collate: Any = None
     keep_batch: bool = False
     failures: list[tuple[int, str]] = field(default_factory=list)
+    #: the batch that could not be collated, when one stopped the stream
+    problem: CollateProblem | None = None
     _iterator: Any = None
     _loader: Any = None
 
@@ -177,11 +188,14 @@ class BatchStream:
                 self._loader = self._loader or self._make_loader(timeout_s)
                 self._iterator = iter(self._loader)
             try:
-                inputs, targets, failures, collated = next(self._iterator)
+                inputs, targets, failures, collated, problem = next(self._iterator)
             except StopIteration:
                 self._iterator = None
                 continue
             self.failures.extend(failures)
+            if problem is not None:
+                self.problem = problem
+                raise RuntimeError(f"a batch cannot be collated by {problem.collate}: {problem.error}")
             if inputs is not None:
                 return Batch(inputs, targets, time.perf_counter() - started, collated)
             empty_in_a_row += 1

@@ -31,6 +31,8 @@ def _curve(values: list[float], limit: int = 6) -> str:
 
 
 def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> Iterator[Finding]:
+    if probe.load_stop:
+        yield _gp012(ctx, probe)
     if probe.target.problem:
         yield _gp010(ctx, probe)
     if probe.trailing or probe.start:
@@ -51,6 +53,34 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
     yield from _gp007(ctx, probe, thresholds)
     yield from _gp008(ctx, probe)
     yield _gp011(ctx, probe)
+
+
+def _gp012(ctx: AuditContext, probe: ProbeRun) -> Finding:
+    train = ctx.train
+    from auditor_plugins.common.batching import sample_paths
+
+    paths = sample_paths(train) if train is not None else None
+    trained = f"the probe trained {probe.steps_done} of {probe.steps_requested} steps"
+    evidence: dict[str, Any] = {"split": "train", "steps_done": probe.steps_done,
+                                "steps_requested": probe.steps_requested, "error": probe.load_stop}
+    problem = probe.batch_problem
+    if problem is not None:
+        evidence.update(problem.to_dict(paths))
+        message = (f"{trained}: a batch of 'train' cannot be collated by {problem.collate} "
+                   f"({problem.error.splitlines()[0]}): {problem.describe(paths)}")
+        hint = problem.hint()
+    else:
+        failures = probe.load_failures
+        evidence["failures"] = [{"index": i, "path": paths[i] if paths and 0 <= i < len(paths) else None,
+                                 "error": m} for i, m in failures[:20]]
+        first = ""
+        if failures:
+            index, error = failures[0]
+            where = f"sample {index}" + (f" ({paths[index]})" if paths and 0 <= index < len(paths) else "")
+            first = f" (first: {where}: {error})"
+        message = f"{trained}: training batches of 'train' could not be loaded{first}"
+        hint = "fix or drop the samples that fail to load (see DL002/DL003), then run the probe again"
+    return ctx.finding("GP012", message, hint=hint, location="data.train", evidence=evidence)
 
 
 def _gp010(ctx: AuditContext, probe: ProbeRun) -> Finding:

@@ -196,4 +196,23 @@ days, and whether data loading is the bottleneck.
 **Example.** `0.21 s per step (data 0.01 s) at batch 8 on cuda:0; one epoch of train
 (10,000 samples, 1,250 steps) takes about 4.4 min`.
 """),
+    CodeInfo("GP012", Severity.ERROR, "the probe could not train: training batches cannot be loaded", """
+**What it means.** The probe stopped before its steps were done because the training
+DataLoader could not deliver a batch: a batch could not be collated (samples of
+different shapes, PIL images without `ToTensor()`, mixed types), or no sample of
+several consecutive batches loaded. The message names the split, the samples
+(index and path), what they look like and the number of steps trained; none of the
+probe's other checks judged anything past that point.
+
+**Why it breaks training.** Training uses the same DataLoader: it stops with the same
+error at the same kind of batch, usually within the first epoch.
+
+**How to fix it.** Follow the hint (convert images to RGB, a fixed final size,
+`ToTensor()`, or declare the padding `collate_fn` training uses in
+`data.train.collate_fn`); DL001-DL003 (data_loading) name the samples of every split.
+
+**Example.** A `Dataset` that skips `.convert("RGB")`: `stack expects each tensor to
+be equal size, but got [3, 224, 224] at entry 0 and [1, 224, 224] at entry 5`;
+the probe trained 0 of 20 steps.
+"""),
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from auditor import SkipAudit
+from auditor_plugins.common.batching import CollateProblem
 from auditor_plugins.gradient_probe.batches import (
     BatchStream,
     TargetPlan,
@@ -101,6 +102,9 @@ class ProbeRun:
     memory_kind: str = ""
     notes: list[str] = field(default_factory=list)
     load_failures: list[tuple[int, str]] = field(default_factory=list)
+    #: why batches stopped coming (GP012): the loader's error, and the batch that could not be collated
+    load_stop: str = ""
+    batch_problem: CollateProblem | None = None
     stopped: str = ""
     bookkeeping_s: float = 0.0
     lrs: list[float] = field(default_factory=list)
@@ -161,7 +165,7 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             loss_fn = loss_fn.to(device)
         probe.build_s = time.perf_counter() - started
         loss_step = getattr(ctx.run, "loss_step", None)
-        user_collate = getattr(train, "collate_fn", None)
+        user_collate = train.training_collate()
         samples = TrainingItems(train) if user_collate is not None or loss_step is not None else train.dataset()
         stream = BatchStream(samples, probe.batch_size, int(options["num_workers"]), int(options["seed"]),
                              pin_memory=device.type == "cuda", user_collate=user_collate,
@@ -170,6 +174,7 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             first = _probe_steps(ctx, probe, model, optimizer, loss_fn, stream, device, budget)
         finally:
             probe.load_failures = list(stream.failures)
+            probe.batch_problem = stream.problem
             stream.close()
         if first is not None and probe.nonfinite_step != 0:
             started = time.perf_counter()
@@ -218,8 +223,9 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
                                 "and transform)")
         try:
             batch = stream.next(budget.left())
-        except RuntimeError as exc:  # worker timeout or unreadable samples: stop, never hang
+        except RuntimeError as exc:  # worker timeout, unreadable samples or a batch that cannot be collated
             probe.stopped = f"stopped after {step} steps: training batches could not be loaded ({exc})"
+            probe.load_stop = str(exc)
             break
         inputs = to_device(batch.inputs, device)
         watch = ActivationWatch()

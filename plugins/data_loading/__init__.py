@@ -1,0 +1,69 @@
+"""data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003)?
+
+For each split, ``samples`` samples spread over it are loaded exactly as training
+loads them (the format's ``__getitem__`` with the manifest's transform), and the
+ones that load are collated together with the split's collate function
+(``data.<split>.collate_fn``, else torch's ``default_collate``). Files a split
+lists are checked for existence (a ``stat`` each, no read). A failure that would
+stop training becomes an error before training: DL001 (cannot batch), DL002
+(some samples raise), DL003 (no sample loads). torch is imported only when the
+audit runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from auditor import Audit, AuditContext, Finding, SkipAudit, hookimpl
+from auditor_plugins.data_loading.codes import CODES
+
+VERSION = "1.0.0"
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "samples": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 64,
+                    "description": "samples per split loaded through the transform and collated together"},
+        "check_files": {"type": "boolean", "default": True,
+                        "description": "stat every local file a split lists to find missing ones"},
+    },
+}
+
+
+def run(ctx: AuditContext) -> Iterator[Finding]:
+    if not ctx.splits:
+        raise SkipAudit("the manifest has no data splits")
+    from auditor_plugins.data_loading.check import check_split
+
+    samples = int(ctx.options["samples"])
+    total = sum(min(samples, len(s)) for s in ctx.splits.values())
+    per_split: dict[str, Any] = {}
+    with ctx.progress("loading samples", total or None) as task:
+        for name, split in ctx.splits.items():
+            if not len(split):
+                ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
+                continue
+            result = check_split(split, samples, bool(ctx.options["check_files"]), advance=task.advance)
+            per_split[name] = result.to_dict()
+            yield from result.findings(ctx)
+    ctx.evidence["splits"] = per_split
+
+
+AUDIT = Audit(
+    name="data_loading",
+    version=VERSION,
+    prefix="DL",
+    codes=CODES,
+    run=run,
+    options_schema=OPTIONS_SCHEMA,
+    needs=frozenset({"data"}),
+    description="loads and collates samples of every split as the DataLoader would: unbatchable or unreadable data",
+    order=15,
+)
+
+
+@hookimpl
+def auditor_audits() -> list[Audit]:
+    return [AUDIT]

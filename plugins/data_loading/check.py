@@ -1,0 +1,151 @@
+"""One split through the run's loading path: load spread samples, stat listed files, collate what loaded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor import AuditContext, Finding
+from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
+
+__all__ = ["SplitCheck", "check_split"]
+
+
+def _spread(length: int, count: int) -> list[int]:
+    # Evenly spread and deterministic, like transform_parity's sample choice: same files every run.
+    if count >= length:
+        return list(range(length))
+    return [i * length // count for i in range(count)]
+
+
+@dataclass
+class SplitCheck:
+    split: Any
+    checked: list[int] = field(default_factory=list)
+    loaded: list[tuple[int, Any, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: indices of listed local files that do not exist (all of the split, not only the sampled ones)
+    missing: list[int] = field(default_factory=list)
+    files_checked: int = 0
+    collate: str = "default_collate"
+    problem: CollateProblem | None = None
+    signatures: dict[str, int] = field(default_factory=dict)
+    paths: list[str] | None = None
+
+    def _where(self, index: int) -> str:
+        if self.paths is not None and 0 <= index < len(self.paths):
+            return f"sample {index} ({self.paths[index]})"
+        return f"sample {index}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": len(self.checked),
+            "loaded": len(self.loaded),
+            "failed": len(self.failures),
+            "failures": self.failures[:10],
+            "files_checked": self.files_checked,
+            "missing_files": len(self.missing),
+            "collate_fn": self.collate,
+            "signatures": self.signatures,
+            "collate_problem": self.problem.to_dict(self.paths) if self.problem else None,
+        }
+
+    def findings(self, ctx: AuditContext) -> Iterator[Finding]:
+        split = self.split
+        name = split.name
+        everything_missing = bool(self.paths) and len(self.missing) == len(self.paths)
+        if not self.loaded or everything_missing:
+            yield self._dl003(ctx, everything_missing)
+            return
+        if self.failures or self.missing:
+            yield self._dl002(ctx)
+        if self.problem is not None:
+            problem = self.problem
+            yield ctx.finding(
+                "DL001",
+                f"'{name}': the {len(self.loaded)} samples loaded cannot be batched by {problem.collate} "
+                f"({problem.error.splitlines()[0]}): {problem.describe(self.paths)}",
+                hint=problem.hint(),
+                location=split.location,
+                evidence={"split": name, **problem.to_dict(self.paths)},
+            )
+
+    def _dl003(self, ctx: AuditContext, everything_missing: bool) -> Finding:
+        split = self.split
+        first = self.failures[0] if self.failures else None
+        if everything_missing:
+            what = f"none of the {len(self.paths or [])} files it lists exists (first: {self.paths[0]})"  # type: ignore[index]
+        else:
+            what = (f"all {len(self.checked)} samples checked failed to load (first: {self._where(first['index'])}: "
+                    f"{first['error']})") if first else "no sample loaded"
+        return ctx.finding(
+            "DL003",
+            f"'{split.name}' cannot deliver a single batch: {what}",
+            hint="check the split's paths (root, the path column and root of a table: relative paths are read "
+                 "relative to root, default the table's folder) and its transform",
+            location=split.location,
+            evidence={"split": split.name, "checked": len(self.checked), "failures": self.failures[:10],
+                      "missing_files": len(self.missing), "files": len(self.paths or [])},
+        )
+
+    def _dl002(self, ctx: AuditContext) -> Finding:
+        split = self.split
+        parts = []
+        if self.failures:
+            first = self.failures[0]
+            parts.append(f"{len(self.failures)} of {len(self.checked)} samples checked fail to load (first: "
+                         f"{self._where(first['index'])}: {first['error']})")
+        if self.missing:
+            shown = ", ".join(self.paths[i] for i in self.missing[:3])  # type: ignore[index]
+            parts.append(f"{len(self.missing)} of the {self.files_checked} files it lists do not exist ({shown}"
+                         f"{' ...' if len(self.missing) > 3 else ''})")
+        return ctx.finding(
+            "DL002",
+            f"'{split.name}': " + "; ".join(parts) + "; the DataLoader stops at the first of them",
+            hint="restore or re-encode these files, or drop their rows; when the transform raises, fix the step "
+                 "the error names",
+            location=split.location,
+            evidence={"split": split.name, "failures": self.failures[:20], "failed": len(self.failures),
+                      "checked": len(self.checked), "missing": [self.paths[i] for i in self.missing[:20]]  # type: ignore[index]
+                      if self.missing else [], "missing_count": len(self.missing)},
+        )
+
+
+def check_split(split: Any, samples: int, check_files: bool,
+                advance: Callable[[int], None] | None = None) -> SplitCheck:
+    result = SplitCheck(split)
+    result.paths = sample_paths(split)
+    if check_files and split.path_strings() is not None:
+        local = [(i, p) for i, p in enumerate(result.paths) if "://" not in p]
+        result.files_checked = len(local)
+        result.missing = [i for i, p in local if not os.path.exists(p)]
+    result.checked = _spread(len(split), samples)
+    signatures: dict[str, int] = {}
+    for index in result.checked:
+        try:
+            # What the training DataLoader gets from the dataset (the collate function's input).
+            item = split.training_item(index)
+        except Exception as exc:  # noqa: BLE001 - a sample that raises is the finding
+            result.failures.append({"index": index, "path": _path(result.paths, index),
+                                    "error": f"{type(exc).__name__}: {exc}"[:300]})
+        else:
+            value = item[0] if isinstance(item, (tuple, list)) and item else item
+            result.loaded.append((index, value, item))
+            sig = signature(value)
+            signatures[sig] = signatures.get(sig, 0) + 1
+        if advance:
+            advance(1)
+    result.signatures = dict(sorted(signatures.items(), key=lambda kv: -kv[1]))
+    collate_fn = split.training_collate()
+    result.collate = collate_name(collate_fn)
+    if result.loaded:
+        # All loaded samples at once: with shuffling any two of them may share a batch.
+        _, result.problem = try_collate(result.loaded, collate_fn)
+        result.loaded = [(index, None, None) for index, _, _ in result.loaded]  # keep no decoded samples around
+    return result
+
+
+def _path(paths: list[str] | None, index: int) -> str | None:
+    return paths[index] if paths is not None and 0 <= index < len(paths) else None
