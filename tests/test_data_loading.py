@@ -229,3 +229,20 @@ def test_clean_project_loads_cleanly_and_notes_show_without_findings(tmp_path, c
     # An audit with notes and no findings still shows its notes on the console.
     assert "data_loading: notes" in done.stdout and "'test' is empty" in done.stdout
     assert report["audits"][0]["evidence"]["splits"]["train"]["signatures"] == {"Tensor[3, 16, 16] float32": 12}
+
+
+def test_a_warm_rerun_reuses_the_result_and_a_changed_file_is_loaded_again(tmp_path, run_audit):
+    root = tmp_path / "train"
+    _folder(root)
+    manifest = _project(tmp_path, {"train": {"format": "image_folder", "root": str(root),
+                                             "transform": "dl_project:tensor_tf"}}, audits={"data_loading": {}})
+    first = run_audit(manifest).report
+    assert _audit(first, "data_loading")["evidence"]["cache"] == {"train": "loaded"} and first["findings"] == []
+    second = run_audit(manifest).report
+    assert _audit(second, "data_loading")["evidence"]["cache"] == {"train": "reused"}
+    assert second["findings"] == []
+    broken = root / "a" / "0003.png"
+    broken.write_bytes(broken.read_bytes()[:40])
+    third = run_audit(manifest).report
+    assert _audit(third, "data_loading")["evidence"]["cache"] == {"train": "loaded"}
+    assert _one(third, "DL002")["evidence"]["failures"][0]["path"] == str(broken)

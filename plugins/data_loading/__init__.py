@@ -35,20 +35,43 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 def run(ctx: AuditContext) -> Iterator[Finding]:
     if not ctx.splits:
         raise SkipAudit("the manifest has no data splits")
-    from auditor_plugins.data_loading.check import check_split
+    from auditor_plugins.data_loading.check import check_split, raw_images
 
     samples = int(ctx.options["samples"])
     total = sum(min(samples, len(s)) for s in ctx.splits.values())
     per_split: dict[str, Any] = {}
+    cache = _cache(ctx)
+    reuse: dict[str, str] = {}
     with ctx.progress("loading samples", total or None) as task:
         for name, split in ctx.splits.items():
             if not len(split):
                 ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
                 continue
-            result = check_split(split, samples, bool(ctx.options["check_files"]), advance=task.advance)
+            result, reuse[name] = check_split(split, samples, bool(ctx.options["check_files"]),
+                                              advance=task.advance, cache=cache)
+            if raw_images(split):
+                ctx.note(f"'{name}' declares no transform: its samples were loaded but not batched (training "
+                         f"transforms them somehow); set {split.location}.transform to check batching (DL001)")
             per_split[name] = result.to_dict()
             yield from result.findings(ctx)
     ctx.evidence["splits"] = per_split
+    ctx.evidence["cache"] = reuse
+    if cache is not None and cache.problem:
+        ctx.note(cache.problem)
+
+
+def _cache(ctx: AuditContext) -> Any:
+    """The result cache, so an unchanged split is not decoded again; None when the cache is off or refused."""
+    from pathlib import Path
+
+    from auditor_plugins.common.cache_folder import cache_folder
+    from auditor_plugins.data_loading.cache import LoadCache
+
+    folder, _ = cache_folder(ctx)
+    if folder is None:
+        return None
+    manifest = ctx.manifest
+    return LoadCache(folder, Path(manifest.path).resolve(), [str(manifest.base_dir), *manifest.resolver.pythonpath])
 
 
 AUDIT = Audit(

@@ -113,14 +113,41 @@ class SplitCheck:
         )
 
 
+def raw_images(split: Any) -> bool:
+    """A file-backed split without a declared transform: its samples are decoded images that training
+    transforms in some way the manifest does not say, so batching them says nothing about the run."""
+    return split.transform is None and split.spec.config.get("format") in ("image_folder", "csv")
+
+
 def check_split(split: Any, samples: int, check_files: bool,
-                advance: Callable[[int], None] | None = None) -> SplitCheck:
+                advance: Callable[[int], None] | None = None, cache: Any = None) -> tuple[SplitCheck, str]:
+    """The split's check, and ``reused``, ``loaded`` or why no cache was used."""
     result = SplitCheck(split)
     result.paths = sample_paths(split)
-    if check_files and split.path_strings() is not None:
-        local = [(i, p) for i, p in enumerate(result.paths) if "://" not in p]
+    listed = split.path_strings()
+    if check_files and listed is not None:
+        local = [(i, p) for i, p in enumerate(listed) if "://" not in p]
         result.files_checked = len(local)
-        result.missing = [i for i, p in local if not os.path.exists(p)]
+        result.missing = [i for i, p in local if not os.path.exists(p)]  # a stat each, no read
+    collate_fn = split.training_collate()
+    entry = cache.entry(split, collate_fn, samples) if cache is not None else "cache disabled"
+    if not isinstance(entry, str):
+        stored = cache.load(entry)
+        if stored is not None:
+            stored.split, stored.paths = split, result.paths
+            stored.missing, stored.files_checked = result.missing, result.files_checked
+            if advance:
+                advance(len(stored.checked))
+            return stored, "reused"
+    _load_and_collate(result, split, collate_fn, samples, advance)
+    if not isinstance(entry, str):
+        cache.store(entry, result)
+        return result, "loaded"
+    return result, entry
+
+
+def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: int,
+                      advance: Callable[[int], None] | None) -> None:
     result.checked = _spread(len(split), samples)
     signatures: dict[str, int] = {}
     for index in result.checked:
@@ -138,13 +165,11 @@ def check_split(split: Any, samples: int, check_files: bool,
         if advance:
             advance(1)
     result.signatures = dict(sorted(signatures.items(), key=lambda kv: -kv[1]))
-    collate_fn = split.training_collate()
     result.collate = collate_name(collate_fn)
-    if result.loaded:
+    if result.loaded and not raw_images(split):
         # All loaded samples at once: with shuffling any two of them may share a batch.
         _, result.problem = try_collate(result.loaded, collate_fn)
-        result.loaded = [(index, None, None) for index, _, _ in result.loaded]  # keep no decoded samples around
-    return result
+    result.loaded = [(index, None, None) for index, _, _ in result.loaded]  # keep no decoded samples around
 
 
 def _path(paths: list[str] | None, index: int) -> str | None:

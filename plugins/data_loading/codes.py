@@ -44,7 +44,7 @@ really uses in `data.<split>.collate_fn`.
         "loading some samples fails",
         """
 **What it means.** Reading some samples raised an exception: the file is missing
-or unreadable, the dataset's `__getitem__` failed, or the transform raised on it.
+or unreadable, indexing the dataset (`dataset[i]`) failed, or the transform raised on it.
 The finding names the split, the sample index and path and the exception.
 
 **Why it breaks training.** A DataLoader does not skip a sample that raises: the
