@@ -13,8 +13,9 @@ driver, as the local pool does with a broken pool. Ctrl-C cancels every pending
 future before the interrupt propagates; results are recorded only as whole batches,
 so the cache never holds a partial row.
 
-The driver holds every hash (about 130 bytes per file with its thumbnail) and runs
-the multi-index search: 10 million files need about 1.5 GB there (see docs/scale.md).
+The driver holds every hash (about 130 bytes per file cross the wire) and runs the
+analysis: about 1.7 KB per file at its peak, so 10 million files need a driver of
+about 16 GB (measured by benchmarks/scale.py; see docs/scale.md).
 """
 
 from __future__ import annotations
