@@ -222,6 +222,18 @@ class Split(abc.ABC):
         """
         return self.sample(index)
 
+    def label_problems(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Samples left out because their label is blank, NaN, unparsable or negative (LD008).
+
+        Counts per problem (``blank``, ``unparsable``, ``negative``) and the first rows as
+        ``{"row", "line", "value", "problem"}``. Formats that parse labels from text override it.
+        """
+        return {}, []
+
+    def class_index(self) -> dict[str, int]:
+        """Class name -> the index training uses for it (a dataset's ``class_to_idx``), for LD007."""
+        return {name: index for index, name in enumerate(self.classes())}
+
     def dataset(self) -> SplitDataset:
         """A map-style dataset of transformed samples, usable with a torch DataLoader."""
         return SplitDataset(self)

@@ -1,4 +1,4 @@
-"""label_distribution: class balance, coverage and drift across splits (LD001-LD006).
+"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD008).
 
 Counting labels decodes no image: formats read labels from folder names,
 table columns or dataset attributes.
@@ -108,6 +108,43 @@ column, image extensions the loader skips), and that the training data holds eve
 class.
 
 **Example.** `data.val.root: data/valid` while the folder is `data/val`.
+"""),    CodeInfo("LD007", Severity.ERROR, "a class maps to different indices in different splits", """
+**What it means.** The same class name has one index in `train` and another in an
+evaluation split. torchvision's `ImageFolder`/`DatasetFolder` index the sorted class
+folders *of each split separately*, and tables whose label names are factorized per
+split do the same: when one split lacks a class (or has an extra one), every class
+sorted after it shifts. auditor reads the index map from `class_to_idx` when a dataset
+has one, else from the split's class list.
+
+**Why it breaks training.** Evaluation scores every shifted class against the wrong
+output: accuracy collapses for those classes (or looks like noise), although the model
+may be fine. Nothing crashes.
+
+**How to fix it.** Use train's map for every split: give every split the same class
+folders, or build the map once from train and pass it to the others (override
+`find_classes` of a `DatasetFolder` subclass to return train's `classes` and
+`class_to_idx`); for tables, map label names with one dictionary built from train.
+
+**Example.** `train/` holds `cat/ dog/ fox/`, `val/` only `cat/ fox/`: `fox` is 2 in
+train but 1 in val.
+"""),
+    CodeInfo("LD008", Severity.ERROR, "blank, NaN or unparsable class labels", """
+**What it means.** Some rows of a table (CSV or Parquet) have a label cell that is blank,
+NaN, not a whole number in an integer label column, or negative. auditor leaves these
+rows out of its checks and lists how many there are and the first of them (with their
+line in the CSV).
+
+**Why it breaks training.** Training code turns them into something: `int(nan)` crashes,
+`astype(str)` makes a class named `'nan'`, a factorize makes class `-1` (an index
+`CrossEntropyLoss` rejects, or on CUDA a device-side assert), and one blank cell makes
+pandas read an integer column as floats, so labels become `'0.0'`, `'1.0'` and are
+mapped to the wrong indices when treated as names.
+
+**How to fix it.** Fill in or drop the rows listed; keep integer labels as whole
+numbers `0..C-1`; when reading with pandas, check `df[label].isna().sum() == 0` before
+training.
+
+**Example.** `img/0007.jpg,` (empty label) in a CSV whose other labels are `0`, `1`, `2`.
 """),
 ]
 
@@ -154,6 +191,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     ctx.evidence["counts"] = counts
     ctx.evidence["sizes"] = sizes
     ctx.evidence["task"] = ctx.task.type
+    from auditor_plugins._label_checks import index_mismatches, label_problems
+
+    yield from label_problems(ctx)
 
     for name, size in sizes.items():
         if size == 0:
@@ -178,7 +218,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         return
 
     yield from _imbalance(ctx, train_counts, present, sizes["train"], multilabel)
-    yield from _coverage_and_drift(ctx, counts)
+    coverage = list(_coverage_and_drift(ctx, counts))
+    yield from coverage
+    yield from index_mismatches(ctx, {f.evidence["split"]: f for f in coverage if f.code == "LD002"})
 
 
 def _imbalance(ctx: AuditContext, train_counts: dict[str, int], present: dict[str, int],

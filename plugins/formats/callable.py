@@ -126,6 +126,16 @@ class CallableSplit(Split):
             return declared
         return getattr(self.dataset_object, "transform", None)
 
+    def class_index(self) -> dict[str, int]:
+        # torchvision's ImageFolder/DatasetFolder (and lookalikes) say which index each class gets.
+        mapping = getattr(self.dataset_object, "class_to_idx", None)
+        if isinstance(mapping, dict) and mapping:
+            try:
+                return {str(name): int(index) for name, index in mapping.items()}
+            except (TypeError, ValueError):
+                pass
+        return super().class_index()
+
     def training_item(self, index: int) -> Any:
         if self.manifest_transform() is None:
             # the dataset's own item: what its DataLoader collates; user code, so under the deadline

@@ -26,6 +26,7 @@ class TableSplit(Split):
         self.root = Path(self.root_url) if self.root_url else (
             spec.path("root") if config.get("root") else self.table_path.parent)
         self._remote: RemoteFiles | None = None
+        self._label_problems: tuple[dict[str, int], list[dict[str, Any]]] = ({}, [])
         self.path_column = str(config.get("path_column", "path"))
         self.label_column = str(config.get("label_column", "label"))
         self.separator = config.get("label_separator")
@@ -79,16 +80,23 @@ class TableSplit(Split):
             classes = sorted({name.strip() for row in lists for name in row if name.strip()})
             index = {name: i for i, name in enumerate(classes)}
             targets: list[Any] = [[index[n.strip()] for n in row if n.strip()] for row in lists]
-        elif pd.api.types.is_integer_dtype(labels.dtype):
-            targets = labels.astype("int64").tolist()
-            top = int(labels.max()) if len(labels) else -1
-            classes = [str(i) for i in range(top + 1)]
         else:
-            codes, uniques = pd.factorize(labels.astype(str), sort=True)
-            targets = codes.tolist()
-            classes = [str(u) for u in uniques]
+            from auditor_plugins.formats._labels import parse_label_column
+
+            parsed = parse_label_column(labels)
+            targets, classes = list(parsed.targets), parsed.classes
+            if parsed.counts:
+                # Rows without a usable label are left out (LD008 lists them), never made a class.
+                paths = [paths[row] for row in parsed.kept]
+                line = 2 if self.table_path.suffix.lower() not in PARQUET_SUFFIXES else None  # the header is line 1
+                self._label_problems = (dict(parsed.counts), [
+                    {**problem, "line": problem["row"] + line if line else None} for problem in parsed.problems])
         self._loaded = (paths, targets, classes)
         return self._loaded
+
+    def label_problems(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        self._read()
+        return self._label_problems
 
     def __len__(self) -> int:
         return len(self._read()[0])
