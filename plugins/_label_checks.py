@@ -27,7 +27,7 @@ def label_problems(ctx: AuditContext) -> Iterator[Finding]:
         column = split.spec.config.get("label_column", "label")
         yield ctx.finding(
             "LD008",
-            f"'{name}': {total} row{'s' if total != 1 else ''} of column '{column}' hold no usable class label "
+            f"'{name}': {total} row{'s' if total != 1 else ''} of column '{column}' hold{'' if total != 1 else 's'} no usable class label "
             f"({kinds}): {shown}{' ...' if total > 5 else ''}; they are left out of every check",
             hint="fill in or drop these rows; keep integer labels as whole numbers 0..C-1 (a blank cell makes "
                  "pandas read the whole column as floats), and never let training turn a missing label into a class",
