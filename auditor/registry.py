@@ -23,6 +23,7 @@ from auditor.data import DataFormat
 from auditor.errors import PluginError
 from auditor.findings import CodeInfo
 from auditor.report_format import ReportFormat
+from auditor.suggest import did_you_mean
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
@@ -37,6 +38,8 @@ __all__ = [
 ENTRY_POINT_GROUP = "auditor"
 DISABLE_AUTOLOAD_ENV = "AUDITOR_DISABLE_PLUGIN_AUTOLOAD"
 OWN_DISTRIBUTION = "auditor"
+#: The distribution named for plugins registered in-process (``load_registry(extra_plugins=...)``).
+IN_PROCESS = "<in-process>"
 
 hookimpl = pluggy.HookimplMarker("auditor")
 
@@ -125,19 +128,63 @@ def load_registry(extra_plugins: Iterable[tuple[str, object]] = (), *, autoload:
             plugin = entry_point.load()
             if manager.is_registered(plugin):
                 continue
-            manager.register(plugin, name=f"{dist_name}:{entry_point.name}")
+            problem = _register(manager, plugin, f"{dist_name}:{entry_point.name}")
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
-            registry.broken.append(BrokenPlugin(entry_point.name, dist_name, f"{type(exc).__name__}: {exc}"))
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            registry.broken.append(BrokenPlugin(entry_point.name, dist_name, problem))
             continue
         registry.plugins.append(info)
         owners[id(plugin)] = info
     for name, plugin in extra_plugins:
-        manager.register(plugin, name=name)
-        info = PluginInfo(name, "<in-process>", "0")
+        problem = _register(manager, plugin, name)
+        if problem:
+            registry.broken.append(BrokenPlugin(name, IN_PROCESS, problem))
+            continue
+        info = PluginInfo(name, IN_PROCESS, "0")
         registry.plugins.append(info)
         owners[id(plugin)] = info
     _collect(registry, owners)
     return registry
+
+
+def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> str:
+    """Register ``plugin``; return why it is broken ("" when it is not).
+
+    pluggy accepts a hook implementation that matches no specification and never calls it, so a
+    misspelt hook (``auditor_audit`` for ``auditor_audits``) would load a plugin that silently does
+    nothing. ``check_pending`` right after each registration pins such a hook on this plugin, which is
+    then unregistered and listed as broken.
+    """
+    manager.register(plugin, name=name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        manager.unregister(plugin)
+        unknown = _unknown_hooks(manager, plugin)
+        if not unknown:
+            return f"{type(exc).__name__}: {exc}"
+        known = sorted(_HOOK_NAMES)
+        return "; ".join(
+            f"hook {hook!r} matches no hook of auditor (expected one of {', '.join(known)})"
+            + (f"; {hint}" if (hint := did_you_mean(hook, known)) else "")
+            for hook in unknown
+        )
+    return ""
+
+
+#: The names a hook implementation may have: the specifications in auditor/hookspecs.py.
+_HOOK_NAMES = frozenset(name for name in vars(hookspecs) if name.startswith("auditor_"))
+
+
+def _unknown_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hook implementations of ``plugin`` whose names match no specification (optional hooks excepted)."""
+    unknown = []
+    for attr in dir(plugin):
+        opts = manager.parse_hookimpl_opts(plugin, attr)
+        if opts is not None and not opts.get("optionalhook") and attr not in _HOOK_NAMES:
+            unknown.append(attr)
+    return unknown
 
 
 def _normalise(name: str) -> str:

@@ -210,6 +210,58 @@ def test_a_broken_plugin_does_not_stop_a_run(plugin_site, auditor_project):
     assert "zz_check" not in disabled.stdout and "broken_thing" not in disabled.stdout
 
 
+def test_a_misspelt_hook_makes_the_plugin_broken_not_silently_empty(tmp_path, auditor_project):
+    # pluggy accepts a hook that matches no specification and never calls it: without check_pending
+    # this plugin would load, list nothing and let its author believe the audit runs.
+    site = tmp_path / "site"
+    _dist_info(site, "auditor-typo-example", "0.1", "typo_check = auditor_typo_example", "auditor_typo_example", '''
+        from auditor import Audit, CodeInfo, Severity, hookimpl
+
+        TEXT = "**What it means.** x **Why it breaks training.** x **How to fix it.** x **Example.** x"
+        AUDIT = Audit(name="typo_check", version="0.1", prefix="TY", run=lambda ctx: [],
+                      codes=[CodeInfo("TY001", Severity.WARNING, "one", TEXT)])
+
+        @hookimpl
+        def auditor_audit():
+            return [AUDIT]
+
+        @hookimpl
+        def auditor_report_formats():
+            return []
+    ''')
+    env = {"PYTHONPATH": str(site)}
+    listed = run_cli("list", env=env)
+    listed.assert_exit_code(0)
+    assert ("broken plugin typo_check (auditor-typo-example): hook 'auditor_audit' matches no hook of auditor "
+            "(expected one of auditor_audits, ") in listed.stdout
+    assert "did you mean 'auditor_audits'?" in listed.stdout
+    assert "TY001" not in listed.stdout and "label_distribution" in listed.stdout
+
+    train = auditor_project.image_folder("data/train", {"cat": 12, "dog": 12}, size=8)
+    result = run_cli("run", auditor_project.manifest(data={"train": train}), env=env)
+    result.assert_exit_code(0)
+    assert "typo_check" not in {a["name"] for a in result.report["audits"]}
+    (broken,) = [b for b in result.report["environment"]["broken_plugins"] if b["name"] == "typo_check"]
+    assert "'auditor_audit' matches no hook" in broken["error"]
+    assert "typo_check" not in {p["name"] for p in result.report["environment"]["plugins"]}
+
+
+def test_an_in_process_plugin_with_a_misspelt_hook_is_broken_too():
+    from auditor.registry import load_registry
+
+    class Typo:
+        @hookimpl
+        def auditor_data_format(self):
+            return []
+
+    registry = load_registry([("typo", Typo())], autoload=False)
+    (broken,) = registry.broken
+    assert (broken.name, broken.distribution) == ("typo", "<in-process>")
+    assert "did you mean 'auditor_data_formats'?" in broken.error
+    assert "typo" not in {p.name for p in registry.plugins}
+    assert not any(registry.manager.get_name(p) == "typo" for p in registry.manager.get_plugins())
+
+
 # -- the example third-party package -------------------------------------------------------------
 
 
