@@ -229,23 +229,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    import difflib
-
     from rich.markdown import Markdown
 
     from auditor.console import make_console
     from auditor.explain import explanation_markdown
     from auditor.registry import load_registry
+    from auditor.suggest import closest
 
     registry = load_registry()
     code = args.code.strip().upper()
     catalog = registry.catalog
     info = catalog.get(code)
     if info is None:
-        close = difflib.get_close_matches(code, sorted(catalog), n=1)
+        close = closest(code, catalog)
         raise UsageError(
             f"explain {args.code}: expected a known finding code (`auditor list` shows them), found "
-            f"{args.code!r}" + (f"; did you mean {close[0]}?" if close else "")
+            f"{args.code!r}" + (f"; did you mean {close}?" if close else "")
         )
     audit = registry.audit_for_code(code)
     text = explanation_markdown(info, audit.name if audit else "?")

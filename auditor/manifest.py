@@ -8,7 +8,6 @@ the file, the key path and its line, what was expected and what was found.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from auditor._schemas import load_schema
 from auditor._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.errors import ManifestError, ManifestInvalid
 from auditor.resolve import Resolver
+from auditor.suggest import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.registry import Registry
@@ -181,7 +181,7 @@ def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
         if fmt is None:
             yield manifest.error(
                 f"{key}.format", f"one of the installed data formats {sorted(formats)}",
-                repr(split["format"]), hint=_suggest(split["format"], formats),
+                repr(split["format"]), hint=did_you_mean(split["format"], formats),
             )
             continue
         yield from validate_against(fmt.schema(), split, manifest, key)
@@ -193,7 +193,7 @@ def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
         if audit is None:
             broken = next((b for b in registry.broken if b.name == audit_name), None)
             hint = (f"plugin {broken.name!r} from {broken.distribution!r} failed to load: {broken.error}"
-                    if broken else _suggest(audit_name, audits) or "`auditor list` shows installed audits")
+                    if broken else did_you_mean(audit_name, audits) or "`auditor list` shows installed audits")
             yield manifest.error(key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint)
             continue
         options = {} if options is None else options
@@ -252,7 +252,7 @@ def _word(error: Any, manifest: Manifest, prefix: str) -> ManifestError:
         bad_key = ".".join(p for p in [key, bad] if p)
         return ManifestError(
             manifest.path, bad_key, f"one of the keys {allowed}", f"unknown key {bad!r}",
-            line=manifest.line(bad_key), hint=_suggest(bad, allowed),
+            line=manifest.line(bad_key), hint=did_you_mean(bad, allowed),
         )
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
@@ -265,7 +265,7 @@ def _word(error: Any, manifest: Manifest, prefix: str) -> ManifestError:
     return ManifestError(
         manifest.path, key, expected, _describe(error.instance), line=manifest.line(key),
         hint=str(schema.get("description", "")) if error.validator != "enum" else
-        _suggest(str(error.instance), [str(v) for v in error.validator_value]),
+        did_you_mean(str(error.instance), [str(v) for v in error.validator_value]),
     )
 
 
@@ -296,11 +296,6 @@ def _describe(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
-
-
-def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(name), sorted(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def _check_imports(manifest: Manifest) -> list[ManifestError]:

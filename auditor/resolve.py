@@ -21,6 +21,7 @@ from typing import Any
 from auditor._deadline import DeadlineExceeded, call_with_deadline
 from auditor._yaml import LineMap
 from auditor.errors import ManifestError
+from auditor.suggest import did_you_mean
 
 __all__ = ["Resolver", "split_ref"]
 
@@ -88,7 +89,7 @@ class Resolver:
             except AttributeError as exc:
                 raise self._error(
                     ref, key, f"module {module_name!r} has no attribute {attr!r}",
-                    hint=_did_you_mean(attr, dir(module)),
+                    hint=did_you_mean(attr, dir(module)),
                 ) from exc
         return value
 
@@ -147,7 +148,7 @@ class Resolver:
             return None
         return self._error(
             ref, key, f"module {module_name!r} ({location}) defines no {attr.split('.')[0]!r}",
-            hint=_did_you_mean(attr.split(".")[0], names),
+            hint=did_you_mean(attr.split(".")[0], names),
         )
 
 
@@ -221,10 +222,3 @@ def _defined(node: ast.AST) -> set[str]:
                     found.add(sub.id)
         return found
     return set()
-
-
-def _did_you_mean(name: str, candidates: Sequence[str] | set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, sorted(candidates), n=1)
-    return f"did you mean {close[0]!r}?" if close else ""

@@ -13,6 +13,7 @@ from auditor.context import AuditContext, RunContext
 from auditor.errors import ManifestError, UsageError
 from auditor.finding_links import finalize_findings
 from auditor.findings import Finding, severity_at_least
+from auditor.suggest import did_you_mean
 
 __all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
 
@@ -73,12 +74,10 @@ def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit
     for option, names in (("--only", selection.only), ("--skip", selection.skip)):
         for name in names:
             if name not in known:
-                import difflib
-
-                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = did_you_mean(name, known)
                 raise UsageError(
                     f"{option} {name}: expected one of the installed audits {sorted(known)}, found "
-                    f"{name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                    f"{name!r}" + (f"; {hint}" if hint else "")
                 )
     listed = context.manifest.selected_audits
     chosen: list[tuple[Audit, str]] = []

@@ -57,3 +57,12 @@ def test_the_page_names_no_module_that_no_longer_exists():
         f"docs/architecture.md names {gone}, which do not exist (renamed or removed?); "
         "delete those lines or correct the paths"
     )
+
+
+def test_one_did_you_mean_helper():
+    # Every rejected name gets its hint from auditor/suggest.py, so one typo gets one kind of hint.
+    users = sorted(
+        path for path in _modules() if path != "auditor/suggest.py"
+        and re.search(r"^\s*(import difflib|from difflib import)", (REPO / path).read_text(encoding="utf-8"), re.M)
+    )
+    assert not users, f"{users} import difflib: call auditor.suggest.did_you_mean or closest instead"

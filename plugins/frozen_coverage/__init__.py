@@ -36,10 +36,10 @@ def _head(ctx: AuditContext, model: Any) -> Any:
     try:
         return find_head(model, ctx.run.head_name)
     except LookupError:
-        import difflib
+        from auditor.suggest import did_you_mean
 
         names = [n for n, _ in model.named_modules() if n]
-        close = difflib.get_close_matches(ctx.run.head_name or "", names, n=1)
+        hint = did_you_mean(ctx.run.head_name or "", names)
         manifest = ctx.manifest
         raise ManifestError(
             manifest.path,
@@ -47,7 +47,7 @@ def _head(ctx: AuditContext, model: Any) -> Any:
             f"the name of a submodule of {type(model).__name__}",
             repr(ctx.run.head_name),
             line=manifest.resolver.lines.line("model.head"),
-            hint=(f"did you mean {close[0]!r}? " if close else "")
+            hint=(f"{hint} " if hint else "")
             + "top-level modules: "
             + ", ".join(n for n, _ in model.named_children()),
         ) from None

@@ -12,10 +12,11 @@ Three spellings are accepted (see the manifest schema):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from auditor.suggest import closest
 
 __all__ = ["Expected", "PretrainedError", "resolve_pretrained"]
 
@@ -156,9 +157,9 @@ def _torchvision_weights(models: Any, name: str) -> Any:
     try:
         return models.get_model_weights(name).DEFAULT
     except (ValueError, KeyError, AttributeError):
-        close = difflib.get_close_matches(name, models.list_models(), n=1, cutoff=0.6)
+        close = closest(name, models.list_models())
         hint = (
-            f"did you mean torchvision:{close[0]} (its default weights)?"
+            f"did you mean torchvision:{close} (its default weights)?"
             if close
             else _torchvision_suggestion(models, name)
         )
@@ -175,15 +176,15 @@ def _torchvision_suggestion(models: Any, enum_name: str) -> str:
             enum = None
         if enum is not None:
             candidates.append(enum.__name__)
-    close = difflib.get_close_matches(enum_name, sorted(set(candidates)), n=1, cutoff=0.6)
+    close = closest(enum_name, candidates)
     example = "ResNet50_Weights.IMAGENET1K_V2"
     if close:
         try:
-            members = [m.name for m in getattr(models, close[0])]
+            members = [m.name for m in getattr(models, close)]
         except Exception:  # noqa: BLE001
             members = []
         member = members[-1] if members else "DEFAULT"
-        return f"did you mean {close[0]}.{member}? its members: {', '.join(members) or 'DEFAULT'}"
+        return f"did you mean {close}.{member}? its members: {', '.join(members) or 'DEFAULT'}"
     return f"write the weights enum and member, e.g. torchvision:{example}"
 
 
@@ -201,8 +202,8 @@ def _from_timm(name: str) -> Expected:
         import timm
 
         base = name.split(".", 1)[0]
-        close = difflib.get_close_matches(base, timm.list_models(), n=1, cutoff=0.6)
-        hint = f"did you mean timm:{close[0]}?" if close else "see timm.list_models(pretrained=True)"
+        close = closest(base, timm.list_models())
+        hint = f"did you mean timm:{close}?" if close else "see timm.list_models(pretrained=True)"
         raise PretrainedError(f"timm model {name!r} with no pretrained config", hint)
     size = tuple(int(v) for v in cfg.input_size) if cfg.input_size else None
     crop_pct = float(cfg.crop_pct) if cfg.crop_pct else None
