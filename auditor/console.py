@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from auditor._printable import printable as _p
+from auditor.findings import SEVERITIES, severity_rank
 
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
@@ -46,7 +47,6 @@ def print_report(
     by_audit: dict[str, list[Mapping[str, Any]]] = {}
     for finding in findings:
         by_audit.setdefault(finding["audit"], []).append(finding)
-    order = {"error": 0, "warning": 1, "info": 2}
     by_id = {f["id"]: f for f in findings if f.get("id")}
     consequences: dict[str, list[Mapping[str, Any]]] = {}
     for finding in findings:
@@ -73,7 +73,7 @@ def print_report(
         console.print()
         title = f"{audit['name']} ({len(items)})" if items else f"{audit['name']}: notes"
         console.rule(Text(title, style="bold"), align="left")
-        for finding in sorted(items, key=lambda f: (order[f["severity"]], f["code"])):
+        for finding in sorted(items, key=lambda f: (-severity_rank(f["severity"]), f["code"])):
             root = by_id.get(finding.get("caused_by") or "")
             if root is not None:
                 if root["audit"] == audit["name"]:
@@ -90,7 +90,7 @@ def print_report(
     summary = report["summary"]
     console.print()
     counts = Text("  ")
-    for severity in ("error", "warning", "info"):
+    for severity in SEVERITIES:
         counts.append(f"{summary[severity]} {severity}{'s' if summary[severity] != 1 else ''}",
                       style=SEVERITY_STYLE[severity] if summary[severity] else "dim")
         counts.append("  ")

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CODE_PATTERN", "CodeInfo", "FailOn", "Finding", "Severity"]
+__all__ = ["CODE_PATTERN", "SEVERITIES", "CodeInfo", "FailOn", "Finding", "Severity", "severity_at_least",
+           "severity_rank"]
 
 #: A finding code is a prefix of 2-4 capital letters followed by three digits.
 CODE_PATTERN = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")
@@ -28,16 +29,26 @@ class Severity(str, enum.Enum):
         return self.value
 
 
+#: The one severity ranking. ``never`` (a ``fail_on`` value) outranks every severity, so nothing reaches it.
 _RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
 
+#: Most severe first: the order findings are listed and counted in, in the console and in every report.
+SEVERITIES = ("error", "warning", "info")
+
 #: Values accepted by ``fail_on`` / ``--fail-on``.
-FailOn = ("error", "warning", "info", "never")
+FailOn = (*SEVERITIES, "never")
 
 
-def severity_at_least(severity: str | Severity, threshold: str) -> bool:
-    """True when ``severity`` reaches ``threshold`` (``never`` is never reached)."""
-    value = severity.value if isinstance(severity, Severity) else severity
-    return _RANK[value] >= _RANK[threshold]
+def severity_rank(severity: object) -> int:
+    """Higher is more severe; 0 for a value that is no severity (e.g. in a report from a newer version)."""
+    value = severity.value if isinstance(severity, Severity) else str(severity)
+    return _RANK.get(value, 0)
+
+
+def severity_at_least(severity: object, threshold: object) -> bool:
+    """True when ``severity`` reaches ``threshold`` (``never`` is never reached; an unknown one counts as error)."""
+    limit = severity_rank(threshold) or _RANK["error"]
+    return severity_rank(severity) >= limit
 
 
 @dataclass(frozen=True)

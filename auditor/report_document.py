@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor._version import __version__
 from auditor.errors import UsageError
+from auditor.findings import SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import RunContext
@@ -20,7 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "newer_minor", "validate_report"]
 
 SCHEMA_VERSION = "1.0"
-SEVERITIES = ("error", "warning", "info")
 
 
 def _environment(context: RunContext) -> dict[str, Any]:

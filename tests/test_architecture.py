@@ -63,6 +63,16 @@ def test_one_did_you_mean_helper():
     # Every rejected name gets its hint from auditor/suggest.py, so one typo gets one kind of hint.
     users = sorted(
         path for path in _modules() if path != "auditor/suggest.py"
-        and re.search(r"^\s*(import difflib|from difflib import)", (REPO / path).read_text(encoding="utf-8"), re.M)
+        and re.search(r"^\s*(import difflib|from difflib import)", (REPO / path).read_text(encoding="utf-8"), re.MULTILINE)
     )
     assert not users, f"{users} import difflib: call auditor.suggest.did_you_mean or closest instead"
+
+
+def test_one_severity_ranking():
+    # auditor.findings ranks severities (SEVERITIES, severity_rank, severity_at_least); a second ordering
+    # somewhere else drifts from it the day a severity is added.
+    ordering = re.compile(r"""[(\[]\s*["']error["'],\s*["']warning["'],\s*["']info["']|["'](?:error|warning|info)["']:\s*\d""")
+    sources = [*_modules(), *(p.relative_to(REPO).as_posix() for p in (REPO / "plugins").rglob("*.j2"))]
+    spelled = sorted(p for p in sources if p != "auditor/findings.py"
+                     and ordering.search((REPO / p).read_text(encoding="utf-8")))
+    assert not spelled, f"{spelled} order severities themselves: use auditor.findings.SEVERITIES / severity_rank"

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from auditor.findings import SEVERITIES, severity_at_least, severity_rank
+
 __all__ = [
     "SEVERITY_ORDER",
     "audit_codes",
@@ -31,19 +33,13 @@ __all__ = [
     "verdict",
 ]
 
-#: Most severe first: the order findings are listed in every format.
-SEVERITY_ORDER = ("error", "warning", "info")
-_RANK = {"info": 1, "warning": 2, "error": 3, "never": 99}
-
-
-def severity_rank(severity: Any) -> int:
-    return _RANK.get(str(severity), 0)
+#: Most severe first: the order findings are listed in every format (auditor's one ranking).
+SEVERITY_ORDER = SEVERITIES
 
 
 def reaches(severity: Any, fail_on: Any) -> bool:
-    """True when a finding of ``severity`` makes the run fail under ``fail_on``."""
-    threshold = _RANK.get(str(fail_on or "error"), _RANK["error"])
-    return severity_rank(severity) >= threshold
+    """True when a finding of ``severity`` makes the run fail under ``fail_on`` (missing: ``error``)."""
+    return severity_at_least(severity, fail_on or "error")
 
 
 def _text(value: Any) -> str:

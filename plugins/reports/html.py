@@ -181,6 +181,7 @@ def context(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[
         "exit_code": report.get("exit_code"),
         "fail_on": str(report.get("fail_on") or "error"),
         "summary": {s: int(summary.get(s, 0) or 0) for s in (*_common.SEVERITY_ORDER, "total")},
+        "severities": _common.SEVERITY_ORDER,
         "statuses": sorted(statuses.items(), key=lambda kv: _STATUS_ORDER.get(kv[0], 9)),
         "started_at": str(report.get("started_at") or ""),
         "duration": report.get("duration_s"),
