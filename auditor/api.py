@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import UsageError
 from auditor.registry import Registry, load_registry
+from auditor.report_format import require_report_formats
 
 __all__ = ["RunOutcome", "run_manifest"]
 
@@ -68,15 +68,12 @@ def run_manifest(
     selection = Selection(only=only, skip=skip, select=select, ignore=ignore, static=static,
                           fail_on=fail_on or loaded.fail_on)
     if formats is None:
+        # report.formats was checked with the manifest (exit 2 naming its line)
         formats = list(loaded.report_config.get("formats") or [])
         if not formats:
             formats = [f for f in ("json", "html") if f in registry.report_formats]
-    unknown = [f for f in formats if f not in registry.report_formats]
-    if unknown:
-        raise UsageError(
-            f"--format {unknown[0]}: expected one of the installed report formats "
-            f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
-        )
+    else:
+        require_report_formats(formats, registry.report_formats, given_as="--format")  # before the audits run
     from auditor._storage import check_extras
 
     check_extras(loaded, scheduler)

@@ -8,6 +8,7 @@ the file, the key path and its line, what was expected and what was found.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +19,15 @@ import yaml
 from auditor._schemas import load_schema
 from auditor._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.errors import ManifestError, ManifestInvalid
+from auditor.report_format import unknown_report_formats
 from auditor.resolve import Resolver
 from auditor.suggest import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.registry import Registry
 
-__all__ = ["Manifest", "load_manifest", "manifest_from_mapping", "validate_against"]
+__all__ = ["Manifest", "audit_options", "load_manifest", "manifest_from_mapping", "validate_against",
+           "validate_manifest"]
 
 #: Keys whose values are ``module:attr`` strings; ``validate`` checks they exist.
 _REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
@@ -110,20 +113,22 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
         )
     pythonpath = [path.parent / str(p) for p in raw.get("pythonpath") or [] if isinstance(p, str)]
     manifest = Manifest(path=path, raw=raw, lines=lines, resolver=Resolver(path, pythonpath, lines))
-    errors = list(_validate(manifest, registry))
+    errors = validate_manifest(manifest, registry)
     if check_imports and not errors:
         errors.extend(_check_imports(manifest))
     if errors:
         raise ManifestInvalid(errors)
+    manifest.audit_options = audit_options(manifest, registry)
     return manifest
 
 
 def manifest_from_mapping(raw: dict[str, Any], path: Path, resolver: Resolver, registry: Registry) -> Manifest:
     """A manifest that exists only in memory (``auditor.check``), validated exactly as a file is."""
     manifest = Manifest(path=path, raw=raw, lines=LineMap(), resolver=resolver)
-    errors = list(_validate(manifest, registry))
+    errors = validate_manifest(manifest, registry)
     if errors:
         raise ManifestInvalid(errors)
+    manifest.audit_options = audit_options(manifest, registry)
     return manifest
 
 
@@ -164,7 +169,16 @@ def _key_types(manifest: Manifest) -> Iterable[ManifestError]:
             )
 
 
-def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
+def validate_manifest(manifest: Manifest, registry: Registry) -> list[ManifestError]:
+    """Every problem of ``manifest`` against the schemas and the installed plugins, in one pass.
+
+    Only reads: neither ``manifest`` nor any plugin's schema changes (a test compares deep copies),
+    so validating twice, or validating and then running, sees the same manifest.
+    """
+    return list(_problems(manifest, registry))
+
+
+def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
     key_problems = list(_key_types(manifest))
     if key_problems:
         yield from key_problems
@@ -199,20 +213,32 @@ def _validate(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
         options = {} if options is None else options
         if not isinstance(options, Mapping):
             continue  # already reported by the manifest schema
-        problems = validate_against(audit.options_schema, options, manifest, key)
-        yield from problems
-        if not problems:
-            manifest.audit_options[audit_name] = with_defaults(audit.options_schema, options)
-    for audit_name, audit in audits.items():
-        manifest.audit_options.setdefault(audit_name, with_defaults(audit.options_schema, {}))
+        yield from validate_against(audit.options_schema, options, manifest, key)
+    report = manifest.raw.get("report")
+    formats = report.get("formats") if isinstance(report, Mapping) else None
+    if isinstance(formats, list):
+        names = [name for name in formats if isinstance(name, str)]  # others: reported by the schema
+        for unknown in unknown_report_formats(names, registry.report_formats):
+            yield manifest.error("report.formats", unknown.expected, repr(unknown.name), hint=unknown.hint)
+
+
+def audit_options(manifest: Manifest, registry: Registry) -> dict[str, dict[str, Any]]:
+    """Every installed audit's options: the manifest's (valid) ones with the schema's defaults filled in."""
+    listed = manifest.raw.get("audits")
+    listed = listed if isinstance(listed, Mapping) else {}
+    return {name: with_defaults(audit.options_schema, listed.get(name) or {})
+            for name, audit in registry.audits.items()}
 
 
 def with_defaults(schema: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options with the schema's top-level ``default`` values filled in."""
-    filled = dict(options)
+    """A deep copy of ``options`` with the schema's top-level ``default`` values filled in.
+
+    Copies, so an audit that changes its options changes neither the manifest nor the schema's defaults.
+    """
+    filled = copy.deepcopy(dict(options))
     for name, prop in (schema.get("properties") or {}).items():
         if name not in filled and isinstance(prop, Mapping) and "default" in prop:
-            filled[name] = prop["default"]
+            filled[name] = copy.deepcopy(prop["default"])
     return filled
 
 

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.errors import AuditorError, UsageError
+from auditor.errors import AuditorError
+from auditor.report_format import require_report_formats
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.registry import Registry
@@ -51,12 +52,7 @@ def write_reports(
     """
     asked = list(dict.fromkeys(formats))
     wanted = ["json", *[f for f in asked if f != "json"]] if include_json else asked
-    unknown = [f for f in wanted if f not in registry.report_formats]
-    if unknown:
-        raise UsageError(
-            f"report format {unknown[0]!r}: expected one of the installed formats "
-            f"{sorted(registry.report_formats)}, found {unknown[0]!r}"
-        )
+    require_report_formats(wanted, registry.report_formats, given_as="report format")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,14 +1,16 @@
-"""The report-format plugin declaration."""
+"""The report-format plugin declaration, and the one check of report-format names against the installed ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.errors import UsageError
 from auditor.findings import CodeInfo
+from auditor.suggest import did_you_mean
 
-__all__ = ["Renderer", "ReportFormat"]
+__all__ = ["Renderer", "ReportFormat", "UnknownReportFormat", "require_report_formats", "unknown_report_formats"]
 
 #: ``render(report, catalog)``: ``report`` is the JSON report as a dict (valid
 #: against ``report.schema.json``), ``catalog`` maps every known code to its
@@ -32,3 +34,34 @@ class ReportFormat:
     #: GitHub workflow commands, which only act when a job step prints them).
     #: Writing the file never prints: the Python API leaves stdout alone.
     echo: bool = False
+
+
+@dataclass(frozen=True)
+class UnknownReportFormat:
+    """A requested report format no installed plugin declares, worded for an error message."""
+
+    name: str
+    expected: str
+    hint: str
+
+
+def unknown_report_formats(names: Iterable[str], installed: Collection[str]) -> list[UnknownReportFormat]:
+    """Every name in ``names`` that is not in ``installed``, in order, once each.
+
+    The one place report-format names are checked: the manifest's ``report.formats`` (exit 2 with its
+    line), ``--format`` of ``auditor run`` and ``auditor report``, and writing the files all ask here.
+    """
+    known = sorted(installed)
+    return [
+        UnknownReportFormat(name, f"one of the installed report formats {known}",
+                            did_you_mean(name, known) or "`auditor list` shows the installed report formats")
+        for name in dict.fromkeys(names) if name not in installed
+    ]
+
+
+def require_report_formats(names: Iterable[str], installed: Collection[str], *, given_as: str) -> None:
+    """Raise :class:`UsageError` (exit 2) for the first unknown name; ``given_as`` says where it came from."""
+    unknown = unknown_report_formats(names, installed)
+    if unknown:
+        first = unknown[0]
+        raise UsageError(f"{given_as} {first.name}: expected {first.expected}, found {first.name!r}; {first.hint}")

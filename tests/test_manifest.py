@@ -209,3 +209,46 @@ def test_yaml_is_loaded_safely(data_dir, registry):
     path = _write(data_dir, VALID + "name: !!python/object/apply:os.system ['echo pwned']\n")
     (error,) = _errors(path, registry)
     assert "valid YAML" in error.expected
+
+
+def test_unknown_report_format_is_a_manifest_error_with_its_line(data_dir, registry):
+    path = _write(data_dir, VALID + "report:\n  formats: [json, htlm]\n")
+    (error,) = _errors(path, registry)
+    assert (error.key, error.line, error.found) == ("report.formats", 7, "'htlm'")
+    assert "one of the installed report formats" in error.expected and "did you mean 'html'?" in error.render()
+
+
+def test_one_check_of_report_formats_for_manifest_command_line_and_rerender(data_dir, registry, tmp_path):
+    from auditor.api import run_manifest
+    from auditor.errors import UsageError
+    from auditor.report_files import write_reports
+
+    path = _write(data_dir, VALID)
+    with pytest.raises(UsageError, match=r"^--format htlm: expected one of the installed report formats .*; "
+                                         r"did you mean 'html'\?$"):
+        run_manifest(path, formats=["json", "htlm"], registry=registry)
+    assert not (data_dir / "reports").exists(), "no audit may run before the formats are checked"
+    with pytest.raises(UsageError, match=r"^report format pdf: expected one of the installed report formats .*; "
+                                         r"`auditor list` shows the installed report formats$"):
+        write_reports({}, ["pdf"], tmp_path / "out", registry)
+
+
+def test_validating_a_manifest_changes_nothing(data_dir, registry):
+    import copy
+
+    from auditor.manifest import audit_options, validate_manifest
+
+    path = _write(data_dir, VALID + "audits:\n  label_distribution: {max_imbalance_ratio: 4}\n  gradient_probe:\n")
+    manifest = load_manifest(path, registry)
+    schemas = {name: audit.options_schema for name, audit in registry.audits.items()}
+    before = copy.deepcopy((manifest.raw, manifest.audit_options, schemas))
+    assert validate_manifest(manifest, registry) == []
+    assert validate_manifest(manifest, registry) == []
+    assert (manifest.raw, manifest.audit_options, schemas) == before
+
+    # An audit owns its options: changing them touches neither the manifest nor a schema default.
+    options = audit_options(manifest, registry)
+    assert options["label_distribution"]["max_imbalance_ratio"] == 4
+    options["label_distribution"]["max_imbalance_ratio"] = 99
+    options["gradient_probe"]["thresholds"]["loss_ratio"] = 1.0
+    assert (manifest.raw, manifest.audit_options, schemas) == before
