@@ -247,18 +247,13 @@ class LiveRunContext(RunContext):
             return self.objects.loss is not None
         return bool(self.manifest.raw.get(section))
 
-    @property
-    def splits(self) -> dict[str, Split]:  # type: ignore[override]
-        opened = self.__dict__.get("splits")
-        if opened is None:
-            opened = RunContext.splits.func(self)  # type: ignore[attr-defined]
-            for name, split in opened.items():
-                settings = self.objects.loaders.get(name)
-                if settings is not None:
-                    split.batch_size = settings.batch_size
-                    split.collate_fn = settings.collate_fn
-            # Where the base class's cached_property keeps it: report_document asks whether splits opened.
-            self.__dict__["splits"] = opened
+    def _open_splits(self) -> dict[str, Split]:
+        opened = super()._open_splits()
+        for name, split in opened.items():
+            settings = self.objects.loaders.get(name)
+            if settings is not None:
+                split.batch_size = settings.batch_size
+                split.collate_fn = settings.collate_fn
         return opened
 
     def _missing(self, section: str) -> ManifestError:

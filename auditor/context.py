@@ -61,7 +61,6 @@ class RunContext:
         self.use_cache = use_cache
         self._cache_dir = cache_dir
         self._progress = progress
-        self.device_used: str | None = None
         #: ``(model, batch, step) -> loss`` when training computes its loss itself (a LightningModule's
         #: ``training_step``); ``None``: the loss is ``loss(model(inputs), targets)``. Audits that train
         #: (gradient_probe) call it on their own model copy with the batch as the DataLoader makes it.
@@ -69,6 +68,7 @@ class RunContext:
         from auditor._deadline import set_call_timeout
 
         set_call_timeout(manifest.raw.get("call_timeout_s"))
+        self._splits: dict[str, Split] | None = None
 
     # -- model, optimizer, loss -----------------------------------------------------
 
@@ -139,9 +139,19 @@ class RunContext:
 
     # -- data -----------------------------------------------------------------------
 
-    @functools.cached_property
+    @property
     def splits(self) -> dict[str, Split]:
-        """Every split of the manifest, opened (cheaply) in manifest order."""
+        """Every split of the manifest, opened (cheaply) in manifest order, once."""
+        if self._splits is None:
+            self._splits = self._open_splits()
+        return self._splits
+
+    @property
+    def splits_opened(self) -> bool:
+        """True once an audit opened the splits; asking opens nothing (the report uses it)."""
+        return self._splits is not None
+
+    def _open_splits(self) -> dict[str, Split]:
         from auditor.data import SplitSpec
 
         opened: dict[str, Split] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 from collections.abc import Iterable, Mapping
@@ -18,19 +19,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.context import RunContext
     from auditor.runner import RunResult
 
-__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "newer_minor", "validate_report"]
+__all__ = ["SCHEMA_VERSION", "build_report", "dump_report", "load_report", "newer_minor", "strict_json",
+           "validate_report"]
 
 SCHEMA_VERSION = "1.0"
 
 
-def _environment(context: RunContext) -> dict[str, Any]:
+def _environment(context: RunContext, result: RunResult) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "auditor": __version__,
         "torch": None,
         "torchvision": None,
-        "device": context.device_used or "cpu",
+        "device": _device(result),
         "plugins": [
             {"name": p.name, "distribution": p.distribution, "version": p.version}
             for p in context.registry.plugins
@@ -47,6 +49,15 @@ def _environment(context: RunContext) -> dict[str, Any]:
     return env
 
 
+def _device(result: RunResult) -> str:
+    """The device the model ran on, as the audit that ran it records in its evidence (gradient_probe)."""
+    for audit in result.results:
+        device = audit.evidence.get("device") if isinstance(audit.evidence, Mapping) else None
+        if isinstance(device, str) and device:
+            return device
+    return "cpu"
+
+
 def build_report(context: RunContext, result: RunResult, started_at: datetime) -> dict[str, Any]:
     manifest = context.manifest
     findings = [f.to_dict() for f in result.findings]
@@ -60,7 +71,7 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
         "manifest": {"path": str(manifest.path), "name": manifest.name},
         "started_at": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(result.duration_s, 4),
-        "environment": _environment(context),
+        "environment": _environment(context, result),
         "fail_on": result.fail_on,
         "task": _task(context),
         "audits": [
@@ -72,25 +83,25 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
                 "reason": r.reason,
                 "error": r.error,
                 "codes": [info.code for info in r.audit.codes],
-                "options": _jsonable(r.options),
+                "options": strict_json(r.options),
                 "notes": list(r.notes),
-                "evidence": _jsonable(r.evidence),
+                "evidence": strict_json(r.evidence),
                 "counts": {s: sum(1 for f in r.findings if f.severity == s) for s in SEVERITIES},
             }
             for r in result.results
         ],
-        "findings": _jsonable(findings),
+        "findings": strict_json(findings),
         "summary": summary,
         "exit_code": result.exit_code,
         "lines": _lines(context, findings),
     }
     context.registry.hook.auditor_run_finished(report=report)
-    return report
+    return strict_json(report)  # again: a plugin's auditor_run_finished may have added anything
 
 
 def _task(context: RunContext) -> dict[str, Any] | None:
     # The task is inferred from the data; only report it when a split was opened anyway.
-    if "splits" not in context.__dict__ and not context.manifest.section("task"):
+    if not context.splits_opened and not context.manifest.section("task"):
         return None
     try:
         task = context.task
@@ -112,19 +123,43 @@ def _lines(context: RunContext, findings: Iterable[Mapping[str, Any]]) -> dict[s
     return lines
 
 
-def _jsonable(value: Any) -> Any:
-    """Evidence may hold numpy scalars, tuples or paths; make it plain JSON."""
-    return json.loads(json.dumps(value, default=_default))
+def strict_json(value: Any) -> Any:
+    """``value`` as strict JSON data (RFC 8259), whatever an audit put into its evidence.
 
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
+    The one rule for numbers JSON cannot hold: NaN, Infinity and -Infinity become ``None`` (JSON
+    ``null``), as JavaScript's ``JSON.stringify`` writes them; a finding's message says in words when a
+    value was not finite. numpy and torch values become plain numbers and lists, tuples and sets lists,
+    other objects (paths, enums) their ``str``, and every mapping key a string.
+    """
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Mapping):
+        return {_key(key): strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
+        return [strict_json(item) for item in sorted(value, key=str)]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return strict_json(value.tolist())
+    if hasattr(value, "item"):
+        return strict_json(value.item())
     return str(value)
+
+
+def _key(key: Any) -> str:
+    # What json.dumps would make of a key, except that any key works (a tuple key would raise there).
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
+
+
+def dump_report(report: Mapping[str, Any]) -> str:
+    """The text of report.json: strict JSON (``allow_nan=False`` after :func:`strict_json`), indented."""
+    return json.dumps(strict_json(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def validate_report(report: Mapping[str, Any]) -> None:
@@ -141,7 +176,8 @@ def load_report(path: Path) -> dict[str, Any]:
         from auditor._regular import open_regular
 
         with open_regular(path) as handle:  # a FIFO given as the report must not block
-            report = json.loads(handle.read().decode("utf-8"))
+            # A report written before report.json was strict may hold bare NaN or Infinity: read them as null.
+            report = json.loads(handle.read().decode("utf-8"), parse_constant=lambda _name: None)
     except (OSError, ValueError) as exc:
         raise UsageError(f"report {path}: expected a JSON report written by `auditor run`, found: {exc}") from exc
     version = report.get("schema_version") if isinstance(report, dict) else None

@@ -10,7 +10,6 @@ docs/gradient_probe.md. torch is imported only when the audit runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,6 +63,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if not any(p.requires_grad for p in ctx.run.model.parameters()):
         # Nothing can train, so there is nothing to probe; FZ001 (frozen_coverage) reports the cause.
         raise SkipAudit("every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001")
+    from auditor.report_document import strict_json  # NaN and infinity as null, as in report.json
     from auditor_plugins.gradient_probe.checks import evidence, judge
 
     options = dict(ctx.options)
@@ -86,9 +86,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         if note:
             ctx.note(note)
     for finding in judge(ctx, probe, thresholds):
-        finding.evidence = plain_json(finding.evidence)
+        finding.evidence = strict_json(finding.evidence)
         yield finding
-    ctx.evidence.update(plain_json(dict(ctx.evidence)))
+    ctx.evidence.update(strict_json(dict(ctx.evidence)))
+
 
 
 def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
@@ -114,17 +115,6 @@ def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
             hint=f"the probe's time_budget_s is {budget:g} s; make that call return, or raise time_budget_s "
             "if it is merely slow",
         ) from exc
-
-
-def plain_json(value: Any) -> Any:
-    """NaN and infinity as null: strict JSON parsers (and the HTML report's charts) reject them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: plain_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_json(item) for item in value]
-    return value
 
 
 AUDIT = Audit(

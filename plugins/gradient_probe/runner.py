@@ -141,7 +141,8 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
     device, device_note = pick_device(options["device"])
     budget = _Budget(float(options["time_budget_s"]))
     train = ctx.train
-    ctx.run.device_used = str(device)
+    # First thing, so the report names the device even when the probe crashes on it.
+    ctx.evidence["device"] = str(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with isolated_rng(int(options["seed"]), device):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor.report_document import dump_report
 
 
 def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return dump_report(report)  # strict JSON: no NaN or Infinity, whatever the evidence held
 
 
 @hookimpl
