@@ -84,3 +84,22 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     assert run.returncode in (0, 1), run.stdout + run.stderr
     assert (project / "reports" / "report.json").is_file()
     assert "LD001" in run.stdout
+
+
+def test_everything_the_test_extra_lists_is_installed():
+    # Tests use importorskip for optional integrations; in CI (`make test` = pip install '.[test]') a missing
+    # one would turn those tests into silent skips. This fails instead, naming the package.
+    import importlib.metadata
+    import re
+
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    missing = []
+    for requirement in extra["test"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(requirement)
+    assert not missing, f"the test extra lists {missing}, which are not installed: pip install -e '.[test]'"

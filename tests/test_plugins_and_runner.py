@@ -45,6 +45,23 @@ def install_fake_distribution(site: Path, dist: str, module: str, name: str, pre
     (info / "RECORD").write_text("")
 
 
+def test_every_built_in_plugin_loads():
+    # The built-ins' own tests no longer skip when one is missing ("not installed yet"): this says which.
+    import tomllib
+    from conftest import REPO
+
+    from auditor.registry import load_registry
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]["auditor"]
+    registry = load_registry(autoload=False)
+    broken = {b.name: b.error for b in registry.broken}
+    assert not broken, f"built-in plugins failed to load: {broken}"
+    loaded = {p.name for p in registry.plugins if p.distribution == "auditor"}
+    assert set(declared) <= loaded, f"declared in pyproject.toml but not loaded: {sorted(set(declared) - loaded)}"
+    assert {"label_distribution", "split_leakage", "transform_parity", "frozen_coverage",
+            "gradient_probe"} <= set(registry.audits)
+
+
 @pytest.fixture
 def project(tmp_path, image_folder, manifest_writer):
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
