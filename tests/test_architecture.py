@@ -76,3 +76,17 @@ def test_one_severity_ranking():
     spelled = sorted(p for p in sources if p != "auditor/findings.py"
                      and ordering.search((REPO / p).read_text(encoding="utf-8")))
     assert not spelled, f"{spelled} order severities themselves: use auditor.findings.SEVERITIES / severity_rank"
+
+
+def test_readme_and_docs_link_only_to_files_in_the_repository():
+    # A fresh clone is all a reader has: a link to a file outside it (SPEC.md once) is a dead end.
+    link = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+    dead = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target):  # https:, mailto:
+                continue
+            if not (page.parent / target).exists():
+                dead.append(f"{page.relative_to(REPO)} -> {target}")
+    assert not dead, f"links to files that are not in the repository: {dead}"
+    assert "SPEC.md" not in (REPO / "README.md").read_text(encoding="utf-8")
