@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from auditor.findings import severity_at_least
+
 __all__ = ["AuditFailed", "AuditorError", "ManifestError", "ManifestInvalid", "PluginError", "UsageError"]
 
 
@@ -68,10 +70,8 @@ class AuditFailed(AuditorError):
         self.report = report
         self.exit_code = int(report["exit_code"])
         fail_on = str(report.get("fail_on") or "error")
-        order = {"error": 0, "warning": 1, "info": 2, "never": -1}
-        limit = order.get(fail_on, 0)
         lines = [f"  {f['severity']:<7} {f['code']}  {f['title']}: {f['message']}"
-                 for f in report["findings"] if order.get(f["severity"], 9) <= limit]
+                 for f in report["findings"] if severity_at_least(f["severity"], fail_on)]
         errored = [f"  audit {a['name']} errored: {(a.get('error') or {}).get('message', '')}".rstrip()
                    for a in report["audits"] if a["status"] == "errored"]
         shown = [*errored, *lines]

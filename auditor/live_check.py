@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditFailed, UsageError
+from auditor.findings import SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.findings import Finding
@@ -92,7 +93,7 @@ class CheckResult:
 def summary_line(report: Mapping[str, Any]) -> str:
     summary = report["summary"]
     counts = ", ".join(f"{summary[s]} {s}{'s' if summary[s] != 1 and s != 'info' else ''}"
-                       for s in ("error", "warning", "info"))
+                       for s in SEVERITIES)
     return f"auditor: exit code {report['exit_code']} (fail_on {report['fail_on']}): {counts}"
 
 
@@ -212,13 +213,13 @@ def _audit_section(audits: Sequence[str] | Mapping[str, Any] | None, options: Ma
     """The manifest's ``audits`` mapping from the ``audits=`` keyword and per-audit option keywords."""
     unknown = [key for key in options if key not in registry.audits]
     if unknown:
-        import difflib
+        from auditor.suggest import did_you_mean
 
-        close = difflib.get_close_matches(unknown[0], sorted(registry.audits), n=1)
+        hint = did_you_mean(unknown[0], registry.audits)
         raise TypeError(
             f"auditor.check() got an unexpected keyword {unknown[0]!r}: expected a parameter of check() or the "
             f"name of an installed audit {sorted(registry.audits)} (its options)"
-            + (f"; hint: did you mean {close[0]!r}?" if close else "")
+            + (f"; hint: {hint}" if hint else "")
         )
     if audits is None:
         section = None if not options else {audit: {} for audit in registry.audits}
