@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.auditor-installed
 TEST_STAMP := $(VENV)/.auditor-installed-test
-PYTEST_ARGS ?=
+# pytest-xdist, one worker per core; --dist loadfile keeps each test module on one worker, so a module's
+# costly shared fixture (the report tests' quickstart run) is built once, not once per worker.
+# Override for one run: make test PYTEST_ARGS="-n0 -x tests/test_cli.py".
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: install install-test demo test bench clean
 
