@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.manifest import Manifest
     from auditor.registry import Registry
 
-__all__ = ["LIVE_PATH_NAME", "LiveObjects", "LiveRunContext", "LoaderSettings", "live_manifest", "unpack_split"]
+__all__ = ["LIVE_PATH_NAME", "LiveObjects", "LiveRunContext", "LoaderSettings", "TrainingStepLoss", "live_manifest",
+           "unpack_split"]
 
 #: What reports show as the manifest's file name for a run from Python (there is no file).
 LIVE_PATH_NAME = "<auditor.check>"
@@ -152,6 +153,17 @@ def _ident(split: str, prefix: str = "data_") -> str:
     return prefix + (cleaned if cleaned[:1].isalpha() or cleaned[:1] == "_" else "_" + cleaned)
 
 
+class TrainingStepLoss:
+    """The loss when only a training step knows it (``loss_step`` and no ``loss``).
+
+    Audits that read the loss see a custom loss they cannot inspect (LD004 says so); the
+    gradient probe never calls it, because the training step computes the loss itself.
+    """
+
+    def __call__(self, *args: Any) -> Any:
+        raise TypeError("the loss is computed inside the training step (loss_step); it cannot be called alone")
+
+
 class LiveResolver(Resolver):
     """Hands out the caller's datasets where the manifest path would import a factory."""
 
@@ -202,9 +214,11 @@ class LiveRunContext(RunContext):
 
     @property
     def loss(self) -> Any:  # type: ignore[override]
-        if self.objects.loss is None:
-            raise self._missing("loss")
-        return self.objects.loss
+        if self.objects.loss is not None:
+            return self.objects.loss
+        if self.loss_step is not None:
+            return TrainingStepLoss()
+        raise self._missing("loss")
 
     def model_copy(self) -> Any:
         """A deep copy of the model; :meth:`make_optimizer` on it returns the matching optimizer copy."""
@@ -236,15 +250,13 @@ class LiveRunContext(RunContext):
         )
 
     def make_loss(self) -> Any:
-        if self.objects.loss is None:
-            raise self._missing("loss")
-        return copy.deepcopy(self.objects.loss)
+        return copy.deepcopy(self.loss)
 
     def has(self, section: str) -> bool:
         if section == "data":
             return bool(self.objects.datasets)
         if section == "loss":
-            return self.objects.loss is not None
+            return self.objects.loss is not None or self.loss_step is not None
         return bool(self.manifest.raw.get(section))
 
     def _open_splits(self) -> dict[str, Split]:

@@ -1,0 +1,139 @@
+"""PyTorch Lightning: audit a fit before its first step (``pip install 'auditor[lightning]'``).
+
+    from auditor.integrations.lightning import AuditCallback
+    trainer = Trainer(callbacks=[AuditCallback(fail_on="error")])
+    trainer.fit(module, datamodule)   # raises auditor.AuditFailed before training when the audits fail
+
+At the start of ``fit`` the callback audits the LightningModule with the
+optimizer from its ``configure_optimizers()`` and the trainer's train and val
+DataLoaders, exactly as :func:`auditor.check` would. The gradient probe trains a
+deep copy of the module through the module's own ``training_step``, so a loss
+computed inside the module is the loss probed. The module, its optimizer and the
+DataLoaders are left as they were; the fit then starts as if nothing happened.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    from lightning.pytorch.callbacks import Callback
+except ImportError:  # pragma: no cover - the older package name
+    try:
+        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
+    except ImportError as exc:
+        raise ImportError(
+            "auditor.integrations.lightning needs PyTorch Lightning, which is not installed; "
+            "hint: pip install 'auditor[lightning]'"
+        ) from exc
+
+from auditor.errors import AuditFailed
+from auditor.live_check import CheckResult, check
+
+__all__ = ["AuditCallback", "training_step_loss"]
+
+
+def training_step_loss(module: Any, batch: Any, step: int) -> Any:
+    """The loss ``module.training_step(batch, step)`` returns (a tensor, ``{"loss": tensor}`` or None)."""
+    with warnings.catch_warnings():
+        # The probe's copy is not attached to a Trainer: its self.log() calls warn and do nothing.
+        warnings.filterwarnings("ignore", message=".*self.log.*")
+        warnings.filterwarnings("ignore", message=".*trainer.*reference is not registered.*")
+        output = module.training_step(batch, step)
+    if isinstance(output, Mapping):
+        output = output.get("loss")
+    return output
+
+
+class AuditCallback(Callback):  # type: ignore[misc]
+    """Runs auditor on the fit's module, optimizer and DataLoaders before training starts.
+
+    ``fail_on`` (error | warning | info | never): findings at or above it stop the fit by
+    raising :class:`auditor.AuditFailed`. ``audits``: names (or name -> options) to run,
+    default all installed. ``report_dir``: where the reports go (default
+    ``<default_root_dir>/auditor``), in ``formats``. Other keywords go to
+    :func:`auditor.check` (``pretrained=``, ``head=``, ``task=``, ``ignore=``,
+    ``gradient_probe={"steps": 5}``, ...). The result is kept in ``self.result``.
+    """
+
+    def __init__(
+        self,
+        fail_on: str = "error",
+        audits: Sequence[str] | Mapping[str, Any] | None = None,
+        report_dir: str | Path | None = None,
+        formats: Sequence[str] = ("json", "html"),
+        **check_options: Any,
+    ) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+        self.audits = audits
+        self.report_dir = report_dir
+        self.formats = list(formats)
+        self.check_options = check_options
+        self.result: CheckResult | None = None
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
+            return  # one audit per fit, not one per process
+        train, splits = _dataloaders(trainer)
+        loss = self.check_options.pop("loss", None) or _loss_module(pl_module)
+        target = Path(self.report_dir) if self.report_dir is not None else Path(trainer.default_root_dir) / "auditor"
+        options = {"name": type(pl_module).__name__, **self.check_options}
+        self.result = check(
+            pl_module, _optimizer(trainer, pl_module), loss, train=train, splits=splits,
+            audits=self.audits, fail_on=self.fail_on, report_dir=target, formats=self.formats,
+            loss_step=training_step_loss if getattr(pl_module, "automatic_optimization", True) else None,
+            **options,
+        )
+        if self.result.exit_code != 0:
+            raise AuditFailed(self.result.report)
+
+
+def _optimizer(trainer: Any, module: Any) -> Any:
+    """The optimizer the fit will step (the trainer set them up before on_fit_start)."""
+    optimizers = list(getattr(trainer, "optimizers", None) or [])
+    if optimizers:
+        return optimizers[0]
+    configured = module.configure_optimizers()
+    while isinstance(configured, (list, tuple)) and configured:
+        configured = configured[0]
+    if isinstance(configured, Mapping):
+        configured = configured.get("optimizer")
+    return configured
+
+
+def _loss_module(module: Any) -> Any:
+    """The module's loss when it holds exactly one torch loss module (e.g. ``self.loss = CrossEntropyLoss()``)."""
+    from torch.nn.modules.loss import _Loss
+
+    found = [m for m in module.modules() if isinstance(m, _Loss)]
+    return found[0] if len(found) == 1 else None
+
+
+def _dataloaders(trainer: Any) -> tuple[Any, dict[str, Any]]:
+    """The fit's train DataLoader and val DataLoaders (named val, or val_0, val_1, ... / their keys)."""
+    trainer.fit_loop.setup_data()  # what fit does next anyway; it then reuses these loaders
+    train = _first(trainer.train_dataloader)
+    splits: dict[str, Any] = {}
+    val_loop = trainer.fit_loop.epoch_loop.val_loop
+    if trainer.limit_val_batches != 0:
+        val_loop.setup_data()
+        val = trainer.val_dataloaders
+        if isinstance(val, Mapping):
+            splits.update({str(k): v for k, v in val.items()})
+        elif isinstance(val, (list, tuple)):
+            splits.update({"val" if len(val) == 1 else f"val_{i}": v for i, v in enumerate(val)})
+        elif val is not None:
+            splits["val"] = val
+    return train, splits
+
+
+def _first(loaders: Any) -> Any:
+    if isinstance(loaders, Mapping):
+        return next(iter(loaders.values()), None)
+    if isinstance(loaders, (list, tuple)):
+        return loaders[0] if loaders else None
+    return loaders

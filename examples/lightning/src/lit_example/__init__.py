@@ -1,0 +1,1 @@
+"""A small LightningModule project audited by auditor's AuditCallback before it trains."""
