@@ -16,6 +16,7 @@ everything that trains gets deep copies made here.
 from __future__ import annotations
 
 import copy
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -196,8 +197,9 @@ class LiveRunContext(RunContext):
         super().__init__(manifest, registry, **kwargs)
         self.objects = objects
         self.loss_step = objects.loss_step
-        # model copy -> the optimizer copied with it (same deepcopy memo, so it holds the copy's parameters)
-        self._paired: dict[int, Any] = {}
+        # model copy -> the optimizer copied with it (same deepcopy memo, so it holds the copy's parameters).
+        # Weak keys: a copy an audit drops without asking for its optimizer must not stay alive here.
+        self._paired: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     # The caller's objects, read-only (as for the manifest path's shared objects).
     @property
@@ -232,7 +234,7 @@ class LiveRunContext(RunContext):
         # from the caller's training so far must not leak into the probe (or double its memory).
         memo: dict[int, Any] = {id(optimizer.state): defaultdict(dict)}
         model_c, optimizer_c = copy.deepcopy((model, optimizer), memo)
-        self._paired[id(model_c)] = optimizer_c
+        self._paired[model_c] = optimizer_c
         return model_c
 
     def make_optimizer(self, model: Any) -> Any:
@@ -240,7 +242,7 @@ class LiveRunContext(RunContext):
             raise self._missing("optimizer")
         if model is self.objects.model:
             return self.objects.optimizer
-        paired = self._paired.pop(id(model), None)
+        paired = self._paired.pop(model, None)
         if paired is not None:
             return paired
         raise ManifestError(

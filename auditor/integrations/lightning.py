@@ -79,9 +79,9 @@ class AuditCallback(Callback):  # type: ignore[misc]
         if not trainer.is_global_zero:
             return  # one audit per fit, not one per process
         train, splits = _dataloaders(trainer)
-        loss = self.check_options.pop("loss", None) or _loss_module(pl_module)
-        target = Path(self.report_dir) if self.report_dir is not None else Path(trainer.default_root_dir) / "auditor"
         options = {"name": type(pl_module).__name__, **self.check_options}
+        loss = options.pop("loss", None) or _loss_module(pl_module)
+        target = Path(self.report_dir) if self.report_dir is not None else Path(trainer.default_root_dir) / "auditor"
         self.result = check(
             pl_module, _optimizer(trainer, pl_module), loss, train=train, splits=splits,
             audits=self.audits, fail_on=self.fail_on, report_dir=target, formats=self.formats,
