@@ -185,8 +185,8 @@ def test_wrong_options_are_reported_like_a_manifest():
 def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
     """The quickstart built in Python as its manifest builds it: the same finding codes as the CLI run.
 
-    Both sides run a shorter probe than the manifest's (3 + 3 steps, a generous time budget) so the
-    comparison is cheap and cannot depend on machine load; everything else is the manifest as written.
+    Both sides run a shorter probe than the manifest's (3 steps, a generous time budget) so the
+    comparison is cheaper and cannot depend on machine load; everything else is the manifest as written.
     """
     import yaml
     from _reports_quickstart import copy_quickstart, run_cli
@@ -194,8 +194,10 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
 
     project = copy_quickstart(tmp_path / "quickstart", formats=["json"])
     manifest = yaml.safe_load((project / "audit.yaml").read_text(encoding="utf-8"))
+    # overfit_steps stays at its default: the two sides' models start from different random weights,
+    # and a 3-step overfit can land either side of GP006's threshold.
     manifest["audits"]["gradient_probe"] = {**manifest["audits"].get("gradient_probe", {}), "steps": 3,
-                                            "overfit_steps": 3, "time_budget_s": 3600}
+                                            "time_budget_s": 3600}
     (project / "audit.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     done = run_cli("run", "audit.yaml", "--no-cache", cwd=project)
     assert done.returncode in (0, 1), done.stdout + done.stderr
