@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["AuditContext", "RunContext", "TaskInfo"]
 
 
+#: Seed of torch's random state while the model factory runs (see ``RunContext.model``).
+MODEL_BUILD_SEED = 0
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """The learning task: from the manifest's ``task`` or inferred from the data."""
@@ -78,7 +82,15 @@ class RunContext:
         section = self.manifest.section("model")
         if not section:
             raise self._missing("model")
-        model = self.resolver.call_factory(section["factory"], "model.factory", **dict(section.get("kwargs") or {}))
+        import torch
+
+        # A new head starts from random weights, and GP006/GP007 judge what those weights do: seeding the
+        # build makes two runs of one manifest give the same findings. fork_rng leaves the caller's random
+        # state (a notebook's, a training script's) as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(MODEL_BUILD_SEED)
+            model = self.resolver.call_factory(section["factory"], "model.factory",
+                                               **dict(section.get("kwargs") or {}))
         return self._checked(model, "model.factory", "named_parameters", "a torch.nn.Module")
 
     def model_copy(self) -> Any:

@@ -208,6 +208,9 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
         from quickstart import data, model, train
     finally:
         sys.path.remove(str(project / "src"))
+    from auditor.context import MODEL_BUILD_SEED
+
+    torch.manual_seed(MODEL_BUILD_SEED)  # the weights `auditor run` builds, so GP006/GP007 see the same head
     net = model.build(**manifest["model"]["kwargs"])
     result = auditor.check(
         net, train.make_optimizer(net, **manifest["optimizer"]["kwargs"]), nn.CrossEntropyLoss(),
