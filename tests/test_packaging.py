@@ -41,7 +41,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     (wheel,) = dist.glob("auditor-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "auditor_schemas/manifest.schema.json" in names and "auditor_schemas/report.schema.json" in names
-    assert "auditor_plugins/label_distribution.py" in names
+    assert "auditor_plugins/label_distribution/__init__.py" in names
     # Every module of every built-in sub-package ships: a package missing from the build config would
     # import in the checkout (editable) and fail only for people who pip install the wheel.
     shipped = {f"auditor_plugins/{p.relative_to(REPO / 'plugins').as_posix()}"
