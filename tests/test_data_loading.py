@@ -68,6 +68,13 @@ PROJECT = textwrap.dedent('''
         for row, (x, _) in enumerate(pairs):
             out[row, :, : x.shape[1], : x.shape[2]] = x
         return out, torch.tensor([y for _, y in pairs])
+
+
+    def hang_collate(pairs):
+        """A collate function that waits on something that never comes (a queue, a lock, a server)."""
+        import threading
+
+        threading.Event().wait()
 ''')
 
 AUDITS = {"data_loading": {}, "frozen_coverage": {},
@@ -167,6 +174,22 @@ def test_different_sizes_without_resize_are_dl001_unless_the_declared_collate_pa
     report = run_audit(_project(tmp_path, data, audits={"data_loading": {}})).report
     assert report["findings"] == [] and _audit(report, "data_loading")["status"] == "passed"
     assert _audit(report, "data_loading")["evidence"]["splits"]["val"]["collate_fn"] == "dl_project:pad_collate"
+
+
+def test_a_collate_function_that_never_returns_errors_the_audit_and_the_run_exits(tmp_path, cli):
+    data = {"train": {"format": "image_folder", "root": _folder(tmp_path / "train"),
+                      "transform": "dl_project:tensor_tf", "collate_fn": "dl_project:hang_collate"}}
+    manifest = _project(tmp_path, data, audits={"data_loading": {}, "label_distribution": {}})
+    manifest.write_text(manifest.read_text(encoding="utf-8") + "call_timeout_s: 2\n", encoding="utf-8")
+    done = cli("run", manifest, "--format", "json", "--no-cache", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    report = load_json_report(tmp_path / "reports")
+    loading = _audit(report, "data_loading")
+    assert loading["status"] == "errored"
+    assert loading["error"]["type"] == "DeadlineExceeded"
+    assert "collate function dl_project:hang_collate" in loading["error"]["message"]
+    assert "did not return" in loading["error"]["message"]
+    assert _audit(report, "label_distribution")["status"] != "errored"  # the other audits still ran
 
 
 def test_a_corrupt_file_and_a_transform_that_raises_are_dl002_with_index_and_path(tmp_path, run_audit):

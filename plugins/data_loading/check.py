@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import AuditContext, Finding
+from auditor._deadline import DeadlineExceeded, call_with_deadline
 from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
 
 __all__ = ["SplitCheck", "check_split"]
@@ -154,6 +155,9 @@ def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: 
         try:
             # What the training DataLoader gets from the dataset (the collate function's input).
             item = split.training_item(index)
+        except DeadlineExceeded:
+            # The next sample could hang as long: the audit stops here, errored, naming this one.
+            raise
         except Exception as exc:  # noqa: BLE001 - a sample that raises is the finding
             result.failures.append({"index": index, "path": _path(result.paths, index),
                                     "error": f"{type(exc).__name__}: {exc}"[:300]})
@@ -168,7 +172,10 @@ def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: 
     result.collate = collate_name(collate_fn)
     if result.loaded and not raw_images(split):
         # All loaded samples at once: with shuffling any two of them may share a batch.
-        _, result.problem = try_collate(result.loaded, collate_fn)
+        # A custom collate function is user code: it runs under the call deadline like __getitem__.
+        _, result.problem = call_with_deadline(
+            try_collate, result.loaded, collate_fn,
+            what=f"the collate function {result.collate} on {len(result.loaded)} samples of split {split.name!r}")
     result.loaded = [(index, None, None) for index, _, _ in result.loaded]  # keep no decoded samples around
 
 
