@@ -12,6 +12,7 @@ from rich.text import Text
 
 from auditor._printable import printable as _p
 from auditor.findings import SEVERITIES, severity_rank
+from auditor.numbers import format_duration, plural
 
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
@@ -28,7 +29,7 @@ def print_audit_line(console: Console, result: Any) -> None:
     style = STATUS_STYLE.get(result.status, "")
     text = Text.assemble(
         ("  ", ""), (f"{result.status:<8}", style), (f" {result.audit.name:<20}", "bold"),
-        (f"  {result.duration_s:.2f}s", "dim"),
+        (f"  {format_duration(result.duration_s)}", "dim"),
     )
     if result.reason:
         text.append(f"  ({_p(result.reason)})", style="dim")
@@ -91,18 +92,18 @@ def print_report(
     console.print()
     counts = Text("  ")
     for severity in SEVERITIES:
-        counts.append(f"{summary[severity]} {severity}{'s' if summary[severity] != 1 else ''}",
+        counts.append(plural(summary[severity], severity),
                       style=SEVERITY_STYLE[severity] if summary[severity] else "dim")
         counts.append("  ")
     stopped = sum(1 for a in report["audits"] if a["status"] == "errored" and _manifest_problem(a))
     crashed = sum(1 for a in report["audits"] if a["status"] == "errored") - stopped
     if crashed:
-        counts.append(f"{crashed} audit{'s' if crashed != 1 else ''} crashed  ", style="bold magenta")
+        counts.append(f"{plural(crashed, 'audit')} crashed  ", style="bold magenta")
     if stopped:
-        counts.append(f"{stopped} audit{'s' if stopped != 1 else ''} stopped by the manifest  ",
+        counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ",
                       style="bold magenta")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
-    timing = f"in {report['duration_s']:.1f}s; " if timings else ""
+    timing = f"in {format_duration(report['duration_s'])}; " if timings else ""
     counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")
     console.print(counts)
     for name, path in written:

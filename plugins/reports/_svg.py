@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import NamedTuple
 
+from auditor.numbers import format_number
+
 __all__ = [
     "PALETTE",
     "Segment",
@@ -56,23 +58,9 @@ def _f(x: float) -> str:
     return text.removesuffix(".0")
 
 
-def fmt_number(value: float | None) -> str:
-    """Short human form: 1234567 -> 1.23M, 0.000123 -> 1.23e-04."""
-    if value is None or not isinstance(value, (int, float)):
-        return "n/a"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    magnitude = abs(value)
-    if value == int(value) and magnitude < 10_000:
-        return str(int(value))
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if magnitude >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    if magnitude >= 0.01:
-        return f"{value:.3g}"
-    return f"{value:.2e}"
+def fmt_number(value: object, *, exact: bool = False) -> str:
+    """Numbers in charts: the shared :func:`auditor.numbers.format_number` (short labels, exact tooltips)."""
+    return format_number(value, exact=exact)
 
 
 def _finite(value: object) -> bool:
@@ -135,7 +123,7 @@ def grouped_bars(title: str, categories: Sequence[str], series: Sequence[Series]
             width = max(0.0, float(value)) / peak * plot_w
             colour = PALETTE[i % len(PALETTE)]
             body.append(f'<rect x="{_LABEL_W}" y="{_f(y)}" width="{_f(width)}" height="{bar_h - 1}" '
-                        f'fill="{colour}"><title>{_esc(f"{category} in {s.name}: {fmt_number(value)}")}'
+                        f'fill="{colour}"><title>{_esc(f"{category} in {s.name}: {fmt_number(value, exact=True)}")}'
                         "</title></rect>")
             body.append(_text(_LABEL_W + width + 4, y + bar_h - 1, fmt_number(value), fill=_AXIS))
     body.append(f'<line x1="{_LABEL_W}" y1="{top - 3}" x2="{_LABEL_W}" y2="{_f(height - 22)}" stroke="{_AXIS}"/>')
@@ -163,7 +151,7 @@ def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], segmen
                 continue
             width = max(2.0, value / peak * plot_w)  # a 1k-parameter head next to an 11M backbone stays visible
             body.append(f'<rect x="{_f(x)}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{segment.colour}">'
-                        f"<title>{_esc(f'{label}: {fmt_number(value)} {segment.name}')}</title></rect>")
+                        f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)} {segment.name}')}</title></rect>")
             x += width
             parts.append(f"{segment.name} {fmt_number(value)}")
         body.append(_text(x + 4, y + 12, " / ".join(parts) if total else "no parameters", fill=_AXIS))
@@ -203,7 +191,7 @@ def log_bars(title: str, rows: Sequence[tuple[str, float | None]], note: str = "
         if _finite(value) and value > 0:
             width = max(1.0, x_of(float(value)) - _LABEL_W)
             body.append(f'<rect x="{_LABEL_W}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{PALETTE[0]}">'
-                        f"<title>{_esc(f'{label}: {fmt_number(value)}')}</title></rect>")
+                        f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)}')}</title></rect>")
             body.append(_text(_LABEL_W + width + 4, y + bar_h - 2, fmt_number(value), fill=_AXIS))
         else:
             body.append(f'<rect x="{_LABEL_W}" y="{y}" width="4" height="{bar_h}" fill="{_BAD}"/>')
@@ -244,7 +232,7 @@ def line_chart(title: str, series: Sequence[Series], x_label: str = "step", y_la
                 runs.append(run)
             run = []
             x, _ = xy(step, high)
-            tip = _esc(f"{s.name} step {step}: {fmt_number(value)}")
+            tip = _esc(f"{s.name} step {step}: {fmt_number(value, exact=True)}")
             body.append(f'<text x="{_f(x)}" y="{top - 2}" text-anchor="middle" fill="{_BAD}" font-size="14">'
                         f"<title>{tip}</title>\u00d7</text>")
         if run:
@@ -304,7 +292,7 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
         y = top + row * row_h
         body.append(_label(_LABEL_W - 8, y + 12, r.label))
         if _finite(r.low) and _finite(r.high):
-            tip = _esc(f"{r.label}: min {fmt_number(r.low)}, max {fmt_number(r.high)}")
+            tip = _esc(f"{r.label}: min {fmt_number(r.low, exact=True)}, max {fmt_number(r.high, exact=True)}")
             body.append(f'<line x1="{_f(x_of(r.low))}" y1="{y + 6}" x2="{_f(x_of(r.high))}" y2="{y + 6}" '
                         f'stroke="#c8ced6" stroke-width="6"><title>{tip}</title></line>')
         marks = ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
@@ -313,7 +301,7 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
             if not _finite(mean):
                 continue
             spread = abs(std) if _finite(std) else 0.0
-            tip = f"{r.label}: mean {fmt_number(mean)}, std {fmt_number(std) if _finite(std) else 'n/a'}"
+            tip = f"{r.label}: mean {fmt_number(mean, exact=True)}, std {fmt_number(std, exact=True)}"
             body.append(f'<line x1="{_f(x_of(mean - spread))}" y1="{y + offset}" x2="{_f(x_of(mean + spread))}" '
                         f'y2="{y + offset}" stroke="{colour}" stroke-width="2"{dash}/>')
             body.append(f'<circle cx="{_f(x_of(mean))}" cy="{y + offset}" r="4" fill="{colour}">'

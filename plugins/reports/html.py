@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor.numbers import format_duration, format_number
 from auditor_plugins.reports import _common
 
 __all__ = ["MAX_EVIDENCE_CHARS", "render"]
@@ -42,6 +43,8 @@ def _environment() -> Any:
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
+    env.filters["number"] = format_number
+    env.filters["duration"] = format_duration
     return env
 
 

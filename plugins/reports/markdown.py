@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor.numbers import format_duration, plural
 from auditor_plugins.reports import _common
 
 __all__ = ["MAX_ROWS", "cell", "render"]
@@ -34,16 +35,12 @@ def cell(text: Any, limit: int = 400) -> str:
     return value
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 or word == 'info' else 's'}"
-
-
 def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     word, sentence = _common.verdict(report)
     summary = report.get("summary") or {}
     manifest = report.get("manifest") or {}
     name = manifest.get("name") or _common.display_path(_common.manifest_path(report)) or "manifest"
-    counts = ", ".join(_plural(int(summary.get(s, 0) or 0), s) for s in _common.SEVERITY_ORDER)
+    counts = ", ".join(plural(int(summary.get(s, 0) or 0), s) for s in _common.SEVERITY_ORDER)
     out = [f"### auditor: {_VERDICT.get(word, word)}: {cell(name)}", "",
            f"{counts} &middot; {cell(sentence)} &middot; exit code {report.get('exit_code')}", ""]
     out += ["| audit | status | errors | warnings | info | time |", "| --- | --- | ---: | ---: | ---: | ---: |"]
@@ -52,7 +49,7 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
         seconds = audit.get("duration_s")
         out.append(f"| {cell(audit.get('name'))} | {cell(audit.get('status'))} | {n.get('error', 0)} | "
                    f"{n.get('warning', 0)} | {n.get('info', 0)} | "
-                   f"{f'{seconds:.1f} s' if isinstance(seconds, (int, float)) else ''} |")
+                   f"{format_duration(seconds) if isinstance(seconds, (int, float)) else ''} |")
     findings = _common.sorted_findings(report.get("findings") or [])
     if findings:
         out += ["", "| severity | code | where | finding |", "| --- | --- | --- | --- |"]
