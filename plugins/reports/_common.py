@@ -13,12 +13,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from auditor.findings import SEVERITIES, severity_at_least, severity_rank
 
 __all__ = [
     "SEVERITY_ORDER",
+    "Cause",
     "audit_codes",
     "display_path",
     "explanation_summary",
@@ -28,6 +29,7 @@ __all__ = [
     "manifest_path",
     "plain_markdown",
     "reaches",
+    "root_causes",
     "severity_rank",
     "sorted_findings",
     "verdict",
@@ -145,3 +147,78 @@ def audit_codes(report: Mapping[str, Any]) -> dict[str, list[str]]:
         if isinstance(finding, Mapping) and finding.get("audit") and finding.get("code"):
             codes.setdefault(str(finding["audit"]), set()).add(str(finding["code"]))
     return {name: sorted(found) for name, found in codes.items()}
+
+
+class Cause(NamedTuple):
+    """A finding with the findings that follow from it (``caused_by`` pointing at it), nested."""
+
+    finding: Mapping[str, Any]
+    consequences: list[Cause]
+
+    def size(self) -> int:
+        """This finding and everything that follows from it."""
+        return 1 + sum(c.size() for c in self.consequences)
+
+
+#: Where a finding sits decides how much of a training run it wastes: a wrong model, optimizer,
+#: loss or training split spoils every step; an evaluation split spoils what the run is judged by.
+_SCOPE_RANK = (("model", 0), ("optimizer", 0), ("loss", 0), ("task", 0), ("data.train", 0), ("data.", 1))
+
+
+def _scope(finding: Mapping[str, Any]) -> int:
+    location = _text(finding.get("location"))
+    for prefix, rank in _SCOPE_RANK:
+        if location == prefix or location.startswith(prefix + ".") or (prefix.endswith(".") and
+                                                                      location.startswith(prefix)):
+            return rank
+    return 2
+
+
+def _waste_key(cause: Cause) -> tuple[Any, ...]:
+    """Most severe first; then what wastes most of training: more consequences, training-wide scope."""
+    f = cause.finding
+    return (-severity_rank(f.get("severity")), -cause.size(), _scope(f), _text(f.get("code")),
+            _text(f.get("location")), _text(f.get("message")))
+
+
+def root_causes(findings: Iterable[Mapping[str, Any]]) -> list[Cause]:
+    """Findings that follow from no other finding, each with its consequences nested under it.
+
+    ``caused_by`` names the ``id`` of another finding in the same report. A finding
+    without it, or whose cause is missing from the report (filtered out with
+    --select, say) or that sits in a ``caused_by`` cycle, is its own root: nothing
+    is ever dropped. Ordered by severity, then by how much of training it wastes.
+    """
+    items = [f for f in findings if isinstance(f, Mapping)]
+    by_id = {str(f["id"]): f for f in items if isinstance(f.get("id"), (str, int))}
+    children: dict[int, list[Mapping[str, Any]]] = {}
+    roots: list[Mapping[str, Any]] = []
+    for finding in items:
+        parent = _parent(finding, by_id)
+        if parent is None:
+            roots.append(finding)
+        else:
+            children.setdefault(id(parent), []).append(finding)
+
+    def build(finding: Mapping[str, Any]) -> Cause:
+        nested = [build(child) for child in children.get(id(finding), [])]
+        return Cause(finding, sorted(nested, key=_waste_key))
+
+    return sorted((build(root) for root in roots), key=_waste_key)
+
+
+def _parent(finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The finding ``finding`` follows from, or None when it is a root (no cause, unknown id, or a cycle)."""
+    cause = finding.get("caused_by")
+    parent = by_id.get(str(cause)) if isinstance(cause, (str, int)) else None
+    if parent is None or parent is finding:
+        return None
+    seen: set[int] = set()
+    step: Mapping[str, Any] | None = parent
+    while step is not None and id(step) not in seen:  # walk up: coming back to ``finding`` is a cycle
+        if step is finding:
+            return None
+        seen.add(id(step))
+        up = step.get("caused_by")
+        step = by_id.get(str(up)) if isinstance(up, (str, int)) else None
+    return parent

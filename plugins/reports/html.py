@@ -16,6 +16,7 @@ between two runs of the same manifest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -25,13 +26,17 @@ from auditor import CodeInfo, ReportFormat, hookimpl
 from auditor.numbers import format_duration, format_number
 from auditor_plugins.reports import _common
 
-__all__ = ["MAX_EVIDENCE_CHARS", "render"]
+__all__ = ["MAX_EVIDENCE_CHARS", "breakable", "render"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Evidence JSON longer than this is cut in the page (the JSON report has all of it).
 MAX_EVIDENCE_CHARS = 4000
 #: Leaked pairs shown as thumbnails in the whole page (each finding shows at most _thumbs.MAX_PAIRS).
 MAX_PAIRS_PER_PAGE = 60
+#: Root causes listed in "Fix these first"; the rest are in the audit sections below.
+MAX_FIX_FIRST = 12
+#: Consequences nest this deep in "Fix these first"; deeper ones are counted, not listed.
+MAX_CAUSE_DEPTH = 3
 _STATUS_ORDER = {"errored": 0, "failed": 1, "passed": 2, "skipped": 3}
 
 
@@ -43,9 +48,37 @@ def _environment() -> Any:
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
+    env.filters["breakable"] = breakable
     env.filters["number"] = format_number
     env.filters["duration"] = format_duration
     return env
+
+
+_LONG_TOKEN = re.compile(r"\S{16,}")
+_SEPARATOR = re.compile(r"([/\\._:,=-])")
+
+
+def breakable(text: Any) -> Any:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after each separator in long tokens.
+
+    A path, layer or weights name has no spaces; on a phone it would push the page
+    sideways or break mid-word. After '/', '.', '_' and friends it breaks where a
+    person would.
+    """
+    from markupsafe import Markup, escape
+
+    def split(match: re.Match[str]) -> str:
+        return "".join(str(escape(part)) + ("<wbr>" if _SEPARATOR.fullmatch(part) else "")
+                       for part in _SEPARATOR.split(match.group(0)) if part)
+
+    out, last = [], 0
+    value = "" if text is None else str(text)
+    for match in _LONG_TOKEN.finditer(value):
+        out.append(str(escape(value[last:match.start()])))
+        out.append(split(match))
+        last = match.end()
+    out.append(str(escape(value[last:])))
+    return Markup("".join(out))
 
 
 def _markdown(text: str) -> Any:
@@ -67,8 +100,37 @@ def _json(value: Any) -> str:
     return text
 
 
-def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], number: int, base: Path,
-             budget: list[int]) -> dict[str, Any]:
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def _anchors(findings: list[Mapping[str, Any]]) -> dict[int, str]:
+    """A unique, stable page anchor per finding: from its ``id`` when it has one, else its rank."""
+    anchors: dict[int, str] = {}
+    used: set[str] = set()
+    for number, finding in enumerate(findings, 1):
+        raw = finding.get("id")
+        base = f"finding-{_slug(str(raw))}" if isinstance(raw, (str, int)) and str(raw) else f"finding-{number}"
+        anchor, n = base, 2
+        while anchor in used:
+            anchor, n = f"{base}-{n}", n + 1
+        used.add(anchor)
+        anchors[id(finding)] = anchor
+    return anchors
+
+
+def _cause_link(finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]],
+                anchors: Mapping[int, str]) -> dict[str, str] | None:
+    """Where a consequence points: the finding its ``caused_by`` names, when the report has it."""
+    cause = finding.get("caused_by")
+    parent = by_id.get(str(cause)) if isinstance(cause, (str, int)) else None
+    if parent is None or parent is finding:
+        return None
+    return {"anchor": anchors[id(parent)], "code": str(parent.get("code", "")), "title": str(parent.get("title", ""))}
+
+
+def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], anchor: str, base: Path,
+             budget: list[int], cause: dict[str, str] | None) -> dict[str, Any]:
     from auditor_plugins.reports import _thumbs
 
     evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
@@ -77,7 +139,7 @@ def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], number: int,
     count = evidence.get("count") if isinstance(evidence.get("count"), int) else len(evidence.get("pairs") or [])
     code = str(finding.get("code", ""))
     return {
-        "id": f"finding-{number}",
+        "id": anchor,
         "code": code,
         "severity": str(finding.get("severity", "info")),
         "title": str(finding.get("title", "")),
@@ -89,29 +151,29 @@ def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], number: int,
         "pairs": pairs,
         "pair_count": count,
         "fails": _common.reaches(finding.get("severity"), report.get("fail_on")),
+        "cause": cause,
     }
 
 
-def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[dict[str, Any]]:
+def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo],
+            anchors: Mapping[int, str]) -> list[dict[str, Any]]:
     from auditor_plugins.reports import _charts
 
     base = _common.manifest_dir(report)
     findings = _common.sorted_findings(report.get("findings") or [])
+    by_id = {str(f["id"]): f for f in findings if isinstance(f.get("id"), (str, int))}
     codes = _common.audit_codes(report)
     entries = [a for a in report.get("audits") or [] if isinstance(a, Mapping)]
     known = {str(a.get("name")) for a in entries}
     # Findings of an audit the report does not list (hand-edited or partial reports) still show.
     for orphan in sorted({str(f.get("audit", "?")) for f in findings} - known):
         entries.append({"name": orphan, "status": "failed", "version": "", "duration_s": None})
-    audits, number = [], 0
+    audits = []
     budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
     for audit in entries:
         name = str(audit.get("name", "?"))
-        own = []
-        for finding in findings:
-            if str(finding.get("audit", "?")) == name:
-                number += 1
-                own.append(_finding(report, finding, number, base, budget))
+        own = [_finding(report, finding, anchors[id(finding)], base, budget, _cause_link(finding, by_id, anchors))
+               for finding in findings if str(finding.get("audit", "?")) == name]
         error = audit.get("error") if isinstance(audit.get("error"), Mapping) else None
         evidence = audit.get("evidence") if isinstance(audit.get("evidence"), Mapping) else {}
         audits.append({
@@ -134,6 +196,42 @@ def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[
                        "found": any(f["code"] == c for f in own)} for c in codes.get(name, [])],
         })
     return audits
+
+
+def _one_line(text: str) -> str:
+    """The first line of a hint: the fix itself, without the explanation that may follow."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _fix_entry(report: Mapping[str, Any], cause: _common.Cause, anchors: Mapping[int, str],
+               depth: int = 0) -> dict[str, Any]:
+    f = cause.finding
+    nested = cause.consequences if depth < MAX_CAUSE_DEPTH else []
+    return {
+        "anchor": anchors[id(f)],
+        "code": str(f.get("code", "")),
+        "title": str(f.get("title", "")),
+        "severity": str(f.get("severity", "info")),
+        "audit": str(f.get("audit", "")),
+        "location": str(f.get("location") or ""),
+        "message": str(f.get("message", "")),
+        "fix": _one_line(str(f.get("hint") or "")),
+        "fails": _common.reaches(f.get("severity"), report.get("fail_on")),
+        "consequences": [_fix_entry(report, c, anchors, depth + 1) for c in nested],
+        "hidden": sum(c.size() for c in cause.consequences) if not nested else 0,
+    }
+
+
+def _fix_first(report: Mapping[str, Any], anchors: Mapping[int, str]) -> dict[str, Any]:
+    """Root causes worth acting on (errors and warnings), most severe and most wasteful first."""
+    roots = [c for c in _common.root_causes(report.get("findings") or [])
+             if _common.severity_rank(c.finding.get("severity")) >= _common.severity_rank("warning")]
+    shown = roots[:MAX_FIX_FIRST]
+    return {
+        "entries": [_fix_entry(report, cause, anchors) for cause in shown],
+        "more": len(roots) - len(shown),
+        "consequences": sum(c.size() - 1 for c in roots),
+    }
 
 
 def _explanations(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[dict[str, Any]]:
@@ -171,7 +269,8 @@ def context(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[
     word, sentence = _common.verdict(report)
     manifest = report.get("manifest") if isinstance(report.get("manifest"), Mapping) else {}
     summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
-    audits = _audits(report, catalog)
+    anchors = _anchors(_common.sorted_findings(report.get("findings") or []))
+    audits = _audits(report, catalog, anchors)
     statuses: dict[str, int] = {}
     for audit in audits:
         statuses[audit["status"]] = statuses.get(audit["status"], 0) + 1
@@ -191,6 +290,8 @@ def context(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[
         "tool": report.get("tool") if isinstance(report.get("tool"), Mapping) else {},
         "task": task,
         "audits": audits,
+        "fix_first": _fix_first(report, anchors),
+        "has_findings": bool(anchors),
         "explanations": _explanations(report, catalog),
         "environment": _environment_rows(report),
         "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
