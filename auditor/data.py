@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from auditor._deadline import call_with_deadline
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor._storage import RemoteFiles
+    from auditor.errors import ManifestError
     from auditor.resolve import Resolver
 
 __all__ = ["COMMON_SPLIT_PROPERTIES", "DataFormat", "Split", "SplitDataset", "SplitSpec"]
@@ -69,9 +70,21 @@ class SplitSpec:
     location: str = ""
 
     def path(self, key: str) -> Path:
-        """A manifest path option resolved against the manifest's folder."""
+        """A manifest path option resolved against the manifest's folder, ``..`` folded away."""
         value = Path(str(self.config[key])).expanduser()
-        return value if value.is_absolute() else (self.base_dir / value)
+        return Path(os.path.normpath(value if value.is_absolute() else (self.base_dir / value)))
+
+    def is_url(self, key: str) -> bool:
+        """True when the option is a URL (``s3://...``): only its data format can reach it."""
+        return self.url(key) is not None
+
+    def error(self, key: str, expected: str, found: str, hint: str = "") -> ManifestError:
+        """A problem with option ``key`` of this split, located in the manifest."""
+        from auditor.errors import ManifestError
+
+        full = f"{self.location or 'data.' + self.name}.{key}"
+        return ManifestError(self.resolver.manifest_path, full, expected, found,
+                             line=self.resolver.lines.line(full), hint=hint)
 
     def url(self, key: str) -> str | None:
         """The option as an fsspec URL (``s3://...``) when it is one, else None (a local path)."""
@@ -273,6 +286,10 @@ class DataFormat:
     properties: dict[str, Any] = field(default_factory=dict)
     required: Sequence[str] = ()
     description: str = ""
+    #: Cheap checks of a split that read no sample (folders exist, a table's header has the
+    #: columns): ``auditor validate`` runs them, and so does ``auditor run`` before any audit.
+    #: Must not import torch; returns every problem found, worded as manifest errors.
+    check: Callable[[SplitSpec], Iterable[ManifestError]] | None = None
 
     def schema(self) -> dict[str, Any]:
         return {

@@ -47,7 +47,10 @@ class ManifestError(AuditorError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        from auditor.paths import display_path
+
+        shown = display_path(self.file)  # normalised, relative to the working folder when shorter
+        where = f"{shown}:{self.line}" if self.line else shown
         text = f"{where}: {self.key}: expected {self.expected}, found {self.found}"
         if self.hint:
             text += f"\n  hint: {self.hint}"

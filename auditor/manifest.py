@@ -19,6 +19,7 @@ import yaml
 from auditor._schemas import load_schema
 from auditor._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.errors import ManifestError, ManifestInvalid
+from auditor.paths import display_path
 from auditor.report_format import unknown_report_formats
 from auditor.resolve import Resolver
 from auditor.suggest import did_you_mean
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Manifest", "audit_options", "load_manifest", "manifest_from_mapping", "validate_against",
            "validate_manifest"]
 
+#: The manifest a folder stands for: `auditor run DIR` reads DIR/audit.yaml.
+DEFAULT_NAME = "audit.yaml"
 #: Keys whose values are ``module:attr`` strings; ``validate`` checks they exist.
 _REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
 
@@ -89,10 +92,18 @@ class Manifest:
 def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool = False) -> Manifest:
     """Read, parse and validate ``path``; raise ManifestInvalid with every problem found."""
     path = Path(path)
+    if path.is_dir():  # `auditor run DIR` means DIR/audit.yaml (SPEC v0.2)
+        if not (path / DEFAULT_NAME).is_file():
+            raise ManifestInvalid(
+                [ManifestError(display_path(path), "", f"a folder with an {DEFAULT_NAME}",
+                               "a folder without one", hint="pass the manifest's path, or create "
+                               f"{display_path(path / DEFAULT_NAME)}")]
+            )
+        path = path / DEFAULT_NAME
     if not path.is_file():
         raise ManifestInvalid(
-            [ManifestError(path, "", "a manifest file", "no such file",
-                           hint="pass the path of your audit.yaml, e.g. `auditor run audit.yaml`")]
+            [ManifestError(display_path(path), "", "a manifest file", "no such file",
+                           hint="pass the path of your audit.yaml or its folder, e.g. `auditor run audit.yaml`")]
         )
     path = path.resolve()
     try:
@@ -114,8 +125,13 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
     pythonpath = [path.parent / str(p) for p in raw.get("pythonpath") or [] if isinstance(p, str)]
     manifest = Manifest(path=path, raw=raw, lines=lines, resolver=Resolver(path, pythonpath, lines))
     errors = validate_manifest(manifest, registry)
-    if check_imports and not errors:
-        errors.extend(_check_imports(manifest))
+    if check_imports:
+        # One pass: the deeper checks run on every key the schema found sound, so a user sees
+        # every problem at once instead of a few per round.
+        bad = {error.key for error in errors}
+        errors.extend(e for e in _check_imports(manifest) if not _under(e.key, bad))
+        errors.extend(_check_data(manifest, registry, bad))
+        errors.extend(_check_model(manifest, bad))
     if errors:
         raise ManifestInvalid(errors)
     manifest.audit_options = audit_options(manifest, registry)
@@ -324,6 +340,63 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+def _under(key: str, bad: set[str]) -> bool:
+    """True when ``key`` or a key above or below it already has a problem (reported once, not twice)."""
+    return any(key == b or key.startswith(b + ".") or b.startswith(key + ".") for b in bad)
+
+
+def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[ManifestError]:
+    """Each split's format checks what it can without reading a sample: folders, table headers."""
+    from auditor.data import SplitSpec
+
+    errors: list[ManifestError] = []
+    data = manifest.raw.get("data")
+    for name, split in (data.items() if isinstance(data, Mapping) else ()):
+        key = f"data.{name}"
+        fmt = registry.data_formats.get(split.get("format")) if isinstance(split, Mapping) else None
+        if fmt is None or fmt.check is None or _under(key, bad):
+            continue
+        spec = SplitSpec(name=name, config=dict(split), base_dir=manifest.base_dir,
+                         resolver=manifest.resolver, location=key)
+        try:
+            errors.extend(fmt.check(spec))
+        except Exception as exc:  # noqa: BLE001 - a plugin's check must not crash validate
+            errors.append(manifest.error(key, f"data format {fmt.name!r} to check the split",
+                                         f"its check crashed: {type(exc).__name__}: {exc}"))
+    return errors
+
+
+def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
+    """``model.pretrained`` names that exist, and a ``model.head`` the architecture can have."""
+    from auditor._head_names import check_head
+    from auditor._pretrained_names import check_pretrained
+    from auditor.resolve import split_ref
+
+    model = manifest.section("model")
+    pretrained = model.get("pretrained")
+    if not isinstance(pretrained, str) or _under("model.pretrained", bad):
+        return []
+    errors = []
+    problem = check_pretrained(pretrained)
+    if problem is not None:
+        errors.append(manifest.error("model.pretrained", "weights or a model that "
+                                     f"{pretrained.partition(':')[0]} provides", problem.found, hint=problem.hint))
+    head = model.get("head")
+    if not isinstance(head, str) or _under("model.head", bad):
+        return errors
+    factory = model.get("factory")
+    source = None
+    if isinstance(factory, str) and not _under("model.factory", bad):
+        source = manifest.resolver.module_source(split_ref(factory)[0])
+    pythonpath = [Path(p) for p in manifest.resolver.pythonpath]
+    # A misspelt weights member still names its architecture (ResNet18_Weights: resnet.py).
+    wrong = check_head(head, pretrained, source, pythonpath)
+    if wrong is not None:
+        errors.append(manifest.error("model.head", "the name of the model's classifier submodule", wrong[0],
+                                     hint=wrong[1]))
+    return errors
+
+
 def _check_imports(manifest: Manifest) -> list[ManifestError]:
     errors = []
     refs: list[tuple[str, str]] = []
@@ -332,7 +405,10 @@ def _check_imports(manifest: Manifest) -> list[ManifestError]:
         value = manifest.section(section).get(leaf)
         if isinstance(value, str):
             refs.append((key, value))
-    for split_name, split in manifest.data.items():
+    data = manifest.raw.get("data")
+    for split_name, split in (data.items() if isinstance(data, Mapping) else ()):
+        if not isinstance(split, Mapping):
+            continue
         for leaf in ("transform", "factory", "collate_fn"):
             value = split.get(leaf)
             if isinstance(value, str) and ":" in value:

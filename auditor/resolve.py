@@ -127,6 +127,11 @@ class Resolver:
 
     # -- static checks (no import) ------------------------------------------------------
 
+    def module_source(self, module_name: str) -> Path | None:
+        """The ``.py`` file of a module on pythonpath or sys.path, found without importing it."""
+        location = _find_module_source(module_name, self.pythonpath)
+        return Path(location) if location else None
+
     def check(self, ref: str, key: str) -> ManifestError | None:
         """Check that ``ref`` can be imported, without importing it."""
         module_name, attr = split_ref(ref)

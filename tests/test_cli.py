@@ -41,6 +41,7 @@ def test_fast_commands_do_not_import_torch(args):
 def test_validate_reports_every_problem_with_exit_2(tmp_path, cli):
     good = tmp_path / "good.yaml"
     good.write_text("version: 1\ndata:\n  train: {format: image_folder, root: data}\n")
+    (tmp_path / "data").mkdir()
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\noptimiser: {factory: torch.optim:SGD}\ndata:\n  train: {format: image_folder}\n")
     result = cli("validate", good, bad)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
+from auditor.errors import ManifestError
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor._storage import RemoteFiles
@@ -44,14 +47,9 @@ class ImageFolderSplit(Split):
             classes, paths, targets, self._remote = list_image_folder(self.spec, "root", IMAGE_EXTENSIONS)
             self._index = (classes, paths, targets)
         if self._index is None:
-            if not self.root.is_dir():
-                from auditor.errors import ManifestError
-
-                raise ManifestError(
-                    self.spec.resolver.manifest_path, f"{self.location}.root",
-                    "a folder with one sub-folder per class", f"{self.root} does not exist or is not a folder",
-                    line=self.spec.resolver.lines.line(f"{self.location}.root"),
-                )
+            problems = list(check_image_folder(self.spec))
+            if problems:
+                raise problems[0]
             with os.scandir(self.root) as entries:
                 classes = sorted(e.name for e in entries if e.is_dir(follow_symlinks=True))
             # Plain strings: counting labels of 100,000 files must not build 100,000 Paths.
@@ -93,6 +91,22 @@ class ImageFolderSplit(Split):
         return load_image(self._scan()[1][index], self.spec.storage_options)
 
 
+def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
+    """The root is a folder (URLs are left to the format that reads them)."""
+    if spec.is_url("root") or not isinstance(spec.config.get("root"), str):
+        return
+    root = spec.path("root")
+    if root.is_dir():
+        return
+    from auditor.paths import display_path
+
+    siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
+    close = difflib.get_close_matches(root.name, siblings, n=1)
+    yield spec.error("root", "a folder with one sub-folder per class",
+                     f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
+                     hint=f"did you mean {close[0]!r}?" if close else "paths are relative to the manifest's folder")
+
+
 FORMAT = DataFormat(
     name="image_folder",
     open=ImageFolderSplit,
@@ -100,6 +114,7 @@ FORMAT = DataFormat(
                                                    "(s3://bucket/prefix, gs://..., file://..., memory://...)"}},
     required=("root",),
     description="a folder with one sub-folder of images per class (torchvision ImageFolder)",
+    check=check_image_folder,
 )
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import difflib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor._storage import RemoteFiles, is_url
 from auditor.errors import ManifestError
+from auditor.paths import display_path
 from auditor_plugins.formats.image_folder import load_image
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DEFAULT_PATH_COLUMN = "path"
+DEFAULT_LABEL_COLUMN = "label"
 
 
 class TableSplit(Split):
@@ -27,52 +33,49 @@ class TableSplit(Split):
             spec.path("root") if config.get("root") else self.table_path.parent)
         self._remote: RemoteFiles | None = None
         self._label_problems: tuple[dict[str, int], list[dict[str, Any]]] = ({}, [])
-        self.path_column = str(config.get("path_column", "path"))
-        self.label_column = str(config.get("label_column", "label"))
+        self.path_column = str(config.get("path_column", DEFAULT_PATH_COLUMN))
+        self.label_column = str(config.get("label_column", DEFAULT_LABEL_COLUMN))
         self.separator = config.get("label_separator")
         self._loaded: tuple[list[str], list[Any], list[str]] | None = None
-
-    def _error(self, key: str, expected: str, found: str, hint: str = "") -> ManifestError:
-        full = f"{self.location}.{key}"
-        return ManifestError(self.spec.resolver.manifest_path, full, expected, found,
-                             line=self.spec.resolver.lines.line(full), hint=hint)
 
     def _read(self) -> tuple[list[str], list[Any], list[str]]:
         if self._loaded is not None:
             return self._loaded
+        # The same header check `auditor validate` runs: a wrong column is named in the project's
+        # words (key, file, the columns it has, the default) before pandas says it its own way.
+        problems = list(check_table(self.spec))
+        if problems:
+            raise problems[0]
         import pandas as pd
 
-        if self.table_url is None and not self.table_path.is_file():
-            # is_file is False for a FIFO too, which pandas would wait on forever.
-            found = "is not a regular file (a FIFO, device or folder?)" if self.table_path.exists() else \
-                "does not exist"
-            raise self._error("path", "a CSV or Parquet file", f"{self.table_path} {found}")
         columns = [self.path_column, self.label_column]
         # pandas reads URLs through fsspec itself; local files keep the plain path.
         source: Any = self.table_url or self.table_path
         remote: dict[str, Any] = {"storage_options": self.spec.storage_options} if self.table_url else {}
+        shown = self.table_url or display_path(self.table_path)
         try:
             if self.table_path.suffix.lower() in PARQUET_SUFFIXES:
                 frame = pd.read_parquet(source, columns=columns, **remote)
             else:
                 frame = pd.read_csv(source, usecols=columns, engine="c", low_memory=False, **remote)
         except FileNotFoundError as exc:
-            raise self._error("path", "a CSV or Parquet file", f"{source} does not exist") from exc
+            raise self.spec.error("path", "a CSV or Parquet file", f"{shown} does not exist") from exc
         except UnicodeDecodeError as exc:
-            raise self._error(
-                "path", "a CSV file in UTF-8", f"{source}: bytes that are not UTF-8 at offset {exc.start} "
+            raise self.spec.error(
+                "path", "a CSV file in UTF-8", f"{shown}: bytes that are not UTF-8 at offset {exc.start} "
                 f"({exc.reason})", hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
             ) from exc
-        except ValueError as exc:
-            header = _header(self.table_path)
-            raise self._error(
-                "label_column" if self.path_column in header else "path_column",
-                f"columns {columns}", f"columns {header} ({exc})",
-                hint="set path_column / label_column to the table's column names",
-            ) from exc
         except ImportError as exc:
-            raise self._error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
-                              hint="pip install 'auditor[parquet]'") from exc
+            raise self.spec.error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
+                                  hint="pip install 'auditor[parquet]'") from exc
+        except (ValueError, OSError) as exc:
+            # The header was checked above (locally); what is left is a damaged file or a remote
+            # table whose columns differ.
+            raise self.spec.error("path", f"a table with the columns {columns}",
+                                  f"{shown} could not be read: {type(exc).__name__}: {exc}",
+                                  hint="set path_column / label_column to the table's column names, and check "
+                                       "the file is a complete CSV (comma-separated, one header row) or Parquet "
+                                       "file") from exc
         paths = frame[self.path_column].astype(str).tolist()
         labels = frame[self.label_column]
         if self.separator:
@@ -142,12 +145,73 @@ class TableSplit(Split):
         return load_image(self._location(self._read()[0][index]), self.spec.storage_options)
 
 
-def _header(path: Path) -> list[str]:
+def read_header(path: Path) -> list[str]:
+    """Column names of a table, reading only its header (a Parquet file's schema; a CSV's first row)."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq  # the Parquet engine pandas would use; imports no torch
+
+        return [str(name) for name in pq.read_schema(path).names]
+    with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: pandas skips a BOM too
+        return next(csv.reader(handle), [])
+
+
+def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
+    """The table exists, the image root exists, and the header has the path and label columns."""
+    config = spec.config
+    if config.get("root") and not spec.is_url("root") and not spec.path("root").is_dir():
+        root = spec.path("root")
+        yield spec.error("root", "a folder (the base of relative image paths in the table)",
+                         f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
+                         hint="paths are relative to the manifest's folder; leave root out to use the table's folder")
+    if spec.is_url("path") or not isinstance(config.get("path"), str):
+        return
+    table = spec.path("path")
+    shown = display_path(table)
+    if not table.is_file():
+        if table.exists():  # is_file is False for a FIFO too, which reading would wait on forever
+            yield spec.error("path", "a CSV or Parquet file",
+                             f"{shown} is not a regular file (a FIFO, device or folder?)")
+            return
+        siblings = sorted(p.name for p in table.parent.glob("*") if p.suffix.lower() in (".csv", *PARQUET_SUFFIXES)) \
+            if table.parent.is_dir() else []
+        close = difflib.get_close_matches(table.name, siblings, n=1)
+        yield spec.error("path", "a CSV or Parquet file", f"{shown} does not exist",
+                         hint=f"did you mean {close[0]!r}?" if close else
+                         "paths are relative to the manifest's folder")
+        return
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return [c.strip() for c in handle.readline().strip().split(",")]
-    except OSError:
-        return []
+        header = read_header(table)
+    except ImportError as exc:
+        yield spec.error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
+                         hint="pip install 'auditor[parquet]'")
+        return
+    except UnicodeDecodeError as exc:
+        yield spec.error("path", "a CSV file in UTF-8", f"{shown}: bytes that are not UTF-8 at offset {exc.start} "
+                         f"({exc.reason})", hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        return
+    except (OSError, ValueError) as exc:
+        # pyarrow raises ArrowInvalid (a ValueError) for a file that is not Parquet.
+        yield spec.error("path", "a CSV or Parquet file with a header row",
+                         f"{shown}, whose header cannot be read ({type(exc).__name__})",
+                         hint="CSV: UTF-8 text, comma-separated, column names in the first row")
+        return
+    if not header:
+        yield spec.error("path", "a table with a header row naming its columns", f"{shown} is empty")
+        return
+    for key, default in (("path_column", DEFAULT_PATH_COLUMN), ("label_column", DEFAULT_LABEL_COLUMN)):
+        column = str(config.get(key, default))
+        if column in header:
+            continue
+        close = difflib.get_close_matches(column, header, n=1, cutoff=0.5)
+        stripped = next((h for h in header if h.strip() == column), None)
+        if stripped is not None:
+            hint = f"the column is named {stripped!r} (with spaces); set {key}: {stripped!r} or fix the header"
+        elif close:
+            hint = f"did you mean {close[0]!r}? set {key}: {close[0]}"
+        else:
+            hint = f"set {key} to the column that holds the {'image paths' if key == 'path_column' else 'labels'}"
+        which = " (the default)" if key not in config else ""
+        yield spec.error(key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint)
 
 
 FORMAT = DataFormat(
@@ -156,8 +220,10 @@ FORMAT = DataFormat(
     properties={
         "path": {"type": "string", "description": "the table: .csv, or .parquet/.pq (a path or an fsspec URL)"},
         "root": {"type": "string", "description": "base folder (or URL) for relative image paths (default: the table's folder)"},
-        "path_column": {"type": "string", "default": "path"},
-        "label_column": {"type": "string", "default": "label"},
+        "path_column": {"type": "string", "default": DEFAULT_PATH_COLUMN,
+                        "description": "column holding each image's path (absolute, relative to root, or a URL)"},
+        "label_column": {"type": "string", "default": DEFAULT_LABEL_COLUMN,
+                         "description": "column holding each image's label: a class name or an integer index"},
         "label_separator": {
             "type": "string", "minLength": 1,
             "description": "multilabel: labels in one cell separated by this string, e.g. '|'",
@@ -165,6 +231,7 @@ FORMAT = DataFormat(
     },
     required=("path",),
     description="a CSV or Parquet table of image paths and labels (string or integer labels)",
+    check=check_table,
 )
 
 
