@@ -261,14 +261,13 @@ class LiveRunContext(RunContext):
             return self.objects.loss is not None or self.loss_step is not None
         return bool(self.manifest.raw.get(section))
 
-    def _open_splits(self) -> dict[str, Split]:
-        opened = super()._open_splits()
-        for name, split in opened.items():
-            settings = self.objects.loaders.get(name)
-            if settings is not None:
-                split.batch_size = settings.batch_size
-                split.collate_fn = settings.collate_fn
-        return opened
+    def open_split(self, name: str) -> Split:
+        split = super().open_split(name)
+        settings = self.objects.loaders.get(name)
+        if settings is not None:
+            split.batch_size = settings.batch_size
+            split.collate_fn = settings.collate_fn
+        return split
 
     def _missing(self, section: str) -> ManifestError:
         return ManifestError(

@@ -13,6 +13,7 @@ from rich.text import Text
 from auditor._printable import printable as _p
 from auditor.findings import SEVERITIES, severity_rank
 from auditor.numbers import format_duration, plural
+from auditor.paths import display_path
 
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
@@ -21,7 +22,11 @@ STATUS_STYLE = {"passed": "green", "failed": "red", "errored": "bold magenta", "
 
 
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
-    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=False)
+    # Piped or captured output (CI logs, pre-commit, files) must not hard-wrap at 80 columns:
+    # continuation lines at column 0 break grep and copy-paste. Only a terminal wraps.
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def print_audit_line(console: Console, result: Any) -> None:
@@ -45,6 +50,17 @@ def print_report(
     timings: bool = True,
 ) -> None:
     findings = report["findings"]
+    problems = [p for p in report.get("problems") or [] if isinstance(p, Mapping)]
+    if problems:
+        # Each once, before the audits: an audit that needed the split says so in its reason.
+        console.print()
+        console.rule(Text(f"manifest ({plural(len(problems), 'problem')})", style="bold magenta"), align="left")
+        path = report.get("manifest", {}).get("path", "")
+        for problem in problems:
+            where = display_path(path) + (f":{problem['line']}" if problem.get("line") else "")
+            console.print(Text.assemble(("  error ", "bold red"), (f"{where}: {problem.get('message', '')}", "")))
+            if problem.get("hint"):
+                console.print(Text(f"          hint: {problem['hint']}", style="dim"))
     by_audit: dict[str, list[Mapping[str, Any]]] = {}
     for finding in findings:
         by_audit.setdefault(finding["audit"], []).append(finding)
@@ -102,6 +118,8 @@ def print_report(
     if stopped:
         counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ",
                       style="bold magenta")
+    if problems:
+        counts.append(f"{plural(len(problems), 'manifest problem')}  ", style="bold magenta")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
     timing = f"in {format_duration(report['duration_s'])}; " if timings else ""
     counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.audit import SkipAudit
 from auditor.errors import ManifestError
 from auditor.findings import Finding
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.manifest import Manifest
     from auditor.registry import Registry
 
-__all__ = ["AuditContext", "RunContext", "TaskInfo"]
+__all__ = ["AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
 
 
 #: Seed of torch's random state while the model factory runs (see ``RunContext.model``).
@@ -42,6 +43,16 @@ class TaskInfo:
     num_classes: int | None
     source: str  # "manifest" or "inferred"
     class_names: tuple[str, ...] = ()
+
+
+class SplitUnavailable(SkipAudit):
+    """An audit asked for a split that failed to open: it is skipped, pointing at the problem."""
+
+    def __init__(self, names: list[str], problems: Mapping[str, ManifestError]) -> None:
+        self.names = list(names)
+        keys = " and ".join(f"data.{name}" for name in names)
+        super().__init__(f"{keys} could not be opened; see the manifest problem{'s' if len(names) != 1 else ''} "
+                         "reported for it" + ("" if len(names) == 1 else "s"))
 
 
 class RunContext:
@@ -69,10 +80,11 @@ class RunContext:
         #: ``training_step``); ``None``: the loss is ``loss(model(inputs), targets)``. Audits that train
         #: (gradient_probe) call it on their own model copy with the batch as the DataLoader makes it.
         self.loss_step: Callable[[Any, Any, int], Any] | None = None
+        self._opened: dict[str, Split] = {}
+        self._split_problems: dict[str, ManifestError] = {}
         from auditor._deadline import set_call_timeout
 
         set_call_timeout(manifest.raw.get("call_timeout_s"))
-        self._splits: dict[str, Split] | None = None
 
     # -- model, optimizer, loss -----------------------------------------------------
 
@@ -151,34 +163,72 @@ class RunContext:
 
     # -- data -----------------------------------------------------------------------
 
-    @property
-    def splits(self) -> dict[str, Split]:
-        """Every split of the manifest, opened (cheaply) in manifest order, once."""
-        if self._splits is None:
-            self._splits = self._open_splits()
-        return self._splits
+    def open_split(self, name: str) -> Split:
+        """Open split ``name`` through its data format (subclasses may adjust the result); not cached."""
+        from auditor.data import SplitSpec
+
+        config = self.manifest.data[name]
+        fmt = self.registry.data_formats[config["format"]]
+        spec = SplitSpec(
+            name=name, config=dict(config), base_dir=self.manifest.base_dir,
+            resolver=self.resolver, location=f"data.{name}",
+        )
+        return fmt.open(spec)
+
+    def _split(self, name: str) -> Split:
+        """Split ``name``, opened once; a split that failed to open stops whoever asks for it."""
+        if name in self._split_problems:
+            raise SplitUnavailable([name], self._split_problems)
+        if name not in self._opened:
+            self._opened[name] = self.open_split(name)
+        return self._opened[name]
+
+    def open_splits(self) -> dict[str, ManifestError]:
+        """Open every split before any audit runs and return the problems, one per broken split.
+
+        A wrong column or a missing folder is then reported once, for every split, as
+        a problem of the manifest, instead of once per audit and only for the first
+        split each audit happened to touch. Audits that ask for a broken split are
+        skipped (:class:`SplitUnavailable`) with a reason that points at it.
+        """
+        for name in self.manifest.data:
+            if name in self._split_problems:
+                continue
+            try:
+                len(self._split(name))  # a format reads its index (folder listing, table) here
+            except ManifestError as exc:
+                self._split_problems[name] = exc
+            except Exception as exc:  # noqa: BLE001 - any failure to open is the split's problem
+                key = f"data.{name}"
+                self._split_problems[name] = ManifestError(
+                    self.manifest.path, key, f"a split the {self.manifest.data[name].get('format')!r} format "
+                    "can open", f"opening it failed with {type(exc).__name__}: {exc}",
+                    line=self.manifest.line(key),
+                    hint="fix the split's options (auditor validate checks them) or the data it points at",
+                )
+        return dict(self._split_problems)
 
     @property
     def splits_opened(self) -> bool:
-        """True once an audit opened the splits; asking opens nothing (the report uses it)."""
-        return self._splits is not None
+        """True once a split was opened; asking opens nothing (the report uses it for the task)."""
+        return bool(self._opened)
 
-    def _open_splits(self) -> dict[str, Split]:
-        from auditor.data import SplitSpec
+    @property
+    def split_problems(self) -> dict[str, ManifestError]:
+        """Splits that failed to open, by name (empty until :meth:`open_splits` ran)."""
+        return dict(self._split_problems)
 
-        opened: dict[str, Split] = {}
-        for name, config in self.manifest.data.items():
-            fmt = self.registry.data_formats[config["format"]]
-            spec = SplitSpec(
-                name=name, config=dict(config), base_dir=self.manifest.base_dir,
-                resolver=self.resolver, location=f"data.{name}",
-            )
-            opened[name] = fmt.open(spec)
-        return opened
+    @property
+    def splits(self) -> dict[str, Split]:
+        """Every split of the manifest, opened (cheaply) in manifest order."""
+        broken = [name for name in self.manifest.data if name in self._split_problems]
+        if broken:
+            raise SplitUnavailable(broken, self._split_problems)
+        return {name: self._split(name) for name in self.manifest.data}
 
     @property
     def train(self) -> Split | None:
-        return self.splits.get("train")
+        return self._split("train") if "train" in self.manifest.data else None
 
     @property
     def eval_splits(self) -> list[Split]:

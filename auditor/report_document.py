@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor._version import __version__
-from auditor.errors import UsageError
+from auditor.errors import ManifestError, UsageError
 from auditor.findings import SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,9 +94,16 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
         "summary": summary,
         "exit_code": result.exit_code,
         "lines": _lines(context, findings),
+        "problems": [_problem(error) for error in result.problems],
     }
     context.registry.hook.auditor_run_finished(report=report)
     return strict_json(report)  # again: a plugin's auditor_run_finished may have added anything
+
+
+def _problem(error: ManifestError) -> dict[str, Any]:
+    """A problem of the manifest found while running, in the words the console prints."""
+    return {"key": error.key, "line": error.line, "expected": error.expected, "found": error.found,
+            "hint": error.hint, "message": f"{error.key}: expected {error.expected}, found {error.found}"}
 
 
 def _task(context: RunContext) -> dict[str, Any] | None:

@@ -48,6 +48,8 @@ class RunResult:
     results: list[AuditResult]
     duration_s: float
     fail_on: str
+    #: Problems of the manifest found while running (a split that cannot be opened), each once.
+    problems: list[ManifestError] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -55,7 +57,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if any(r.status == "errored" for r in self.results):
+        if self.problems or any(r.status == "errored" for r in self.results):
             return 2
         if any(severity_at_least(f.severity, self.fail_on) for f in self.findings):
             return 1
@@ -110,7 +112,13 @@ def run_audits(
     started = time.perf_counter()
     context.registry.hook.auditor_run_started(context=context)
     results = []
-    for audit, skip_reason in select_audits(context, selection):
+    chosen = select_audits(context, selection)
+    broken: dict[str, ManifestError] = {}
+    if any(not reason for _, reason in chosen) and context.has("data"):
+        broken = context.open_splits()
+    # An audit that then asks for a broken split is skipped (SplitUnavailable); one that needs only
+    # the splits that opened (gradient_probe with a broken val) still runs.
+    for audit, skip_reason in chosen:
         if skip_reason:
             result = AuditResult(audit, "skipped", reason=skip_reason)
         else:
@@ -122,7 +130,7 @@ def run_audits(
             on_audit_done(result)
     # Ids and cross-audit cause links need every audit's findings, so they come last.
     finalize_findings([f for r in results for f in r.findings])
-    return RunResult(results, time.perf_counter() - started, selection.fail_on)
+    return RunResult(results, time.perf_counter() - started, selection.fail_on, list(broken.values()))
 
 
 def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:

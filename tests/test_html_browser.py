@@ -113,9 +113,10 @@ for (const el of document.querySelectorAll('body *')) {
   }
 }
 const charts = [...document.querySelectorAll('svg.chart')].map(s => Math.round(s.getBoundingClientRect().width));
+const tables = [...document.querySelectorAll('.table-wrap')].map(t => t.scrollWidth - t.clientWidth);
 const main = document.querySelector('main > section');
 parent.document.body.setAttribute('data-measure', JSON.stringify({
-  scroll: document.documentElement.scrollWidth, inner: w, outside: out.slice(0, 20), charts: charts,
+  scroll: document.documentElement.scrollWidth, inner: w, outside: out.slice(0, 20), charts: charts, tables: tables,
   first: main ? main.id : null}));
 </script></body>"""
 
@@ -171,6 +172,7 @@ def test_report_layout_fits_the_screen(tmp_path_factory, tmp_path, width):
     assert seen["inner"] == width
     assert seen["scroll"] <= seen["inner"], f"page scrolls sideways at {width} px: {seen}"
     assert seen["outside"] == [], f"elements stick out of the screen at {width} px: {seen['outside']}"
+    assert seen["tables"] and max(seen["tables"]) <= 0, f"the summary table is cut off at {width} px: {seen}"
     assert seen["charts"] and min(seen["charts"]) >= 500, f"charts shrunk below a readable width: {seen['charts']}"
     assert seen["first"] == "fix-first", "the page does not open with 'Fix these first'"
 

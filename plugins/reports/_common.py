@@ -65,6 +65,10 @@ def verdict(report: Mapping[str, Any]) -> tuple[str, str]:
         return "passed", f"no finding at or above fail_on={fail_on}"
     if code == 1:
         return "failed", f"findings at or above fail_on={fail_on}"
+    problems = [p for p in report.get("problems") or [] if isinstance(p, Mapping)]
+    if problems:
+        count = len(problems)
+        return "errored", f"the manifest has {count} problem{'s' if count != 1 else ''} that stopped audits"
     crashed = [a.get("name", "?") for a in report.get("audits") or [] if a.get("status") == "errored"]
     if crashed:
         return "errored", "audits crashed: " + ", ".join(sorted(map(str, crashed)))

@@ -54,11 +54,12 @@ def _environment() -> Any:
     return env
 
 
-_LONG_TOKEN = re.compile(r"\S{16,}")
+#: Tokens at least this long get break opportunities; shorter ones fit any screen.
+LONG_TOKEN = 16
 _SEPARATOR = re.compile(r"([/\\._:,=-])")
 
 
-def breakable(text: Any) -> Any:
+def breakable(text: Any, min_length: int = LONG_TOKEN) -> Any:
     """``text`` escaped, with a line-break opportunity (``<wbr>``) after each separator in long tokens.
 
     A path, layer or weights name has no spaces; on a phone it would push the page
@@ -73,7 +74,7 @@ def breakable(text: Any) -> Any:
 
     out, last = [], 0
     value = "" if text is None else str(text)
-    for match in _LONG_TOKEN.finditer(value):
+    for match in re.finditer(rf"\S{{{max(1, min_length)},}}", value):
         out.append(str(escape(value[last:match.start()])))
         out.append(split(match))
         last = match.end()
@@ -222,6 +223,19 @@ def _fix_entry(report: Mapping[str, Any], cause: _common.Cause, anchors: Mapping
     }
 
 
+def _problems(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Problems of the manifest found while running (a split that cannot be opened): the first fixes."""
+    out = []
+    for problem in report.get("problems") or []:
+        if isinstance(problem, Mapping):
+            line = problem.get("line")
+            key, message = str(problem.get("key") or ""), str(problem.get("message") or "")
+            out.append({"key": key, "message": message.removeprefix(f"{key}: ") if key else message,
+                        "hint": _one_line(str(problem.get("hint") or "")),
+                        "line": str(line) if isinstance(line, int) else ""})
+    return out
+
+
 def _fix_first(report: Mapping[str, Any], anchors: Mapping[int, str]) -> dict[str, Any]:
     """Root causes worth acting on (errors and warnings), most severe and most wasteful first."""
     roots = [c for c in _common.root_causes(report.get("findings") or [])
@@ -291,7 +305,8 @@ def context(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[
         "task": task,
         "audits": audits,
         "fix_first": _fix_first(report, anchors),
-        "has_findings": bool(anchors),
+        "problems": _problems(report),
+        "has_findings": bool(anchors) or bool(report.get("problems")),
         "explanations": _explanations(report, catalog),
         "environment": _environment_rows(report),
         "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),

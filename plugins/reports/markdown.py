@@ -43,6 +43,12 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     counts = ", ".join(plural(int(summary.get(s, 0) or 0), s) for s in _common.SEVERITY_ORDER)
     out = [f"### auditor: {_VERDICT.get(word, word)}: {cell(name)}", "",
            f"{counts} &middot; {cell(sentence)} &middot; exit code {report.get('exit_code')}", ""]
+    problems = [p for p in report.get("problems") or [] if isinstance(p, Mapping)]
+    if problems:
+        out += ["**Manifest problems** (the audits that need these splits were skipped):", ""]
+        out += [f"- \u274c {cell(p.get('message'))}" + (f"<br>fix: {cell(p.get('hint'), 300)}" if p.get("hint") else "")
+                for p in problems]
+        out.append("")
     out += ["| audit | status | errors | warnings | info | time |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for audit in report.get("audits") or []:
         n = audit.get("counts") or {}
