@@ -144,3 +144,13 @@ def test_long_names_break_at_separators_and_stay_escaped():
     assert "data/<wbr>val/<wbr>cat/<wbr>&lt;b&gt;leak_<wbr>0.<wbr>jpg" in out
     assert "torchvision:<wbr>ResNet18_<wbr>Weights.<wbr>IMAGENET1K_<wbr>V1" in out
     assert "<b>" not in out and str(html.breakable("short words stay")) == "short words stay"
+
+
+def test_a_warning_that_causes_an_error_ranks_with_the_errors():
+    findings = [
+        _finding("A001", "error", "data.val", fid="a"),
+        _finding("W001", "warning", "model", fid="w"),
+        _finding("E001", "error", "model", fid="e", caused_by="w"),
+        _finding("W002", "warning", "model", fid="w2"),
+    ]
+    assert _codes(_common.root_causes(findings)) == ["W001", "A001", "W002"]

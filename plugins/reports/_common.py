@@ -163,6 +163,10 @@ class Cause(NamedTuple):
         """This finding and everything that follows from it."""
         return 1 + sum(c.size() for c in self.consequences)
 
+    def rank(self) -> int:
+        """The worst severity in the tree: a warning that causes an error is fixed with the errors."""
+        return max([severity_rank(self.finding.get("severity")), *(c.rank() for c in self.consequences)])
+
 
 #: Where a finding sits decides how much of a training run it wastes: a wrong model, optimizer,
 #: loss or training split spoils every step; an evaluation split spoils what the run is judged by.
@@ -179,9 +183,10 @@ def _scope(finding: Mapping[str, Any]) -> int:
 
 
 def _waste_key(cause: Cause) -> tuple[Any, ...]:
-    """Most severe first; then what wastes most of training: more consequences, training-wide scope."""
+    """Most severe first (counting consequences); then what wastes most of training: more
+    consequences, training-wide scope."""
     f = cause.finding
-    return (-severity_rank(f.get("severity")), -cause.size(), _scope(f), _text(f.get("code")),
+    return (-cause.rank(), -cause.size(), -severity_rank(f.get("severity")), _scope(f), _text(f.get("code")),
             _text(f.get("location")), _text(f.get("message")))
 
 
