@@ -88,3 +88,15 @@ def test_crashed_audit_is_annotated():
                           "error": {"type": "RuntimeError", "message": "CUDA out of memory", "traceback": ""}}]}
     assert github.render(report, {}).startswith("::error file=audit.yaml,title=auditor%3A audit gradient_probe crashed::"
                                                 "RuntimeError: CUDA out of memory")
+
+
+def test_manifest_problem_is_annotated_on_its_line():
+    from auditor_plugins.reports import github
+
+    report = {"manifest": {"path": "audit.yaml"}, "findings": [], "audits": [],
+              "problems": [{"key": "data.val.label_column", "line": 25, "hint": "did you mean 'label'?",
+                            "message": "data.val.label_column: expected a column of val.csv, found 'lable'"}]}
+    text = github.render(report, {})
+    assert text.startswith("::error file=audit.yaml,line=25,title=auditor%3A manifest problem at "
+                           "data.val.label_column::data.val.label_column: expected a column of val.csv")
+    assert "%0Ahint: did you mean 'label'?" in text

@@ -42,6 +42,12 @@ def _command(kind: str, message: str, **properties: Any) -> str:
 def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     path = _common.display_path(_common.manifest_path(report)) or None
     lines = []
+    for problem in report.get("problems") or []:  # a split that could not be opened: on its manifest line
+        if isinstance(problem, Mapping):
+            message = str(problem.get("message", "")) + (f"\nhint: {problem['hint']}" if problem.get("hint") else "")
+            line = problem.get("line") if isinstance(problem.get("line"), int) else None
+            lines.append(_command("error", message, file=path, line=line,
+                                  title=f"auditor: manifest problem at {problem.get('key', '')}"))
     for finding in _common.sorted_findings(report.get("findings") or []):
         message = str(finding.get("message", ""))
         if finding.get("hint"):
