@@ -31,7 +31,10 @@ _MAX_FILES = 300
 
 
 def _sources(factory_source: Path | None, pythonpath: Iterable[Path]) -> list[Path]:
+    """The factory's module, its sibling modules (a helper there may attach the head), and pythonpath."""
     files: list[Path] = [factory_source] if factory_source else []
+    if factory_source is not None:
+        files += sorted(p for p in factory_source.parent.glob("*.py") if p != factory_source)[:_MAX_FILES]
     for folder in pythonpath:
         if folder.is_dir():
             for path in sorted(folder.rglob("*.py")):

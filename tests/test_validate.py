@@ -137,6 +137,19 @@ def test_head_defined_in_the_users_code_passes(tmp_path):
     assert code == 0, out
 
 
+def test_head_attached_by_a_helper_module_passes(tmp_path):
+    """The factory module never names the head; a helper module beside it attaches it: no false alarm."""
+    project = _project(tmp_path, **{"model.head": "classifier", "model.factory": "vendored.zoo:build",
+                                    "pythonpath": ["src", "lib"]})
+    package = project / "lib" / "vendored"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "zoo.py").write_text("from .heads import attach\n\ndef build():\n    return attach(None)\n")
+    (package / "heads.py").write_text("def attach(model):\n    model.classifier = None\n    return model\n")
+    code, out = _validate(project)
+    assert code == 0, out
+
+
 def test_pretrained_index_matches_the_installed_libraries():
     """The source-read names are exactly what torchvision (and timm) answer once imported."""
     from torchvision import models
