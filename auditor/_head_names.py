@@ -14,12 +14,12 @@ module cannot see is left to ``auditor run``.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from auditor._pretrained_names import architecture_source
+from auditor.suggest import closest
 
 __all__ = ["check_head"]
 
@@ -61,7 +61,8 @@ def check_head(head: str, pretrained: str, factory_source: Path | None,
         if word.search(text):
             return None
         assigned.update(_ASSIGNED.findall(text))
-    close = difflib.get_close_matches(first, sorted(assigned), n=1, cutoff=0.6)
+    match = closest(first, assigned)
+    close = [match] if match else []
     arch = f"{architecture.parent.name}/{architecture.name}"
     found = (f"{head!r}, but no submodule {first!r} is defined by the architecture of {pretrained} ({arch}) "
              "or by the factory's sources")

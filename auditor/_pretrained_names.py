@@ -17,12 +17,13 @@ that builds names dynamically, a package that is not installed) passes, and
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from auditor.suggest import closest
 
 __all__ = ["NameProblem", "TimmIndex", "TorchvisionIndex", "architecture_source", "check_pretrained", "timm_index", "torchvision_index"]
 
@@ -130,8 +131,7 @@ def architecture_source(value: str) -> Path | None:
 
 
 def _close(name: str, candidates: list[str] | set[str]) -> str | None:
-    found = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
-    return found[0] if found else None
+    return closest(name, candidates)
 
 
 def check_pretrained(value: str) -> NameProblem | None:

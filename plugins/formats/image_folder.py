@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -99,12 +98,12 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     if root.is_dir():
         return
     from auditor.paths import display_path
+    from auditor.suggest import did_you_mean
 
     siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
-    close = difflib.get_close_matches(root.name, siblings, n=1)
     yield spec.error("root", "a folder with one sub-folder per class",
                      f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
-                     hint=f"did you mean {close[0]!r}?" if close else "paths are relative to the manifest's folder")
+                     hint=did_you_mean(root.name, siblings) or "paths are relative to the manifest's folder")
 
 
 FORMAT = DataFormat(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +12,7 @@ from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor._storage import RemoteFiles, is_url
 from auditor.errors import ManifestError
 from auditor.paths import display_path
+from auditor.suggest import closest, did_you_mean
 from auditor_plugins.formats.image_folder import load_image
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -174,10 +174,8 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
             return
         siblings = sorted(p.name for p in table.parent.glob("*") if p.suffix.lower() in (".csv", *PARQUET_SUFFIXES)) \
             if table.parent.is_dir() else []
-        close = difflib.get_close_matches(table.name, siblings, n=1)
         yield spec.error("path", "a CSV or Parquet file", f"{shown} does not exist",
-                         hint=f"did you mean {close[0]!r}?" if close else
-                         "paths are relative to the manifest's folder")
+                         hint=did_you_mean(table.name, siblings) or "paths are relative to the manifest's folder")
         return
     try:
         header = read_header(table)
@@ -202,7 +200,7 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         column = str(config.get(key, default))
         if column in header:
             continue
-        close = difflib.get_close_matches(column, header, n=1, cutoff=0.5)
+        close = [match] if (match := closest(column, header)) else []
         stripped = next((h for h in header if h.strip() == column), None)
         if stripped is not None:
             hint = f"the column is named {stripped!r} (with spaces); set {key}: {stripped!r} or fix the header"
