@@ -54,7 +54,7 @@ def test_audits_that_need_a_broken_split_are_skipped_pointing_at_it(broken):
 
 def test_run_dir_and_output_without_hard_wraps(broken):
     done, _ = broken
-    assert re.search(r"^auditor \S+: project$", done.stdout, re.MULTILINE)
+    assert re.search(r"^auditor \S+: project/audit.yaml$", done.stdout, re.MULTILINE)  # the file a folder stands for
     long_lines = [line for line in done.stdout.splitlines() if len(line) > 80]
     assert any("could not be opened" in line for line in long_lines), "piped output was wrapped at 80 columns"
     assert not any(line.startswith(("data.", "split ", "'")) for line in done.stdout.splitlines()), \
