@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from auditor.paths import display_path
 from hostile._corpus import run, snapshot
 
 BOMB = """version: 1
@@ -78,9 +79,10 @@ def test_duplicate_keys_are_a_manifest_error_naming_both_lines(tmp_path: Path) -
     before = snapshot(tmp_path)
     done = run("validate", path)
     assert done.returncode == 2
-    assert f"{path}:5: data.train: expected each key once in a mapping, found it twice, on lines 3 and 5" \
+    shown = display_path(path)  # relative to the working folder when shorter; the CLI runs in ours
+    assert f"{shown}:5: data.train: expected each key once in a mapping, found it twice, on lines 3 and 5" \
         in done.stderr, done.stderr
-    assert f"{path}:7: fail_on: expected each key once in a mapping, found it twice, on lines 6 and 7" \
+    assert f"{shown}:7: fail_on: expected each key once in a mapping, found it twice, on lines 6 and 7" \
         in done.stderr
     assert snapshot(tmp_path) == before
 
