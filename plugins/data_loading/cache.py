@@ -12,14 +12,11 @@ fingerprinted are loaded every time.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from auditor_plugins.common.batching import CollateProblem
-from auditor_plugins.common.cache_folder import prepare_cache_dir
+from auditor_plugins.common.json_entries import read_entry, write_entry
 from auditor_plugins.data_loading.check import SplitCheck
 from auditor_plugins.transform_parity.measure_cache import CacheEntry, MeasureCache
 
@@ -44,29 +41,11 @@ class LoadCache:
         return CacheEntry(self.folder / entry.path.name, entry.key)
 
     def load(self, entry: CacheEntry) -> SplitCheck | None:
-        try:
-            stored = json.loads(entry.path.read_text(encoding="utf-8"))
-            if stored.get("key") != entry.key:
-                return None
-            return _from_dict(stored["result"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # damaged or foreign: loaded again and overwritten
+        return read_entry(entry.path, entry.key, "result", _from_dict)
 
     def store(self, entry: CacheEntry, result: SplitCheck) -> None:
         try:
-            prepare_cache_dir(self.folder.parent)
-            self.folder.mkdir(exist_ok=True)
-            text = json.dumps({"key": entry.key, "result": _to_dict(result)})
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    out.write(text)
-                os.replace(temporary, entry.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_entry(self.folder.parent, entry.path, entry.key, "result", _to_dict(result))
         except OSError as exc:
             self.problem = f"data_loading cache not written: {exc}"
 

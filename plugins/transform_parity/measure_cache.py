@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 import xxhash
 
-from auditor_plugins.common.cache_folder import prepare_cache_dir
+from auditor_plugins.common.json_entries import read_entry, write_entry
 from auditor_plugins.transform_parity.fingerprint import Uncacheable, fingerprint
 from auditor_plugins.transform_parity.stats import Measured, spread_indices
 
@@ -91,29 +90,11 @@ class MeasureCache:
 
     def load(self, entry: CacheEntry) -> Measured | None:
         """The stored measurement when its key matches; ``None`` for a miss or an unreadable file."""
-        try:
-            stored = json.loads(entry.path.read_text(encoding="utf-8"))
-            if stored.get("key") != entry.key:
-                return None
-            return _from_dict(stored["measured"])
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # damaged or foreign: measured again and overwritten
+        return read_entry(entry.path, entry.key, "measured", _from_dict)
 
     def store(self, entry: CacheEntry, measured: Measured) -> None:
         try:
-            prepare_cache_dir(self.folder.parent)
-            self.folder.mkdir(exist_ok=True)
-            text = json.dumps({"key": entry.key, "measured": _to_dict(measured)})
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    out.write(text)
-                os.replace(temporary, entry.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_entry(self.folder.parent, entry.path, entry.key, "measured", _to_dict(measured))
         except OSError as exc:
             self.problem = f"measurement cache not written: {exc}"
 
