@@ -137,18 +137,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     return handler(args)
 
 
-def _manifest_file(given: str) -> Path:
-    """The manifest ``auditor run`` reads: a folder stands for its audit.yaml (named so in the header)."""
-    from auditor.manifest import DEFAULT_NAME
-
-    path = Path(given)
-    return path / DEFAULT_NAME if path.is_dir() else path
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from auditor._progress import NullProgress, RichProgress
     from auditor.api import run_manifest
     from auditor.console import make_console, print_audit_line, print_report
+    from auditor.manifest import manifest_file
     from auditor.registry import load_registry
 
     registry = load_registry()
@@ -156,7 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     quiet = args.quiet
     progress = RichProgress(make_console(stderr=True)) if sys.stderr.isatty() and not quiet else NullProgress()
     if not quiet:
-        out.print(f"[bold]auditor[/bold] {__version__}: {_escape(str(_manifest_file(args.manifest)))}")
+        out.print(f"[bold]auditor[/bold] {__version__}: {_escape(str(manifest_file(args.manifest)))}")
     outcome = run_manifest(
         args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
         select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,

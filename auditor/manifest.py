@@ -89,17 +89,22 @@ class Manifest:
         return ManifestError(self.path, key, expected, found, line=self.line(key), hint=hint)
 
 
+def manifest_file(given: Path | str) -> Path:
+    """The file a manifest argument names: `auditor run DIR` means DIR/audit.yaml (SPEC v0.2)."""
+    path = Path(given)
+    return path / DEFAULT_NAME if path.is_dir() else path
+
+
 def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool = False) -> Manifest:
     """Read, parse and validate ``path``; raise ManifestInvalid with every problem found."""
-    path = Path(path)
-    if path.is_dir():  # `auditor run DIR` means DIR/audit.yaml (SPEC v0.2)
-        if not (path / DEFAULT_NAME).is_file():
-            raise ManifestInvalid(
-                [ManifestError(display_path(path), "", f"a folder with an {DEFAULT_NAME}",
-                               "a folder without one", hint="pass the manifest's path, or create "
-                               f"{display_path(path / DEFAULT_NAME)}")]
-            )
-        path = path / DEFAULT_NAME
+    folder = Path(path)
+    path = manifest_file(folder)
+    if path != folder and not path.is_file():
+        raise ManifestInvalid(
+            [ManifestError(display_path(folder), "", f"a folder with an {DEFAULT_NAME}",
+                           "a folder without one", hint="pass the manifest's path, or create "
+                           f"{display_path(path)}")]
+        )
     if not path.is_file():
         raise ManifestInvalid(
             [ManifestError(display_path(path), "", "a manifest file", "no such file",
