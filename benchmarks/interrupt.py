@@ -24,16 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import DATA
 from conftest import make_image_folder, write_manifest
-
-
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
+from hostile._corpus import child_pids
 
 
 def _alive(pids: set[int]) -> set[int]:
@@ -69,7 +60,7 @@ def _once(manifest: Path, sig: signal.Signals, *, group: bool) -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     workers: set[int] = set()
     while len(workers) < 2 and process.poll() is None:
-        workers = _children(process.pid)
+        workers = child_pids(process.pid)
         time.sleep(0.02)
     time.sleep(1.5)
     sent = time.perf_counter()

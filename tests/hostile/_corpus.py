@@ -117,6 +117,17 @@ def hangs_on_items():
 '''
 
 
+def child_pids(pid: int) -> set[int]:
+    """The direct children of ``pid`` (every thread's), read from /proc: the pool workers of a run."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def project(root: Path, *, train: Mapping[str, int] | None = None, val: Mapping[str, int] | None = None) -> Path:
     """``root`` with data/train and data/val image folders and ``hostile.py``; returns root."""
     make_image_folder(root / "data" / "train", dict(train or {"cat": 4, "dog": 4}), size=16)

@@ -13,20 +13,10 @@ from pathlib import Path
 
 from conftest import make_image_folder, write_manifest
 
-from hostile._corpus import snapshot
+from hostile._corpus import child_pids, snapshot
 
 #: Enough files that hashing runs in worker processes (400 and more) and lasts a while.
 FILES = 2000
-
-
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.update(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -53,7 +43,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     workers: set[int] = set()
     deadline = time.monotonic() + 120  # a hang guard, not a speed requirement
     while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
-        workers = _children(process.pid)
+        workers = child_pids(process.pid)
         time.sleep(0.05)
     assert len(workers) >= 2, "hashing never started its worker processes"
     # Let a few chunks finish: measured in the workers' CPU time, which load does not stretch.
