@@ -178,11 +178,8 @@ def _decode_grid(data: bytes) -> Any:
 def _read_and_decode(path: str) -> tuple[int, int, bytes, Any, str | None]:
     import xxhash
 
-    from auditor._regular import open_regular
-
     try:
-        # open_regular: a file swapped for a FIFO after the listing's stat must not block a worker.
-        with open_regular(path) as handle:
+        with open(path, "rb") as handle:
             # fstat of the open file: the size/mtime recorded belong to the bytes read.
             stat = os.fstat(handle.fileno())
             if stat.st_size > _STREAM_ABOVE:
