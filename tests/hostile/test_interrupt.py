@@ -15,8 +15,10 @@ from conftest import make_image_folder, write_manifest
 
 from hostile._corpus import child_pids, snapshot
 
-#: Enough files that hashing runs in worker processes (400 and more) and lasts a while.
-FILES = 2000
+#: Enough files that hashing runs in worker processes (400 and more) and lasts well past the first chunks:
+#: the interrupt comes after 1 s of worker CPU, which includes each worker's imports, so at 2,000 files and
+#: 0.3 s it sometimes came before any chunk had finished (kept == 0, about 1 run in 10).
+FILES = 6000
 
 
 def _alive(pid: int) -> bool:
@@ -47,7 +49,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
         time.sleep(0.05)
     assert len(workers) >= 2, "hashing never started its worker processes"
     # Let a few chunks finish: measured in the workers' CPU time, which load does not stretch.
-    while _cpu_s(workers) < 0.3 and time.monotonic() < deadline and process.poll() is None:
+    while _cpu_s(workers) < 1.0 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert process.poll() is None, "hashing finished before it could be interrupted"
     return process, root, workers
