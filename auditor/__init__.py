@@ -6,13 +6,13 @@ here imports torch; audits import it when they run.
 
 from auditor._version import __version__
 from auditor.audit import Audit, SkipAudit
-from auditor.context import AuditContext, RunContext, TaskInfo
-from auditor.data import DataFormat, Split, SplitDataset, SplitSpec
+from auditor.run.context import AuditContext, RunContext, TaskInfo
+from auditor.data.splits import DataFormat, Split, SplitDataset, SplitSpec
 from auditor.errors import AuditFailed, AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
-from auditor.live_check import CheckResult, check
-from auditor.registry import hookimpl
-from auditor.report_format import ReportFormat
+from auditor.live.check import CheckResult, check
+from auditor.run.registry import hookimpl
+from auditor.report.format import ReportFormat
 
 __all__ = [
     "Audit",

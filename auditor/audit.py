@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.findings import CodeInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.context import AuditContext
+    from auditor.run.context import AuditContext
     from auditor.findings import Finding
 
 __all__ = ["NEEDS", "Audit", "SkipAudit"]
@@ -31,7 +31,7 @@ class SkipAudit(Exception):
 class Audit:
     """An audit as a plugin declares it through ``auditor_audits``.
 
-    ``run`` receives an :class:`~auditor.context.AuditContext` and returns (or
+    ``run`` receives an :class:`~auditor.run.context.AuditContext` and returns (or
     yields) :class:`~auditor.findings.Finding` objects, normally made with
     ``ctx.finding(code, message, ...)``. Anything the HTML report should chart
     even when nothing is wrong goes into ``ctx.evidence``.

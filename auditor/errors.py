@@ -47,7 +47,7 @@ class ManifestError(AuditorError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        from auditor.paths import display_path
+        from auditor._util.paths import display_path
 
         shown = display_path(self.file)  # normalised, relative to the working folder when shorter
         where = f"{shown}:{self.line}" if self.line else shown

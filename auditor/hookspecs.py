@@ -22,10 +22,10 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
-    from auditor.context import RunContext
-    from auditor.data import DataFormat
+    from auditor.run.context import RunContext
+    from auditor.data.splits import DataFormat
     from auditor.findings import Finding
-    from auditor.report_format import ReportFormat
+    from auditor.report.format import ReportFormat
 
 hookspec = pluggy.HookspecMarker("auditor")
 

@@ -299,13 +299,13 @@ def run_in_process(manifest: Path | str, *, plugins: Iterable[object] = (), form
     ``plugins`` are plugin modules or objects to register without installing
     them (useful before ``pip install -e .``); installed plugins load as usual,
     so do not pass one that is also installed. ``options`` are those of
-    :func:`auditor.api.run_manifest` (``only``, ``skip``, ``select``,
+    :func:`auditor.run.api.run_manifest` (``only``, ``skip``, ``select``,
     ``ignore``, ``static``, ``fail_on``, ``use_cache``). The JSON report is
     checked against ``report.schema.json`` unless ``validate`` is false.
     """
-    from auditor.api import run_manifest
-    from auditor.registry import load_registry
-    from auditor.report_document import validate_report
+    from auditor.run.api import run_manifest
+    from auditor.run.registry import load_registry
+    from auditor.report.document import validate_report
 
     manifest = Path(manifest)
     extra = [(getattr(p, "__name__", type(p).__name__), p) for p in plugins]

@@ -216,7 +216,7 @@ def _pairs(outcome: Any, codes: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: bool) -> dict[str, Any]:
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
 
     manifest = _write_manifest(root)
     if clear_cache:
@@ -236,7 +236,7 @@ def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: b
 
 def sweep(root: Path, truth: dict[str, Any]) -> None:
     """Recall and false positives over a grid of thresholds (uses the warm cache)."""
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
 
     print("max_distance min_similarity  exact  near   mirrored  false-positive cross pairs  within-split pairs")
     for distance in (4, 6, 8, 10, 12):

@@ -47,7 +47,7 @@ def hook(event, args):
         if path.startswith(root + os.sep):
             opened.add(os.path.relpath(path, root))
 sys.addaudithook(hook)
-from auditor.cli import main
+from auditor.cli.app import main
 code = main(sys.argv[3:])
 json.dump(sorted(opened), open(sys.argv[2], "w"))
 sys.exit(code)
@@ -67,7 +67,7 @@ def copy_quickstart(target: Path) -> tuple[Path, list[str]]:
     """The quickstart, with audits not installed in this checkout (yet) left out of its manifest."""
     import yaml
 
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     shutil.copytree(QUICKSTART, target, ignore=shutil.ignore_patterns("reports", ".auditor-cache"))
     manifest = yaml.safe_load((target / "audit.yaml").read_text())

@@ -112,7 +112,7 @@ def main() -> None:
 
     print(f"import torch: {time.perf_counter() - started:.2f} s; torch threads: {torch.get_num_threads()}")
     manifest = make_project(args.device)
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
 
     best = None
     for _ in range(args.repeat):

@@ -87,7 +87,7 @@ def _comparable(outcome: Any, prefixes: list[str]) -> str:
 
 
 def _run(manifest: Path, **kwargs: Any) -> tuple[float, Any]:
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
 
     started = time.perf_counter()
     outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"],

@@ -72,7 +72,7 @@ def main() -> None:
     imported = time.perf_counter() - started
     print(f"import torch + torchvision alone:                 {imported:6.2f} s")
 
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
     from auditor_plugins.formats import image_folder
 
     decoded = [0]

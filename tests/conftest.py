@@ -63,7 +63,7 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
 
 
 def load_json_report(folder: Path) -> dict[str, Any]:
-    from auditor.report_document import validate_report
+    from auditor.report.document import validate_report
 
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     validate_report(report)
@@ -88,8 +88,8 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture
 def run_audit() -> Callable[..., Any]:
     """Run a manifest in-process; the JSON report is validated against its schema."""
-    from auditor.api import run_manifest
-    from auditor.report_document import validate_report
+    from auditor.run.api import run_manifest
+    from auditor.report.document import validate_report
 
     def _run(manifest: Path, **kwargs: Any) -> Any:
         kwargs.setdefault("formats", ["json"])

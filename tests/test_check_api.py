@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 import auditor
-from auditor.report_document import validate_report
+from auditor.report.document import validate_report
 
 FAST_PROBE = {"steps": 2, "overfit_steps": 2, "batch_size": 4, "device": "cpu"}
 
@@ -91,7 +91,7 @@ def test_report_is_the_run_document_and_saves_every_format(tmp_path):
         result.raise_for_errors()
     assert raised.value.exit_code == 1 and "FZ007" in str(raised.value) and "fail_on=error" in str(raised.value)
 
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     formats = sorted(load_registry().report_formats)
     written = result.save(tmp_path / "reports", formats=formats)
@@ -208,7 +208,7 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
         from quickstart import data, model, train
     finally:
         sys.path.remove(str(project / "src"))
-    from auditor.context import MODEL_BUILD_SEED
+    from auditor.run.context import MODEL_BUILD_SEED
 
     torch.manual_seed(MODEL_BUILD_SEED)  # the weights `auditor run` builds, so GP006/GP007 see the same head
     net = model.build(**manifest["model"]["kwargs"])

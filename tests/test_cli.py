@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from conftest import QUICKSTART, REPO
 
-from auditor.paths import display_path
+from auditor._util.paths import display_path
 
 NO_TORCH_CHECK = textwrap.dedent("""
     import runpy, sys
@@ -57,8 +57,8 @@ def test_validate_reports_every_problem_with_exit_2(tmp_path, cli):
 
 
 def test_explain_prints_the_documented_text(cli):
-    from auditor.explain import catalog_markdown
-    from auditor.registry import load_registry
+    from auditor.cli.explain import catalog_markdown
+    from auditor.run.registry import load_registry
 
     result = cli("explain", "ld004")
     assert result.returncode == 0
@@ -68,7 +68,7 @@ def test_explain_prints_the_documented_text(cli):
     docs = (REPO / "docs" / "codes.md").read_text(encoding="utf-8")
     assert result.stdout in docs
     assert docs == catalog_markdown(load_registry(autoload=False)), \
-        "docs/codes.md is stale: run `python -m auditor.explain > docs/codes.md`"
+        "docs/codes.md is stale: run `python -m auditor.cli.explain > docs/codes.md`"
     unknown = cli("explain", "LD999")
     assert unknown.returncode == 2 and "LD999" in unknown.stderr
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from _reports_quickstart import QuickstartRun, quickstart_run
 
-from auditor.finding_links import assign_ids, finalize_findings, link_findings
+from auditor.run.finding_links import assign_ids, finalize_findings, link_findings
 from auditor.findings import Finding, Severity
 
 

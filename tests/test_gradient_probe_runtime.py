@@ -40,9 +40,9 @@ def test_user_model_optimizer_and_rng_are_left_untouched(tmp_path):
     import numpy as np
     import torch
 
-    from auditor.context import AuditContext, RunContext
-    from auditor.manifest import load_manifest
-    from auditor.registry import load_registry
+    from auditor.run.context import AuditContext, RunContext
+    from auditor.manifest.load import load_manifest
+    from auditor.run.registry import load_registry
     from auditor_plugins.gradient_probe import AUDIT
 
     registry = load_registry()
@@ -102,7 +102,7 @@ def test_dataloader_workers_option(tmp_path, run_audit):
 
 
 def test_unknown_threshold_is_a_manifest_error(tmp_path):
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
     from auditor.errors import ManifestInvalid
 
     path = _project(tmp_path, {"thresholds": {"vanishing": 1e-6}})

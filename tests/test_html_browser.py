@@ -161,7 +161,7 @@ def _with_causes(report: dict) -> dict:
 def test_report_layout_fits_the_screen(tmp_path_factory, tmp_path, width):
     """No sideways page scroll, charts at a readable size, "Fix these first" at the top, at both widths."""
     chromium = _chromium()
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
     from auditor_plugins.reports import html
 
     qs = quickstart_run(tmp_path_factory.getbasetemp())
@@ -182,7 +182,7 @@ def test_report_layout_fits_the_screen(tmp_path_factory, tmp_path, width):
 def test_chart_numbers_match_the_json(tmp_path_factory, tmp_path):
     """What the browser shows for parameter counts is report.json's numbers, in the one formatter's words."""
     chromium = _chromium()
-    from auditor.numbers import format_number
+    from auditor.report.numbers import format_number
 
     qs = quickstart_run(tmp_path_factory.getbasetemp())
     audits = {a["name"]: a for a in qs.report["audits"]}

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import auditor
 from auditor.integrations.lightning import AuditCallback
-from auditor.report_document import validate_report
+from auditor.report.document import validate_report
 
 PROBE = {"steps": 3, "overfit_steps": 3}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from auditor.errors import ManifestInvalid
-from auditor.manifest import load_manifest
-from auditor.paths import display_path
-from auditor.registry import load_registry
+from auditor.manifest.load import load_manifest
+from auditor._util.paths import display_path
+from auditor.run.registry import load_registry
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +220,9 @@ def test_unknown_report_format_is_a_manifest_error_with_its_line(data_dir, regis
 
 
 def test_one_check_of_report_formats_for_manifest_command_line_and_rerender(data_dir, registry, tmp_path):
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
     from auditor.errors import UsageError
-    from auditor.report_files import write_reports
+    from auditor.report.files import write_reports
 
     path = _write(data_dir, VALID)
     with pytest.raises(UsageError, match=r"^--format htlm: expected one of the installed report formats .*; "
@@ -237,7 +237,7 @@ def test_one_check_of_report_formats_for_manifest_command_line_and_rerender(data
 def test_validating_a_manifest_changes_nothing(data_dir, registry):
     import copy
 
-    from auditor.manifest import audit_options, validate_manifest
+    from auditor.manifest.load import audit_options, validate_manifest
 
     path = _write(data_dir, VALID + "audits:\n  label_distribution: {max_imbalance_ratio: 4}\n  gradient_probe:\n")
     manifest = load_manifest(path, registry)

@@ -6,16 +6,16 @@ import json
 
 from conftest import REPO
 
-from auditor._manifest_docs import manifest_markdown
-from auditor._schemas import load_schema
-from auditor.data import COMMON_SPLIT_PROPERTIES
-from auditor.registry import load_registry
+from auditor.manifest._docs import manifest_markdown
+from auditor._util.schemas import load_schema
+from auditor.data.splits import COMMON_SPLIT_PROPERTIES
+from auditor.run.registry import load_registry
 
 
 def test_committed_page_is_current():
     page = (REPO / "docs" / "manifest.md").read_text(encoding="utf-8")
     assert page == manifest_markdown(load_registry(autoload=False)), \
-        "docs/manifest.md is stale: run `python -m auditor._manifest_docs > docs/manifest.md`"
+        "docs/manifest.md is stale: run `python -m auditor.manifest._docs > docs/manifest.md`"
 
 
 def _keys(properties, prefix=""):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from auditor.numbers import format_duration, format_number, plural
+from auditor.report.numbers import format_duration, format_number, plural
 
 SHORT = [
     (0, "0"), (-0.0, "0"), (1, "1"), (-1, "-1"), (999, "999"), (1000, "1,000"), (9999, "9,999"),

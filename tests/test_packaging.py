@@ -67,7 +67,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache"))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(COLUMNS="200", NO_COLOR="1")
-    probe = ("import auditor, auditor_plugins, auditor._schemas as s;"
+    probe = ("import auditor, auditor_plugins, auditor._util.schemas as s;"
              "print(auditor.__file__); print(auditor_plugins.__file__); print(s.schema_path('report'))")
     where = subprocess.run([str(python), "-c", probe],
                            cwd=project, env=env, check=True, capture_output=True, text=True).stdout.split()

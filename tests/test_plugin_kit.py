@@ -71,7 +71,7 @@ def test_docs_walk_through_all_three_plugin_kinds():
 def test_the_pytest_plugin_is_registered_and_cheap_to_load():
     entry = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.name == "auditor"]
     assert [ep.value for ep in entry] == ["auditor.testing"]
-    code = "import sys, auditor.testing; print(sorted(m for m in ('torch', 'PIL', 'numpy', 'auditor.api') if m in sys.modules))"
+    code = "import sys, auditor.testing; print(sorted(m for m in ('torch', 'PIL', 'numpy', 'auditor.run.api') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -247,7 +247,7 @@ def test_a_misspelt_hook_makes_the_plugin_broken_not_silently_empty(tmp_path, au
 
 
 def test_an_in_process_plugin_with_a_misspelt_hook_is_broken_too():
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     class Typo:
         @hookimpl

@@ -50,7 +50,7 @@ def test_every_built_in_plugin_loads():
     import tomllib
     from conftest import REPO
 
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]["auditor"]
     registry = load_registry(autoload=False)
@@ -140,7 +140,7 @@ def test_exit_codes_and_fail_on(tmp_path, image_folder, manifest_writer, cli):
 
 
 def test_skip_static_and_output_dir(tmp_path, image_folder, manifest_writer, run_audit):
-    from auditor.api import run_manifest
+    from auditor.run.api import run_manifest
 
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
     manifest = manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}})

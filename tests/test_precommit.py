@@ -104,7 +104,7 @@ _COUNT_OPENS = textwrap.dedent("""
             if path.startswith(root + os.sep):
                 opened.add(os.path.relpath(path, root))
     sys.addaudithook(hook)
-    from auditor.cli import main
+    from auditor.cli.app import main
     code = main(sys.argv[3:])
     with open(sys.argv[2], "w") as out:
         json.dump(sorted(opened), out)

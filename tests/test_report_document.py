@@ -67,7 +67,7 @@ def test_report_json_is_strict_json_with_null_for_non_finite_numbers(auditor_pro
 
 def test_a_report_written_with_bare_nan_still_loads_as_null(auditor_project, auditor_run, tmp_path):
     # Reports saved before report.json was strict may hold bare NaN; `auditor report` reads them as null.
-    from auditor.report_document import dump_report, load_report
+    from auditor.report.document import dump_report, load_report
 
     train = auditor_project.image_folder("data/train", {"a": 2, "b": 2}, size=8)
     result = auditor_run(auditor_project.manifest(data={"train": train}, audits={"label_distribution": {}}))
@@ -115,9 +115,9 @@ def test_the_device_reaches_the_report_through_audit_evidence(auditor_project, a
 
 
 def test_the_task_is_reported_only_when_the_splits_were_opened(auditor_project, auditor_run):
-    from auditor.context import RunContext
-    from auditor.manifest import load_manifest
-    from auditor.registry import load_registry
+    from auditor.run.context import RunContext
+    from auditor.manifest.load import load_manifest
+    from auditor.run.registry import load_registry
 
     train = auditor_project.image_folder("data/train", {"a": 2, "b": 2}, size=8)
     opened = auditor_run(auditor_project.manifest(data={"train": train}, audits={"opens_splits": {}}),
@@ -141,7 +141,7 @@ def test_the_task_is_reported_only_when_the_splits_were_opened(auditor_project, 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_strict_json_maps_every_non_finite_number_to_null(value):
-    from auditor.report_document import dump_report, strict_json
+    from auditor.report.document import dump_report, strict_json
 
     assert strict_json({"x": [value, (value,), {value}]}) == {"x": [None, [None], [None]]}
     assert _strict_loads(dump_report({"x": value, "y": np.float32(value)})) == {"x": None, "y": None}

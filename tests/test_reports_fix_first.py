@@ -37,7 +37,7 @@ def _report(findings: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _render(report: dict[str, Any]) -> str:
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     return html.render(report, load_registry().catalog)
 

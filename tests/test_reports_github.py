@@ -51,8 +51,8 @@ def test_annotations_are_echoed_to_stdout(qs):
 
 def test_writing_reports_prints_nothing_the_cli_prints(qs, tmp_path, capfd):
     # Python callers of write_reports/run_manifest own their stdout; only the `auditor` command echoes.
-    from auditor.registry import load_registry
-    from auditor.report_files import write_reports
+    from auditor.run.registry import load_registry
+    from auditor.report.files import write_reports
 
     written = write_reports(qs.report, ["github"], tmp_path / "out", load_registry())
     assert ("github", tmp_path / "out" / "github-annotations.txt") in written

@@ -44,7 +44,7 @@ class Page(HTMLParser):
 
 
 def _catalog() -> Any:
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     return load_registry().catalog
 

@@ -17,7 +17,7 @@ def qs(tmp_path_factory):
 
 
 def _render(report) -> ET.Element:
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
     from auditor_plugins.reports import junit
 
     return ET.fromstring(junit.render(copy.deepcopy(report), load_registry().catalog).encode("utf-8"))

@@ -14,7 +14,7 @@ def qs(tmp_path_factory):
 
 
 def _render(report) -> str:
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
     from auditor_plugins.reports import markdown
 
     return markdown.render(copy.deepcopy(report), load_registry().catalog)

@@ -24,7 +24,7 @@ def log(qs):
 
 
 def _render(report):
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
     from auditor_plugins.reports import sarif
 
     return sarif.sarif_log(copy.deepcopy(report), load_registry().catalog)
@@ -45,7 +45,7 @@ def test_valid_against_the_sarif_2_1_0_schema(log):
 
 
 def test_one_rule_per_code_with_descriptions_from_the_explanations(qs, log):
-    from auditor.registry import load_registry
+    from auditor.run.registry import load_registry
 
     catalog = load_registry().catalog
     run = log["runs"][0]

@@ -12,7 +12,7 @@ import tomllib
 from _venvs import overlay_venv, pip_install, run_pytest
 from conftest import REPO
 
-from auditor._scaffold import plugin_names, scaffold
+from auditor.cli._scaffold import plugin_names, scaffold
 from auditor.errors import UsageError
 
 TEMPLATE = REPO / "auditor" / "templates" / "plugin"
@@ -116,4 +116,4 @@ def test_templates_ship_in_the_wheel(tmp_path):
     expected = {f"auditor/templates/plugin/{p.relative_to(TEMPLATE).as_posix()}"
                 for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert expected <= names, sorted(expected - names)
-    assert "auditor/testing.py" in names and "auditor/_scaffold.py" in names
+    assert "auditor/testing.py" in names and "auditor/cli/_scaffold.py" in names

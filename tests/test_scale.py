@@ -80,8 +80,8 @@ def _s3_roots() -> dict[str, str]:
 
 
 def _run(manifest: Path, **kwargs: Any) -> Any:
-    from auditor.api import run_manifest
-    from auditor.report_document import validate_report
+    from auditor.run.api import run_manifest
+    from auditor.report.document import validate_report
 
     kwargs.setdefault("formats", ["json"])
     outcome = run_manifest(manifest, only=["split_leakage"], **kwargs)
@@ -338,7 +338,7 @@ def test_cli_scheduler_address_and_manifest_key(data: Path, local_run: Any, clus
 def _blocked_run(args: list[str], blocked: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter where ``blocked`` cannot be imported (as without the extra)."""
     code = (f"import sys; sys.modules[{blocked!r}] = None\n"
-            "from auditor.cli import main\n"
+            "from auditor.cli.app import main\n"
             f"sys.exit(main({args!r}))")
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"})
@@ -360,7 +360,7 @@ def test_without_the_extra_a_url_root_or_scheduler_is_a_one_line_error(data: Pat
 
 def test_validate_accepts_urls_and_scheduler_without_importing_dask_fsspec_or_torch(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, _s3_roots(), storage={"anon": True}, scheduler="tcp://10.0.0.5:8786")
-    code = ("import sys\nfrom auditor.cli import main\n"
+    code = ("import sys\nfrom auditor.cli.app import main\n"
             f"status = main(['validate', {str(manifest)!r}])\n"
             "heavy = sorted(m for m in ('dask', 'distributed', 'fsspec', 's3fs', 'torch') if m in sys.modules)\n"
             "print('HEAVY', heavy)\nsys.exit(status)")

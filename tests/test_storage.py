@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import make_image_folder, write_manifest
 
-from auditor._storage import is_url, version_token
+from auditor.data._storage import is_url, version_token
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -39,7 +39,7 @@ def test_a_local_run_imports_neither_fsspec_nor_dask(tmp_path: Path) -> None:
         "train": {"format": "image_folder", "root": "train"},
         "val": {"format": "csv", "path": "val.csv"}}, "audits": {"split_leakage": {}, "label_distribution": {}}})
     (tmp_path / "val.csv").write_text("path,label\nval/a/0000.png,a\nval/b/0000.png,b\n")
-    code = ("import sys\nfrom auditor.api import run_manifest\n"
+    code = ("import sys\nfrom auditor.run.api import run_manifest\n"
             f"outcome = run_manifest({str(manifest)!r}, only=['split_leakage', 'label_distribution'], "
             "formats=['json'])\n"
             "assert all(a['status'] != 'errored' for a in outcome.report['audits']), outcome.report['audits']\n"

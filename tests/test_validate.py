@@ -154,7 +154,7 @@ def test_pretrained_index_matches_the_installed_libraries():
     """The source-read names are exactly what torchvision (and timm) answer once imported."""
     from torchvision import models
 
-    from auditor._pretrained_names import timm_index, torchvision_index
+    from auditor.manifest._pretrained_names import timm_index, torchvision_index
 
     index = torchvision_index()
     assert index is not None
@@ -183,7 +183,7 @@ def test_validate_stays_without_torch_on_a_project_with_every_check(tmp_path):
     project = _project(tmp_path, **{"data.val": {"format": "csv", "path": "val.csv"},
                                     "model.pretrained": "timm:resnet50.a1_in1k"})
     _write_table(project / "val.csv", "path,label", ["data/val/cat/a.jpg,cat"])
-    code = ("import sys; from auditor.cli import main; rc = main(['validate', 'audit.yaml']); "
+    code = ("import sys; from auditor.cli.app import main; rc = main(['validate', 'audit.yaml']); "
             "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'pandas', 'PIL', 'numpy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

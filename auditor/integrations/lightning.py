@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - the older package name
         ) from exc
 
 from auditor.errors import AuditFailed
-from auditor.live_check import CheckResult, check
+from auditor.live.check import CheckResult, check
 
 __all__ = ["AuditCallback", "training_step_loss"]
 

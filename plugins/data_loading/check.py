@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import AuditContext, Finding
-from auditor._deadline import DeadlineExceeded, call_with_deadline
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
 
 __all__ = ["SplitCheck", "check_split"]

@@ -3,7 +3,7 @@
 One recursive listing (``fs.find(..., detail=True)``) yields every file's name,
 size and version metadata at once: a few requests per thousand objects on S3,
 where a ``HEAD`` per file would cost one request each. The listing's metadata
-becomes the hash cache's key (see ``auditor._storage.version_token``), so a warm
+becomes the hash cache's key (see ``auditor.data._storage.version_token``), so a warm
 run over a bucket reads listings only, never an object body.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor import SplitSpec
-from auditor._storage import RemoteFiles, filesystem, url_of
+from auditor.data._storage import RemoteFiles, filesystem, url_of
 from auditor.errors import ManifestError
 
 __all__ = ["list_files_under", "list_image_folder", "manifest_error"]

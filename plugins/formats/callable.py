@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
-from auditor._deadline import DeadlineExceeded, call_with_deadline
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 from auditor.errors import ManifestError
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.

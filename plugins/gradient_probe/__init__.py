@@ -63,7 +63,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if not any(p.requires_grad for p in ctx.run.model.parameters()):
         # Nothing can train, so there is nothing to probe; FZ001 (frozen_coverage) reports the cause.
         raise SkipAudit("every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001")
-    from auditor.report_document import strict_json  # NaN and infinity as null, as in report.json
+    from auditor.report.document import strict_json  # NaN and infinity as null, as in report.json
     from auditor_plugins.gradient_probe.checks import evidence, judge
 
     options = dict(ctx.options)
@@ -99,7 +99,7 @@ def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
     budget; this hard stop is for a factory, ``__getitem__`` or ``forward`` that
     hangs, and it names what was running.
     """
-    from auditor._deadline import DeadlineExceeded, call_with_deadline
+    from auditor.run._deadline import DeadlineExceeded, call_with_deadline
     from auditor_plugins.gradient_probe.runner import Activity, run_probe
 
     budget = float(options["time_budget_s"])

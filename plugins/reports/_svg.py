@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import NamedTuple
 
-from auditor.numbers import format_number
+from auditor.report.numbers import format_number
 
 __all__ = [
     "PALETTE",
@@ -59,7 +59,7 @@ def _f(x: float) -> str:
 
 
 def fmt_number(value: object, *, exact: bool = False) -> str:
-    """Numbers in charts: the shared :func:`auditor.numbers.format_number` (short labels, exact tooltips)."""
+    """Numbers in charts: the shared :func:`auditor.report.numbers.format_number` (short labels, exact tooltips)."""
     return format_number(value, exact=exact)
 
 

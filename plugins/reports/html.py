@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
-from auditor.numbers import format_duration, format_number
+from auditor.report.numbers import format_duration, format_number
 from auditor_plugins.reports import _common
 
 __all__ = ["MAX_EVIDENCE_CHARS", "breakable", "render"]

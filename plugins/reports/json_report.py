@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
-from auditor.report_document import dump_report
+from auditor.report.document import dump_report
 
 
 def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:

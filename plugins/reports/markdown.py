@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, hookimpl
-from auditor.numbers import format_duration, plural
+from auditor.report.numbers import format_duration, plural
 from auditor_plugins.reports import _common
 
 __all__ = ["MAX_ROWS", "cell", "render"]

@@ -224,7 +224,7 @@ def hash_urls(urls: Sequence[str], expected: Sequence[tuple[int, int | None]],
     the listed size: otherwise the object changed since it was listed, and a token
     of -1 keeps the result out of the cache.
     """
-    from auditor._storage import filesystem
+    from auditor.data._storage import filesystem
 
     if not urls:
         return []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor._deadline import DeadlineExceeded, call_with_deadline
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 
 __all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 

@@ -51,7 +51,7 @@ def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> Non
     import pytest
     import torch
 
-    from auditor._deadline import DeadlineExceeded, abandoned, call_with_deadline
+    from auditor.run._deadline import DeadlineExceeded, abandoned, call_with_deadline
 
     assert call_with_deadline(lambda a, b=0: a + b, 2, b=3, what="add") == 5
     with pytest.raises(KeyError, match="missing"):

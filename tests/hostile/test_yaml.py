@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from auditor.paths import display_path
+from auditor._util.paths import display_path
 from hostile._corpus import run, snapshot
 
 BOMB = """version: 1
@@ -88,7 +88,7 @@ def test_duplicate_keys_are_a_manifest_error_naming_both_lines(tmp_path: Path) -
 
 
 def test_merge_keys_and_plain_aliases_still_load(tmp_path: Path) -> None:
-    from auditor._yaml import load_with_lines
+    from auditor.manifest._yaml import load_with_lines
 
     data, lines = load_with_lines("base: &b {format: image_folder, root: a}\n"
                                   "data:\n  train: {<<: *b, root: x}\n  val: *b\n")

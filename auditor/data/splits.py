@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor._deadline import call_with_deadline
+from auditor.run._deadline import call_with_deadline
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor._storage import RemoteFiles
+    from auditor.data._storage import RemoteFiles
     from auditor.errors import ManifestError
-    from auditor.resolve import Resolver
+    from auditor.manifest.resolve import Resolver
 
 __all__ = ["COMMON_SPLIT_PROPERTIES", "DataFormat", "Split", "SplitDataset", "SplitSpec"]
 
@@ -88,7 +88,7 @@ class SplitSpec:
 
     def url(self, key: str) -> str | None:
         """The option as an fsspec URL (``s3://...``) when it is one, else None (a local path)."""
-        from auditor._storage import is_url
+        from auditor.data._storage import is_url
 
         value = self.config.get(key)
         return str(value) if is_url(value) else None

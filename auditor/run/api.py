@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from auditor.registry import Registry, load_registry
-from auditor.report_format import require_report_formats
+from auditor.run.registry import Registry, load_registry
+from auditor.report.format import require_report_formats
 
 __all__ = ["RunOutcome", "run_manifest"]
 
@@ -55,13 +55,13 @@ def run_manifest(
     the problems the CLI answers with exit code 2. ``scheduler`` (``local`` or a
     Dask scheduler address) overrides the manifest's ``scheduler`` key.
     ``redact`` (default: the manifest's ``report.redact``) writes paths relative
-    to the manifest and no host details (see ``auditor._redact``).
+    to the manifest and no host details (see ``auditor.report._redact``).
     """
-    from auditor.context import RunContext
-    from auditor.manifest import load_manifest
-    from auditor.report_document import build_report
-    from auditor.report_files import write_reports
-    from auditor.runner import Selection, run_audits
+    from auditor.run.context import RunContext
+    from auditor.manifest.load import load_manifest
+    from auditor.report.document import build_report
+    from auditor.report.files import write_reports
+    from auditor.run.runner import Selection, run_audits
 
     registry = registry or load_registry()
     loaded = load_manifest(manifest, registry)
@@ -74,7 +74,7 @@ def run_manifest(
             formats = [f for f in ("json", "html") if f in registry.report_formats]
     else:
         require_report_formats(formats, registry.report_formats, given_as="--format")  # before the audits run
-    from auditor._storage import check_extras
+    from auditor.data._storage import check_extras
 
     check_extras(loaded, scheduler)
     context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
@@ -82,7 +82,7 @@ def run_manifest(
     result = run_audits(context, selection, on_audit_done=on_audit_done)
     report = build_report(context, result, started_at)
     if redact if redact is not None else bool(loaded.report_config.get("redact")):
-        from auditor._redact import redact as redacted
+        from auditor.report._redact import redact as redacted
 
         report = redacted(report, loaded.base_dir)
     # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.

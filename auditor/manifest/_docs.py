@@ -2,7 +2,7 @@
 
 One source for the docs and the validator: the manifest's JSON Schema, each
 data format's option schema and each audit's option schema. ``python -m
-auditor._manifest_docs > docs/manifest.md`` regenerates the page, and
+auditor.manifest._docs > docs/manifest.md`` regenerates the page, and
 ``tests/test_manifest_docs.py`` fails when the committed page differs.
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from auditor._schemas import load_schema
-from auditor.data import COMMON_SPLIT_PROPERTIES
-from auditor.registry import Registry, load_registry
+from auditor._util.schemas import load_schema
+from auditor.data.splits import COMMON_SPLIT_PROPERTIES
+from auditor.run.registry import Registry, load_registry
 
 __all__ = ["manifest_markdown"]
 
@@ -24,7 +24,7 @@ _INTRO = """\
 
 Every key of a manifest (`audit.yaml`, `version: 1`), every option of each data
 format and of each audit, with its default. Generated from the JSON Schemas that
-`auditor validate` checks against (`python -m auditor._manifest_docs > docs/manifest.md`),
+`auditor validate` checks against (`python -m auditor.manifest._docs > docs/manifest.md`),
 so this page and the validator never disagree. `auditor schema manifest` prints
 the manifest's own schema.
 

@@ -66,7 +66,7 @@ class _NotebookTask:
 
 
 class NotebookProgress:
-    """A :class:`~auditor._progress.ProgressFactory` drawing HTML progress bars in the notebook.
+    """A :class:`~auditor.run._progress.ProgressFactory` drawing HTML progress bars in the notebook.
 
     All bars of a run share one output area (one display id): nested bars show as rows, and
     the area is emptied when the last bar finishes, so the report is not buried under them.

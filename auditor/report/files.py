@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError
-from auditor.report_format import require_report_formats
+from auditor.report.format import require_report_formats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.registry import Registry
+    from auditor.run.registry import Registry
 
 __all__ = ["ReportWriteError", "write_file_atomically", "write_reports"]
 

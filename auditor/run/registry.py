@@ -19,11 +19,11 @@ import pluggy
 
 from auditor import hookspecs
 from auditor.audit import Audit
-from auditor.data import DataFormat
+from auditor.data.splits import DataFormat
 from auditor.errors import PluginError
 from auditor.findings import CodeInfo
-from auditor.report_format import ReportFormat
-from auditor.suggest import did_you_mean
+from auditor.report.format import ReportFormat
+from auditor._util.suggest import did_you_mean
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",

@@ -8,7 +8,7 @@ from typing import Any
 
 from auditor.errors import UsageError
 from auditor.findings import CodeInfo
-from auditor.suggest import did_you_mean
+from auditor._util.suggest import did_you_mean
 
 __all__ = ["Renderer", "ReportFormat", "UnknownReportFormat", "require_report_formats", "unknown_report_formats"]
 

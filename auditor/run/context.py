@@ -22,11 +22,11 @@ from auditor.errors import ManifestError
 from auditor.findings import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor._progress import ProgressFactory, ProgressTask
+    from auditor.run._progress import ProgressFactory, ProgressTask
     from auditor.audit import Audit
-    from auditor.data import Split
-    from auditor.manifest import Manifest
-    from auditor.registry import Registry
+    from auditor.data.splits import Split
+    from auditor.manifest.load import Manifest
+    from auditor.run.registry import Registry
 
 __all__ = ["AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
 
@@ -82,7 +82,7 @@ class RunContext:
         self.loss_step: Callable[[Any, Any, int], Any] | None = None
         self._opened: dict[str, Split] = {}
         self._split_problems: dict[str, ManifestError] = {}
-        from auditor._deadline import set_call_timeout
+        from auditor.run._deadline import set_call_timeout
 
         set_call_timeout(manifest.raw.get("call_timeout_s"))
 
@@ -165,7 +165,7 @@ class RunContext:
 
     def open_split(self, name: str) -> Split:
         """Open split ``name`` through its data format (subclasses may adjust the result); not cached."""
-        from auditor.data import SplitSpec
+        from auditor.data.splits import SplitSpec
 
         config = self.manifest.data[name]
         fmt = self.registry.data_formats[config["format"]]
@@ -266,7 +266,7 @@ class RunContext:
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[ProgressTask]:
         """A progress bar (shown on a terminal for work that takes more than a second)."""
-        from auditor._progress import NullProgress
+        from auditor.run._progress import NullProgress
 
         factory = self._progress or NullProgress()
         with factory.task(description, total) as task:

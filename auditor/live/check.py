@@ -1,7 +1,7 @@
 """``auditor.check``: the audits on live objects, for notebooks and training scripts.
 
 Same audits, same report document as ``auditor run``; the difference is only
-where the model, optimizer, loss and data come from (see :mod:`auditor._live`).
+where the model, optimizer, loss and data come from (see :mod:`auditor.live._context`).
 Nothing here imports torch until :func:`check` is called.
 """
 
@@ -17,7 +17,7 @@ from auditor.findings import SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.findings import Finding
-    from auditor.registry import Registry
+    from auditor.run.registry import Registry
 
 __all__ = ["CheckResult", "check"]
 
@@ -51,7 +51,7 @@ class CheckResult:
 
     def save(self, directory: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
         """Write the report in ``formats`` (default json and html; any installed format) into ``directory``."""
-        from auditor.report_files import write_reports
+        from auditor.report.files import write_reports
 
         wanted = list(DEFAULT_FORMATS if formats is None else formats)
         written = write_reports(self.report, wanted, Path(directory), self._registry)
@@ -71,7 +71,7 @@ class CheckResult:
         return content.decode() if isinstance(content, bytes) else content
 
     def _repr_html_(self) -> str:
-        from auditor._notebook import inline_report
+        from auditor.live._notebook import inline_report
 
         return inline_report(self.html(), summary_line(self.report))
 
@@ -80,7 +80,7 @@ class CheckResult:
 
         from rich.console import Console
 
-        from auditor.console import print_report
+        from auditor.report.console import print_report
 
         buffer = io.StringIO()
         # Plain text into the buffer: in a notebook rich would otherwise display it as a side effect.
@@ -142,7 +142,7 @@ def check(
     Raises :class:`auditor.ManifestInvalid` when an option is wrong (the same
     messages ``auditor run`` gives for a manifest).
     """
-    from auditor._live import (
+    from auditor.live._context import (
         LIVE_PATH_NAME,
         LiveObjects,
         LiveResolver,
@@ -150,10 +150,10 @@ def check(
         live_manifest,
         unpack_split,
     )
-    from auditor.manifest import manifest_from_mapping
-    from auditor.registry import load_registry
-    from auditor.report_document import build_report
-    from auditor.runner import Selection, run_audits, select_audits
+    from auditor.manifest.load import manifest_from_mapping
+    from auditor.run.registry import load_registry
+    from auditor.report.document import build_report
+    from auditor.run.runner import Selection, run_audits, select_audits
 
     registry = registry or load_registry()
     named = _named_splits(train, val, splits)
@@ -213,7 +213,7 @@ def _audit_section(audits: Sequence[str] | Mapping[str, Any] | None, options: Ma
     """The manifest's ``audits`` mapping from the ``audits=`` keyword and per-audit option keywords."""
     unknown = [key for key in options if key not in registry.audits]
     if unknown:
-        from auditor.suggest import did_you_mean
+        from auditor._util.suggest import did_you_mean
 
         hint = did_you_mean(unknown[0], registry.audits)
         raise TypeError(
@@ -258,19 +258,19 @@ def _plain(value: Any) -> Any:
 
 
 def _progress(wanted: bool | None) -> Any:
-    from auditor._notebook import in_notebook
+    from auditor.live._notebook import in_notebook
 
     if wanted is False:
         return None
     if in_notebook():
-        from auditor._notebook import NotebookProgress
+        from auditor.live._notebook import NotebookProgress
 
         return NotebookProgress()
     import sys
 
     if wanted or sys.stderr.isatty():
-        from auditor._progress import RichProgress
-        from auditor.console import make_console
+        from auditor.run._progress import RichProgress
+        from auditor.report.console import make_console
 
         return RichProgress(make_console(stderr=True))
     return None

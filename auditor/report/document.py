@@ -16,8 +16,8 @@ from auditor.errors import ManifestError, UsageError
 from auditor.findings import SEVERITIES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.context import RunContext
-    from auditor.runner import RunResult
+    from auditor.run.context import RunContext
+    from auditor.run.runner import RunResult
 
 __all__ = ["SCHEMA_VERSION", "build_report", "dump_report", "load_report", "newer_minor", "strict_json",
            "validate_report"]
@@ -173,14 +173,14 @@ def validate_report(report: Mapping[str, Any]) -> None:
     """Raise jsonschema.ValidationError when ``report`` breaks ``report.schema.json``."""
     import jsonschema
 
-    from auditor._schemas import load_schema
+    from auditor._util.schemas import load_schema
 
     jsonschema.validate(report, load_schema("report"))
 
 
 def load_report(path: Path) -> dict[str, Any]:
     try:
-        from auditor._regular import open_regular
+        from auditor.data._regular import open_regular
 
         with open_regular(path) as handle:  # a FIFO given as the report must not block
             # A report written before report.json was strict may hold bare NaN or Infinity: read them as null.

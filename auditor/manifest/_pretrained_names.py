@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from auditor.suggest import closest
+from auditor._util.suggest import closest
 
 __all__ = ["NameProblem", "TimmIndex", "TorchvisionIndex", "architecture_source", "check_pretrained", "timm_index", "torchvision_index"]
 

@@ -9,7 +9,7 @@ reference into an object. Splits open through the ``callable`` data format as
 any factory-made dataset would. The audits cannot tell the two paths apart.
 
 The caller's objects are never changed: ``model`` and ``optimizer`` are handed
-out read-only (as :class:`~auditor.context.RunContext` documents), and
+out read-only (as :class:`~auditor.run.context.RunContext` documents), and
 everything that trains gets deep copies made here.
 """
 
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor._yaml import LineMap
-from auditor.context import RunContext
+from auditor.manifest._yaml import LineMap
+from auditor.run.context import RunContext
 from auditor.errors import ManifestError
-from auditor.resolve import Resolver
+from auditor.manifest.resolve import Resolver
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.data import Split
-    from auditor.manifest import Manifest
-    from auditor.registry import Registry
+    from auditor.data.splits import Split
+    from auditor.manifest.load import Manifest
+    from auditor.run.registry import Registry
 
 __all__ = ["LIVE_PATH_NAME", "LiveObjects", "LiveRunContext", "LoaderSettings", "TrainingStepLoss", "live_manifest",
            "unpack_split"]

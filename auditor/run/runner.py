@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.audit import Audit, SkipAudit
-from auditor.context import AuditContext, RunContext
+from auditor.run.context import AuditContext, RunContext
 from auditor.errors import ManifestError, UsageError
-from auditor.finding_links import finalize_findings
+from auditor.run.finding_links import finalize_findings
 from auditor.findings import Finding, severity_at_least
-from auditor.suggest import did_you_mean
+from auditor._util.suggest import did_you_mean
 
 __all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor._pretrained_names import architecture_source
-from auditor.suggest import closest
+from auditor.manifest._pretrained_names import architecture_source
+from auditor._util.suggest import closest
 
 __all__ = ["check_head"]
 

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from auditor._printable import printable as _p
+from auditor._util.printable import printable as _p
 from auditor.findings import SEVERITIES, severity_rank
-from auditor.numbers import format_duration, plural
-from auditor.paths import display_path
+from auditor.report.numbers import format_duration, plural
+from auditor._util.paths import display_path
 
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 

@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from auditor._schemas import load_schema
-from auditor._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
+from auditor._util.schemas import load_schema
+from auditor.manifest._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.errors import ManifestError, ManifestInvalid
-from auditor.paths import display_path
-from auditor.report_format import unknown_report_formats
-from auditor.resolve import Resolver
-from auditor.suggest import did_you_mean
+from auditor._util.paths import display_path
+from auditor.report.format import unknown_report_formats
+from auditor.manifest.resolve import Resolver
+from auditor._util.suggest import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.registry import Registry
+    from auditor.run.registry import Registry
 
 __all__ = ["Manifest", "audit_options", "load_manifest", "manifest_from_mapping", "validate_against",
            "validate_manifest"]
@@ -352,7 +352,7 @@ def _under(key: str, bad: set[str]) -> bool:
 
 def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[ManifestError]:
     """Each split's format checks what it can without reading a sample: folders, table headers."""
-    from auditor.data import SplitSpec
+    from auditor.data.splits import SplitSpec
 
     errors: list[ManifestError] = []
     data = manifest.raw.get("data")
@@ -373,9 +373,9 @@ def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[M
 
 def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
     """``model.pretrained`` names that exist, and a ``model.head`` the architecture can have."""
-    from auditor._head_names import check_head
-    from auditor._pretrained_names import check_pretrained
-    from auditor.resolve import split_ref
+    from auditor.manifest._head_names import check_head
+    from auditor.manifest._pretrained_names import check_pretrained
+    from auditor.manifest.resolve import split_ref
 
     model = manifest.section("model")
     pretrained = model.get("pretrained")

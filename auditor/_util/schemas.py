@@ -26,7 +26,7 @@ def schema_path(name: str) -> Path:
                 return candidate
     except ImportError:
         pass
-    checkout = Path(__file__).resolve().parent.parent / "schemas" / filename
+    checkout = Path(__file__).resolve().parents[2] / "schemas" / filename
     if checkout.is_file():
         return checkout
     raise FileNotFoundError(f"schema {filename} is not installed; reinstall auditor")

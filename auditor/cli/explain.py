@@ -1,7 +1,7 @@
 """Explanation texts of finding codes: what ``auditor explain`` prints and docs/codes.md holds.
 
 One source for both, so the docs never drift from the tool: ``python -m
-auditor.explain > docs/codes.md`` regenerates the page, and a test fails when
+auditor.cli.explain > docs/codes.md`` regenerates the page, and a test fails when
 the committed page differs.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from auditor.findings import CodeInfo
-from auditor.registry import Registry, load_registry
+from auditor.run.registry import Registry, load_registry
 
 __all__ = ["catalog_markdown", "explanation_markdown"]
 
@@ -30,7 +30,7 @@ def catalog_markdown(registry: Registry) -> str:
         (
             "Codes are a public interface: a code keeps its meaning forever and is never reused. "
             "`auditor explain CODE` prints the same text as this page, which is generated from the "
-            "audits' declarations (`python -m auditor.explain > docs/codes.md`).\n"
+            "audits' declarations (`python -m auditor.cli.explain > docs/codes.md`).\n"
         ),
     ]
     for audit in registry.ordered_audits():

@@ -19,7 +19,7 @@ from auditor.errors import AuditorError, ManifestInvalid, UsageError
 from auditor.findings import FailOn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.registry import Registry
+    from auditor.run.registry import Registry
 
 __all__ = ["build_parser", "main"]
 
@@ -86,11 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     When a call into user code passed its deadline and is still running in an
-    abandoned thread, the process exits here and now (see ``auditor._deadline``)
+    abandoned thread, the process exits here and now (see ``auditor.run._deadline``)
     instead of returning: a finishing interpreter could wait on that thread.
     """
     code = _main(argv)
-    from auditor._deadline import abandoned, exit_process
+    from auditor.run._deadline import abandoned, exit_process
 
     if abandoned():
         exit_process(code)
@@ -103,7 +103,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from auditor.console import make_console
+    from auditor.report.console import make_console
 
     err = make_console(stderr=True)
     try:
@@ -124,7 +124,7 @@ def _escape(text: str) -> str:
     """Rich markup escaped, and control characters (ESC...) from names made visible."""
     from rich.markup import escape
 
-    from auditor._printable import printable
+    from auditor._util.printable import printable
 
     return escape(printable(text))
 
@@ -138,11 +138,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from auditor._progress import NullProgress, RichProgress
-    from auditor.api import run_manifest
-    from auditor.console import make_console, print_audit_line, print_report
-    from auditor.manifest import manifest_file
-    from auditor.registry import load_registry
+    from auditor.run._progress import NullProgress, RichProgress
+    from auditor.run.api import run_manifest
+    from auditor.report.console import make_console, print_audit_line, print_report
+    from auditor.manifest.load import manifest_file
+    from auditor.run.registry import load_registry
 
     registry = load_registry()
     out = make_console()
@@ -184,9 +184,9 @@ def _echo(written: Sequence[tuple[str, Path]], registry: Registry) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from auditor.console import make_console
-    from auditor.manifest import load_manifest
-    from auditor.registry import load_registry
+    from auditor.report.console import make_console
+    from auditor.manifest.load import load_manifest
+    from auditor.run.registry import load_registry
 
     registry = load_registry()
     out = make_console()
@@ -208,8 +208,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from auditor.console import make_console
-    from auditor.registry import load_registry
+    from auditor.report.console import make_console
+    from auditor.run.registry import load_registry
 
     registry = load_registry()
     out = make_console()
@@ -232,10 +232,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
-    from auditor.console import make_console
-    from auditor.explain import explanation_markdown
-    from auditor.registry import load_registry
-    from auditor.suggest import closest
+    from auditor.report.console import make_console
+    from auditor.cli.explain import explanation_markdown
+    from auditor.run.registry import load_registry
+    from auditor._util.suggest import closest
 
     registry = load_registry()
     code = args.code.strip().upper()
@@ -257,17 +257,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from auditor._schemas import load_schema
+    from auditor._util.schemas import load_schema
 
     print(json.dumps(load_schema(args.name), indent=2))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from auditor.console import make_console
-    from auditor.registry import load_registry
-    from auditor.report_document import SCHEMA_VERSION, load_report, newer_minor
-    from auditor.report_files import write_reports
+    from auditor.report.console import make_console
+    from auditor.run.registry import load_registry
+    from auditor.report.document import SCHEMA_VERSION, load_report, newer_minor
+    from auditor.report.files import write_reports
 
     registry = load_registry()
     report = load_report(args.report)
@@ -296,9 +296,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_new_plugin(args: argparse.Namespace) -> int:
-    from auditor._scaffold import scaffold
-    from auditor.console import make_console
-    from auditor.registry import load_registry
+    from auditor.cli._scaffold import scaffold
+    from auditor.report.console import make_console
+    from auditor.run.registry import load_registry
 
     taken = {audit.prefix for audit in load_registry().audits.values()}
     names, target, written = scaffold(args.name, args.output_dir, prefix=args.prefix, taken_prefixes=taken)

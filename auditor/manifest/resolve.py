@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from auditor._deadline import DeadlineExceeded, call_with_deadline
-from auditor._yaml import LineMap
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.manifest._yaml import LineMap
 from auditor.errors import ManifestError
-from auditor.suggest import did_you_mean
+from auditor._util.suggest import did_you_mean
 
 __all__ = ["Resolver", "split_ref"]
 

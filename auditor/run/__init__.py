@@ -1,0 +1,1 @@
+"""Stage 2 of a run: plugins found, objects built, audits run, findings linked, the exit code decided."""
