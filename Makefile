@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.auditor-installed-test
 # Override for one run: make test PYTEST_ARGS="-n0 -x tests/test_cli.py".
 PYTEST_ARGS ?= -n auto --dist loadfile
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Your own loop: everything not marked slow.
+test-fast: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
+
+# CI runs this before the tests: the tree is formatted and lint-clean with the pinned ruff.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: install-test
 	$(BIN)/python benchmarks/labels.py

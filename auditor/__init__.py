@@ -6,13 +6,13 @@ here imports torch; audits import it when they run.
 
 from auditor._version import __version__
 from auditor.audit import Audit, SkipAudit
-from auditor.run.context import AuditContext, RunContext, TaskInfo
 from auditor.data.splits import DataFormat, Split, SplitDataset, SplitSpec
 from auditor.errors import AuditFailed, AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
 from auditor.live.check import CheckResult, check
-from auditor.run.registry import hookimpl
 from auditor.report.format import ReportFormat
+from auditor.run.context import AuditContext, RunContext, TaskInfo
+from auditor.run.registry import hookimpl
 
 __all__ = [
     "Audit",

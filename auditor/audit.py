@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from auditor.findings import CodeInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.run.context import AuditContext
     from auditor.findings import Finding
+    from auditor.run.context import AuditContext
 
 __all__ = ["NEEDS", "Audit", "SkipAudit"]
 
@@ -54,14 +54,12 @@ class Audit:
         unknown = set(self.needs) - NEEDS
         if unknown:
             raise ValueError(
-                f"audit {self.name!r}: unknown needs {sorted(unknown)}; expected a subset of "
-                f"{sorted(NEEDS)}"
+                f"audit {self.name!r}: unknown needs {sorted(unknown)}; expected a subset of {sorted(NEEDS)}"
             )
         for info in self.codes:
             if info.prefix != self.prefix:
                 raise ValueError(
-                    f"audit {self.name!r}: code {info.code} does not start with its prefix "
-                    f"{self.prefix!r}"
+                    f"audit {self.name!r}: code {info.code} does not start with its prefix {self.prefix!r}"
                 )
         object.__setattr__(self, "needs", frozenset(self.needs))
 

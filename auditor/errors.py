@@ -73,15 +73,25 @@ class AuditFailed(AuditorError):
         self.report = report
         self.exit_code = int(report["exit_code"])
         fail_on = str(report.get("fail_on") or "error")
-        lines = [f"  {f['severity']:<7} {f['code']}  {f['title']}: {f['message']}"
-                 for f in report["findings"] if severity_at_least(f["severity"], fail_on)]
-        errored = [f"  audit {a['name']} errored: {(a.get('error') or {}).get('message', '')}".rstrip()
-                   for a in report["audits"] if a["status"] == "errored"]
+        lines = [
+            f"  {f['severity']:<7} {f['code']}  {f['title']}: {f['message']}"
+            for f in report["findings"]
+            if severity_at_least(f["severity"], fail_on)
+        ]
+        errored = [
+            f"  audit {a['name']} errored: {(a.get('error') or {}).get('message', '')}".rstrip()
+            for a in report["audits"]
+            if a["status"] == "errored"
+        ]
         shown = [*errored, *lines]
         more = len(shown) - 10
-        text = (f"auditor found {len(lines)} finding{'s' if len(lines) != 1 else ''} at or above fail_on={fail_on}"
-                + (f" and {len(errored)} audit{'s' if len(errored) != 1 else ''} errored" if errored else "")
-                + ":\n" + "\n".join(shown[:10]) + (f"\n  ... and {more} more" if more > 0 else "")
-                + "\n  hint: the full report is in .report (or the report files); fix the findings, "
-                  "or raise fail_on / ignore= codes you accept")
+        text = (
+            f"auditor found {len(lines)} finding{'s' if len(lines) != 1 else ''} at or above fail_on={fail_on}"
+            + (f" and {len(errored)} audit{'s' if len(errored) != 1 else ''} errored" if errored else "")
+            + ":\n"
+            + "\n".join(shown[:10])
+            + (f"\n  ... and {more} more" if more > 0 else "")
+            + "\n  hint: the full report is in .report (or the report files); fix the findings, "
+            "or raise fail_on / ignore= codes you accept"
+        )
         super().__init__(text)

@@ -7,8 +7,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CODE_PATTERN", "SEVERITIES", "CodeInfo", "FailOn", "Finding", "Severity", "severity_at_least",
-           "severity_rank"]
+__all__ = [
+    "CODE_PATTERN",
+    "SEVERITIES",
+    "CodeInfo",
+    "FailOn",
+    "Finding",
+    "Severity",
+    "severity_at_least",
+    "severity_rank",
+]
 
 #: A finding code is a prefix of 2-4 capital letters followed by three digits.
 CODE_PATTERN = re.compile(r"^[A-Z]{2,4}[0-9]{3}$")
@@ -67,8 +75,7 @@ class CodeInfo:
     def __post_init__(self) -> None:
         if not CODE_PATTERN.match(self.code):
             raise ValueError(
-                f"finding code {self.code!r}: expected 2-4 capital letters and three digits "
-                "(e.g. 'LD001')"
+                f"finding code {self.code!r}: expected 2-4 capital letters and three digits (e.g. 'LD001')"
             )
         if not isinstance(self.severity, Severity):
             object.__setattr__(self, "severity", Severity(self.severity))

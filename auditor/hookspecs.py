@@ -22,10 +22,10 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
-    from auditor.run.context import RunContext
     from auditor.data.splits import DataFormat
     from auditor.findings import Finding
     from auditor.report.format import ReportFormat
+    from auditor.run.context import RunContext
 
 hookspec = pluggy.HookspecMarker("auditor")
 

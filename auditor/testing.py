@@ -57,8 +57,14 @@ __all__ = [
 # -- data and manifests --------------------------------------------------------------
 
 
-def make_image(path: Path | str, *, size: int | tuple[int, int] = 32, mode: str = "RGB", seed: int = 0,
-               fmt: str | None = None) -> Path:
+def make_image(
+    path: Path | str,
+    *,
+    size: int | tuple[int, int] = 32,
+    mode: str = "RGB",
+    seed: int = 0,
+    fmt: str | None = None,
+) -> Path:
     """Write a distinct image (random blobs over a flat background) and return its path.
 
     ``size`` is ``side`` or ``(width, height)``; ``mode`` is any PIL mode that the
@@ -81,15 +87,26 @@ def make_image(path: Path | str, *, size: int | tuple[int, int] = 32, mode: str 
     return path
 
 
-def make_image_folder(root: Path | str, counts: Mapping[str, int], *, size: int | tuple[int, int] = 32,
-                      mode: str = "RGB", seed: int = 0, ext: str = ".png") -> Path:
+def make_image_folder(
+    root: Path | str,
+    counts: Mapping[str, int],
+    *,
+    size: int | tuple[int, int] = 32,
+    mode: str = "RGB",
+    seed: int = 0,
+    ext: str = ".png",
+) -> Path:
     """``root/<class>/<i><ext>`` with ``counts[class]`` distinct images per class; returns ``root``."""
     root = Path(root)
     for class_index, (name, count) in enumerate(counts.items()):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            make_image(root / name / f"{i:04d}{ext}", size=size, mode=mode,
-                       seed=seed * 100_003 + class_index * 10_007 + i)
+            make_image(
+                root / name / f"{i:04d}{ext}",
+                size=size,
+                mode=mode,
+                seed=seed * 100_003 + class_index * 10_007 + i,
+            )
     return root
 
 
@@ -115,14 +132,28 @@ class Project:
     def path(self, relative: str | Path) -> Path:
         return self.root / relative
 
-    def image(self, relative: str | Path, *, size: int | tuple[int, int] = 32, mode: str = "RGB",
-              seed: int = 0, fmt: str | None = None) -> Path:
+    def image(
+        self,
+        relative: str | Path,
+        *,
+        size: int | tuple[int, int] = 32,
+        mode: str = "RGB",
+        seed: int = 0,
+        fmt: str | None = None,
+    ) -> Path:
         """One image file at ``relative`` (see :func:`make_image`)."""
         return make_image(self.path(relative), size=size, mode=mode, seed=seed, fmt=fmt)
 
-    def image_folder(self, relative: str | Path, counts: Mapping[str, int], *,
-                     size: int | tuple[int, int] = 32, mode: str = "RGB", seed: int = 0,
-                     ext: str = ".png") -> Path:
+    def image_folder(
+        self,
+        relative: str | Path,
+        counts: Mapping[str, int],
+        *,
+        size: int | tuple[int, int] = 32,
+        mode: str = "RGB",
+        seed: int = 0,
+        ext: str = ".png",
+    ) -> Path:
         """An ``image_folder`` split: one sub-folder of images per class (see :func:`make_image_folder`)."""
         return make_image_folder(self.path(relative), counts, size=size, mode=mode, seed=seed, ext=ext)
 
@@ -142,8 +173,14 @@ class Project:
             path.write_text(content, encoding="utf-8")
         return path
 
-    def manifest(self, data: Mapping[str, Any] | None = None, *, audits: Mapping[str, Any] | None = None,
-                 name: str = "audit.yaml", **sections: Any) -> Path:
+    def manifest(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        audits: Mapping[str, Any] | None = None,
+        name: str = "audit.yaml",
+        **sections: Any,
+    ) -> Path:
         """Write a ``version: 1`` manifest into the project and return its path.
 
         ``data`` maps split names to a split mapping, or to a folder path (made
@@ -161,7 +198,9 @@ class Project:
     def _split(self, value: Any) -> Any:
         if isinstance(value, (str, Path)):
             root = Path(value)
-            relative = root.relative_to(self.root) if root.is_absolute() and root.is_relative_to(self.root) else root
+            relative = (
+                root.relative_to(self.root) if root.is_absolute() and root.is_relative_to(self.root) else root
+            )
             return {"format": "image_folder", "root": relative.as_posix()}
         return dict(value)
 
@@ -198,8 +237,9 @@ class _Findings:
         for entry in self.report["audits"]:
             if entry["name"] == name:
                 return dict(entry)
-        raise AssertionError(f"audit {name!r} is not in the report; it has "
-                             f"{[a['name'] for a in self.report['audits']]}")
+        raise AssertionError(
+            f"audit {name!r} is not in the report; it has {[a['name'] for a in self.report['audits']]}"
+        )
 
     def assert_codes(self, *codes: str) -> None:
         """Each code (or prefix) is among the findings."""
@@ -217,8 +257,9 @@ class _Findings:
 
     def assert_clean(self) -> None:
         """No finding at all and exit code 0."""
-        assert not self.findings and self.report["exit_code"] == 0, \
+        assert not self.findings and self.report["exit_code"] == 0, (
             f"expected a clean run; exit code {self.report['exit_code']}, {_describe(self.findings)}"
+        )
 
 
 @dataclass
@@ -234,8 +275,9 @@ class AuditorRun(_Findings):
         return int(self.report["exit_code"])
 
     def assert_exit_code(self, expected: int) -> None:
-        assert self.exit_code == expected, \
+        assert self.exit_code == expected, (
             f"expected exit code {expected}, got {self.exit_code}; {_describe(self.findings)}"
+        )
 
     def file(self, fmt: str) -> Path:
         """The file report format ``fmt`` wrote."""
@@ -265,8 +307,10 @@ class CliResult(_Findings):
         if self._report is None:
             path = (self.output_dir or Path.cwd()) / "report.json"
             if not path.is_file():  # the command failed early, or the manifest sets report.dir
-                raise AssertionError(f"`auditor {' '.join(self.args)}` wrote no {path}; "
-                                     f"exit code {self.exit_code}, output:\n{self.output}")
+                raise AssertionError(
+                    f"`auditor {' '.join(self.args)}` wrote no {path}; "
+                    f"exit code {self.exit_code}, output:\n{self.output}"
+                )
             self._report = json.loads(path.read_text(encoding="utf-8"))
         return self._report
 
@@ -281,19 +325,28 @@ class CliResult(_Findings):
             if header is None:
                 header = cells
             elif cells[0] == name:
-                return dict(zip(header, cells))
+                return dict(zip(header, cells, strict=False))
         raise AssertionError(f"audit {name!r} is not in the `auditor list` table:\n{self.output}")
 
     def assert_exit_code(self, expected: int) -> None:
-        assert self.exit_code == expected, (f"`auditor {' '.join(self.args)}` exited {self.exit_code}, "
-                                            f"expected {expected}; output:\n{self.output}")
+        assert self.exit_code == expected, (
+            f"`auditor {' '.join(self.args)}` exited {self.exit_code}, "
+            f"expected {expected}; output:\n{self.output}"
+        )
 
 
 # -- running -----------------------------------------------------------------------------
 
 
-def run_in_process(manifest: Path | str, *, plugins: Iterable[object] = (), formats: Sequence[str] = ("json",),
-                   output_dir: Path | None = None, validate: bool = True, **options: Any) -> AuditorRun:
+def run_in_process(
+    manifest: Path | str,
+    *,
+    plugins: Iterable[object] = (),
+    formats: Sequence[str] = ("json",),
+    output_dir: Path | None = None,
+    validate: bool = True,
+    **options: Any,
+) -> AuditorRun:
     """Run ``manifest`` like ``auditor run`` does, in this process.
 
     ``plugins`` are plugin modules or objects to register without installing
@@ -303,9 +356,9 @@ def run_in_process(manifest: Path | str, *, plugins: Iterable[object] = (), form
     ``ignore``, ``static``, ``fail_on``, ``use_cache``). The JSON report is
     checked against ``report.schema.json`` unless ``validate`` is false.
     """
+    from auditor.report.document import validate_report
     from auditor.run.api import run_manifest
     from auditor.run.registry import load_registry
-    from auditor.report.document import validate_report
 
     manifest = Path(manifest)
     extra = [(getattr(p, "__name__", type(p).__name__), p) for p in plugins]
@@ -317,8 +370,13 @@ def run_in_process(manifest: Path | str, *, plugins: Iterable[object] = (), form
     return AuditorRun(outcome.report, outcome.written, target)
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-            timeout: float = 600, output_dir: Path | None = None) -> CliResult:
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    output_dir: Path | None = None,
+) -> CliResult:
     """``python -m auditor ARGS`` in a subprocess with this interpreter, plain text, 200 columns wide.
 
     Pass ``output_dir`` when the command writes reports somewhere other than
@@ -326,10 +384,22 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] |
     """
     full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     argv = [str(a) for a in args]
-    done = subprocess.run([sys.executable, "-m", "auditor", *argv], cwd=cwd, env=full_env,
-                          check=False, capture_output=True, text=True, timeout=timeout)
-    return CliResult(argv, done.returncode, done.stdout, done.stderr,
-                     output_dir or _report_dir(argv, Path(cwd or Path.cwd())))
+    done = subprocess.run(
+        [sys.executable, "-m", "auditor", *argv],
+        cwd=cwd,
+        env=full_env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(
+        argv,
+        done.returncode,
+        done.stdout,
+        done.stderr,
+        output_dir or _report_dir(argv, Path(cwd or Path.cwd())),
+    )
 
 
 def _report_dir(argv: Sequence[str], cwd: Path) -> Path | None:
@@ -345,15 +415,20 @@ def _report_dir(argv: Sequence[str], cwd: Path) -> Path | None:
             return cwd / argv[i + 1]
         if arg.startswith("--output-dir="):
             return cwd / arg.partition("=")[2]
-    positional = [a for i, a in enumerate(argv[1:], start=1) if not a.startswith("-")
-                  and argv[i - 1] not in _VALUE_OPTIONS]
+    positional = [
+        a
+        for i, a in enumerate(argv[1:], start=1)
+        if not a.startswith("-") and argv[i - 1] not in _VALUE_OPTIONS
+    ]
     if positional:
         manifest = positional[0]
     return (cwd / manifest).parent / "reports"
 
 
 #: ``auditor run`` options that take a value (so the value is not mistaken for the manifest).
-_VALUE_OPTIONS = frozenset({"--only", "--skip", "--select", "--ignore", "--fail-on", "--format", "--output-dir"})
+_VALUE_OPTIONS = frozenset(
+    {"--only", "--skip", "--select", "--ignore", "--fail-on", "--format", "--output-dir"}
+)
 
 
 # -- fixtures --------------------------------------------------------------------------

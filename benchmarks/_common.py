@@ -22,10 +22,10 @@ def best_of(repeat: int, func: Callable[[], Any]) -> tuple[float, Any]:
 
 def open_split(name: str, config: dict[str, Any], base_dir: Path) -> Any:
     """A split opened through its registered data-format plugin, as a run would."""
-    from auditor.manifest._yaml import LineMap
     from auditor.data.splits import SplitSpec
-    from auditor.run.registry import load_registry
+    from auditor.manifest._yaml import LineMap
     from auditor.manifest.resolve import Resolver
+    from auditor.run.registry import load_registry
 
     registry = load_registry(autoload=False)
     resolver = Resolver(base_dir / "audit.yaml", [], LineMap())

@@ -45,19 +45,37 @@ def _project(files: int) -> Path:
         make_image_folder(root / "data" / "train", {"a": files // 2, "b": files - files // 2}, size=320)
         make_image_folder(root / "data" / "val", {"a": 8}, size=128, seed=9)
         (root / f"done-{files}-320px").touch()
-    return write_manifest(root, {
-        "version": 1,
-        "data": {"train": {"format": "image_folder", "root": "data/train"},
-                 "val": {"format": "image_folder", "root": "data/val"}},
-        "audits": {"split_leakage": {"workers": 2}},
-    })
+    return write_manifest(
+        root,
+        {
+            "version": 1,
+            "data": {
+                "train": {"format": "image_folder", "root": "data/train"},
+                "val": {"format": "image_folder", "root": "data/val"},
+            },
+            "audits": {"split_leakage": {"workers": 2}},
+        },
+    )
 
 
 def _once(manifest: Path, sig: signal.Signals, *, group: bool) -> None:
     shutil.rmtree(manifest.parent / ".auditor-cache", ignore_errors=True)
-    process = subprocess.Popen([sys.executable, "-m", "auditor", "run", str(manifest), "--quiet",
-                                "--output-dir", str(manifest.parent / "out")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "run",
+            str(manifest),
+            "--quiet",
+            "--output-dir",
+            str(manifest.parent / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     workers: set[int] = set()
     while len(workers) < 2 and process.poll() is None:
         workers = child_pids(process.pid)
@@ -79,8 +97,10 @@ def _once(manifest: Path, sig: signal.Signals, *, group: bool) -> None:
             kept = connection.execute("SELECT COUNT(*) FROM file_hashes").fetchone()[0]
     for pid in survivors:  # orphans of an auditor without the fix: do not leave them running
         os.kill(pid, signal.SIGKILL)
-    print(f"{sig.name} to the {'process group' if group else 'parent only'}: exit after {exit_s:.2f} s (code {process.returncode}), {kept} hashes kept in the cache, "
-          f"{len(survivors)} of {len(workers)} workers alive 2 s later")
+    print(
+        f"{sig.name} to the {'process group' if group else 'parent only'}: exit after {exit_s:.2f} s (code {process.returncode}), {kept} hashes kept in the cache, "
+        f"{len(survivors)} of {len(workers)} workers alive 2 s later"
+    )
 
 
 def main() -> None:

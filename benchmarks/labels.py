@@ -67,8 +67,12 @@ def main() -> None:
     manifest = REPO / "examples" / "quickstart" / "audit.yaml"
 
     def validate() -> int:
-        return subprocess.run([str(auditor), "validate", str(manifest)], check=False, capture_output=True,
-                              env={**os.environ, "NO_COLOR": "1"}).returncode
+        return subprocess.run(
+            [str(auditor), "validate", str(manifest)],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        ).returncode
 
     seconds, code = best_of(5, validate)
     print(f"auditor validate quickstart: {seconds:6.3f} s wall (exit {code})             target < 0.5 s")

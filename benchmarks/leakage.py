@@ -73,7 +73,9 @@ def _render(seed: int) -> Any:
         elif kind == 1:
             pen.rectangle((x0, y0, x0 + w, y0 + h), fill=colour)
         elif kind == 2:
-            points = [tuple(int(v) for v in rng.integers(-20, SIZE + 20, 2)) for _ in range(rng.integers(3, 7))]
+            points = [
+                tuple(int(v) for v in rng.integers(-20, SIZE + 20, 2)) for _ in range(rng.integers(3, 7))
+            ]
             pen.polygon(points, fill=colour)
         elif kind == 3:
             pen.line((x0, y0, x0 + w, y0 + h), fill=colour, width=int(rng.integers(2, 12)))
@@ -137,14 +139,15 @@ def generate(root: Path = DATA) -> dict[str, Any]:
             jobs.append((DATA_SEED * 7 + len(jobs), str(root / rel), rng.randint(75, 95)))
             if split == "train":
                 train.append(rel)
-    chunks = [jobs[i:i + 250] for i in range(0, len(jobs), 250)]
+    chunks = [jobs[i : i + 250] for i in range(0, len(jobs), 250)]
     with ProcessPoolExecutor(max_workers=_cores()) as pool:
-        for done in pool.map(_write_many, chunks):
+        for _done in pool.map(_write_many, chunks):
             pass
     sources = rng.sample(train, N_EXACT + N_NEAR)
     exact, near = [], []
-    kinds = ["mirrored"] * N_MIRRORED + [("reencoded", "resized", "brightened")[i % 3]
-                                         for i in range(N_NEAR - N_MIRRORED)]
+    kinds = ["mirrored"] * N_MIRRORED + [
+        ("reencoded", "resized", "brightened")[i % 3] for i in range(N_NEAR - N_MIRRORED)
+    ]
     for i, source in enumerate(sources):
         cls = Path(source).parent.name
         if i < N_EXACT:
@@ -156,8 +159,13 @@ def generate(root: Path = DATA) -> dict[str, Any]:
             rel = f"val/{cls}/leak_near_{i - N_EXACT:03d}_{kind}.jpg"
             _near_copy(root / source, root / rel, kind, rng)
             near.append({"val": rel, "train": source, "kind": kind})
-    truth = {"exact": exact, "near": near, "n_train": N_TRAIN, "n_val": N_VAL,
-             "generated_in_s": round(time.perf_counter() - started, 1)}
+    truth = {
+        "exact": exact,
+        "near": near,
+        "n_train": N_TRAIN,
+        "n_val": N_VAL,
+        "generated_in_s": round(time.perf_counter() - started, 1),
+    }
     truth_path.write_text(json.dumps(truth, indent=1))
     print(f"generated {N_TRAIN + N_VAL} JPEGs under {root} in {truth['generated_in_s']} s")
     return truth
@@ -191,10 +199,12 @@ def _row(name: str, seconds: float, n_images: int, scores: dict[str, Any] | None
     if scores is None:
         print(f"{name:<28} {seconds:8.2f} s {n_images / seconds:9.0f} img/s   {note}")
         return
-    print(f"{name:<28} {seconds:8.2f} s {n_images / seconds:9.0f} img/s   exact recall "
-          f"{scores['exact_recall']:6.1%}   near recall {scores['near_recall']:6.1%} "
-          f"(mirrored {scores['mirrored_recall']:6.1%})   false-positive pairs {scores['false_positive_pairs']}"
-          + (f"   {note}" if note else ""))
+    print(
+        f"{name:<28} {seconds:8.2f} s {n_images / seconds:9.0f} img/s   exact recall "
+        f"{scores['exact_recall']:6.1%}   near recall {scores['near_recall']:6.1%} "
+        f"(mirrored {scores['mirrored_recall']:6.1%})   false-positive pairs {scores['false_positive_pairs']}"
+        + (f"   {note}" if note else "")
+    )
 
 
 # -- the contenders ------------------------------------------------------------------
@@ -211,8 +221,12 @@ def _write_manifest(root: Path, options: str = "max_pairs: 1000000") -> Path:
 
 
 def _pairs(outcome: Any, codes: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(p["a"]["path"], p["b"]["path"]) for f in outcome.findings
-            if f["code"] in codes for p in f["evidence"]["pairs"]]
+    return [
+        (p["a"]["path"], p["b"]["path"])
+        for f in outcome.findings
+        if f["code"] in codes
+        for p in f["evidence"]["pairs"]
+    ]
 
 
 def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: bool) -> dict[str, Any]:
@@ -222,15 +236,19 @@ def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: b
     if clear_cache:
         shutil.rmtree(root / ".auditor-cache", ignore_errors=True)
     started = time.perf_counter()
-    outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"],
-                           output_dir=root / ".reports")
+    outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"], output_dir=root / ".reports")
     seconds = time.perf_counter() - started
     scores = score(_pairs(outcome, ("SL001", "SL002", "SL005")), truth)
     evidence = next(a["evidence"] for a in outcome.report["audits"] if a["name"] == "split_leakage")
     within = sum(f["evidence"]["count"] for f in outcome.findings if f["code"] in ("SL003", "SL004"))
-    _row(label, seconds, truth["n_train"] + truth["n_val"], scores,
-         f"(hashed {evidence['files_hashed']}, cache hits {evidence['cache_hits']}, "
-         f"hashing {evidence['hash_seconds']:.2f} s, within-split duplicates {within})")
+    _row(
+        label,
+        seconds,
+        truth["n_train"] + truth["n_val"],
+        scores,
+        f"(hashed {evidence['files_hashed']}, cache hits {evidence['cache_hits']}, "
+        f"hashing {evidence['hash_seconds']:.2f} s, within-split duplicates {within})",
+    )
     return {"seconds": seconds, **scores}
 
 
@@ -238,17 +256,23 @@ def sweep(root: Path, truth: dict[str, Any]) -> None:
     """Recall and false positives over a grid of thresholds (uses the warm cache)."""
     from auditor.run.api import run_manifest
 
-    print("max_distance min_similarity  exact  near   mirrored  false-positive cross pairs  within-split pairs")
+    print(
+        "max_distance min_similarity  exact  near   mirrored  false-positive cross pairs  within-split pairs"
+    )
     for distance in (4, 6, 8, 10, 12):
         for similarity in (-1.0, 0.9, 0.95, 0.97, 0.99):
-            manifest = _write_manifest(root, f"max_pairs: 1000000, max_distance: {distance}, "
-                                             f"min_similarity: {similarity}")
-            outcome = run_manifest(manifest, only=["split_leakage"], formats=["json"],
-                                   output_dir=root / ".reports")
+            manifest = _write_manifest(
+                root, f"max_pairs: 1000000, max_distance: {distance}, min_similarity: {similarity}"
+            )
+            outcome = run_manifest(
+                manifest, only=["split_leakage"], formats=["json"], output_dir=root / ".reports"
+            )
             scores = score(_pairs(outcome, ("SL001", "SL002", "SL005")), truth)
             within = len(_pairs(outcome, ("SL003", "SL004")))
-            print(f"{distance:>12} {similarity:>14} {scores['exact_recall']:6.1%} {scores['near_recall']:6.1%} "
-                  f"{scores['mirrored_recall']:8.1%} {scores['false_positive_pairs']:>27} {within:>19}")
+            print(
+                f"{distance:>12} {similarity:>14} {scores['exact_recall']:6.1%} {scores['near_recall']:6.1%} "
+                f"{scores['mirrored_recall']:8.1%} {scores['false_positive_pairs']:>27} {within:>19}"
+            )
     _write_manifest(root)
 
 
@@ -278,25 +302,30 @@ def run_reference(root: Path, truth: dict[str, Any], max_distance: int = 10) -> 
 
     started = time.perf_counter()
     files = sorted(str(p) for p in root.glob("*/*/*.jpg"))
-    chunks = [files[i:i + 256] for i in range(0, len(files), 256)]
+    chunks = [files[i : i + 256] for i in range(0, len(files), 256)]
     with ProcessPoolExecutor(max_workers=_cores()) as pool:
         hashes = [h for chunk in pool.map(_reference_chunk, chunks) for h in chunk]
     names = [_rel(root, f) for f in files]
     is_val = np.array([n.startswith("val/") for n in names])
     by_digest: dict[bytes, str] = {}
     pairs = []
-    for name, (digest, _, _) in zip(names, hashes):
+    for name, (digest, _, _) in zip(names, hashes, strict=False):
         if not name.startswith("val/"):
             by_digest.setdefault(digest, name)
-    for name, (digest, _, _) in zip(names, hashes):
+    for name, (digest, _, _) in zip(names, hashes, strict=False):
         if name.startswith("val/") and digest in by_digest:
             pairs.append((name, by_digest[digest]))
     direct = np.array([h[1] for h in hashes], dtype=np.uint64)
     mirrored = np.array([h[2] for h in hashes], dtype=np.uint64)
     train_index = np.flatnonzero(~is_val)
     for v in np.flatnonzero(is_val):  # brute force: 2,000 x 20,000 popcounts
-        close = np.minimum(np.bitwise_count(direct[train_index] ^ direct[v]),
-                           np.bitwise_count(direct[train_index] ^ mirrored[v])) <= max_distance
+        close = (
+            np.minimum(
+                np.bitwise_count(direct[train_index] ^ direct[v]),
+                np.bitwise_count(direct[train_index] ^ mirrored[v]),
+            )
+            <= max_distance
+        )
         pairs += [(names[v], names[t]) for t in train_index[close]]
     seconds = time.perf_counter() - started
     _row(f"reference (dHash, t={max_distance})", seconds, len(files), score(pairs, truth))
@@ -319,8 +348,9 @@ def run_imagededup(root: Path, truth: dict[str, Any]) -> None:
             hasher = PHash(verbose=False)
             workers = _cores()
             encodings = hasher.encode_images(image_dir=str(root), recursive=True, num_enc_workers=workers)
-            duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=10,
-                                                num_dist_workers=workers)
+            duplicates = hasher.find_duplicates(
+                encoding_map=encodings, max_distance_threshold=10, num_dist_workers=workers
+            )
     finally:
         logging.disable(logging.NOTSET)
     seconds = time.perf_counter() - started
@@ -347,7 +377,7 @@ def run_cleanvision(root: Path, truth: dict[str, Any]) -> None:
     for issue in ("exact_duplicates", "near_duplicates"):
         for group in lab.info[issue]["sets"]:
             names = [_rel(root, p) for p in group]
-            pairs += [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+            pairs += [(x, y) for i, x in enumerate(names) for y in names[i + 1 :]]
     _row("cleanvision Imagelab", seconds, truth["n_train"] + truth["n_val"], score(pairs, truth))
 
 
@@ -366,7 +396,9 @@ def _rel(root: Path, path: str) -> str:
 # -- synthetic search ----------------------------------------------------------------
 
 
-def synthetic(n_train: int = 1_000_000, n_val: int = 50_000, planted: int = 1_000, max_distance: int = 8) -> None:
+def synthetic(
+    n_train: int = 1_000_000, n_val: int = 50_000, planted: int = 1_000, max_distance: int = 8
+) -> None:
     """Pair search alone on random hashes, as the audit runs it (direct + mirrored queries)."""
     import numpy as np
 
@@ -393,13 +425,15 @@ def synthetic(n_train: int = 1_000_000, n_val: int = 50_000, planted: int = 1_00
     pairs = 0
     for q, r, _ in search(unique, queries, max_distance):
         pairs += len(q)
-        for a, b in zip((q % n_val).tolist(), r.tolist()):
+        for a, b in zip((q % n_val).tolist(), r.tolist(), strict=False):
             found.setdefault(a, set()).add(b)
     seconds = time.perf_counter() - started
     hits = sum(1 for slot, source in expected.items() if int(inverse[source]) in found.get(slot, set()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"synthetic search {n_train:,} train x {n_val:,} val (+ mirrored), max_distance {max_distance}: "
-          f"{seconds:.2f} s, peak RSS {peak_mb:.0f} MB, pairs {pairs}, planted found {hits}/{planted}")
+    print(
+        f"synthetic search {n_train:,} train x {n_val:,} val (+ mirrored), max_distance {max_distance}: "
+        f"{seconds:.2f} s, peak RSS {peak_mb:.0f} MB, pairs {pairs}, planted found {hits}/{planted}"
+    )
 
 
 # -- main ----------------------------------------------------------------------------
@@ -410,8 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="where the generated images live")
     parser.add_argument("--skip-tools", action="store_true", help="do not run imagededup / cleanvision")
     parser.add_argument("--skip-synthetic", action="store_true", help="do not run the 1M x 50k search")
-    parser.add_argument("--sweep", action="store_true",
-                        help="print recall / false positives over a grid of max_distance x min_similarity")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="print recall / false positives over a grid of max_distance x min_similarity",
+    )
     parser.add_argument("--synthetic-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.synthetic_only:
@@ -428,9 +465,11 @@ def main(argv: list[str] | None = None) -> int:
         sweep(args.data, truth)
         return 0
     n = truth["n_train"] + truth["n_val"]
-    print(f"{n:,} JPEGs ({truth['n_train']:,} train + {truth['n_val']:,} val), {len(truth['exact'])} exact + "
-          f"{len(truth['near'])} near planted pairs; {_cores()} cores, load average "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"{n:,} JPEGs ({truth['n_train']:,} train + {truth['n_val']:,} val), {len(truth['exact'])} exact + "
+        f"{len(truth['near'])} near planted pairs; {_cores()} cores, load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     cold = run_auditor(args.data, truth, "auditor split_leakage cold", clear_cache=True)
     warm = run_auditor(args.data, truth, "auditor split_leakage warm", clear_cache=False)
     print(f"{'':<28} warm / cold = {warm['seconds'] / cold['seconds']:.1%}")

@@ -37,6 +37,7 @@ def hook_args(hook_id: str) -> list[str]:
     assert words[0] == "auditor", entry
     return words[1:]
 
+
 #: Runs auditor's CLI with an audit hook that records every file opened under a folder.
 COUNT_OPENS = """
 import json, os, sys
@@ -91,22 +92,33 @@ def main() -> None:
             print(f"note: not installed yet, left out of the manifest: {', '.join(missing)}")
         validate, static = hook_args("auditor-validate"), hook_args("auditor-static")
         seconds, _ = best_of(5, lambda: timed([AUDITOR, *validate, "audit.yaml"], checked))
-        print(f"auditor validate (quickstart), best of 5: {seconds:.2f} s  (target < 0.5 s; benchmarks/validate.py has more)")
+        print(
+            f"auditor validate (quickstart), best of 5: {seconds:.2f} s  (target < 0.5 s; benchmarks/validate.py has more)"
+        )
         for attempt in range(3):
             project, _ = copy_quickstart(Path(tmp) / f"quickstart-{attempt}")
             cold, code = timed([AUDITOR, *static, "audit.yaml"], project)
             colds.append(cold)
-        print(f"auditor run --static (quickstart, no cache), best of 3: {min(colds):.2f} s, exit {code}  "
-              "(target < 5 s)")
+        print(
+            f"auditor run --static (quickstart, no cache), best of 3: {min(colds):.2f} s, exit {code}  "
+            "(target < 5 s)"
+        )
         warm, code = best_of(3, lambda: timed([AUDITOR, *static, "audit.yaml"], project))
         print(f"auditor run --static (quickstart, warm cache), best of 3: {warm:.2f} s, exit {code[1]}")
         log = Path(tmp) / "opened.json"
         images = sum(1 for p in (project / "data").rglob("*") if p.is_file())
-        subprocess.run([sys.executable, "-c", COUNT_OPENS, str(project / "data"), str(log), *static, "audit.yaml"],
-                       cwd=project, check=False, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", COUNT_OPENS, str(project / "data"), str(log), *static, "audit.yaml"],
+            cwd=project,
+            check=False,
+            capture_output=True,
+        )
         opened = json.loads(log.read_text())
-        print(f"image files opened by a warm re-run: {len(opened)} of {images}"
-              + (f" (e.g. {opened[0]})" if opened else "") + "  (target 0)")
+        print(
+            f"image files opened by a warm re-run: {len(opened)} of {images}"
+            + (f" (e.g. {opened[0]})" if opened else "")
+            + "  (target 0)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from _common import DATA
 
 ROOT = DATA / "probe"
 CLASSES = {"cat": 40, "dog": 40, "fox": 40}
-MODULE = '''
+MODULE = """
 import torch
 from torchvision import models, transforms
 
@@ -39,7 +39,7 @@ def build(num_classes=3):
 
 def make_optimizer(model, lr=0.01):
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-'''
+"""
 
 
 def make_project(device: str) -> Path:
@@ -68,7 +68,9 @@ def make_project(device: str) -> Path:
         "version: 1\npythonpath: [src]\nmodel: {factory: 'bench_probe:build'}\n"
         "optimizer: {factory: 'bench_probe:make_optimizer'}\nloss: {factory: 'torch.nn:CrossEntropyLoss'}\n"
         "data:\n  train: {format: image_folder, root: train, transform: 'bench_probe:tf'}\n"
-        f"audits:\n  gradient_probe: {{device: {device}}}\n", encoding="utf-8")
+        f"audits:\n  gradient_probe: {{device: {device}}}\n",
+        encoding="utf-8",
+    )
     return manifest
 
 
@@ -84,8 +86,9 @@ def plain_step_time(device_name: str, steps: int = 12) -> float:
     model = bench_probe.build().to(device).train()
     optimizer = bench_probe.make_optimizer(model)
     loss_fn = torch.nn.CrossEntropyLoss()
-    loader = torch.utils.data.DataLoader(ImageFolder(str(ROOT / "train"), bench_probe.tf), batch_size=8,
-                                         shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        ImageFolder(str(ROOT / "train"), bench_probe.tf), batch_size=8, shuffle=True
+    )
     batches = iter(loader)
     times = []
     for step in range(steps + 2):
@@ -117,8 +120,9 @@ def main() -> None:
     best = None
     for _ in range(args.repeat):
         began = time.perf_counter()
-        outcome = run_manifest(manifest, only=["gradient_probe"], formats=["json"], output_dir=ROOT / "reports",
-                               use_cache=False)
+        outcome = run_manifest(
+            manifest, only=["gradient_probe"], formats=["json"], output_dir=ROOT / "reports", use_cache=False
+        )
         wall = time.perf_counter() - began
         (audit,) = outcome.report["audits"]
         if best is None or wall < best[0]:
@@ -130,13 +134,19 @@ def main() -> None:
     probe_steps, overfit_steps = evidence["steps_done"], len(evidence["overfit_curve"])
     own_steps = timing["probe_steps_s"] + timing["overfit_steps_s"]
     audit_s = audit["duration_s"]
-    print(f"device: {evidence['device']}; steps: {probe_steps} probe + {overfit_steps} overfit; "
-          f"findings: {sorted(outcome.codes())}")
+    print(
+        f"device: {evidence['device']}; steps: {probe_steps} probe + {overfit_steps} overfit; "
+        f"findings: {sorted(outcome.codes())}"
+    )
     print(f"audit wall: {audit_s:.2f} s (run_manifest incl. manifest load and report: {wall:.2f} s)")
     print(f"model build (shared model + 2 copies + optimizers): {timing['build_s']:.2f} s")
-    print(f"own steps measured inside the probe: {own_steps:.2f} s "
-          f"(probe median {timing['step_time_s']:.3f} s/step, data loading included)")
-    print(f"bookkeeping (snapshots, grad norms, hooks, checks) measured inside: {timing['bookkeeping_s']:.3f} s")
+    print(
+        f"own steps measured inside the probe: {own_steps:.2f} s "
+        f"(probe median {timing['step_time_s']:.3f} s/step, data loading included)"
+    )
+    print(
+        f"bookkeeping (snapshots, grad norms, hooks, checks) measured inside: {timing['bookkeeping_s']:.3f} s"
+    )
     overhead = audit_s - timing["build_s"] - own_steps
     per_step = own_steps / max(1, probe_steps + overfit_steps)
     print(f"everything else in the audit wall: {overhead:.2f} s = {overhead / per_step:.2f} steps")
@@ -144,9 +154,11 @@ def main() -> None:
     print(f"bound 1.5 x own steps + build = {bound:.2f} s -> {'PASS' if audit_s <= bound else 'FAIL'}")
     reference = plain_step_time(args.device)
     reference_bound = 1.5 * (probe_steps + overfit_steps) * reference + timing["build_s"]
-    print(f"plain training loop (no auditor): {reference:.3f} s/step median; bound with it "
-          f"1.5 x {probe_steps + overfit_steps} x {reference:.3f} + build = {reference_bound:.2f} s -> "
-          f"{'PASS' if audit_s <= reference_bound else 'FAIL'}")
+    print(
+        f"plain training loop (no auditor): {reference:.3f} s/step median; bound with it "
+        f"1.5 x {probe_steps + overfit_steps} x {reference:.3f} + build = {reference_bound:.2f} s -> "
+        f"{'PASS' if audit_s <= reference_bound else 'FAIL'}"
+    )
     print(f"default configuration under 60 s: {audit_s:.2f} s -> {'PASS' if audit_s < 60 else 'FAIL'}")
 
 

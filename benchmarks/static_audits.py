@@ -86,8 +86,9 @@ def main() -> None:
 
     def in_process(use_cache: bool = False) -> object:
         decoded[0] = 0
-        return run_manifest(MANIFEST, only=AUDITS, static=True, formats=["json"], output_dir=out,
-                            use_cache=use_cache)
+        return run_manifest(
+            MANIFEST, only=AUDITS, static=True, formats=["json"], output_dir=out, use_cache=use_cache
+        )
 
     seconds, outcome = best_of(3, in_process)
     durations = {a["name"]: a["duration_s"] for a in outcome.report["audits"]}  # type: ignore[attr-defined]

@@ -20,8 +20,14 @@ import yaml
 from conftest import QUICKSTART
 
 FORMATS = ["json", "html", "sarif", "junit", "github", "markdown"]
-FILES = {"json": "report.json", "html": "report.html", "sarif": "report.sarif", "junit": "report.junit.xml",
-         "github": "github-annotations.txt", "markdown": "report.md"}
+FILES = {
+    "json": "report.json",
+    "html": "report.html",
+    "sarif": "report.sarif",
+    "junit": "report.junit.xml",
+    "github": "github-annotations.txt",
+    "markdown": "report.md",
+}
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,21 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "auditor", *map(str, args)], cwd=cwd, env=cli_env(),
-                          check=False, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def copy_quickstart(target: Path, formats: list[str] = FORMATS) -> Path:
-    shutil.copytree(QUICKSTART, target, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__"))
+    shutil.copytree(
+        QUICKSTART, target, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__")
+    )
     manifest = yaml.safe_load((target / "audit.yaml").read_text(encoding="utf-8"))
     manifest["report"] = {"dir": "reports", "formats": list(formats)}
     (target / "audit.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")

@@ -29,8 +29,14 @@ def overlay_venv(target: Path) -> Path:
     """Create the overlay venv at ``target``; return its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
     python = target / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     parent = sysconfig.get_paths()["purelib"]
     # addsitedir (not a bare path line) so the parent's own .pth files run too: that is
     # what makes this checkout's editable auditor importable.
@@ -40,8 +46,13 @@ def overlay_venv(target: Path) -> Path:
 
 def copy_source(source: Path, target: Path) -> Path:
     """Copy a package's source tree, so building it writes build/ and *.egg-info there, not in the repo."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(
-        "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "reports", ".auditor-cache"))
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns(
+            "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "reports", ".auditor-cache"
+        ),
+    )
     return target
 
 
@@ -49,7 +60,11 @@ def pip_install(python: Path, source: Path) -> subprocess.CompletedProcess[str]:
     """``pip install SOURCE`` into the overlay, offline: dependencies must already be satisfied."""
     return subprocess.run(
         [str(python), "-m", "pip", "install", "--no-index", "--no-build-isolation", "-q", str(source)],
-        env=clean_env(), check=False, capture_output=True, text=True, timeout=300,
+        env=clean_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -57,5 +72,10 @@ def run_pytest(python: Path, project: Path) -> subprocess.CompletedProcess[str]:
     """The package's own test suite, as its author would run it (from the project folder)."""
     return subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=project, env=clean_env(), check=False, capture_output=True, text=True, timeout=600,
+        cwd=project,
+        env=clean_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )

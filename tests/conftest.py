@@ -34,14 +34,17 @@ def make_image(path: Path, seed: int, size: int = 32, fmt: str | None = None) ->
     return path
 
 
-def make_image_folder(root: Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0,
-                      ext: str = ".png") -> list[Path]:
+def make_image_folder(
+    root: Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0, ext: str = ".png"
+) -> list[Path]:
     """``root/<class>/<i>.png`` with ``counts[class]`` distinct images each."""
     paths = []
     for class_index, (name, count) in enumerate(counts.items()):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            paths.append(make_image(root / name / f"{i:04d}{ext}", seed * 100_003 + class_index * 10_007 + i, size))
+            paths.append(
+                make_image(root / name / f"{i:04d}{ext}", seed * 100_003 + class_index * 10_007 + i, size)
+            )
     return paths
 
 
@@ -52,13 +55,19 @@ def write_manifest(folder: Path, manifest: Mapping[str, Any], name: str = "audit
     return path
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """``python -m auditor ARGS`` in a subprocess, as a user would run it."""
     full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "auditor", *map(str, args)], cwd=cwd, env=full_env,
-        check=False, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "auditor", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -88,8 +97,8 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture
 def run_audit() -> Callable[..., Any]:
     """Run a manifest in-process; the JSON report is validated against its schema."""
-    from auditor.run.api import run_manifest
     from auditor.report.document import validate_report
+    from auditor.run.api import run_manifest
 
     def _run(manifest: Path, **kwargs: Any) -> Any:
         kwargs.setdefault("formats", ["json"])

@@ -31,7 +31,9 @@ def _first_docstring_line(module: str) -> str:
 
 
 def _mapped() -> list[str]:
-    return [m.group(1) for line in DOC.read_text(encoding="utf-8").splitlines() if (m := MAP_LINE.match(line))]
+    return [
+        m.group(1) for line in DOC.read_text(encoding="utf-8").splitlines() if (m := MAP_LINE.match(line))
+    ]
 
 
 def test_every_module_has_one_line_in_the_module_map():
@@ -47,7 +49,9 @@ def test_every_module_has_one_line_in_the_module_map():
 def test_each_module_is_mapped_once():
     mapped = _mapped()
     twice = sorted({module for module in mapped if mapped.count(module) > 1})
-    assert not twice, f"docs/architecture.md: expected one line per module, found several for {twice}; keep one"
+    assert not twice, (
+        f"docs/architecture.md: expected one line per module, found several for {twice}; keep one"
+    )
 
 
 def test_the_page_names_no_module_that_no_longer_exists():
@@ -62,8 +66,14 @@ def test_the_page_names_no_module_that_no_longer_exists():
 def test_one_did_you_mean_helper():
     # Every rejected name gets its hint from auditor/_util/suggest.py, so one typo gets one kind of hint.
     users = sorted(
-        path for path in _modules() if path != "auditor/_util/suggest.py"
-        and re.search(r"^\s*(import difflib|from difflib import)", (REPO / path).read_text(encoding="utf-8"), re.MULTILINE)
+        path
+        for path in _modules()
+        if path != "auditor/_util/suggest.py"
+        and re.search(
+            r"^\s*(import difflib|from difflib import)",
+            (REPO / path).read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
     )
     assert not users, f"{users} import difflib: call auditor._util.suggest.did_you_mean or closest instead"
 
@@ -71,11 +81,18 @@ def test_one_did_you_mean_helper():
 def test_one_severity_ranking():
     # auditor.findings ranks severities (SEVERITIES, severity_rank, severity_at_least); a second ordering
     # somewhere else drifts from it the day a severity is added.
-    ordering = re.compile(r"""[(\[]\s*["']error["'],\s*["']warning["'],\s*["']info["']|["'](?:error|warning|info)["']:\s*\d""")
+    ordering = re.compile(
+        r"""[(\[]\s*["']error["'],\s*["']warning["'],\s*["']info["']|["'](?:error|warning|info)["']:\s*\d"""
+    )
     sources = [*_modules(), *(p.relative_to(REPO).as_posix() for p in (REPO / "plugins").rglob("*.j2"))]
-    spelled = sorted(p for p in sources if p != "auditor/findings.py"
-                     and ordering.search((REPO / p).read_text(encoding="utf-8")))
-    assert not spelled, f"{spelled} order severities themselves: use auditor.findings.SEVERITIES / severity_rank"
+    spelled = sorted(
+        p
+        for p in sources
+        if p != "auditor/findings.py" and ordering.search((REPO / p).read_text(encoding="utf-8"))
+    )
+    assert not spelled, (
+        f"{spelled} order severities themselves: use auditor.findings.SEVERITIES / severity_rank"
+    )
 
 
 def test_readme_and_docs_link_only_to_files_in_the_repository():
@@ -138,7 +155,7 @@ def test_the_host_has_no_import_cycle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -148,6 +165,7 @@ def test_the_host_has_no_import_cycle():
     for start in sorted(graph):
         if start not in state and (cycle := visit(start)):
             raise AssertionError(
-                "auditor/ has a module-level import cycle: " + " -> ".join(cycle)
+                "auditor/ has a module-level import cycle: "
+                + " -> ".join(cycle)
                 + "; import one side under `if TYPE_CHECKING:` when a type is all it needs, else inside the function"
             )

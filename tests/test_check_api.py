@@ -22,11 +22,19 @@ FAST_PROBE = {"steps": 2, "overfit_steps": 2, "batch_size": 4, "device": "cpu"}
 
 def tiny_model(classes: int = 3) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, classes))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, classes),
+    )
 
 
-def tensor_split(n: int, classes: int = 3, seed: int = 0, dtype: torch.dtype = torch.float32) -> TensorDataset:
+def tensor_split(
+    n: int, classes: int = 3, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> TensorDataset:
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(n, 3, 12, 12, generator=generator)
     if dtype == torch.uint8:
@@ -36,8 +44,10 @@ def tensor_split(n: int, classes: int = 3, seed: int = 0, dtype: torch.dtype = t
 
 
 def test_import_auditor_does_not_import_torch_or_lightning():
-    code = ("import sys, auditor; assert callable(auditor.check); "
-            "print(sorted(m for m in ('torch', 'lightning', 'pytorch_lightning', 'IPython') if m in sys.modules))")
+    code = (
+        "import sys, auditor; assert callable(auditor.check); "
+        "print(sorted(m for m in ('torch', 'lightning', 'pytorch_lightning', 'IPython') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -59,8 +69,9 @@ def test_caller_model_optimizer_and_loss_are_bit_identical_afterwards():
     saved_groups = json.dumps(state["param_groups"])
     rng = torch.get_rng_state()
 
-    result = auditor.check(model, optimizer, loss, train=tensor_split(24), val=tensor_split(9, seed=1),
-                           gradient_probe=FAST_PROBE)
+    result = auditor.check(
+        model, optimizer, loss, train=tensor_split(24), val=tensor_split(9, seed=1), gradient_probe=FAST_PROBE
+    )
 
     assert result.report["audits"], result
     probe = next(a for a in result.report["audits"] if a["name"] == "gradient_probe")
@@ -80,8 +91,15 @@ def test_caller_model_optimizer_and_loss_are_bit_identical_afterwards():
 def test_report_is_the_run_document_and_saves_every_format(tmp_path):
     model = tiny_model(2)  # planted: 3 classes in the data, 2 outputs
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    result = auditor.check(model, optimizer, nn.CrossEntropyLoss(), train=tensor_split(24), val=tensor_split(9, seed=1),
-                           gradient_probe=FAST_PROBE, name="tiny")
+    result = auditor.check(
+        model,
+        optimizer,
+        nn.CrossEntropyLoss(),
+        train=tensor_split(24),
+        val=tensor_split(9, seed=1),
+        gradient_probe=FAST_PROBE,
+        name="tiny",
+    )
     validate_report(result.report)
     assert result.report["manifest"]["name"] == "tiny"
     assert {"FZ007", "GP010"} <= result.codes()
@@ -89,7 +107,9 @@ def test_report_is_the_run_document_and_saves_every_format(tmp_path):
     assert {f.code for f in result.findings} == {f["code"] for f in result.report["findings"]}
     with pytest.raises(auditor.AuditFailed) as raised:
         result.raise_for_errors()
-    assert raised.value.exit_code == 1 and "FZ007" in str(raised.value) and "fail_on=error" in str(raised.value)
+    assert (
+        raised.value.exit_code == 1 and "FZ007" in str(raised.value) and "fail_on=error" in str(raised.value)
+    )
 
     from auditor.run.registry import load_registry
 
@@ -104,14 +124,22 @@ def test_report_is_the_run_document_and_saves_every_format(tmp_path):
     text = repr(result)
     assert text.startswith("auditor: exit code 1") and "FZ007" in text
     inline = result._repr_html_()
-    assert "<iframe srcdoc=" in inline and "&lt;html" in inline and "FZ007" in inline and "<script" not in inline
+    assert (
+        "<iframe srcdoc=" in inline and "&lt;html" in inline and "FZ007" in inline and "<script" not in inline
+    )
 
 
 def test_clean_setup_passes_and_raise_for_errors_is_silent():
     model = tiny_model(3)
-    result = auditor.check(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss(),
-                           train=tensor_split(24), val=tensor_split(9, seed=1),
-                           audits=["label_distribution", "frozen_coverage"], fail_on="error")
+    result = auditor.check(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        nn.CrossEntropyLoss(),
+        train=tensor_split(24),
+        val=tensor_split(9, seed=1),
+        audits=["label_distribution", "frozen_coverage"],
+        fail_on="error",
+    )
     assert [a["name"] for a in result.report["audits"]] == ["label_distribution", "frozen_coverage"]
     assert result.exit_code == 0, repr(result)
     result.raise_for_errors()
@@ -120,7 +148,9 @@ def test_clean_setup_passes_and_raise_for_errors_is_silent():
 def test_dataloader_gives_batch_size_collate_and_weighted_sampler():
     counts = [60, 4, 4]  # imbalanced: LD004 fires unless the training loop balances classes
     labels = torch.tensor([c for c, n in enumerate(counts) for _ in range(n)])
-    images = (torch.rand(len(labels), 3, 12, 12, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    images = (torch.rand(len(labels), 3, 12, 12, generator=torch.Generator().manual_seed(3)) * 255).to(
+        torch.uint8
+    )
     train_set = TensorDataset(images, labels)
 
     def to_float(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,14 +159,23 @@ def test_dataloader_gives_batch_size_collate_and_weighted_sampler():
 
     weights = (1.0 / torch.tensor(counts, dtype=torch.float))[labels]
     plain = DataLoader(train_set, batch_size=6, shuffle=True, collate_fn=to_float)
-    balanced = DataLoader(train_set, batch_size=6, collate_fn=to_float,
-                          sampler=WeightedRandomSampler(weights, num_samples=len(labels)))
+    balanced = DataLoader(
+        train_set,
+        batch_size=6,
+        collate_fn=to_float,
+        sampler=WeightedRandomSampler(weights, num_samples=len(labels)),
+    )
     probe_options = {k: v for k, v in FAST_PROBE.items() if k != "batch_size"}
 
     def run(loader: DataLoader) -> Any:
         model = tiny_model(3)
-        return auditor.check(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss(),
-                             train=loader, audits={"label_distribution": {}, "gradient_probe": probe_options})
+        return auditor.check(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            nn.CrossEntropyLoss(),
+            train=loader,
+            audits={"label_distribution": {}, "gradient_probe": probe_options},
+        )
 
     unbalanced, weighted = run(plain), run(balanced)
     assert "LD004" in unbalanced.codes()
@@ -156,16 +195,22 @@ def test_image_folder_datasets_are_hashed_by_file_others_by_content(tmp_path):
     make_image_folder(tmp_path / "val", {"a": 2, "b": 2}, size=16)
     (tmp_path / "val" / "b" / "0000.png").write_bytes((tmp_path / "train" / "b" / "0001.png").read_bytes())
     tf = transforms.ToTensor()
-    result = auditor.check(train=ImageFolder(str(tmp_path / "train"), tf), val=ImageFolder(str(tmp_path / "val"), tf),
-                           audits=["split_leakage"])
+    result = auditor.check(
+        train=ImageFolder(str(tmp_path / "train"), tf),
+        val=ImageFolder(str(tmp_path / "val"), tf),
+        audits=["split_leakage"],
+    )
     leak = result.report["audits"][0]
     assert leak["evidence"]["files"] == 12 and leak["evidence"]["in_memory_samples"] == 0
     assert "SL001" in result.codes()
     assert not (tmp_path / "train" / ".auditor-cache").exists() and not Path(".auditor-cache").exists()
 
     copies = tensor_split(6)
-    result = auditor.check(train=copies, splits={"test": TensorDataset(*(t[:2] for t in copies.tensors))},
-                           audits=["split_leakage"])
+    result = auditor.check(
+        train=copies,
+        splits={"test": TensorDataset(*(t[:2] for t in copies.tensors))},
+        audits=["split_leakage"],
+    )
     leak = result.report["audits"][0]
     assert leak["evidence"]["in_memory_samples"] == 8
     assert "SL001" in result.codes()
@@ -196,8 +241,11 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
     manifest = yaml.safe_load((project / "audit.yaml").read_text(encoding="utf-8"))
     # overfit_steps stays at its default: the two sides' models start from different random weights,
     # and a 3-step overfit can land either side of GP006's threshold.
-    manifest["audits"]["gradient_probe"] = {**manifest["audits"].get("gradient_probe", {}), "steps": 3,
-                                            "time_budget_s": 3600}
+    manifest["audits"]["gradient_probe"] = {
+        **manifest["audits"].get("gradient_probe", {}),
+        "steps": 3,
+        "time_budget_s": 3600,
+    }
     (project / "audit.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     done = run_cli("run", "audit.yaml", "--no-cache", cwd=project)
     assert done.returncode in (0, 1), done.stdout + done.stderr
@@ -213,15 +261,23 @@ def test_quickstart_objects_give_the_codes_of_auditor_run(tmp_path):
     torch.manual_seed(MODEL_BUILD_SEED)  # the weights `auditor run` builds, so GP006/GP007 see the same head
     net = model.build(**manifest["model"]["kwargs"])
     result = auditor.check(
-        net, train.make_optimizer(net, **manifest["optimizer"]["kwargs"]), nn.CrossEntropyLoss(),
+        net,
+        train.make_optimizer(net, **manifest["optimizer"]["kwargs"]),
+        nn.CrossEntropyLoss(),
         train=ImageFolder(str(project / "data" / "train"), data.train_tf),
         val=ImageFolder(str(project / "data" / "val"), data.eval_tf()),
-        pretrained=manifest["model"]["pretrained"], head=manifest["model"]["head"],
-        audits=manifest["audits"], fail_on=manifest["fail_on"],
+        pretrained=manifest["model"]["pretrained"],
+        head=manifest["model"]["head"],
+        audits=manifest["audits"],
+        fail_on=manifest["fail_on"],
     )
     validate_report(result.report)
     expected = {f["code"] for f in cli["findings"]}
     notes = {a["name"]: a["notes"] for a in result.report["audits"]}
-    assert result.codes() == expected, (sorted(result.codes() - expected), sorted(expected - result.codes()), notes)
+    assert result.codes() == expected, (
+        sorted(result.codes() - expected),
+        sorted(expected - result.codes()),
+        notes,
+    )
     assert result.exit_code == cli["exit_code"]
     assert [a["name"] for a in result.report["audits"]] == [a["name"] for a in cli["audits"]]

@@ -26,14 +26,27 @@ NO_TORCH_CHECK = textwrap.dedent("""
 
 
 def _run_checking_imports(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    result = subprocess.run([sys.executable, "-c", NO_TORCH_CHECK.format(args=list(args))],
-                            check=False, capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_CHECK.format(args=list(args))],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     heavy = result.stdout.strip().splitlines()[-1]
     return result, heavy
 
 
-@pytest.mark.parametrize("args", [["--help"], ["validate", str(QUICKSTART / "audit.yaml")], ["list"],
-                                  ["explain", "LD001"], ["schema", "report"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["validate", str(QUICKSTART / "audit.yaml")],
+        ["list"],
+        ["explain", "LD001"],
+        ["schema", "report"],
+    ],
+)
 def test_fast_commands_do_not_import_torch(args):
     result, heavy = _run_checking_imports(*args)
     assert result.returncode == 0, result.stderr
@@ -45,7 +58,9 @@ def test_validate_reports_every_problem_with_exit_2(tmp_path, cli):
     good.write_text("version: 1\ndata:\n  train: {format: image_folder, root: data}\n")
     (tmp_path / "data").mkdir()
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\noptimiser: {factory: torch.optim:SGD}\ndata:\n  train: {format: image_folder}\n")
+    bad.write_text(
+        "version: 1\noptimiser: {factory: torch.optim:SGD}\ndata:\n  train: {format: image_folder}\n"
+    )
     result = cli("validate", good, bad)
     assert result.returncode == 2
     assert f"ok {good}" in result.stdout  # the path as given
@@ -67,8 +82,9 @@ def test_explain_prints_the_documented_text(cli):
         assert part in result.stdout
     docs = (REPO / "docs" / "codes.md").read_text(encoding="utf-8")
     assert result.stdout in docs
-    assert docs == catalog_markdown(load_registry(autoload=False)), \
+    assert docs == catalog_markdown(load_registry(autoload=False)), (
         "docs/codes.md is stale: run `python -m auditor.cli.explain > docs/codes.md`"
+    )
     unknown = cli("explain", "LD999")
     assert unknown.returncode == 2 and "LD999" in unknown.stderr
 
@@ -87,9 +103,13 @@ def test_bad_command_line_is_exit_2(cli):
 
 def test_report_command_rerenders_a_saved_report(tmp_path, image_folder, manifest_writer, cli):
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
-    manifest = manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}})
+    manifest = manifest_writer(
+        tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}}
+    )
     assert cli("run", manifest, "--only", "label_distribution", "--format", "json").returncode == 0
-    result = cli("report", tmp_path / "reports" / "report.json", "--format", "json", "--output-dir", tmp_path / "again")
+    result = cli(
+        "report", tmp_path / "reports" / "report.json", "--format", "json", "--output-dir", tmp_path / "again"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "again" / "report.json").read_text())["tool"]["name"] == "auditor"
     (tmp_path / "junk.json").write_text("{}")

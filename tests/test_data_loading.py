@@ -77,20 +77,34 @@ PROJECT = textwrap.dedent('''
         threading.Event().wait()
 ''')
 
-AUDITS = {"data_loading": {}, "frozen_coverage": {},
-          "gradient_probe": {"steps": 2, "overfit_steps": 0, "batch_size": 4, "device": "cpu"}}
+AUDITS = {
+    "data_loading": {},
+    "frozen_coverage": {},
+    "gradient_probe": {"steps": 2, "overfit_steps": 0, "batch_size": 4, "device": "cpu"},
+}
 
 
-def _project(folder: Path, data: dict[str, Any], *, model_kwargs: dict[str, Any] | None = None,
-             audits: dict[str, Any] | None = None) -> Path:
+def _project(
+    folder: Path,
+    data: dict[str, Any],
+    *,
+    model_kwargs: dict[str, Any] | None = None,
+    audits: dict[str, Any] | None = None,
+) -> Path:
     (folder / "src").mkdir(parents=True, exist_ok=True)
     (folder / "src" / "dl_project.py").write_text(PROJECT, encoding="utf-8")
-    return write_manifest(folder, {
-        "version": 1, "pythonpath": ["src"],
-        "model": {"factory": "dl_project:tiny", "kwargs": model_kwargs or {}},
-        "optimizer": {"factory": "dl_project:sgd"}, "loss": {"factory": "torch.nn:CrossEntropyLoss"},
-        "data": data, "audits": audits or AUDITS,
-    })
+    return write_manifest(
+        folder,
+        {
+            "version": 1,
+            "pythonpath": ["src"],
+            "model": {"factory": "dl_project:tiny", "kwargs": model_kwargs or {}},
+            "optimizer": {"factory": "dl_project:sgd"},
+            "loss": {"factory": "torch.nn:CrossEntropyLoss"},
+            "data": data,
+            "audits": audits or AUDITS,
+        },
+    )
 
 
 def _folder(root: Path, counts: dict[str, int] | None = None, size: int = 16) -> str:
@@ -115,15 +129,21 @@ def test_mixed_channel_counts_are_dl001_and_the_probe_stops_with_gp012(tmp_path,
         from PIL import Image
 
         Image.new("L", (16, 16), 90 + i).save(root / "b" / f"gray{i}.png")
-    manifest = _project(tmp_path, {"train": {"format": "callable", "factory": "dl_project:NoConvert",
-                                             "kwargs": {"root": str(root)}}})
+    manifest = _project(
+        tmp_path,
+        {"train": {"format": "callable", "factory": "dl_project:NoConvert", "kwargs": {"root": str(root)}}},
+    )
     report = run_audit(manifest).report
     dl001 = _one(report, "DL001")
     assert dl001["severity"] == "error" and dl001["location"] == "data.train"
     assert "Tensor[1, 16, 16]" in dl001["message"] and "Tensor[3, 16, 16]" in dl001["message"]
     assert "convert('RGB')" in dl001["hint"]
     odd = [g for g in dl001["evidence"]["groups"] if g["signature"].startswith("Tensor[1,")]
-    assert odd and odd[0]["count"] == 2 and odd[0]["paths"] == [str(root / "b" / f"gray{i}.png") for i in range(2)]
+    assert (
+        odd
+        and odd[0]["count"] == 2
+        and odd[0]["paths"] == [str(root / "b" / f"gray{i}.png") for i in range(2)]
+    )
     gp012 = _one(report, "GP012")
     assert gp012["severity"] == "error" and gp012["caused_by"] == dl001["id"]
     assert _audit(report, "data_loading")["status"] == "failed"
@@ -132,8 +152,16 @@ def test_mixed_channel_counts_are_dl001_and_the_probe_stops_with_gp012(tmp_path,
 
 
 def test_pil_outputs_stop_the_probe_at_zero_steps_and_are_never_passed(tmp_path, run_audit):
-    manifest = _project(tmp_path, {"train": {"format": "image_folder", "root": _folder(tmp_path / "train"),
-                                             "transform": "dl_project:pil_tf"}})
+    manifest = _project(
+        tmp_path,
+        {
+            "train": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "train"),
+                "transform": "dl_project:pil_tf",
+            }
+        },
+    )
     report = run_audit(manifest).report
     dl001 = _one(report, "DL001")
     assert "PIL.Image RGB 16x16" in dl001["message"] and "ToTensor()" in dl001["hint"]
@@ -145,10 +173,22 @@ def test_pil_outputs_stop_the_probe_at_zero_steps_and_are_never_passed(tmp_path,
 
 
 def test_eval_pipeline_without_to_tensor_is_an_error_before_training(tmp_path, cli):
-    manifest = _project(tmp_path, {
-        "train": {"format": "image_folder", "root": _folder(tmp_path / "train"), "transform": "dl_project:tensor_tf"},
-        "val": {"format": "image_folder", "root": _folder(tmp_path / "val"), "transform": "dl_project:pil_tf"},
-    }, audits={"data_loading": {}})
+    manifest = _project(
+        tmp_path,
+        {
+            "train": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "train"),
+                "transform": "dl_project:tensor_tf",
+            },
+            "val": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "val"),
+                "transform": "dl_project:pil_tf",
+            },
+        },
+        audits={"data_loading": {}},
+    )
     done = cli("run", manifest, "--format", "json", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
 
@@ -173,12 +213,20 @@ def test_different_sizes_without_resize_are_dl001_unless_the_declared_collate_pa
     data["val"]["collate_fn"] = "dl_project:pad_collate"
     report = run_audit(_project(tmp_path, data, audits={"data_loading": {}})).report
     assert report["findings"] == [] and _audit(report, "data_loading")["status"] == "passed"
-    assert _audit(report, "data_loading")["evidence"]["splits"]["val"]["collate_fn"] == "dl_project:pad_collate"
+    assert (
+        _audit(report, "data_loading")["evidence"]["splits"]["val"]["collate_fn"] == "dl_project:pad_collate"
+    )
 
 
 def test_a_collate_function_that_never_returns_errors_the_audit_and_the_run_exits(tmp_path, cli):
-    data = {"train": {"format": "image_folder", "root": _folder(tmp_path / "train"),
-                      "transform": "dl_project:tensor_tf", "collate_fn": "dl_project:hang_collate"}}
+    data = {
+        "train": {
+            "format": "image_folder",
+            "root": _folder(tmp_path / "train"),
+            "transform": "dl_project:tensor_tf",
+            "collate_fn": "dl_project:hang_collate",
+        }
+    }
     manifest = _project(tmp_path, data, audits={"data_loading": {}, "label_distribution": {}})
     manifest.write_text(manifest.read_text(encoding="utf-8") + "call_timeout_s: 2\n", encoding="utf-8")
     done = cli("run", manifest, "--format", "json", "--no-cache", cwd=tmp_path, timeout=120)
@@ -198,8 +246,11 @@ def test_a_corrupt_file_and_a_transform_that_raises_are_dl002_with_index_and_pat
     broken = root / "b" / "0002.png"
     broken.write_bytes(broken.read_bytes()[:40])  # truncated: PIL cannot decode it
     small = make_image(root / "a" / "0001.png", seed=3, size=16)  # RandomCrop(24) raises on 16 px
-    manifest = _project(tmp_path, {"train": {"format": "image_folder", "root": str(root),
-                                             "transform": "dl_project:crop_tf"}}, audits={"data_loading": {}})
+    manifest = _project(
+        tmp_path,
+        {"train": {"format": "image_folder", "root": str(root), "transform": "dl_project:crop_tf"}},
+        audits={"data_loading": {}},
+    )
     report = run_audit(manifest).report
     dl002 = _one(report, "DL002")
     assert dl002["severity"] == "error" and dl002["location"] == "data.train"
@@ -215,10 +266,18 @@ def test_a_split_whose_every_file_is_missing_is_dl003(tmp_path, run_audit):
         writer = csv.writer(handle)
         writer.writerow(["path", "label"])
         writer.writerows([(f"images/{i}.png", i % 2) for i in range(6)])  # images/ was never copied
-    manifest = _project(tmp_path, {
-        "train": {"format": "image_folder", "root": _folder(tmp_path / "train"), "transform": "dl_project:tensor_tf"},
-        "val": {"format": "csv", "path": "val.csv", "transform": "dl_project:tensor_tf"},
-    }, audits={"data_loading": {}})
+    manifest = _project(
+        tmp_path,
+        {
+            "train": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "train"),
+                "transform": "dl_project:tensor_tf",
+            },
+            "val": {"format": "csv", "path": "val.csv", "transform": "dl_project:tensor_tf"},
+        },
+        audits={"data_loading": {}},
+    )
     report = run_audit(manifest).report
     dl003 = _one(report, "DL003")
     assert dl003["severity"] == "error" and dl003["location"] == "data.val"
@@ -228,8 +287,17 @@ def test_a_split_whose_every_file_is_missing_is_dl003(tmp_path, run_audit):
 
 
 def test_an_all_frozen_model_skips_the_probe_and_fz001_stands(tmp_path, run_audit):
-    manifest = _project(tmp_path, {"train": {"format": "image_folder", "root": _folder(tmp_path / "train"),
-                                             "transform": "dl_project:tensor_tf"}}, model_kwargs={"frozen": True})
+    manifest = _project(
+        tmp_path,
+        {
+            "train": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "train"),
+                "transform": "dl_project:tensor_tf",
+            }
+        },
+        model_kwargs={"frozen": True},
+    )
     report = run_audit(manifest).report
     probe = _audit(report, "gradient_probe")
     assert probe["status"] == "skipped" and "FZ001" in probe["reason"] and probe["error"] is None
@@ -238,11 +306,27 @@ def test_an_all_frozen_model_skips_the_probe_and_fz001_stands(tmp_path, run_audi
 
 
 def test_clean_project_loads_cleanly_and_notes_show_without_findings(tmp_path, cli):
-    manifest = _project(tmp_path, {
-        "train": {"format": "image_folder", "root": _folder(tmp_path / "train"), "transform": "dl_project:tensor_tf"},
-        "val": {"format": "image_folder", "root": _folder(tmp_path / "val"), "transform": "dl_project:tensor_tf"},
-        "test": {"format": "image_folder", "root": str(tmp_path / "test"), "transform": "dl_project:tensor_tf"},
-    }, audits={"data_loading": {}})
+    manifest = _project(
+        tmp_path,
+        {
+            "train": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "train"),
+                "transform": "dl_project:tensor_tf",
+            },
+            "val": {
+                "format": "image_folder",
+                "root": _folder(tmp_path / "val"),
+                "transform": "dl_project:tensor_tf",
+            },
+            "test": {
+                "format": "image_folder",
+                "root": str(tmp_path / "test"),
+                "transform": "dl_project:tensor_tf",
+            },
+        },
+        audits={"data_loading": {}},
+    )
     (tmp_path / "test").mkdir()
     done = cli("run", manifest, "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -251,16 +335,23 @@ def test_clean_project_loads_cleanly_and_notes_show_without_findings(tmp_path, c
     assert report["findings"] == [] and _audit(report, "data_loading")["status"] == "passed"
     # An audit with notes and no findings still shows its notes on the console.
     assert "data_loading: notes" in done.stdout and "'test' is empty" in done.stdout
-    assert report["audits"][0]["evidence"]["splits"]["train"]["signatures"] == {"Tensor[3, 16, 16] float32": 12}
+    assert report["audits"][0]["evidence"]["splits"]["train"]["signatures"] == {
+        "Tensor[3, 16, 16] float32": 12
+    }
 
 
 def test_a_warm_rerun_reuses_the_result_and_a_changed_file_is_loaded_again(tmp_path, run_audit):
     root = tmp_path / "train"
     _folder(root)
-    manifest = _project(tmp_path, {"train": {"format": "image_folder", "root": str(root),
-                                             "transform": "dl_project:tensor_tf"}}, audits={"data_loading": {}})
+    manifest = _project(
+        tmp_path,
+        {"train": {"format": "image_folder", "root": str(root), "transform": "dl_project:tensor_tf"}},
+        audits={"data_loading": {}},
+    )
     first = run_audit(manifest).report
-    assert _audit(first, "data_loading")["evidence"]["cache"] == {"train": "loaded"} and first["findings"] == []
+    assert (
+        _audit(first, "data_loading")["evidence"]["cache"] == {"train": "loaded"} and first["findings"] == []
+    )
     second = run_audit(manifest).report
     assert _audit(second, "data_loading")["evidence"]["cache"] == {"train": "reused"}
     assert second["findings"] == []

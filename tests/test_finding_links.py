@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from _reports_quickstart import QuickstartRun, quickstart_run
 
-from auditor.run.finding_links import assign_ids, finalize_findings, link_findings
 from auditor.findings import Finding, Severity
+from auditor.run.finding_links import assign_ids, finalize_findings, link_findings
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +17,15 @@ def qs(tmp_path_factory: pytest.TempPathFactory) -> QuickstartRun:
 
 
 def _finding(code: str, location: str = "", **evidence: object) -> Finding:
-    return Finding(code=code, audit="a", severity=Severity.ERROR, title="t", message="m", location=location,
-                   evidence=dict(evidence))
+    return Finding(
+        code=code,
+        audit="a",
+        severity=Severity.ERROR,
+        title="t",
+        message="m",
+        location=location,
+        evidence=dict(evidence),
+    )
 
 
 def test_every_finding_has_a_unique_id_and_links_point_at_roots(qs: QuickstartRun) -> None:
@@ -48,18 +55,30 @@ def test_console_shows_the_root_first_and_consequences_under_it(qs: QuickstartRu
     root = next(i for i, line in enumerate(lines) if line.startswith("  FZ005 warning"))
     consequence = next(i for i, line in enumerate(lines) if line.lstrip().startswith("-> GP008"))
     assert root < consequence, qs.stdout
-    assert all(not line.startswith("  FZ") and not line.startswith("  GP") for line in lines[root + 1:consequence])
+    assert all(
+        not line.startswith("  FZ") and not line.startswith("  GP") for line in lines[root + 1 : consequence]
+    )
     assert "GP008 follows from FZ005@model (frozen_coverage)" in qs.stdout
     # The same-audit consequence (TP003 under TP001) is printed once, under its root.
     assert sum("TP003 error" in line for line in lines) == 1
 
 
 def test_ids_are_code_at_location_with_repeats_numbered() -> None:
-    findings = [_finding("SL001", "data.val"), _finding("SL001", "data.val"), _finding("GP011"),
-                _finding("SL001", "data.test"), _finding("SL001", "data.val")]
+    findings = [
+        _finding("SL001", "data.val"),
+        _finding("SL001", "data.val"),
+        _finding("GP011"),
+        _finding("SL001", "data.test"),
+        _finding("SL001", "data.val"),
+    ]
     assign_ids(findings)
-    assert [f.id for f in findings] == ["SL001@data.val", "SL001@data.val#2", "GP011", "SL001@data.test",
-                                        "SL001@data.val#3"]
+    assert [f.id for f in findings] == [
+        "SL001@data.val",
+        "SL001@data.val#2",
+        "GP011",
+        "SL001@data.test",
+        "SL001@data.val#3",
+    ]
 
 
 def test_an_audit_cause_resolves_to_the_root_and_cycles_are_dropped() -> None:
@@ -69,7 +88,12 @@ def test_an_audit_cause_resolves_to_the_root_and_cycles_are_dropped() -> None:
     orphan = _finding("AA005")
     orphan.cause = ignored  # its cause was filtered out (--ignore): no link
     finalize_findings([root, middle, leaf, orphan])
-    assert (root.caused_by, middle.caused_by, leaf.caused_by, orphan.caused_by) == (None, "AA001@x", "AA001@x", None)
+    assert (root.caused_by, middle.caused_by, leaf.caused_by, orphan.caused_by) == (
+        None,
+        "AA001@x",
+        "AA001@x",
+        None,
+    )
 
     a, b = _finding("BB001", "a"), _finding("BB002", "b")
     assign_ids([a, b])

@@ -384,8 +384,11 @@ def test_backbone_blocks_of_common_architectures():
 
     from auditor_plugins.frozen_coverage.model_parts import backbone_blocks, find_head
 
-    expected = {"resnet18": ("fc", "layer4"), "efficientnet_b0": ("classifier.1", "features.8"),
-                "mobilenet_v3_small": ("classifier.3", "classifier.0")}
+    expected = {
+        "resnet18": ("fc", "layer4"),
+        "efficientnet_b0": ("classifier.1", "features.8"),
+        "mobilenet_v3_small": ("classifier.3", "classifier.0"),
+    }
     for name, (head_name, last_block) in expected.items():
         model = models.get_model(name, weights=None)
         head = find_head(model, None)

@@ -183,18 +183,39 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def probe(tmp_path: Path, project: Path, manifest_writer: Any, run_audit: Any, model: str, *,
-          optimizer: str = "sgd", loss: str = "torch.nn:CrossEntropyLoss", data: str = "two",
-          transform: str = "train_tf", model_kwargs: dict | None = None, optimizer_kwargs: dict | None = None,
-          options: dict | None = None, task: dict | None = None) -> tuple[Any, dict, dict[str, list[dict]]]:
+def probe(
+    tmp_path: Path,
+    project: Path,
+    manifest_writer: Any,
+    run_audit: Any,
+    model: str,
+    *,
+    optimizer: str = "sgd",
+    loss: str = "torch.nn:CrossEntropyLoss",
+    data: str = "two",
+    transform: str = "train_tf",
+    model_kwargs: dict | None = None,
+    optimizer_kwargs: dict | None = None,
+    options: dict | None = None,
+    task: dict | None = None,
+) -> tuple[Any, dict, dict[str, list[dict]]]:
     """Run gradient_probe alone on a manifest; returns (outcome, audit entry, findings by code)."""
-    split: dict[str, Any] = {"format": "image_folder", "root": str(project / data),
-                             "transform": f"gp_probe_models:{transform}"}
+    split: dict[str, Any] = {
+        "format": "image_folder",
+        "root": str(project / data),
+        "transform": f"gp_probe_models:{transform}",
+    }
     if data == "multi":
-        split = {"format": "csv", "path": str(project / "multi.csv"), "root": str(project / "multi"),
-                 "label_separator": "|", "transform": f"gp_probe_models:{transform}"}
+        split = {
+            "format": "csv",
+            "path": str(project / "multi.csv"),
+            "root": str(project / "multi"),
+            "label_separator": "|",
+            "transform": f"gp_probe_models:{transform}",
+        }
     manifest: dict[str, Any] = {
-        "version": 1, "pythonpath": [str(project / "src")],
+        "version": 1,
+        "pythonpath": [str(project / "src")],
         "model": {"factory": f"gp_probe_models:{model}", "kwargs": model_kwargs or {}},
         "optimizer": {"factory": f"gp_probe_models:{optimizer}", "kwargs": optimizer_kwargs or {}},
         "loss": {"factory": loss},
@@ -219,13 +240,18 @@ def test_correct_full_finetune_gives_only_the_timing_info(tmp_path, project, man
     evidence = audit["evidence"]
     assert evidence["device"] == "cpu" and outcome.report["environment"]["device"] == "cpu"
     assert evidence["steps_done"] == 20 and len(evidence["loss_curve"]) == 20
-    assert len(evidence["overfit_curve"]) == 20 and evidence["overfit_curve"][-1] < evidence["overfit_curve"][0]
+    assert (
+        len(evidence["overfit_curve"]) == 20 and evidence["overfit_curve"][-1] < evidence["overfit_curve"][0]
+    )
     names = [row["name"] for row in evidence["grad_norms"]]
     assert names[0] == "0.weight" and "8.bias" in names
     row = evidence["grad_norms"][0]
     assert set(row) == {"name", "grad_norm", "param_norm", "ratio"}
     assert row["grad_norm"] > 0 and row["ratio"] == pytest.approx(row["grad_norm"] / row["param_norm"])
-    assert evidence["outputs"]["start"]["shape"] == [8, 2] and evidence["outputs"]["end"]["relative_spread"] > 0.01
+    assert (
+        evidence["outputs"]["start"]["shape"] == [8, 2]
+        and evidence["outputs"]["end"]["relative_spread"] > 0.01
+    )
     (info,) = found["GP011"]
     assert info["severity"] == "info" and info["evidence"]["steps_per_epoch"] == 3
     assert info["evidence"]["step_time_s"] > 0 and info["evidence"]["peak_memory_mb"] > 0
@@ -233,13 +259,24 @@ def test_correct_full_finetune_gives_only_the_timing_info(tmp_path, project, man
 
 
 @pytest.mark.parametrize("case", ["binary_one_logit", "multilabel"])
-def test_bce_targets_are_shaped_for_binary_and_multilabel(tmp_path, project, manifest_writer, run_audit, case):
+def test_bce_targets_are_shaped_for_binary_and_multilabel(
+    tmp_path, project, manifest_writer, run_audit, case
+):
     if case == "binary_one_logit":
         kwargs = {"model_kwargs": {"num_classes": 1}, "data": "two"}
     else:
         kwargs = {"model_kwargs": {"num_classes": 3}, "data": "multi"}
-    _, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", optimizer="adam",
-                            optimizer_kwargs={"lr": 1e-2}, loss="torch.nn:BCEWithLogitsLoss", **kwargs)
+    _, audit, found = probe(
+        tmp_path,
+        project,
+        manifest_writer,
+        run_audit,
+        "small_cnn",
+        optimizer="adam",
+        optimizer_kwargs={"lr": 1e-2},
+        loss="torch.nn:BCEWithLogitsLoss",
+        **kwargs,
+    )
     assert set(found) == {"GP011"}, {c: f[0]["message"] for c, f in found.items()}
     assert audit["evidence"]["loss"] == "BCEWithLogitsLoss"
     assert audit["evidence"]["outputs"]["start"]["shape"] == [8, 1 if case == "binary_one_logit" else 3]
@@ -247,8 +284,9 @@ def test_bce_targets_are_shaped_for_binary_and_multilabel(tmp_path, project, man
 
 @pytest.mark.parametrize("model", ["plain_cnn", "small_cnn"])
 def test_huge_learning_rate_is_gp001(tmp_path, project, manifest_writer, run_audit, model):
-    outcome, audit, found = probe(tmp_path, project, manifest_writer, run_audit, model,
-                                  optimizer_kwargs={"lr": 1e6})
+    outcome, audit, found = probe(
+        tmp_path, project, manifest_writer, run_audit, model, optimizer_kwargs={"lr": 1e6}
+    )
     (gp001,) = found["GP001"]
     assert gp001["severity"] == "error" and outcome.exit_code == 1
     if model == "plain_cnn":  # no normalisation: the loss goes to inf/NaN and the probe stops there
@@ -286,36 +324,70 @@ def test_softmax_before_cross_entropy_is_gp009(tmp_path, project, manifest_write
 
 
 def test_softmax_before_nll_loss_is_gp009_and_a_negative_initial_loss_is_gp007(
-        tmp_path, project, manifest_writer, run_audit):
-    _, _, found = probe(tmp_path, project, manifest_writer, run_audit, "with_softmax", optimizer="adam",
-                        loss="torch.nn:NLLLoss")
+    tmp_path, project, manifest_writer, run_audit
+):
+    _, _, found = probe(
+        tmp_path,
+        project,
+        manifest_writer,
+        run_audit,
+        "with_softmax",
+        optimizer="adam",
+        loss="torch.nn:NLLLoss",
+    )
     assert "NLLLoss expects log-probabilities" in found["GP009"][0]["message"]
     (gp007,) = found["GP007"]
     assert gp007["evidence"]["initial_loss"] < 0 and "far below" in gp007["message"]
 
 
-def test_sigmoid_before_bce_with_logits_is_gp009_but_not_before_bce(tmp_path, project, manifest_writer,
-                                                                   run_audit):
-    _, _, found = probe(tmp_path, project, manifest_writer, run_audit, "with_sigmoid", optimizer="adam",
-                        loss="torch.nn:BCEWithLogitsLoss")
+def test_sigmoid_before_bce_with_logits_is_gp009_but_not_before_bce(
+    tmp_path, project, manifest_writer, run_audit
+):
+    _, _, found = probe(
+        tmp_path,
+        project,
+        manifest_writer,
+        run_audit,
+        "with_sigmoid",
+        optimizer="adam",
+        loss="torch.nn:BCEWithLogitsLoss",
+    )
     (gp009,) = found["GP009"]
     assert gp009["evidence"]["trailing_module"] == ["1", "Sigmoid"]
     assert "BCEWithLogitsLoss expects raw logits" in gp009["message"]
-    _, _, found = probe(tmp_path / "bce", project, manifest_writer, run_audit, "with_sigmoid", optimizer="adam",
-                        loss="torch.nn:BCELoss")
+    _, _, found = probe(
+        tmp_path / "bce",
+        project,
+        manifest_writer,
+        run_audit,
+        "with_sigmoid",
+        optimizer="adam",
+        loss="torch.nn:BCELoss",
+    )
     assert set(found) == {"GP011"}, {c: f[0]["message"] for c, f in found.items()}
 
 
 def test_frozen_batchnorm_statistics_drift_is_gp008(tmp_path, project, manifest_writer, run_audit):
-    outcome, _, found = probe(tmp_path, project, manifest_writer, run_audit, "frozen_backbone", optimizer="adam")
+    outcome, _, found = probe(
+        tmp_path, project, manifest_writer, run_audit, "frozen_backbone", optimizer="adam"
+    )
     (gp008,) = found["GP008"]
     assert "2 frozen BatchNorm layers updated their running statistics" in gp008["message"]
     assert set(gp008["evidence"]["buffers"]) == {
-        f"backbone.{i}.{b}" for i in (1, 4) for b in ("running_mean", "running_var", "num_batches_tracked")}
+        f"backbone.{i}.{b}" for i in (1, 4) for b in ("running_mean", "running_var", "num_batches_tracked")
+    }
     assert gp008["evidence"]["parameters"] == [] and outcome.exit_code == 1
     # The fix (frozen BatchNorm kept in eval mode) leaves nothing to report.
-    _, _, found = probe(tmp_path / "fixed", project, manifest_writer, run_audit, "frozen_backbone",
-                        optimizer="adam", optimizer_kwargs={"lr": 1e-2}, model_kwargs={"bn_eval": True})
+    _, _, found = probe(
+        tmp_path / "fixed",
+        project,
+        manifest_writer,
+        run_audit,
+        "frozen_backbone",
+        optimizer="adam",
+        optimizer_kwargs={"lr": 1e-2},
+        model_kwargs={"bn_eval": True},
+    )
     assert set(found) == {"GP011"}, {c: f[0]["message"] for c, f in found.items()}
 
 
@@ -325,17 +397,33 @@ def test_frozen_parameter_written_in_forward_is_gp008(tmp_path, project, manifes
     assert gp008["evidence"]["parameters"] == ["project.weight"] and gp008["evidence"]["buffers"] == []
 
 
-@pytest.mark.parametrize("case", ["one_output_for_two_classes", "labels_beyond_outputs", "too_many_outputs",
-                                  "bce_width", "multilabel_width"])
-def test_output_shape_that_does_not_fit_the_labels_is_gp010(tmp_path, project, manifest_writer, run_audit, case):
+@pytest.mark.parametrize(
+    "case",
+    [
+        "one_output_for_two_classes",
+        "labels_beyond_outputs",
+        "too_many_outputs",
+        "bce_width",
+        "multilabel_width",
+    ],
+)
+def test_output_shape_that_does_not_fit_the_labels_is_gp010(
+    tmp_path, project, manifest_writer, run_audit, case
+):
     kwargs: dict[str, Any] = {
         "one_output_for_two_classes": {"model_kwargs": {"num_classes": 1}},
         "labels_beyond_outputs": {"model_kwargs": {"num_classes": 2}, "data": "three"},
         "too_many_outputs": {"model_kwargs": {"num_classes": 3}},
-        "bce_width": {"model_kwargs": {"num_classes": 5}, "loss": "torch.nn:BCEWithLogitsLoss",
-                      "task": {"type": "binary", "num_classes": 2}},
-        "multilabel_width": {"model_kwargs": {"num_classes": 2}, "loss": "torch.nn:BCEWithLogitsLoss",
-                             "data": "multi"},
+        "bce_width": {
+            "model_kwargs": {"num_classes": 5},
+            "loss": "torch.nn:BCEWithLogitsLoss",
+            "task": {"type": "binary", "num_classes": 2},
+        },
+        "multilabel_width": {
+            "model_kwargs": {"num_classes": 2},
+            "loss": "torch.nn:BCEWithLogitsLoss",
+            "data": "multi",
+        },
     }[case]
     outcome, audit, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", **kwargs)
     (gp010,) = found["GP010"]
@@ -361,21 +449,29 @@ def test_sigmoid_stack_has_vanishing_gradients_gp003(tmp_path, project, manifest
 
 
 def test_unnormalised_inputs_give_a_high_initial_loss_gp007_and_exploding_gradients_gp003(
-        tmp_path, project, manifest_writer, run_audit):
-    _, _, found = probe(tmp_path, project, manifest_writer, run_audit, "flat_head", optimizer="adam",
-                        transform="raw_tf")
+    tmp_path, project, manifest_writer, run_audit
+):
+    _, _, found = probe(
+        tmp_path, project, manifest_writer, run_audit, "flat_head", optimizer="adam", transform="raw_tf"
+    )
     (gp007,) = found["GP007"]
-    assert "far above" in gp007["message"] and gp007["evidence"]["uniform_loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert "far above" in gp007["message"] and gp007["evidence"]["uniform_loss"] == pytest.approx(
+        0.6931, abs=1e-3
+    )
     (gp003,) = found["GP003"]
     assert gp003["evidence"]["direction"] == "exploding"
     assert all(layer["max_ratio"] > 100 for layer in gp003["evidence"]["layers"])
 
 
 def test_learning_rate_far_too_low_is_gp006(tmp_path, project, manifest_writer, run_audit):
-    _, _, found = probe(tmp_path, project, manifest_writer, run_audit, "small_cnn", optimizer_kwargs={"lr": 1e-7})
+    _, _, found = probe(
+        tmp_path, project, manifest_writer, run_audit, "small_cnn", optimizer_kwargs={"lr": 1e-7}
+    )
     (gp006,) = found["GP006"]
     assert "learning rate looks too low" in gp006["message"] and "1e-07" in gp006["message"]
-    assert gp006["evidence"]["overfit_curve"][0] == pytest.approx(gp006["evidence"]["overfit_curve"][-1], rel=1e-4)
+    assert gp006["evidence"]["overfit_curve"][0] == pytest.approx(
+        gp006["evidence"]["overfit_curve"][-1], rel=1e-4
+    )
 
 
 def test_zero_initialised_head_is_not_a_collapse(tmp_path, project, manifest_writer, run_audit):

@@ -14,17 +14,21 @@ from test_gradient_probe import MODELS, make_class_images
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _project(root: Path, options: dict[str, Any] | None = None, model: str = "small_cnn",
-             size: int = 16) -> Path:
+def _project(
+    root: Path, options: dict[str, Any] | None = None, model: str = "small_cnn", size: int = 16
+) -> Path:
     (root / "src").mkdir(parents=True, exist_ok=True)
     (root / "src" / "gp_probe_models.py").write_text(MODELS, encoding="utf-8")
     make_class_images(root / "train", {"a": 12, "b": 12}, size=size)
     manifest = {
-        "version": 1, "pythonpath": ["src"],
+        "version": 1,
+        "pythonpath": ["src"],
         "model": {"factory": f"gp_probe_models:{model}"},
         "optimizer": {"factory": "gp_probe_models:sgd"},
         "loss": {"factory": "torch.nn:CrossEntropyLoss"},
-        "data": {"train": {"format": "image_folder", "root": "train", "transform": "gp_probe_models:train_tf"}},
+        "data": {
+            "train": {"format": "image_folder", "root": "train", "transform": "gp_probe_models:train_tf"}
+        },
         "audits": {"gradient_probe": options or {}},
     }
     import yaml
@@ -40,8 +44,8 @@ def test_user_model_optimizer_and_rng_are_left_untouched(tmp_path):
     import numpy as np
     import torch
 
-    from auditor.run.context import AuditContext, RunContext
     from auditor.manifest.load import load_manifest
+    from auditor.run.context import AuditContext, RunContext
     from auditor.run.registry import load_registry
     from auditor_plugins.gradient_probe import AUDIT
 
@@ -89,7 +93,9 @@ def test_unreadable_images_are_skipped_not_a_crash(tmp_path, run_audit):
     (tmp_path / "train" / "b" / "003.png").write_bytes(b"")
     outcome = run_audit(path, only=["gradient_probe"])
     (audit,) = outcome.report["audits"]
-    assert audit["status"] == "passed" and audit["evidence"]["steps_done"] == 6  # one epoch: every sample drawn
+    assert (
+        audit["status"] == "passed" and audit["evidence"]["steps_done"] == 6
+    )  # one epoch: every sample drawn
     (note,) = [n for n in audit["notes"] if "could not be loaded" in n]
     assert note.startswith("2 training samples could not be loaded")
 
@@ -102,8 +108,8 @@ def test_dataloader_workers_option(tmp_path, run_audit):
 
 
 def test_unknown_threshold_is_a_manifest_error(tmp_path):
-    from auditor.run.api import run_manifest
     from auditor.errors import ManifestInvalid
+    from auditor.run.api import run_manifest
 
     path = _project(tmp_path, {"thresholds": {"vanishing": 1e-6}})
     with pytest.raises(ManifestInvalid, match="vanishing"):
@@ -112,8 +118,9 @@ def test_unknown_threshold_is_a_manifest_error(tmp_path):
 
 def test_thresholds_are_options(tmp_path, run_audit):
     # A stuck margin above any reachable value turns the healthy run into GP005.
-    path = _project(tmp_path, {"device": "cpu", "steps": 3, "overfit_steps": 3,
-                               "thresholds": {"stuck_margin": 5.0}})
+    path = _project(
+        tmp_path, {"device": "cpu", "steps": 3, "overfit_steps": 3, "thresholds": {"stuck_margin": 5.0}}
+    )
     outcome = run_audit(path, only=["gradient_probe"])
     assert "GP005" in outcome.codes()
     assert outcome.report["audits"][0]["evidence"]["thresholds"]["stuck_margin"] == 5.0
@@ -142,10 +149,13 @@ def test_cli_static_skips_the_probe_and_cuda_request_falls_back(tmp_path, cli):
 
 
 def test_plugin_import_stays_torch_free():
-    code = ("import sys, auditor_plugins.gradient_probe as gp; "
-            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print(len(gp.CODES))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            check=False)
+    code = (
+        "import sys, auditor_plugins.gradient_probe as gp; "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules; print(len(gp.CODES))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0 and result.stdout.strip() == "12", result.stderr
 
 
@@ -162,13 +172,18 @@ def test_resnet18_at_64px_default_configuration_is_clean(tmp_path, run_audit):
         "def build(num_classes=3):\n    torch.manual_seed(0)\n    model = models.resnet18(weights=None)\n"
         "    model.fc = torch.nn.Linear(512, num_classes)\n    return model\n\n"
         "def make_optimizer(model, lr=0.01):\n"
-        "    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)\n", encoding="utf-8")
+        "    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)\n",
+        encoding="utf-8",
+    )
     make_class_images(tmp_path / "train", {"a": 16, "b": 16, "c": 16}, size=64)
     import yaml
 
     manifest = {
-        "version": 1, "pythonpath": ["src"], "model": {"factory": "gp_resnet:build"},
-        "optimizer": {"factory": "gp_resnet:make_optimizer"}, "loss": {"factory": "torch.nn:CrossEntropyLoss"},
+        "version": 1,
+        "pythonpath": ["src"],
+        "model": {"factory": "gp_resnet:build"},
+        "optimizer": {"factory": "gp_resnet:make_optimizer"},
+        "loss": {"factory": "torch.nn:CrossEntropyLoss"},
         "data": {"train": {"format": "image_folder", "root": "train", "transform": "gp_resnet:tf"}},
         "audits": {"gradient_probe": {"time_budget_s": 86_400}},
     }

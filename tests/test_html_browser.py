@@ -44,11 +44,29 @@ def _chromium() -> str:
 
 def _browse(chromium: str, page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", *extra, page.as_uri()],
-        check=False, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *extra,
+            page.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -60,9 +78,11 @@ def test_console_check_catches_errors(tmp_path):
     """The detector itself: a page with a script error and a blocked load is caught."""
     chromium = _chromium()
     page = tmp_path / "broken.html"
-    page.write_text("<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
-                    "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
-                    "<img src=\"http://127.0.0.1:9/x.png\"><script>undefined_function();</script></body></html>")
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
+        '<img src="http://127.0.0.1:9/x.png"><script>undefined_function();</script></body></html>'
+    )
     done = _browse(chromium, page, tmp_path / "profile", "--dump-dom")
     messages = _console(done)
     assert any("Uncaught" in m for m in messages), done.stderr[-3000:]
@@ -81,13 +101,16 @@ def test_quickstart_report_in_headless_chromium(tmp_path_factory, tmp_path):
     assert _console(dom) == [], "console messages while loading the report"
     html = dom.stdout
     assert re.search(r'<header id="summary" class="summary verdict-(passed|failed|errored)">', html)
-    assert re.search(r'<figure class="chart-counts">.*?<svg[^>]*class="chart"', html, re.DOTALL), \
+    assert re.search(r'<figure class="chart-counts">.*?<svg[^>]*class="chart"', html, re.DOTALL), (
         "no chart in the DOM"
+    )
     assert "<script" not in html
 
     shot = tmp_path / "report.png"
     # Tall enough to reach the first charts below "Fix these first"; the docs keep the top 2400 px.
-    done = _browse(chromium, page, tmp_path / "profile-shot", "--window-size=1280,6000", f"--screenshot={shot}")
+    done = _browse(
+        chromium, page, tmp_path / "profile-shot", "--window-size=1280,6000", f"--screenshot={shot}"
+    )
     assert done.returncode == 0 and shot.is_file(), done.stderr[-3000:]
     assert _console(done) == []
     with Image.open(shot) as image:
@@ -127,8 +150,10 @@ def _measure(chromium: str, page: Path, width: int, tmp: Path, screenshot: Path 
     text = page.read_text(encoding="utf-8")
     text = text.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';", 1)
     text = text.replace("</body>", _MEASURE, 1)
-    frame = (f'<!DOCTYPE html><html><body style="margin:0"><iframe style="border:0;display:block" width="{width}" '
-             f'height="2400" srcdoc="{html_lib.escape(text, quote=True)}"></iframe></body></html>')
+    frame = (
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe style="border:0;display:block" width="{width}" '
+        f'height="2400" srcdoc="{html_lib.escape(text, quote=True)}"></iframe></body></html>'
+    )
     wrapper = tmp / f"measure-{width}.html"
     wrapper.write_text(frame, encoding="utf-8")
     size = f"--window-size={max(width, 500)},2400"
@@ -175,7 +200,9 @@ def test_report_layout_fits_the_screen(tmp_path_factory, tmp_path, width):
     assert seen["scroll"] <= seen["inner"], f"page scrolls sideways at {width} px: {seen}"
     assert seen["outside"] == [], f"elements stick out of the screen at {width} px: {seen['outside']}"
     assert seen["tables"] and max(seen["tables"]) <= 0, f"the summary table is cut off at {width} px: {seen}"
-    assert seen["charts"] and min(seen["charts"]) >= 500, f"charts shrunk below a readable width: {seen['charts']}"
+    assert seen["charts"] and min(seen["charts"]) >= 500, (
+        f"charts shrunk below a readable width: {seen['charts']}"
+    )
     assert seen["first"] == "fix-first", "the page does not open with 'Fix these first'"
 
 
@@ -186,7 +213,9 @@ def test_chart_numbers_match_the_json(tmp_path_factory, tmp_path):
 
     qs = quickstart_run(tmp_path_factory.getbasetemp())
     audits = {a["name"]: a for a in qs.report["audits"]}
-    if "frozen_coverage" not in audits or not (audits["frozen_coverage"].get("evidence") or {}).get("modules"):
+    if "frozen_coverage" not in audits or not (audits["frozen_coverage"].get("evidence") or {}).get(
+        "modules"
+    ):
         pytest.skip("frozen_coverage is not installed in this checkout")
     done = _browse(chromium, qs.reports / "report.html", tmp_path / "profile", "--dump-dom")
     assert done.returncode == 0, done.stderr[-3000:]

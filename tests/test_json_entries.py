@@ -19,7 +19,9 @@ def test_an_entry_is_read_back_only_under_its_key(tmp_path: Path) -> None:
     assert (tmp_path / "cache" / "CACHEDIR.TAG").is_file()
 
 
-@pytest.mark.parametrize("content", ["", "not json", "[1, 2]", '"text"', '{"key": "k1"}', '{"key": "k1", "result": 5}'])
+@pytest.mark.parametrize(
+    "content", ["", "not json", "[1, 2]", '"text"', '{"key": "k1"}', '{"key": "k1", "result": 5}']
+)
 def test_damaged_or_foreign_files_are_misses(tmp_path: Path, content: str) -> None:
     path = tmp_path / "a.json"
     path.write_text(content, encoding="utf-8")

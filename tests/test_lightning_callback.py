@@ -57,10 +57,19 @@ def split(n: int, seed: int) -> TensorDataset:
 
 
 def fit(module: TinyModule, callback: AuditCallback, tmp_path) -> L.Trainer:
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
-                        default_root_dir=tmp_path)
-    trainer.fit(module, DataLoader(split(36, 0), batch_size=6, shuffle=True), DataLoader(split(9, 1), batch_size=3))
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(
+        module, DataLoader(split(36, 0), batch_size=6, shuffle=True), DataLoader(split(9, 1), batch_size=3)
+    )
     return trainer
 
 
@@ -86,7 +95,9 @@ def test_planted_error_in_training_step_stops_the_fit(tmp_path):
 def test_clean_module_is_audited_then_trains(tmp_path):
     torch.manual_seed(0)
     module = TinyModule()
-    callback = AuditCallback(fail_on="error", gradient_probe=PROBE, label_distribution={"min_samples_per_class": 5})
+    callback = AuditCallback(
+        fail_on="error", gradient_probe=PROBE, label_distribution={"min_samples_per_class": 5}
+    )
     trainer = fit(module, callback, tmp_path)
     assert trainer.current_epoch == 1 and trainer.global_step == 6 and module.steps_seen == 6
     result = callback.result
@@ -103,7 +114,12 @@ def test_clean_module_is_audited_then_trains(tmp_path):
 @pytest.mark.slow
 def test_lightning_example_stops_on_its_planted_bug():
     script = REPO / "examples" / "lightning" / "train.py"
-    done = subprocess.run([sys.executable, str(script), "--forgot-softmax"], capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), "--forgot-softmax"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the fit was stopped before training" in done.stderr and "GP001" in done.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from auditor._util.paths import display_path
 from auditor.errors import ManifestInvalid
 from auditor.manifest.load import load_manifest
-from auditor._util.paths import display_path
 from auditor.run.registry import load_registry
 
 
@@ -109,13 +109,16 @@ def test_unknown_data_format(data_dir, registry):
 
 
 def test_format_option_missing_and_unknown(data_dir, registry):
-    path = _write(data_dir, """
+    path = _write(
+        data_dir,
+        """
         version: 1
         data:
           train:
             format: csv
             label_colum: y
-        """)
+        """,
+    )
     errors = _errors(path, registry)
     keys = {e.key for e in errors}
     assert "data.train.path" in keys
@@ -124,16 +127,24 @@ def test_format_option_missing_and_unknown(data_dir, registry):
 
 
 def test_unknown_audit_and_bad_audit_option(data_dir, registry):
-    path = _write(data_dir, VALID + """
+    path = _write(
+        data_dir,
+        VALID
+        + """
 audits:
   label_distributon: {}
-""")
+""",
+    )
     (error,) = _errors(path, registry)
     assert "did you mean 'label_distribution'" in error.render()
-    path = _write(data_dir, VALID + """
+    path = _write(
+        data_dir,
+        VALID
+        + """
 audits:
   label_distribution: {max_imbalance_ratio: high, min_sample_per_class: 3}
-""")
+""",
+    )
     errors = _errors(path, registry)
     rendered = "\n".join(e.render() for e in errors)
     assert "audits.label_distribution.max_imbalance_ratio" in rendered and "'high' (str)" in rendered
@@ -153,7 +164,8 @@ def test_static_import_check_without_importing(tmp_path, registry, image_folder)
     (tmp_path / "src" / "proj").mkdir(parents=True)
     (tmp_path / "src" / "proj" / "__init__.py").write_text("")
     (tmp_path / "src" / "proj" / "model.py").write_text(
-        "raise RuntimeError('validate must not import me')\ndef build():\n    pass\n")
+        "raise RuntimeError('validate must not import me')\ndef build():\n    pass\n"
+    )
     path = _write(tmp_path, VALID + "pythonpath: [src]\nmodel:\n  factory: proj.model:build\n")
     load_manifest(path, registry, check_imports=True)  # exists statically: no import happened
 
@@ -189,7 +201,8 @@ def test_real_import_failure_names_string_line_and_cause(tmp_path, registry, ima
 
 def test_transform_object_or_zero_arg_factory(tmp_path, registry, image_folder):
     image_folder(tmp_path / "data" / "train", {"a": 1})
-    (tmp_path / "tfs.py").write_text(textwrap.dedent("""
+    (tmp_path / "tfs.py").write_text(
+        textwrap.dedent("""
         class Double:
             def __call__(self, x):
                 return x * 2
@@ -198,7 +211,8 @@ def test_transform_object_or_zero_arg_factory(tmp_path, registry, image_folder):
             return Double()
         def plain(x):
             return x + 1
-    """))
+    """)
+    )
     path = _write(tmp_path, VALID + "pythonpath: ['.']\n")
     resolver = load_manifest(path, registry).resolver
     assert resolver.resolve_transform("tfs:obj", "k")(3) == 6
@@ -216,21 +230,29 @@ def test_unknown_report_format_is_a_manifest_error_with_its_line(data_dir, regis
     path = _write(data_dir, VALID + "report:\n  formats: [json, htlm]\n")
     (error,) = _errors(path, registry)
     assert (error.key, error.line, error.found) == ("report.formats", 7, "'htlm'")
-    assert "one of the installed report formats" in error.expected and "did you mean 'html'?" in error.render()
+    assert (
+        "one of the installed report formats" in error.expected and "did you mean 'html'?" in error.render()
+    )
 
 
 def test_one_check_of_report_formats_for_manifest_command_line_and_rerender(data_dir, registry, tmp_path):
-    from auditor.run.api import run_manifest
     from auditor.errors import UsageError
     from auditor.report.files import write_reports
+    from auditor.run.api import run_manifest
 
     path = _write(data_dir, VALID)
-    with pytest.raises(UsageError, match=r"^--format htlm: expected one of the installed report formats .*; "
-                                         r"did you mean 'html'\?$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--format htlm: expected one of the installed report formats .*; "
+        r"did you mean 'html'\?$",
+    ):
         run_manifest(path, formats=["json", "htlm"], registry=registry)
     assert not (data_dir / "reports").exists(), "no audit may run before the formats are checked"
-    with pytest.raises(UsageError, match=r"^report format pdf: expected one of the installed report formats .*; "
-                                         r"`auditor list` shows the installed report formats$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^report format pdf: expected one of the installed report formats .*; "
+        r"`auditor list` shows the installed report formats$",
+    ):
         write_reports({}, ["pdf"], tmp_path / "out", registry)
 
 
@@ -239,7 +261,9 @@ def test_validating_a_manifest_changes_nothing(data_dir, registry):
 
     from auditor.manifest.load import audit_options, validate_manifest
 
-    path = _write(data_dir, VALID + "audits:\n  label_distribution: {max_imbalance_ratio: 4}\n  gradient_probe:\n")
+    path = _write(
+        data_dir, VALID + "audits:\n  label_distribution: {max_imbalance_ratio: 4}\n  gradient_probe:\n"
+    )
     manifest = load_manifest(path, registry)
     schemas = {name: audit.options_schema for name, audit in registry.audits.items()}
     before = copy.deepcopy((manifest.raw, manifest.audit_options, schemas))

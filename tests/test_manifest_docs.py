@@ -6,16 +6,17 @@ import json
 
 from conftest import REPO
 
-from auditor.manifest._docs import manifest_markdown
 from auditor._util.schemas import load_schema
 from auditor.data.splits import COMMON_SPLIT_PROPERTIES
+from auditor.manifest._docs import manifest_markdown
 from auditor.run.registry import load_registry
 
 
 def test_committed_page_is_current():
     page = (REPO / "docs" / "manifest.md").read_text(encoding="utf-8")
-    assert page == manifest_markdown(load_registry(autoload=False)), \
+    assert page == manifest_markdown(load_registry(autoload=False)), (
         "docs/manifest.md is stale: run `python -m auditor.manifest._docs > docs/manifest.md`"
+    )
 
 
 def _keys(properties, prefix=""):
@@ -28,7 +29,9 @@ def _keys(properties, prefix=""):
 def test_every_key_and_default_is_listed():
     registry = load_registry(autoload=False)
     page = manifest_markdown(registry)
-    rows = {line.split("|")[1].strip().strip("`"): line for line in page.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line for line in page.splitlines() if line.startswith("| `")
+    }
     expected = dict(_keys(load_schema("manifest")["properties"]))
     expected.update(_keys(COMMON_SPLIT_PROPERTIES, "data.SPLIT."))
     for fmt in registry.data_formats.values():

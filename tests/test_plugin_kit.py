@@ -26,8 +26,11 @@ START, END = "<!-- hook-reference:start -->", "<!-- hook-reference:end -->"
 
 
 def hook_functions() -> list:
-    return [fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-            if name.startswith("auditor_") and hasattr(fn, "auditor_spec")]
+    return [
+        fn
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("auditor_") and hasattr(fn, "auditor_spec")
+    ]
 
 
 def hook_reference() -> str:
@@ -36,8 +39,10 @@ def hook_reference() -> str:
     for fn in sorted(hook_functions(), key=lambda f: inspect.getsourcelines(f)[1]):
         signature = inspect.signature(fn)
         params = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
-        parts.append(f"### `{fn.__name__}({params}) -> {signature.return_annotation}`\n\n"
-                     f"{inspect.cleandoc(fn.__doc__ or '')}\n")
+        parts.append(
+            f"### `{fn.__name__}({params}) -> {signature.return_annotation}`\n\n"
+            f"{inspect.cleandoc(fn.__doc__ or '')}\n"
+        )
     return "\n".join(parts)
 
 
@@ -60,8 +65,17 @@ def test_every_hook_is_documented_exactly_as_specified():
 
 def test_docs_walk_through_all_three_plugin_kinds():
     text = DOCS.read_text(encoding="utf-8")
-    for needle in ("auditor_audits", "auditor_data_formats", "auditor_report_formats", "[project.entry-points.auditor]",
-                   "auditor_project", "auditor_run", "auditor_cli", "auditor new-plugin", "twine upload"):
+    for needle in (
+        "auditor_audits",
+        "auditor_data_formats",
+        "auditor_report_formats",
+        "[project.entry-points.auditor]",
+        "auditor_project",
+        "auditor_run",
+        "auditor_cli",
+        "auditor new-plugin",
+        "twine upload",
+    ):
         assert needle in text, needle
 
 
@@ -87,12 +101,17 @@ def test_project_writes_real_images_and_a_manifest(auditor_project):
         image.load()
     train = auditor_project.image_folder("data/train", {"x": 2, "y": 1})
     assert sorted(p.name for p in train.rglob("*.png")) == ["0000.png", "0000.png", "0001.png"]
-    manifest = auditor_project.manifest(data={"train": train}, audits={"label_distribution": None}, fail_on="info")
+    manifest = auditor_project.manifest(
+        data={"train": train}, audits={"label_distribution": None}, fail_on="info"
+    )
     import yaml
 
     assert yaml.safe_load(manifest.read_text()) == {
-        "version": 1, "fail_on": "info", "data": {"train": {"format": "image_folder", "root": "data/train"}},
-        "audits": {"label_distribution": {}}}
+        "version": 1,
+        "fail_on": "info",
+        "data": {"train": {"format": "image_folder", "root": "data/train"}},
+        "audits": {"label_distribution": {}},
+    }
 
 
 def test_run_result_assertions(auditor_project, auditor_run):
@@ -108,7 +127,9 @@ def test_run_result_assertions(auditor_project, auditor_run):
     assert result.file("json") == result.output_dir / "report.json"
     with pytest.raises(AssertionError, match=r"(?s)expected none of \['LD001'\].*LD001 warning"):
         result.assert_no_codes("LD001")
-    with pytest.raises(AssertionError, match=r"expected \['LD002'\] among the findings; got findings:\n\s+LD00"):
+    with pytest.raises(
+        AssertionError, match=r"expected \['LD002'\] among the findings; got findings:\n\s+LD00"
+    ):
         result.assert_codes("LD002")
     with pytest.raises(AssertionError, match="expected a clean run; exit code 0"):
         result.assert_clean()
@@ -124,10 +145,17 @@ class _OneFindingPerSplit:
     @hookimpl
     def auditor_audits(self) -> list[Audit]:
         explanation = "**What it means.** test. **Why it breaks training.** test. **How to fix it.** test. **Example.** x"
-        return [Audit(name="split_counter", version="0.0.1", prefix="TQ",
-                      codes=[CodeInfo("TQ001", Severity.ERROR, "a split exists", explanation)],
-                      run=lambda ctx: [ctx.finding("TQ001", f"split {name}", location=f"data.{name}")
-                                       for name in ctx.splits])]
+        return [
+            Audit(
+                name="split_counter",
+                version="0.0.1",
+                prefix="TQ",
+                codes=[CodeInfo("TQ001", Severity.ERROR, "a split exists", explanation)],
+                run=lambda ctx: [
+                    ctx.finding("TQ001", f"split {name}", location=f"data.{name}") for name in ctx.splits
+                ],
+            )
+        ]
 
 
 def test_in_process_plugins_run_without_installing(auditor_project, auditor_run):
@@ -141,7 +169,9 @@ def test_in_process_plugins_run_without_installing(auditor_project, auditor_run)
 
 def test_cli_results_find_their_report(auditor_project, auditor_cli, tmp_path):
     train = auditor_project.image_folder("data/train", {"cat": 12, "dog": 1}, size=8)
-    manifest = auditor_project.manifest(data={"train": train}, audits={"label_distribution": {}}, fail_on="warning")
+    manifest = auditor_project.manifest(
+        data={"train": train}, audits={"label_distribution": {}}, fail_on="warning"
+    )
     beside = auditor_cli("run", manifest, "--fail-on", "warning")
     beside.assert_exit_code(1)
     assert beside.output_dir == auditor_project.root / "reports"
@@ -170,7 +200,13 @@ def _dist_info(site: Path, dist: str, version: str, entry_points: str, module: s
 @pytest.fixture
 def plugin_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
-    _dist_info(site, "auditor-zz-example", "1.2.3", "zz_check = auditor_zz_example", "auditor_zz_example", '''
+    _dist_info(
+        site,
+        "auditor-zz-example",
+        "1.2.3",
+        "zz_check = auditor_zz_example",
+        "auditor_zz_example",
+        """
         from auditor import Audit, CodeInfo, Severity, hookimpl
 
         TEXT = "**What it means.** x **Why it breaks training.** x **How to fix it.** x **Example.** x"
@@ -181,9 +217,16 @@ def plugin_site(tmp_path: Path) -> Path:
         @hookimpl
         def auditor_audits():
             return [AUDIT]
-    ''')
-    _dist_info(site, "auditor-broken-example", "0.3", "broken_thing = auditor_broken_example",
-               "auditor_broken_example", "import a_module_that_does_not_exist_42\n")
+    """,
+    )
+    _dist_info(
+        site,
+        "auditor-broken-example",
+        "0.3",
+        "broken_thing = auditor_broken_example",
+        "auditor_broken_example",
+        "import a_module_that_does_not_exist_42\n",
+    )
     return site
 
 
@@ -191,10 +234,16 @@ def test_list_shows_third_party_and_broken_plugins(plugin_site):
     listed = run_cli("list", env={"PYTHONPATH": str(plugin_site)})
     listed.assert_exit_code(0)
     row = listed.listed_audit("zz_check")
-    assert (row["version"], row["distribution"], row["codes"]) == ("1.2.3", "auditor-zz-example 1.2.3", "ZZ001 ZZ002")
+    assert (row["version"], row["distribution"], row["codes"]) == (
+        "1.2.3",
+        "auditor-zz-example 1.2.3",
+        "ZZ001 ZZ002",
+    )
     assert listed.listed_audit("label_distribution")["distribution"].startswith("auditor ")
-    assert ("broken plugin broken_thing (auditor-broken-example): ModuleNotFoundError: No module named "
-            "'a_module_that_does_not_exist_42'") in listed.stdout
+    assert (
+        "broken plugin broken_thing (auditor-broken-example): ModuleNotFoundError: No module named "
+        "'a_module_that_does_not_exist_42'"
+    ) in listed.stdout
 
 
 def test_a_broken_plugin_does_not_stop_a_run(plugin_site, auditor_project):
@@ -204,8 +253,9 @@ def test_a_broken_plugin_does_not_stop_a_run(plugin_site, auditor_project):
     result.assert_exit_code(0)
     assert {a["name"]: a["status"] for a in result.report["audits"]}["zz_check"] == "passed"
     broken = result.report["environment"]["broken_plugins"]
-    assert [(b["name"], b["distribution"]) for b in broken if "example" in b["distribution"]] == \
-        [("broken_thing", "auditor-broken-example")]
+    assert [(b["name"], b["distribution"]) for b in broken if "example" in b["distribution"]] == [
+        ("broken_thing", "auditor-broken-example")
+    ]
     disabled = run_cli("list", env={"PYTHONPATH": str(plugin_site), "AUDITOR_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "zz_check" not in disabled.stdout and "broken_thing" not in disabled.stdout
 
@@ -214,7 +264,13 @@ def test_a_misspelt_hook_makes_the_plugin_broken_not_silently_empty(tmp_path, au
     # pluggy accepts a hook that matches no specification and never calls it: without check_pending
     # this plugin would load, list nothing and let its author believe the audit runs.
     site = tmp_path / "site"
-    _dist_info(site, "auditor-typo-example", "0.1", "typo_check = auditor_typo_example", "auditor_typo_example", '''
+    _dist_info(
+        site,
+        "auditor-typo-example",
+        "0.1",
+        "typo_check = auditor_typo_example",
+        "auditor_typo_example",
+        """
         from auditor import Audit, CodeInfo, Severity, hookimpl
 
         TEXT = "**What it means.** x **Why it breaks training.** x **How to fix it.** x **Example.** x"
@@ -228,12 +284,15 @@ def test_a_misspelt_hook_makes_the_plugin_broken_not_silently_empty(tmp_path, au
         @hookimpl
         def auditor_report_formats():
             return []
-    ''')
+    """,
+    )
     env = {"PYTHONPATH": str(site)}
     listed = run_cli("list", env=env)
     listed.assert_exit_code(0)
-    assert ("broken plugin typo_check (auditor-typo-example): hook 'auditor_audit' matches no hook of auditor "
-            "(expected one of auditor_audits, ") in listed.stdout
+    assert (
+        "broken plugin typo_check (auditor-typo-example): hook 'auditor_audit' matches no hook of auditor "
+        "(expected one of auditor_audits, "
+    ) in listed.stdout
     assert "did you mean 'auditor_audits'?" in listed.stdout
     assert "TY001" not in listed.stdout and "label_distribution" in listed.stdout
 

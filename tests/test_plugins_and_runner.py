@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import load_json_report
 
-PLUGIN_SOURCE = '''
+PLUGIN_SOURCE = """
 from auditor import Audit, CodeInfo, hookimpl
 
 def _run(ctx):
@@ -31,7 +31,7 @@ AUDIT = Audit(
 @hookimpl
 def auditor_audits():
     return [AUDIT]
-'''
+"""
 
 
 def install_fake_distribution(site: Path, dist: str, module: str, name: str, prefix: str) -> None:
@@ -52,20 +52,31 @@ def test_every_built_in_plugin_loads():
 
     from auditor.run.registry import load_registry
 
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]["auditor"]
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "entry-points"
+    ]["auditor"]
     registry = load_registry(autoload=False)
     broken = {b.name: b.error for b in registry.broken}
     assert not broken, f"built-in plugins failed to load: {broken}"
     loaded = {p.name for p in registry.plugins if p.distribution == "auditor"}
-    assert set(declared) <= loaded, f"declared in pyproject.toml but not loaded: {sorted(set(declared) - loaded)}"
-    assert {"label_distribution", "split_leakage", "transform_parity", "frozen_coverage",
-            "gradient_probe"} <= set(registry.audits)
+    assert set(declared) <= loaded, (
+        f"declared in pyproject.toml but not loaded: {sorted(set(declared) - loaded)}"
+    )
+    assert {
+        "label_distribution",
+        "split_leakage",
+        "transform_parity",
+        "frozen_coverage",
+        "gradient_probe",
+    } <= set(registry.audits)
 
 
 @pytest.fixture
 def project(tmp_path, image_folder, manifest_writer):
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
-    return manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}})
+    return manifest_writer(
+        tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}}
+    )
 
 
 def test_third_party_plugin_registers_through_entry_point(tmp_path, project, cli):
@@ -81,8 +92,9 @@ def test_third_party_plugin_registers_through_entry_point(tmp_path, project, cli
     assert result.returncode == 1, result.stdout + result.stderr
     report = load_json_report(project.parent / "reports")
     assert [f["code"] for f in report["findings"]] == ["SMS001"]
-    assert {"name": "small_splits", "distribution": "auditor-small-splits", "version": "1.2.0"} in \
-        report["environment"]["plugins"]
+    assert {"name": "small_splits", "distribution": "auditor-small-splits", "version": "1.2.0"} in report[
+        "environment"
+    ]["plugins"]
 
     explained = cli("explain", "sms001", env=env)
     assert explained.returncode == 0 and "small split" in explained.stdout
@@ -120,7 +132,9 @@ def test_crashing_audit_is_isolated(tmp_path, project, cli):
 
 def test_exit_codes_and_fail_on(tmp_path, image_folder, manifest_writer, cli):
     image_folder(tmp_path / "train", {"cat": 30, "dog": 2})
-    manifest = manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}})
+    manifest = manifest_writer(
+        tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}}
+    )
     # LD001 and LD005 are warnings: below the default fail_on (error).
     assert cli("run", manifest, "--only", "label_distribution").returncode == 0
     assert cli("run", manifest, "--only", "label_distribution", "--fail-on", "warning").returncode == 1
@@ -143,7 +157,9 @@ def test_skip_static_and_output_dir(tmp_path, image_folder, manifest_writer, run
     from auditor.run.api import run_manifest
 
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
-    manifest = manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}})
+    manifest = manifest_writer(
+        tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "train"}}}
+    )
     out = tmp_path / "elsewhere"
     outcome = run_manifest(manifest, skip=["label_distribution"], formats=["json"], output_dir=out)
     statuses = {a["name"]: (a["status"], a["reason"]) for a in outcome.report["audits"]}
@@ -157,16 +173,27 @@ def test_skip_static_and_output_dir(tmp_path, image_folder, manifest_writer, run
 
 def test_manifest_audits_section_limits_the_run(tmp_path, image_folder, manifest_writer, run_audit):
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
-    manifest = manifest_writer(tmp_path, {
-        "version": 1, "data": {"train": {"format": "image_folder", "root": "train"}},
-        "audits": {"label_distribution": None}})
+    manifest = manifest_writer(
+        tmp_path,
+        {
+            "version": 1,
+            "data": {"train": {"format": "image_folder", "root": "train"}},
+            "audits": {"label_distribution": None},
+        },
+    )
     outcome = run_audit(manifest)
     assert [a["name"] for a in outcome.report["audits"]] == ["label_distribution"]
 
 
 def test_unreadable_data_is_a_recorded_problem_not_a_traceback(tmp_path, manifest_writer, cli):
-    manifest = manifest_writer(tmp_path, {"version": 1, "data": {"train": {"format": "image_folder", "root": "nope"}},
-                                          "audits": {"label_distribution": {}}})
+    manifest = manifest_writer(
+        tmp_path,
+        {
+            "version": 1,
+            "data": {"train": {"format": "image_folder", "root": "nope"}},
+            "audits": {"label_distribution": {}},
+        },
+    )
     result = cli("run", manifest)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr

@@ -37,6 +37,7 @@ def _hooks() -> dict[str, dict]:
 
 def test_hook_definitions_pass_pre_commits_own_schema():
     from pre_commit import clientlib  # the test extra installs pre-commit: missing is a failure, not a skip
+
     loaded = clientlib.load_manifest(str(HOOKS_FILE))
     assert {hook["id"] for hook in loaded} >= {"auditor-validate", "auditor-static"}
 
@@ -48,7 +49,13 @@ def test_validate_hook_takes_changed_manifests_quietly():
     pattern = re.compile(hook["files"])
     for path in ("audit.yaml", "audit.yml", "configs/audit-ci.yaml", "exp/audit_large.yml"):
         assert pattern.search(path), path
-    for path in ("data/labels.yaml", "myaudit.yaml", "audit.yaml.bak", "audit/notes.txt", ".pre-commit-config.yaml"):
+    for path in (
+        "data/labels.yaml",
+        "myaudit.yaml",
+        "audit.yaml.bak",
+        "audit/notes.txt",
+        ".pre-commit-config.yaml",
+    ):
         assert not pattern.search(path), path
 
 
@@ -66,19 +73,32 @@ def _project(root: Path, *, dog: int, typo: bool) -> Path:
     """A small labelled project: `dog: 2` makes LD001/LD005 warnings; `typo` an invalid second manifest."""
     make_image_folder(root / "data" / "train", {"cat": 30, "dog": dog}, size=16)
     make_image_folder(root / "data" / "val", {"cat": 5, "dog": 5}, size=16, seed=1)
-    splits = {"train": {"format": "image_folder", "root": "data/train"},
-              "val": {"format": "image_folder", "root": "data/val"}}
-    write_manifest(root, {"version": 1, "data": splits, "audits": {"label_distribution": {}}, "fail_on": "warning"})
+    splits = {
+        "train": {"format": "image_folder", "root": "data/train"},
+        "val": {"format": "image_folder", "root": "data/val"},
+    }
+    write_manifest(
+        root, {"version": 1, "data": splits, "audits": {"label_distribution": {}}, "fail_on": "warning"}
+    )
     option = "max_imbalance_ration" if typo else "max_imbalance_ratio"
-    write_manifest(root / "configs", {"version": 1, "data": {"train": {"format": "image_folder",
-                                                                        "root": "../data/train"}},
-                                      "audits": {"label_distribution": {option: 50}}}, name="audit-strict.yaml")
+    write_manifest(
+        root / "configs",
+        {
+            "version": 1,
+            "data": {"train": {"format": "image_folder", "root": "../data/train"}},
+            "audits": {"label_distribution": {option: 50}},
+        },
+        name="audit-strict.yaml",
+    )
     return root
 
 
 def test_hook_commands_are_quiet_when_clean_and_deterministic_when_not(tmp_path):
     clean = _project(tmp_path / "clean", dog=30, typo=False)
-    for args in (("validate", "--quiet", "audit.yaml", "configs/audit-strict.yaml"), ("run", "--static", "--quiet")):
+    for args in (
+        ("validate", "--quiet", "audit.yaml", "configs/audit-strict.yaml"),
+        ("run", "--static", "--quiet"),
+    ):
         result = run_cli(*args, cwd=clean)
         assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stdout + result.stderr
 
@@ -115,9 +135,15 @@ _COUNT_OPENS = textwrap.dedent("""
 def _files_opened(data: Path, *args: str, cwd: Path) -> tuple[int, list[str]]:
     """Run auditor in a subprocess; return its exit code and every file under ``data`` it opened."""
     log = cwd / "opened.json"
-    done = subprocess.run([sys.executable, "-c", _COUNT_OPENS, str(data), str(log), *args], cwd=cwd,
-                          check=False, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"},
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_OPENS, str(data), str(log), *args],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=600,
+    )
     assert done.returncode in (0, 1), done.stdout + done.stderr
     return done.returncode, json.loads(log.read_text())
 
@@ -175,14 +201,18 @@ def _dependency_links(target: Path) -> Path:
 def precommit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--git-dir"], check=False,
-                      capture_output=True).returncode:
+    if subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--git-dir"], check=False, capture_output=True
+    ).returncode:
         pytest.skip("this checkout is not a git repository, which pre-commit try-repo needs")
     import pre_commit  # noqa: F401 - the test extra installs it: missing is a failure, not a skip
 
     # The hooks file is part of the product: a missing or untracked one fails, it is not skipped.
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"],
-                             check=False, capture_output=True)
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"],
+        check=False,
+        capture_output=True,
+    )
     assert tracked.returncode == 0, ".pre-commit-hooks.yaml is not tracked by git, so try-repo cannot see it"
     root = tmp_path_factory.mktemp("precommit")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PIP_INDEX_URL")}
@@ -192,8 +222,13 @@ def precommit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         PIP_NO_BUILD_ISOLATION="false",  # pip's inverted spelling: "false" turns isolation off
         PRE_COMMIT_HOME=str(root / "pre-commit-home"),
         VIRTUALENV_OVERRIDE_APP_DATA=str(root / "virtualenv-app-data"),
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@example.com", NO_COLOR="1", COLUMNS="120", TERM="dumb",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+        NO_COLOR="1",
+        COLUMNS="120",
+        TERM="dumb",
     )
     return env
 
@@ -204,8 +239,15 @@ def _git(cwd: Path, *args: str, env: dict[str, str]) -> None:
 
 def _try_repo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Every hook of this checkout on the staged files: what `git commit` would run."""
-    return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO)], cwd=cwd, env=env,
-                          check=False, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(REPO)],
+        cwd=cwd,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _status(output: str, hook_name_start: str) -> str:
@@ -248,8 +290,14 @@ def test_validate_hook_sees_only_staged_manifests(tmp_path, precommit_env):
     (project / ".gitignore").write_text("reports/\n.auditor-cache/\nconfigs/\n")
     _git(project, "init", "-q", ".", env=precommit_env)
     _git(project, "add", "-A", env=precommit_env)
-    done = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "auditor-validate"],
-                          cwd=project, env=precommit_env, check=False, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "auditor-validate"],
+        cwd=project,
+        env=precommit_env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert _status(done.stdout, "auditor validate") == "Passed"

@@ -33,17 +33,31 @@ class _NonFinite:
             ctx.evidence["curve"] = [1.0, math.nan, math.inf, 2.5]
             ctx.evidence["numpy"] = {"scalar": np.float32("nan"), "array": np.array([0.5, np.inf, -np.inf])}
             ctx.evidence[("tuple", "key")] = -math.inf
-            return [ctx.finding("NF001", "the loss diverged", evidence={"loss": math.nan, "grad": [math.inf],
-                                                                        "ratio": np.float64("-inf")})]
+            return [
+                ctx.finding(
+                    "NF001",
+                    "the loss diverged",
+                    evidence={"loss": math.nan, "grad": [math.inf], "ratio": np.float64("-inf")},
+                )
+            ]
 
-        return [Audit(name="non_finite", version="0.1", prefix="NF", run=run,
-                      codes=[CodeInfo("NF001", Severity.WARNING, "loss diverged", TEXT)])]
+        return [
+            Audit(
+                name="non_finite",
+                version="0.1",
+                prefix="NF",
+                run=run,
+                codes=[CodeInfo("NF001", Severity.WARNING, "loss diverged", TEXT)],
+            )
+        ]
 
 
 def test_report_json_is_strict_json_with_null_for_non_finite_numbers(auditor_project, auditor_run, tmp_path):
     train = auditor_project.image_folder("data/train", {"a": 2, "b": 2}, size=8)
     manifest = auditor_project.manifest(data={"train": train}, audits={"non_finite": {}})
-    result = auditor_run(manifest, plugins=[_NonFinite()], formats=["json", "html", "sarif", "junit", "markdown"])
+    result = auditor_run(
+        manifest, plugins=[_NonFinite()], formats=["json", "html", "sarif", "junit", "markdown"]
+    )
     text = result.file("json").read_text(encoding="utf-8")
     assert "NaN" not in text and "Infinity" not in text
     report = _strict_loads(text)
@@ -60,7 +74,9 @@ def test_report_json_is_strict_json_with_null_for_non_finite_numbers(auditor_pro
     assert report == result.report  # the in-memory report (Python API) is the same strict document
 
     # Every other format renders from it, and a re-render reads it back.
-    again = run_cli("report", result.file("json"), "--format", "html,markdown", "--output-dir", tmp_path / "again")
+    again = run_cli(
+        "report", result.file("json"), "--format", "html,markdown", "--output-dir", tmp_path / "again"
+    )
     again.assert_exit_code(0)
     assert (tmp_path / "again" / "report.html").is_file()
 
@@ -90,8 +106,15 @@ class _Device:
             ctx.evidence["device"] = "cuda:7"
             return []
 
-        return [Audit(name="on_device", version="0.1", prefix="DV", run=run,
-                      codes=[CodeInfo("DV001", Severity.INFO, "device", TEXT)])]
+        return [
+            Audit(
+                name="on_device",
+                version="0.1",
+                prefix="DV",
+                run=run,
+                codes=[CodeInfo("DV001", Severity.INFO, "device", TEXT)],
+            )
+        ]
 
 
 class _OpensSplits:
@@ -101,36 +124,53 @@ class _OpensSplits:
             ctx.note(f"{len(ctx.splits)} split(s)")
             return []
 
-        return [Audit(name="opens_splits", version="0.1", prefix="OS", run=run,
-                      codes=[CodeInfo("OS001", Severity.INFO, "opens", TEXT)])]
+        return [
+            Audit(
+                name="opens_splits",
+                version="0.1",
+                prefix="OS",
+                run=run,
+                codes=[CodeInfo("OS001", Severity.INFO, "opens", TEXT)],
+            )
+        ]
 
 
 def test_the_device_reaches_the_report_through_audit_evidence(auditor_project, auditor_run):
     train = auditor_project.image_folder("data/train", {"a": 2, "b": 2}, size=8)
-    on_device = auditor_run(auditor_project.manifest(data={"train": train}, audits={"on_device": {}}),
-                            plugins=[_Device()])
+    on_device = auditor_run(
+        auditor_project.manifest(data={"train": train}, audits={"on_device": {}}), plugins=[_Device()]
+    )
     assert on_device.report["environment"]["device"] == "cuda:7"
     no_model = auditor_run(auditor_project.manifest(data={"train": train}, audits={"label_distribution": {}}))
     assert no_model.report["environment"]["device"] == "cpu"
 
 
 def test_the_task_is_reported_only_when_the_splits_were_opened(auditor_project, auditor_run):
-    from auditor.run.context import RunContext
     from auditor.manifest.load import load_manifest
+    from auditor.run.context import RunContext
     from auditor.run.registry import load_registry
 
     train = auditor_project.image_folder("data/train", {"a": 2, "b": 2}, size=8)
-    opened = auditor_run(auditor_project.manifest(data={"train": train}, audits={"opens_splits": {}}),
-                         plugins=[_OpensSplits()])
-    assert opened.report["task"] == {"type": "multiclass", "num_classes": 2, "source": "inferred",
-                                     "class_names": ["a", "b"]}
+    opened = auditor_run(
+        auditor_project.manifest(data={"train": train}, audits={"opens_splits": {}}), plugins=[_OpensSplits()]
+    )
+    assert opened.report["task"] == {
+        "type": "multiclass",
+        "num_classes": 2,
+        "source": "inferred",
+        "class_names": ["a", "b"],
+    }
     # The runner opens every split before the audits (a broken split is one manifest problem), so the
     # task is known even for an audit that never asks for it; with no audit to run nothing is opened.
-    not_asked = auditor_run(auditor_project.manifest(data={"train": train}, audits={"on_device": {}}),
-                            plugins=[_Device()])
+    not_asked = auditor_run(
+        auditor_project.manifest(data={"train": train}, audits={"on_device": {}}), plugins=[_Device()]
+    )
     assert not_asked.report["task"] == opened.report["task"]
-    nothing_ran = auditor_run(auditor_project.manifest(data={"train": train}, audits={"on_device": {}}),
-                              plugins=[_Device()], skip=["on_device"])
+    nothing_ran = auditor_run(
+        auditor_project.manifest(data={"train": train}, audits={"on_device": {}}),
+        plugins=[_Device()],
+        skip=["on_device"],
+    )
     assert nothing_ran.report["task"] is None
 
     registry = load_registry(autoload=False)

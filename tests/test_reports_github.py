@@ -17,7 +17,13 @@ def qs(tmp_path_factory):
 
 
 def _unescape(text: str) -> str:
-    return text.replace("%0D", "\r").replace("%0A", "\n").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")
+    return (
+        text.replace("%0D", "\r")
+        .replace("%0A", "\n")
+        .replace("%3A", ":")
+        .replace("%2C", ",")
+        .replace("%25", "%")
+    )
 
 
 def test_one_annotation_per_finding_on_its_manifest_line(qs):
@@ -51,14 +57,21 @@ def test_annotations_are_echoed_to_stdout(qs):
 
 def test_writing_reports_prints_nothing_the_cli_prints(qs, tmp_path, capfd):
     # Python callers of write_reports/run_manifest own their stdout; only the `auditor` command echoes.
-    from auditor.run.registry import load_registry
     from auditor.report.files import write_reports
+    from auditor.run.registry import load_registry
 
     written = write_reports(qs.report, ["github"], tmp_path / "out", load_registry())
     assert ("github", tmp_path / "out" / "github-annotations.txt") in written
     assert capfd.readouterr() == ("", "")
-    rerendered = run_cli("report", qs.reports / "report.json", "--format", "github",
-                         "--output-dir", tmp_path / "cli", cwd=qs.project)
+    rerendered = run_cli(
+        "report",
+        qs.reports / "report.json",
+        "--format",
+        "github",
+        "--output-dir",
+        tmp_path / "cli",
+        cwd=qs.project,
+    )
     assert rerendered.returncode == 0, rerendered.stderr
     annotations = (tmp_path / "cli" / "github-annotations.txt").read_text(encoding="utf-8")
     assert annotations and annotations in rerendered.stdout
@@ -69,9 +82,23 @@ def test_escaping_follows_the_runner_rules():
 
     assert github.escape_data("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext: a,b"
     assert github.escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
-    report = {"manifest": {"path": "/elsewhere/x, y:z.yaml"}, "lines": {"data.val": 3}, "fail_on": "error",
-              "findings": [{"code": "SL001", "audit": "split_leakage", "severity": "error", "title": "t: a, b",
-                            "message": "50% of 'val'\nleaks", "hint": "", "location": "data.val"}], "audits": []}
+    report = {
+        "manifest": {"path": "/elsewhere/x, y:z.yaml"},
+        "lines": {"data.val": 3},
+        "fail_on": "error",
+        "findings": [
+            {
+                "code": "SL001",
+                "audit": "split_leakage",
+                "severity": "error",
+                "title": "t: a, b",
+                "message": "50% of 'val'\nleaks",
+                "hint": "",
+                "location": "data.val",
+            }
+        ],
+        "audits": [],
+    }
     (line,) = github.render(copy.deepcopy(report), {}).splitlines()
     match = COMMAND.match(line)
     props = dict(p.split("=", 1) for p in match["props"].split(","))
@@ -83,20 +110,42 @@ def test_escaping_follows_the_runner_rules():
 def test_crashed_audit_is_annotated():
     from auditor_plugins.reports import github
 
-    report = {"manifest": {"path": "audit.yaml"}, "findings": [],
-              "audits": [{"name": "gradient_probe", "status": "errored",
-                          "error": {"type": "RuntimeError", "message": "CUDA out of memory", "traceback": ""}}]}
-    assert github.render(report, {}).startswith("::error file=audit.yaml,title=auditor%3A audit gradient_probe crashed::"
-                                                "RuntimeError: CUDA out of memory")
+    report = {
+        "manifest": {"path": "audit.yaml"},
+        "findings": [],
+        "audits": [
+            {
+                "name": "gradient_probe",
+                "status": "errored",
+                "error": {"type": "RuntimeError", "message": "CUDA out of memory", "traceback": ""},
+            }
+        ],
+    }
+    assert github.render(report, {}).startswith(
+        "::error file=audit.yaml,title=auditor%3A audit gradient_probe crashed::"
+        "RuntimeError: CUDA out of memory"
+    )
 
 
 def test_manifest_problem_is_annotated_on_its_line():
     from auditor_plugins.reports import github
 
-    report = {"manifest": {"path": "audit.yaml"}, "findings": [], "audits": [],
-              "problems": [{"key": "data.val.label_column", "line": 25, "hint": "did you mean 'label'?",
-                            "message": "data.val.label_column: expected a column of val.csv, found 'lable'"}]}
+    report = {
+        "manifest": {"path": "audit.yaml"},
+        "findings": [],
+        "audits": [],
+        "problems": [
+            {
+                "key": "data.val.label_column",
+                "line": 25,
+                "hint": "did you mean 'label'?",
+                "message": "data.val.label_column: expected a column of val.csv, found 'lable'",
+            }
+        ],
+    }
     text = github.render(report, {})
-    assert text.startswith("::error file=audit.yaml,line=25,title=auditor%3A manifest problem at "
-                           "data.val.label_column::data.val.label_column: expected a column of val.csv")
+    assert text.startswith(
+        "::error file=audit.yaml,line=25,title=auditor%3A manifest problem at "
+        "data.val.label_column::data.val.label_column: expected a column of val.csv"
+    )
     assert "%0Ahint: did you mean 'label'?" in text

@@ -32,7 +32,7 @@ def test_structure_matches_the_run(qs):
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == [a["name"] for a in qs.report["audits"]]
-    for suite, audit in zip(suites, qs.report["audits"]):
+    for suite, audit in zip(suites, qs.report["audits"], strict=False):
         cases = suite.findall("testcase")
         assert [c.get("name").split()[0] for c in cases] == sorted(audit["codes"])
         assert int(suite.get("tests")) == len(cases)
@@ -40,7 +40,9 @@ def test_structure_matches_the_run(qs):
         assert float(suite.get("time")) == pytest.approx(audit["duration_s"], abs=1e-3)
     failed = {c.get("name").split()[0] for c in root.iter("testcase") if c.find("failure") is not None}
     assert failed == _expected_failures(qs.report, qs.report["fail_on"])
-    assert int(root.get("failures")) == len(failed) and int(root.get("tests")) == len(root.findall(".//testcase"))
+    assert int(root.get("failures")) == len(failed) and int(root.get("tests")) == len(
+        root.findall(".//testcase")
+    )
     below = {c.get("name").split()[0] for c in root.iter("testcase") if c.find("system-out") is not None}
     fail_rank = RANK[qs.report["fail_on"]]
     assert below == {f["code"] for f in qs.report["findings"] if RANK[f["severity"]] < fail_rank}
@@ -63,8 +65,14 @@ def test_failures_follow_fail_on(qs, fail_on):
 
 def test_crashed_and_skipped_audits(qs):
     report = copy.deepcopy(qs.report)
-    report["audits"][0].update(status="errored", error={"type": "RuntimeError", "message": "boom\x00\x07",
-                                                        "traceback": "Traceback <most recent> & more"})
+    report["audits"][0].update(
+        status="errored",
+        error={
+            "type": "RuntimeError",
+            "message": "boom\x00\x07",
+            "traceback": "Traceback <most recent> & more",
+        },
+    )
     report["audits"][-1].update(status="skipped", reason="--static skips audits that run the model")
     root = _render(report)
     first, last = root.findall("testsuite")[0], root.findall("testsuite")[-1]

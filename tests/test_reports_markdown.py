@@ -24,7 +24,7 @@ def _table(text: str, header: str) -> list[list[str]]:
     lines = text.splitlines()
     start = lines.index(header)
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         # split on pipes that are not escaped
@@ -59,9 +59,16 @@ def test_long_runs_are_capped_and_cells_escaped(qs):
     from auditor_plugins.reports import markdown
 
     report = copy.deepcopy(qs.report)
-    evil = {"code": "SL001", "audit": "split_leakage", "severity": "error", "title": "x", "location": "data.val",
-            "message": "<img src=x onerror=alert(1)>.jpg | a|b\nnext line **bold** [link](http://x)", "hint": "",
-            "evidence": {}}
+    evil = {
+        "code": "SL001",
+        "audit": "split_leakage",
+        "severity": "error",
+        "title": "x",
+        "location": "data.val",
+        "message": "<img src=x onerror=alert(1)>.jpg | a|b\nnext line **bold** [link](http://x)",
+        "hint": "",
+        "evidence": {},
+    }
     report["findings"] = [dict(evil) for _ in range(markdown.MAX_ROWS + 7)]
     text = _render(report)
     assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;.jpg" in text
@@ -75,8 +82,9 @@ def test_selected_with_format_on_the_command_line(tmp_path):
     from _reports_quickstart import copy_quickstart
 
     project = copy_quickstart(tmp_path / "qs", formats=["json"])
-    done = run_cli("run", "audit.yaml", "--static", "--only", "label_distribution", "--format", "markdown",
-                   cwd=project)
+    done = run_cli(
+        "run", "audit.yaml", "--static", "--only", "label_distribution", "--format", "markdown", cwd=project
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     text = (project / "reports" / "report.md").read_text(encoding="utf-8")
     assert "label\\_distribution" in text and "LD001" in text

@@ -57,7 +57,8 @@ def test_one_rule_per_code_with_descriptions_from_the_explanations(qs, log):
         info = catalog[rule["id"]]
         assert rule["shortDescription"]["text"] == info.title
         assert rule["fullDescription"]["text"] and rule["fullDescription"]["text"] in " ".join(
-            info.explanation.replace("**", "").replace("`", "").split())
+            info.explanation.replace("**", "").replace("`", "").split()
+        )
         assert not rule["fullDescription"]["text"].startswith("What it means")
         assert rule["help"]["markdown"] == info.explanation.strip()
         assert rule["defaultConfiguration"]["level"] == levels[info.severity.value]
@@ -80,13 +81,18 @@ def test_results_point_at_the_manifest_line_of_their_key(qs, log):
         finding = by_code[result["ruleId"]][0]
         assert result["level"] == levels[finding["severity"]]
         physical = result["locations"][0]["physicalLocation"]
-        assert physical["artifactLocation"]["uri"] == "audit.yaml"  # relative to the folder the run started in
+        assert (
+            physical["artifactLocation"]["uri"] == "audit.yaml"
+        )  # relative to the folder the run started in
         location = result["locations"][0].get("logicalLocations", [{}])[0].get("fullyQualifiedName", "")
         if "region" in physical:
             line = physical["region"]["startLine"]
             assert line == qs.report["lines"][location]
             key = location.split(".")[-1]
-            assert manifest_lines[line - 1].strip().startswith(f"{key}:"), (location, manifest_lines[line - 1])
+            assert manifest_lines[line - 1].strip().startswith(f"{key}:"), (
+                location,
+                manifest_lines[line - 1],
+            )
             located += 1
     assert located >= 1
 
@@ -103,13 +109,16 @@ def test_fingerprints_are_unique_and_survive_changing_numbers(qs, log):
     assert sorted(r["partialFingerprints"]["auditorFinding/v1"] for r in again) == sorted(prints)
     moved = copy.deepcopy(qs.report)
     moved["findings"][0]["location"] = "somewhere.else"
-    assert sorted(r["partialFingerprints"]["auditorFinding/v1"] for r in _render(moved)["runs"][0]["results"]) \
-        != sorted(prints)
+    assert sorted(
+        r["partialFingerprints"]["auditorFinding/v1"] for r in _render(moved)["runs"][0]["results"]
+    ) != sorted(prints)
 
 
 def test_crashed_audit_is_a_tool_notification(qs):
     report = copy.deepcopy(qs.report)
-    report["audits"][0].update(status="errored", error={"type": "RuntimeError", "message": "boom", "traceback": ""})
+    report["audits"][0].update(
+        status="errored", error={"type": "RuntimeError", "message": "boom", "traceback": ""}
+    )
     report["exit_code"] = 2
     invocation = _render(report)["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is False
@@ -117,8 +126,17 @@ def test_crashed_audit_is_a_tool_notification(qs):
 
 
 def test_rerendered_from_the_json_report_with_format_flags(qs, tmp_path: Path):
-    done = run_cli("report", qs.reports / "report.json", "--format", "sarif", "--format", "junit",
-                   "--output-dir", tmp_path, cwd=qs.project)
+    done = run_cli(
+        "report",
+        qs.reports / "report.json",
+        "--format",
+        "sarif",
+        "--format",
+        "junit",
+        "--output-dir",
+        tmp_path,
+        cwd=qs.project,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "report.sarif").read_text()) == json.loads(qs.text("sarif"))
     assert (tmp_path / "report.junit.xml").read_text() == qs.text("junit")

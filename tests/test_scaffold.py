@@ -18,23 +18,35 @@ from auditor.errors import UsageError
 TEMPLATE = REPO / "auditor" / "templates" / "plugin"
 
 
-@pytest.mark.parametrize(("name", "dist", "package", "audit", "prefix"), [
-    ("image-stats", "auditor-image-stats", "auditor_image_stats", "image_stats", "IS"),
-    ("auditor-blur", "auditor-blur", "auditor_blur", "blur", "BL"),
-    ("Label_Noise_Check", "auditor-label-noise-check", "auditor_label_noise_check", "label_noise_check", "LNC"),
-    ("a", "auditor-a", "auditor_a", "a", "AX"),
-])
+@pytest.mark.parametrize(
+    ("name", "dist", "package", "audit", "prefix"),
+    [
+        ("image-stats", "auditor-image-stats", "auditor_image_stats", "image_stats", "IS"),
+        ("auditor-blur", "auditor-blur", "auditor_blur", "blur", "BL"),
+        (
+            "Label_Noise_Check",
+            "auditor-label-noise-check",
+            "auditor_label_noise_check",
+            "label_noise_check",
+            "LNC",
+        ),
+        ("a", "auditor-a", "auditor_a", "a", "AX"),
+    ],
+)
 def test_names_derived_from_the_plugin_name(name, dist, package, audit, prefix):
     names = plugin_names(name)
     assert (names.dist, names.package, names.audit, names.prefix) == (dist, package, audit, prefix)
 
 
-@pytest.mark.parametrize(("name", "prefix", "message"), [
-    ("9lives", None, "starting with a letter"),
-    ("image stats", None, "found 'image stats'"),
-    ("ok-name", "X", "2-4 capital letters"),
-    ("ok-name", "ab1", "2-4 capital letters"),
-])
+@pytest.mark.parametrize(
+    ("name", "prefix", "message"),
+    [
+        ("9lives", None, "starting with a letter"),
+        ("image stats", None, "found 'image stats'"),
+        ("ok-name", "X", "2-4 capital letters"),
+        ("ok-name", "ab1", "2-4 capital letters"),
+    ],
+)
 def test_bad_names_and_prefixes_are_usage_errors(name, prefix, message):
     with pytest.raises(UsageError, match=message):
         plugin_names(name, prefix)
@@ -44,8 +56,14 @@ def test_rendered_package_is_complete_and_consistent(tmp_path):
     _names, target, written = scaffold("empty-files", tmp_path, prefix="EMF")
     assert target == tmp_path / "auditor-empty-files"
     relative = sorted(p.relative_to(target).as_posix() for p in written)
-    assert relative == [".gitignore", "README.md", "pyproject.toml", "src/auditor_empty_files/__init__.py",
-                        "src/auditor_empty_files/plugin.py", "tests/test_plugin.py"]
+    assert relative == [
+        ".gitignore",
+        "README.md",
+        "pyproject.toml",
+        "src/auditor_empty_files/__init__.py",
+        "src/auditor_empty_files/plugin.py",
+        "tests/test_plugin.py",
+    ]
     for path in written:
         text = path.read_text(encoding="utf-8")
         assert "${" not in text and "__package__" not in str(path), path
@@ -60,10 +78,14 @@ def test_rendered_package_is_complete_and_consistent(tmp_path):
 
 def test_every_template_file_is_rendered(tmp_path):
     """A template file added later must come out of the generator too (and as the right name)."""
-    sources = sorted(p.relative_to(TEMPLATE) for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    sources = sorted(
+        p.relative_to(TEMPLATE) for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     _, _, written = scaffold("x-y", tmp_path)
     assert len(written) == len(sources)
-    assert all(str(s).endswith(".tmpl") for s in sources), "template files end in .tmpl so tools leave them alone"
+    assert all(str(s).endswith(".tmpl") for s in sources), (
+        "template files end in .tmpl so tools leave them alone"
+    )
 
 
 def test_cli_creates_the_package_and_prints_next_steps(tmp_path, cli):
@@ -109,11 +131,29 @@ def test_generated_package_installs_and_passes_its_own_tests(tmp_path, cli):
 
 @pytest.mark.slow
 def test_templates_ship_in_the_wheel(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (wheel,) = tmp_path.glob("auditor-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"auditor/templates/plugin/{p.relative_to(TEMPLATE).as_posix()}"
-                for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    expected = {
+        f"auditor/templates/plugin/{p.relative_to(TEMPLATE).as_posix()}"
+        for p in TEMPLATE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert expected <= names, sorted(expected - names)
     assert "auditor/testing.py" in names and "auditor/cli/_scaffold.py" in names

@@ -54,21 +54,37 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "val/dog/exact.jpg").write_bytes((train / "cat/0003.jpg").read_bytes())  # SL001, other label
     _edit(train / "cat/0000.jpg", root / "val/cat/reencoded.jpg", lambda im: im, quality=60)  # SL002
     _edit(train / "dog/0001.jpg", root / "val/dog/mirrored.jpg", ImageOps.mirror)  # SL002 mirrored
-    _edit(train / "cat/0002.jpg", root / "val/cat/brighter.jpg",
-          lambda im: ImageEnhance.Brightness(im).enhance(1.1))  # SL002
+    _edit(
+        train / "cat/0002.jpg",
+        root / "val/cat/brighter.jpg",
+        lambda im: ImageEnhance.Brightness(im).enhance(1.1),
+    )  # SL002
     (root / "train/dog/0009_copy.jpg").write_bytes((train / "cat/0005.jpg").read_bytes())  # SL003
     (root / "val/broken.txt").write_text("not an image")  # no image extension: not listed
     (root / "val/cat/truncated.jpg").write_bytes((train / "dog/0004.jpg").read_bytes()[:200])  # unreadable
     return root
 
 
-def _manifest(folder: Path, roots: dict[str, str], options: dict[str, Any] | None = None,
-              storage: dict[str, Any] | None = None, **extra: Any) -> Path:
-    splits = {name: {"format": "image_folder", "root": root, **({"storage_options": storage} if storage else {})}
-              for name, root in roots.items()}
-    return write_manifest(folder, {"version": 1, "data": splits,
-                                   "audits": {"split_leakage": {"batch_files": 4, **(options or {})}},
-                                   **extra})
+def _manifest(
+    folder: Path,
+    roots: dict[str, str],
+    options: dict[str, Any] | None = None,
+    storage: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Path:
+    splits = {
+        name: {"format": "image_folder", "root": root, **({"storage_options": storage} if storage else {})}
+        for name, root in roots.items()
+    }
+    return write_manifest(
+        folder,
+        {
+            "version": 1,
+            "data": splits,
+            "audits": {"split_leakage": {"batch_files": 4, **(options or {})}},
+            **extra,
+        },
+    )
 
 
 def _local_roots(data: Path) -> dict[str, str]:
@@ -80,8 +96,8 @@ def _s3_roots() -> dict[str, str]:
 
 
 def _run(manifest: Path, **kwargs: Any) -> Any:
-    from auditor.run.api import run_manifest
     from auditor.report.document import validate_report
+    from auditor.run.api import run_manifest
 
     kwargs.setdefault("formats", ["json"])
     outcome = run_manifest(manifest, only=["split_leakage"], **kwargs)
@@ -139,8 +155,9 @@ class _CountingMotoServer(moto_server.ThreadedMotoServer):  # type: ignore[name-
                     self.object_reads += 1
             return app(environ, start_response)
 
-        self._server = make_server(self._ip_address, self._port, counting, True,
-                                   request_handler=MotoRequestHandler)
+        self._server = make_server(
+            self._ip_address, self._port, counting, True, request_handler=MotoRequestHandler
+        )
         self._server_ready_event.set()
         self._server.serve_forever()
 
@@ -153,8 +170,10 @@ def s3(data: Path) -> Iterator[tuple[_CountingMotoServer, dict[str, Any]]]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        storage = {**CREDENTIALS, "client_kwargs": {"endpoint_url": f"http://{host}:{port}",
-                                                    "region_name": "us-east-1"}}
+        storage = {
+            **CREDENTIALS,
+            "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"},
+        }
         fs = s3fs.S3FileSystem(**storage, skip_instance_cache=True)
         fs.call_s3("create_bucket", Bucket=BUCKET)  # us-east-1: no LocationConstraint
         for path in sorted(data.rglob("*")):
@@ -169,9 +188,18 @@ def s3(data: Path) -> Iterator[tuple[_CountingMotoServer, dict[str, Any]]]:
 def cluster() -> Iterator[Any]:
     import logging
 
-    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB",
-                                   dashboard_address=None, host="127.0.0.1", silence_logs=logging.ERROR) as local,
-          distributed.Client(local) as client):
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1GiB",
+            dashboard_address=None,
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+        ) as local,
+        distributed.Client(local) as client,
+    ):
         yield local, client
 
 
@@ -182,10 +210,15 @@ def _worker_pids(client: Any) -> dict[str, int]:
 # -- findings identical to a local run -------------------------------------------------------------
 
 
-def test_cluster_run_on_local_files_gives_the_local_findings(data: Path, local_run: Any, cluster: Any) -> None:
+def test_cluster_run_on_local_files_gives_the_local_findings(
+    data: Path, local_run: Any, cluster: Any
+) -> None:
     local, _ = cluster
-    outcome = _run(_manifest(data.parent / "on_cluster", _local_roots(data)), use_cache=False,
-                   scheduler=local.scheduler_address)
+    outcome = _run(
+        _manifest(data.parent / "on_cluster", _local_roots(data)),
+        use_cache=False,
+        scheduler=local.scheduler_address,
+    )
     audit = _audit(outcome)
     assert audit["evidence"]["scheduler"] == local.scheduler_address
     assert audit["evidence"]["files_hashed"] == _audit(local_run)["evidence"]["files_hashed"]
@@ -193,7 +226,8 @@ def test_cluster_run_on_local_files_gives_the_local_findings(data: Path, local_r
 
 
 def test_s3_bucket_on_the_cluster_gives_the_local_findings_and_a_warm_run_reads_no_object(
-        data: Path, local_run: Any, cluster: Any, s3: Any) -> None:
+    data: Path, local_run: Any, cluster: Any, s3: Any
+) -> None:
     local, _ = cluster
     server, storage = s3
     manifest = _manifest(data.parent / "s3_cluster", _s3_roots(), storage=storage)
@@ -212,8 +246,9 @@ def test_s3_bucket_on_the_cluster_gives_the_local_findings_and_a_warm_run_reads_
     assert _comparable(warm, data) == _comparable(local_run, data)
 
 
-def test_s3_without_a_cluster_and_a_changed_object_is_read_again(data: Path, local_run: Any, s3: Any,
-                                                                   tmp_path: Path) -> None:
+def test_s3_without_a_cluster_and_a_changed_object_is_read_again(
+    data: Path, local_run: Any, s3: Any, tmp_path: Path
+) -> None:
     import s3fs
 
     server, storage = s3
@@ -224,7 +259,9 @@ def test_s3_without_a_cluster_and_a_changed_object_is_read_again(data: Path, loc
     original = fs.cat_file(target)
     try:
         # Same size, other bytes: only the ETag tells the change.
-        fs.pipe_file(target, (data / "train/cat/0004.jpg").read_bytes()[:len(original)].ljust(len(original), b"\0"))
+        fs.pipe_file(
+            target, (data / "train/cat/0004.jpg").read_bytes()[: len(original)].ljust(len(original), b"\0")
+        )
         before = server.object_reads
         changed = _run(manifest)
         assert server.object_reads - before == 1
@@ -241,14 +278,34 @@ def test_csv_table_and_images_in_the_bucket(data: Path, s3: Any, tmp_path: Path)
     fs = s3fs.S3FileSystem(**storage, skip_instance_cache=True)
     rows = ["path,label", "cat/0000.jpg,cat", "cat/0001.jpg,cat", "dog/0000.jpg,dog", "dog/missing.jpg,dog"]
     fs.pipe_file(f"{BUCKET}/data/train.csv", "\n".join(rows).encode())
-    manifest = write_manifest(tmp_path, {"version": 1, "data": {
-        "train": {"format": "csv", "path": f"s3://{BUCKET}/data/train.csv", "root": f"s3://{BUCKET}/data/train",
-                  "storage_options": storage},
-        "val": {"format": "image_folder", "root": f"s3://{BUCKET}/data/val", "storage_options": storage},
-    }, "audits": {"split_leakage": {}}})
+    manifest = write_manifest(
+        tmp_path,
+        {
+            "version": 1,
+            "data": {
+                "train": {
+                    "format": "csv",
+                    "path": f"s3://{BUCKET}/data/train.csv",
+                    "root": f"s3://{BUCKET}/data/train",
+                    "storage_options": storage,
+                },
+                "val": {
+                    "format": "image_folder",
+                    "root": f"s3://{BUCKET}/data/val",
+                    "storage_options": storage,
+                },
+            },
+            "audits": {"split_leakage": {}},
+        },
+    )
     outcome = _run(manifest)
     evidence = _audit(outcome)["evidence"]
-    assert evidence["per_split"]["train"] == {"samples": 4, "unreadable": 1, "leaked": 0, "duplicate_groups": 0}
+    assert evidence["per_split"]["train"] == {
+        "samples": 4,
+        "unreadable": 1,
+        "leaked": 0,
+        "duplicate_groups": 0,
+    }
     near = [p for f in outcome.findings if f["code"] == "SL002" for p in f["evidence"]["pairs"]]
     assert {p["a"]["path"] for p in near} >= {f"s3://{BUCKET}/data/train/cat/0000.jpg"}
     (missing,) = [f for f in outcome.findings if f["code"] == "SL006" and f["location"] == "data.train"]
@@ -277,14 +334,20 @@ class _Progress:
             self.action()
 
 
-def test_a_worker_killed_mid_run_still_gives_the_local_findings(data: Path, local_run: Any, cluster: Any) -> None:
+def test_a_worker_killed_mid_run_still_gives_the_local_findings(
+    data: Path, local_run: Any, cluster: Any
+) -> None:
     local, client = cluster
     before = _worker_pids(client)
     victim = max(before.values())
 
     progress = _Progress(lambda: os.kill(victim, signal.SIGKILL))
-    outcome = _run(_manifest(data.parent / "killed", _local_roots(data), {"batch_files": 2}), use_cache=False,
-                   scheduler=local.scheduler_address, progress=progress)
+    outcome = _run(
+        _manifest(data.parent / "killed", _local_roots(data), {"batch_files": 2}),
+        use_cache=False,
+        scheduler=local.scheduler_address,
+        progress=progress,
+    )
     assert progress.acted and progress.done == _audit(local_run)["evidence"]["files_hashed"]
     assert _audit(outcome)["status"] == _audit(local_run)["status"]
     assert outcome.findings == local_run.findings
@@ -292,8 +355,9 @@ def test_a_worker_killed_mid_run_still_gives_the_local_findings(data: Path, loca
     assert victim not in _worker_pids(client).values()
 
 
-def test_ctrl_c_cancels_the_futures_and_keeps_only_whole_cache_rows(data: Path, cluster: Any,
-                                                                      tmp_path: Path) -> None:
+def test_ctrl_c_cancels_the_futures_and_keeps_only_whole_cache_rows(
+    data: Path, cluster: Any, tmp_path: Path
+) -> None:
     import sqlite3
 
     local, client = cluster
@@ -305,13 +369,18 @@ def test_ctrl_c_cancels_the_futures_and_keeps_only_whole_cache_rows(data: Path, 
     with pytest.raises(KeyboardInterrupt):
         _run(manifest, scheduler=local.scheduler_address, progress=_Progress(interrupt))
     deadline = time.monotonic() + 30
-    while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
+    while (
+        client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
-    assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # nothing left running
+    assert (
+        client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+    )  # nothing left running
     with sqlite3.connect(tmp_path / ".auditor-cache" / "split_leakage.sqlite") as db:
         rows = db.execute("SELECT path, size, digest, error FROM file_hashes").fetchall()
     assert 0 < len(rows) < 38  # the batch recorded before the interrupt, not the rest
-    for path, size, digest, error in rows:
+    for path, size, digest, _error in rows:
         assert size == os.path.getsize(path) and len(digest) == 16  # whole rows only
     # The next run finishes the job and agrees with itself.
     warm = _run(manifest, scheduler=local.scheduler_address)
@@ -321,7 +390,9 @@ def test_ctrl_c_cancels_the_futures_and_keeps_only_whole_cache_rows(data: Path, 
 # -- the command line --------------------------------------------------------------------------------------
 
 
-def test_cli_scheduler_address_and_manifest_key(data: Path, local_run: Any, cluster: Any, tmp_path: Path) -> None:
+def test_cli_scheduler_address_and_manifest_key(
+    data: Path, local_run: Any, cluster: Any, tmp_path: Path
+) -> None:
     local, _ = cluster
     manifest = _manifest(tmp_path, _local_roots(data), scheduler=local.scheduler_address)
     result = run_cli("run", manifest, "--no-cache", "--output-dir", tmp_path / "out", timeout=300)
@@ -337,11 +408,19 @@ def test_cli_scheduler_address_and_manifest_key(data: Path, local_run: Any, clus
 
 def _blocked_run(args: list[str], blocked: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter where ``blocked`` cannot be imported (as without the extra)."""
-    code = (f"import sys; sys.modules[{blocked!r}] = None\n"
-            "from auditor.cli.app import main\n"
-            f"sys.exit(main({args!r}))")
-    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"})
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        "from auditor.cli.app import main\n"
+        f"sys.exit(main({args!r}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
+    )
 
 
 def test_without_the_extra_a_url_root_or_scheduler_is_a_one_line_error(data: Path, tmp_path: Path) -> None:
@@ -355,15 +434,21 @@ def test_without_the_extra_a_url_root_or_scheduler_is_a_one_line_error(data: Pat
     remote = _manifest(tmp_path / "remote", _s3_roots())
     result = _blocked_run(["run", str(remote)], "fsspec")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
-    assert f"data.train.root (s3://{BUCKET}/data/train) needs the optional dependency 'fsspec'" in result.stderr
+    assert (
+        f"data.train.root (s3://{BUCKET}/data/train) needs the optional dependency 'fsspec'" in result.stderr
+    )
 
 
 def test_validate_accepts_urls_and_scheduler_without_importing_dask_fsspec_or_torch(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, _s3_roots(), storage={"anon": True}, scheduler="tcp://10.0.0.5:8786")
-    code = ("import sys\nfrom auditor.cli.app import main\n"
-            f"status = main(['validate', {str(manifest)!r}])\n"
-            "heavy = sorted(m for m in ('dask', 'distributed', 'fsspec', 's3fs', 'torch') if m in sys.modules)\n"
-            "print('HEAVY', heavy)\nsys.exit(status)")
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\nfrom auditor.cli.app import main\n"
+        f"status = main(['validate', {str(manifest)!r}])\n"
+        "heavy = sorted(m for m in ('dask', 'distributed', 'fsspec', 's3fs', 'torch') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\nsys.exit(status)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout

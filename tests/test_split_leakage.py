@@ -24,13 +24,17 @@ def _folder(root: Path, counts: dict[str, int], seed: int) -> list[Path]:
 
 
 def _manifest(tmp: Path, writer: Any, options: dict[str, Any] | None = None, **splits: Any) -> Path:
-    data = {name: (spec if isinstance(spec, dict) else {"format": "image_folder", "root": spec})
-            for name, spec in splits.items()}
+    data = {
+        name: (spec if isinstance(spec, dict) else {"format": "image_folder", "root": spec})
+        for name, spec in splits.items()
+    }
     return writer(tmp, {"version": 1, "data": data, "audits": {"split_leakage": options or {}}})
 
 
 def _findings(outcome: Any, code: str | None = None) -> list[dict[str, Any]]:
-    return [f for f in outcome.findings if f["audit"] == "split_leakage" and (code is None or f["code"] == code)]
+    return [
+        f for f in outcome.findings if f["audit"] == "split_leakage" and (code is None or f["code"] == code)
+    ]
 
 
 def _audit(outcome: Any) -> dict[str, Any]:
@@ -64,7 +68,9 @@ def test_distinct_splits_give_no_finding_and_a_summary(clean: Path, run_audit: A
     assert evidence["seconds"] >= 0
 
 
-def test_exact_copy_across_splits_is_sl001_with_pairs_relative_to_the_manifest(clean: Path, run_audit: Any) -> None:
+def test_exact_copy_across_splits_is_sl001_with_pairs_relative_to_the_manifest(
+    clean: Path, run_audit: Any
+) -> None:
     root = clean.parent
     shutil.copyfile(root / "train/cat/cat_03.jpg", root / "val/cat/copy.jpg")
     shutil.copyfile(root / "train/dog/dog_01.jpg", root / "val/cat/mislabelled_copy.jpg")
@@ -88,7 +94,11 @@ def test_near_copies_are_sl002_including_mirrored(clean: Path, run_audit: Any) -
     train = root / "train" / "cat"
     _edit(train / "cat_00.jpg", root / "val/cat/reencoded.jpg", lambda im: im, quality=60)
     _edit(train / "cat_01.jpg", root / "val/cat/resized.jpg", lambda im: im.resize((48, 48), Image.BICUBIC))
-    _edit(train / "cat_02.jpg", root / "val/cat/brighter.jpg", lambda im: ImageEnhance.Brightness(im).enhance(1.1))
+    _edit(
+        train / "cat_02.jpg",
+        root / "val/cat/brighter.jpg",
+        lambda im: ImageEnhance.Brightness(im).enhance(1.1),
+    )
     _edit(train / "cat_04.jpg", root / "val/cat/mirrored.jpg", ImageOps.mirror)
     outcome = run_audit(clean, only=["split_leakage"])
     (finding,) = _findings(outcome, "SL002")
@@ -97,8 +107,11 @@ def test_near_copies_are_sl002_including_mirrored(clean: Path, run_audit: Any) -
     assert evidence["count"] == 4 and evidence["mirrored"] == 1 and evidence["max_distance"] == 8
     by_copy = {Path(p["b"]["path"]).name: p for p in evidence["pairs"]}
     assert {name: Path(p["a"]["path"]).name for name, p in by_copy.items()} == {
-        "reencoded.jpg": "cat_00.jpg", "resized.jpg": "cat_01.jpg", "brighter.jpg": "cat_02.jpg",
-        "mirrored.jpg": "cat_04.jpg"}
+        "reencoded.jpg": "cat_00.jpg",
+        "resized.jpg": "cat_01.jpg",
+        "brighter.jpg": "cat_02.jpg",
+        "mirrored.jpg": "cat_04.jpg",
+    }
     assert by_copy["mirrored.jpg"]["mirrored"] is True and by_copy["resized.jpg"]["mirrored"] is False
     for pair in evidence["pairs"]:
         assert pair["distance"] <= 8 and pair["similarity"] >= 0.97
@@ -106,8 +119,9 @@ def test_near_copies_are_sl002_including_mirrored(clean: Path, run_audit: Any) -
     assert _findings(outcome, "SL001") == []
 
 
-def test_near_duplicate_options_turn_the_search_off_or_tighter(clean: Path, run_audit: Any,
-                                                                manifest_writer: Any) -> None:
+def test_near_duplicate_options_turn_the_search_off_or_tighter(
+    clean: Path, run_audit: Any, manifest_writer: Any
+) -> None:
     root = clean.parent
     shutil.copyfile(root / "train/cat/cat_00.jpg", root / "val/cat/copy.jpg")
     _edit(root / "train/cat/cat_01.jpg", root / "val/cat/mirrored.jpg", ImageOps.mirror)
@@ -118,8 +132,9 @@ def test_near_duplicate_options_turn_the_search_off_or_tighter(clean: Path, run_
     assert {f["code"] for f in _findings(run_audit(no_flip, only=["split_leakage"]))} == {"SL001"}
 
 
-def test_max_pairs_caps_the_listed_pairs_but_not_the_count(clean: Path, run_audit: Any,
-                                                           manifest_writer: Any) -> None:
+def test_max_pairs_caps_the_listed_pairs_but_not_the_count(
+    clean: Path, run_audit: Any, manifest_writer: Any
+) -> None:
     root = clean.parent
     for i in range(3):
         shutil.copyfile(root / f"train/dog/dog_0{i}.jpg", root / f"val/dog/copy_{i}.jpg")
@@ -140,10 +155,15 @@ def test_same_file_in_two_csv_splits_is_sl005(tmp_path: Path, manifest_writer: A
     (tmp_path / "train.csv").write_text("path,label\n" + "".join(f"{p},{lab}\n" for p, lab in rows[:6]))
     # val repeats two training files: one spelled differently (./ and ..), one as is.
     shared = [f"./images/../{rows[0][0]}", rows[5][0]]
-    (tmp_path / "val.csv").write_text("path,label\n" + "".join(f"{p},x\n" for p in shared)
-                                      + "".join(f"{p},{lab}\n" for p, lab in rows[6:]))
-    manifest = _manifest(tmp_path, manifest_writer, train={"format": "csv", "path": "train.csv"},
-                         val={"format": "csv", "path": "val.csv"})
+    (tmp_path / "val.csv").write_text(
+        "path,label\n" + "".join(f"{p},x\n" for p in shared) + "".join(f"{p},{lab}\n" for p, lab in rows[6:])
+    )
+    manifest = _manifest(
+        tmp_path,
+        manifest_writer,
+        train={"format": "csv", "path": "train.csv"},
+        val={"format": "csv", "path": "val.csv"},
+    )
     outcome = run_audit(manifest, only=["split_leakage"])
     (finding,) = _findings(outcome, "SL005")
     assert finding["severity"] == "error" and finding["evidence"]["count"] == 2
@@ -189,7 +209,8 @@ def test_within_split_exact_only_and_off(clean: Path, run_audit: Any, manifest_w
 
 
 def test_corrupt_truncated_and_non_image_files_are_sl006_and_do_not_stop_the_audit(
-        clean: Path, run_audit: Any) -> None:
+    clean: Path, run_audit: Any
+) -> None:
     root = clean.parent
     good = (root / "train/cat/cat_00.jpg").read_bytes()
     (root / "val/cat/truncated.jpg").write_bytes(good[: len(good) // 2])
@@ -209,15 +230,19 @@ def test_corrupt_truncated_and_non_image_files_are_sl006_and_do_not_stop_the_aud
 
 def test_missing_file_in_a_listing_is_sl006(tmp_path: Path, manifest_writer: Any, run_audit: Any) -> None:
     paths = _folder(tmp_path / "images", {"a": 3}, seed=4)
-    (tmp_path / "train.csv").write_text("path,label\n" + "".join(f"images/a/{p.name},a\n" for p in paths)
-                                        + "images/a/gone.jpg,a\n")
+    (tmp_path / "train.csv").write_text(
+        "path,label\n" + "".join(f"images/a/{p.name},a\n" for p in paths) + "images/a/gone.jpg,a\n"
+    )
     manifest = _manifest(tmp_path, manifest_writer, train={"format": "csv", "path": "train.csv"})
     (finding,) = _findings(run_audit(manifest, only=["split_leakage"]), "SL006")
-    assert finding["evidence"]["files"] == [{"path": "images/a/gone.jpg", "index": 3,
-                                             "error": "cannot read: no such file"}]
+    assert finding["evidence"]["files"] == [
+        {"path": "images/a/gone.jpg", "index": 3, "error": "cannot read: no such file"}
+    ]
 
 
-def test_an_empty_split_is_compared_without_error(tmp_path: Path, manifest_writer: Any, run_audit: Any) -> None:
+def test_an_empty_split_is_compared_without_error(
+    tmp_path: Path, manifest_writer: Any, run_audit: Any
+) -> None:
     _folder(tmp_path / "train", {"cat": 3, "dog": 3}, seed=5)
     (tmp_path / "val" / "cat").mkdir(parents=True)
     manifest = _manifest(tmp_path, manifest_writer, train="train", val="val")
@@ -234,8 +259,9 @@ def test_no_samples_anywhere_skips_the_audit(tmp_path: Path, manifest_writer: An
     assert audit["status"] == "skipped" and "no samples" in audit["reason"]
 
 
-def test_a_single_split_still_reports_duplicates_inside_it(tmp_path: Path, manifest_writer: Any,
-                                                           run_audit: Any) -> None:
+def test_a_single_split_still_reports_duplicates_inside_it(
+    tmp_path: Path, manifest_writer: Any, run_audit: Any
+) -> None:
     _folder(tmp_path / "train", {"cat": 4}, seed=6)
     shutil.copyfile(tmp_path / "train/cat/cat_00.jpg", tmp_path / "train/cat/again.jpg")
     manifest = _manifest(tmp_path, manifest_writer, train="train")
@@ -243,14 +269,24 @@ def test_a_single_split_still_reports_duplicates_inside_it(tmp_path: Path, manif
     assert [f["code"] for f in _findings(outcome)] == ["SL004"]
 
 
-def test_cli_run_reports_leakage_and_no_cache_writes_nothing(tmp_path: Path, manifest_writer: Any,
-                                                             cli: Any) -> None:
+def test_cli_run_reports_leakage_and_no_cache_writes_nothing(
+    tmp_path: Path, manifest_writer: Any, cli: Any
+) -> None:
     _folder(tmp_path / "train", {"cat": 4, "dog": 4}, seed=7)
     _folder(tmp_path / "val", {"cat": 2, "dog": 2}, seed=8)
     shutil.copyfile(tmp_path / "train/cat/cat_01.jpg", tmp_path / "val/cat/leak.jpg")
     manifest = _manifest(tmp_path, manifest_writer, train="train", val="val")
-    result = cli("run", manifest, "--only", "split_leakage", "--format", "json", "--no-cache",
-                 "--output-dir", tmp_path / "out")
+    result = cli(
+        "run",
+        manifest,
+        "--only",
+        "split_leakage",
+        "--format",
+        "json",
+        "--no-cache",
+        "--output-dir",
+        tmp_path / "out",
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "SL001" in result.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -24,8 +24,10 @@ def _data(root: Path) -> Path:
             for i in range(4):
                 make_image(root / split / name / f"{i}.jpg", seed * 100 + len(name) * 10 + i, 48)
     manifest = root / "audit.yaml"
-    manifest.write_text("version: 1\ndata:\n  train: {format: image_folder, root: train}\n"
-                        "  val: {format: image_folder, root: val}\naudits:\n  split_leakage: {}\n")
+    manifest.write_text(
+        "version: 1\ndata:\n  train: {format: image_folder, root: train}\n"
+        "  val: {format: image_folder, root: val}\naudits:\n  split_leakage: {}\n"
+    )
     return manifest
 
 
@@ -47,8 +49,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return read
 
 
-def test_second_run_on_unchanged_data_reads_no_image_bytes(tmp_path: Path, run_audit: Any,
-                                                           counted: list[str]) -> None:
+def test_second_run_on_unchanged_data_reads_no_image_bytes(
+    tmp_path: Path, run_audit: Any, counted: list[str]
+) -> None:
     manifest = _data(tmp_path)
     first = _evidence(run_audit(manifest, only=["split_leakage"]))
     assert len(counted) == 16 and first["files_hashed"] == 16 and first["cache_hits"] == 0
@@ -62,8 +65,9 @@ def test_second_run_on_unchanged_data_reads_no_image_bytes(tmp_path: Path, run_a
     assert second["cache"] == str(cache.resolve())
 
 
-def test_changed_file_is_rehashed_and_its_stale_entry_never_used(tmp_path: Path, run_audit: Any,
-                                                                 counted: list[str]) -> None:
+def test_changed_file_is_rehashed_and_its_stale_entry_never_used(
+    tmp_path: Path, run_audit: Any, counted: list[str]
+) -> None:
     manifest = _data(tmp_path)
     run_audit(manifest, only=["split_leakage"])
     counted.clear()
@@ -113,7 +117,11 @@ def test_a_failed_write_leaves_no_half_written_rows(tmp_path: Path) -> None:
     broken = ("/data/c.jpg", 1, 1, b"\x03" * 16, 1, 2, ["not", "bytes"], None)
     cache.store([good, ("/data/b.jpg", *good[1:]), broken])
     assert cache.problem and "write failed" in cache.problem
-    count = sqlite3.connect(tmp_path / "split_leakage.sqlite").execute("SELECT count(*) FROM file_hashes").fetchone()
+    count = (
+        sqlite3.connect(tmp_path / "split_leakage.sqlite")
+        .execute("SELECT count(*) FROM file_hashes")
+        .fetchone()
+    )
     assert count == (0,)
     cache.close()
 
@@ -168,8 +176,9 @@ class _Recorder:
         yield Task()
 
 
-def test_worker_pool_hashes_in_chunks_and_advances_the_progress_bar(tmp_path: Path, run_audit: Any,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_pool_hashes_in_chunks_and_advances_the_progress_bar(
+    tmp_path: Path, run_audit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = _data(tmp_path)
     shutil.copyfile(tmp_path / "train/cat/1.jpg", tmp_path / "val/cat/leak.jpg")
     monkeypatch.setattr(leak_collect, "_IN_PROCESS_BELOW", 0)

@@ -71,26 +71,36 @@ def project(tmp_path: Path) -> Path:
 
 def _manifest(project: Path, writer: Any, **splits: dict[str, Any]) -> Path:
     data = {name: {"format": "callable", **spec} for name, spec in splits.items()}
-    return writer(project, {"version": 1, "pythonpath": ["src"], "data": data, "audits": {"split_leakage": {}}})
+    return writer(
+        project, {"version": 1, "pythonpath": ["src"], "data": data, "audits": {"split_leakage": {}}}
+    )
 
 
 def _by_code(outcome: Any) -> dict[str, dict[str, Any]]:
     return {f["code"]: f for f in outcome.findings if f["audit"] == "split_leakage"}
 
 
-def test_tensor_datasets_without_leakage_give_no_finding(project: Path, manifest_writer: Any,
-                                                         run_audit: Any) -> None:
-    manifest = _manifest(project, manifest_writer, train={"factory": "leaky_data:train"},
-                         val={"factory": "leaky_data:val"})
+def test_tensor_datasets_without_leakage_give_no_finding(
+    project: Path, manifest_writer: Any, run_audit: Any
+) -> None:
+    manifest = _manifest(
+        project, manifest_writer, train={"factory": "leaky_data:train"}, val={"factory": "leaky_data:val"}
+    )
     outcome = run_audit(manifest, only=["split_leakage"])
     assert _by_code(outcome) == {}
     evidence = next(a for a in outcome.report["audits"] if a["name"] == "split_leakage")["evidence"]
     assert evidence["in_memory_samples"] == 16 and evidence["files"] == 0
 
 
-def test_identical_and_near_tensors_across_splits(project: Path, manifest_writer: Any, run_audit: Any) -> None:
-    manifest = _manifest(project, manifest_writer, train={"factory": "leaky_data:train"},
-                         val={"factory": "leaky_data:val", "kwargs": {"kind": "leaky"}})
+def test_identical_and_near_tensors_across_splits(
+    project: Path, manifest_writer: Any, run_audit: Any
+) -> None:
+    manifest = _manifest(
+        project,
+        manifest_writer,
+        train={"factory": "leaky_data:train"},
+        val={"factory": "leaky_data:val", "kwargs": {"kind": "leaky"}},
+    )
     found = _by_code(run_audit(manifest, only=["split_leakage"]))
     exact = found["SL001"]
     assert exact["evidence"]["count"] == 1
@@ -101,10 +111,15 @@ def test_identical_and_near_tensors_across_splits(project: Path, manifest_writer
     near = found["SL002"]["evidence"]
     # dtype is part of the identity: the float64 copy is a near duplicate, not an identical one.
     assert {(p["b"]["index"], p["a"]["index"], p["mirrored"]) for p in near["pairs"]} == {
-        (5, 5, True), (6, 7, False), (7, 8, False)}
+        (5, 5, True),
+        (6, 7, False),
+        (7, 8, False),
+    }
 
 
-def test_arrays_pil_images_and_unhashable_samples(project: Path, manifest_writer: Any, run_audit: Any) -> None:
+def test_arrays_pil_images_and_unhashable_samples(
+    project: Path, manifest_writer: Any, run_audit: Any
+) -> None:
     manifest = _manifest(project, manifest_writer, train={"factory": "leaky_data:arrays"})
     found = _by_code(run_audit(manifest, only=["split_leakage"]))
     # Same PIL pixels with labels 0 and 1: conflicting labels; a copied array with the same label.
@@ -159,11 +174,16 @@ def test_search_finds_exactly_the_pairs_brute_force_finds(k: int) -> None:
     rng = np.random.default_rng(k)
     reference = _random(rng, 2000)
     queries = np.concatenate([_near(rng, reference[:300], k + 2), _random(rng, 300), reference[:5]])
-    found = [(int(q), int(r), int(d)) for qs, rs, ds in search(reference, queries, k)
-             for q, r, d in zip(qs, rs, ds)]
+    found = [
+        (int(q), int(r), int(d))
+        for qs, rs, ds in search(reference, queries, k)
+        for q, r, d in zip(qs, rs, ds, strict=False)
+    ]
     assert len(found) == len(set(found)), "a pair was reported twice"
     distances = np.bitwise_count(queries[:, None] ^ reference[None, :])
-    expected = {(int(q), int(r), int(distances[q, r])) for q, r in zip(*np.nonzero(distances <= k))}
+    expected = {
+        (int(q), int(r), int(distances[q, r])) for q, r in zip(*np.nonzero(distances <= k), strict=False)
+    }
     assert set(found) == expected and expected
 
 
@@ -175,7 +195,7 @@ def test_pairs_within_matches_brute_force_with_mirrors() -> None:
     mirrors[10] = hashes[20]  # the mirror of 10 is 20
     i, j, d, m, complete = pairs_within(hashes, mirrors, 6)
     assert complete and np.all(i < j)
-    got = {(int(a), int(b)): (int(c), bool(e)) for a, b, c, e in zip(i, j, d, m)}
+    got = {(int(a), int(b)): (int(c), bool(e)) for a, b, c, e in zip(i, j, d, m, strict=False)}
     expected = {}
     for a, b in itertools.combinations(range(len(hashes)), 2):
         direct = int(hashes[a] ^ hashes[b]).bit_count()
@@ -215,8 +235,8 @@ def test_self_join_reports_each_unordered_pair_once(k: int) -> None:
     rng = np.random.default_rng(10 + k)
     base = _random(rng, 300)
     hashes = np.concatenate([base, _near(rng, base[:200], k + 1), base[:20]])  # incl. exact repeats
-    found = [(int(q), int(r)) for qs, rs, _ in search(hashes, None, k) for q, r in zip(qs, rs)]
+    found = [(int(q), int(r)) for qs, rs, _ in search(hashes, None, k) for q, r in zip(qs, rs, strict=False)]
     pairs = {tuple(sorted(p)) for p in found}
     assert len(found) == len(pairs) and all(q != r for q, r in found)
     distances = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
-    assert pairs == {(int(i), int(j)) for i, j in zip(*np.nonzero(distances <= k)) if i < j}
+    assert pairs == {(int(i), int(j)) for i, j in zip(*np.nonzero(distances <= k), strict=False) if i < j}

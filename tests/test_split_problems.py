@@ -17,7 +17,9 @@ def broken(tmp_path_factory):
     """The quickstart with two wrong tables, run once: val names a missing column, test misses the default one."""
     base = tmp_path_factory.mktemp("broken")
     project = base / "project"
-    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__"))
+    shutil.copytree(
+        QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__")
+    )
     manifest = yaml.safe_load((project / "audit.yaml").read_text(encoding="utf-8"))
     manifest["data"]["val"] = {"format": "csv", "path": "val.csv", "label_column": "lable"}
     manifest["data"]["test"] = {"format": "csv", "path": "test.csv"}
@@ -54,11 +56,14 @@ def test_audits_that_need_a_broken_split_are_skipped_pointing_at_it(broken):
 
 def test_run_dir_and_output_without_hard_wraps(broken):
     done, _ = broken
-    assert re.search(r"^auditor \S+: project/audit.yaml$", done.stdout, re.MULTILINE)  # the file a folder stands for
+    assert re.search(
+        r"^auditor \S+: project/audit.yaml$", done.stdout, re.MULTILINE
+    )  # the file a folder stands for
     long_lines = [line for line in done.stdout.splitlines() if len(line) > 80]
     assert any("could not be opened" in line for line in long_lines), "piped output was wrapped at 80 columns"
-    assert not any(line.startswith(("data.", "split ", "'")) for line in done.stdout.splitlines()), \
+    assert not any(line.startswith(("data.", "split ", "'")) for line in done.stdout.splitlines()), (
         "a continuation line at column 0"
+    )
 
 
 def test_markdown_lists_the_problems(broken):

@@ -59,17 +59,19 @@ def test_functions_are_told_apart_by_code_constants_closures_and_globals() -> No
     assert _fingerprint(scaled(2.0)) != _fingerprint(scaled(3.0))
 
     namespace: dict[str, Any] = {"SCALE": 1.0}
-    exec("def step(x):\n    return x * SCALE\n", namespace)  # noqa: S102 - a module-level global, for real
+    exec("def step(x):\n    return x * SCALE\n", namespace)
     before = _fingerprint(namespace["step"])
     namespace["SCALE"] = 255.0
     assert _fingerprint(namespace["step"]) != before
 
 
-def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "fp_config.py").write_text("SCALE = 2.0\n", encoding="utf-8")
-    (tmp_path / "fp_steps.py").write_text("import fp_config\n\n\ndef step(x):\n    return x * fp_config.SCALE\n",
-                                          encoding="utf-8")
+    (tmp_path / "fp_steps.py").write_text(
+        "import fp_config\n\n\ndef step(x):\n    return x * fp_config.SCALE\n", encoding="utf-8"
+    )
     (tmp_path / "fp_other.py").write_text("UNRELATED = 1\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     import fp_steps  # type: ignore[import-not-found]
@@ -78,7 +80,9 @@ def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(tmp_path
     import fp_other  # type: ignore[import-not-found]  # noqa: F401 - imported, never used by the step
 
     assert _fingerprint(fp_steps.step, project_dirs=[str(tmp_path)]) == before
-    (tmp_path / "fp_config.py").write_text("SCALE = 255.0\n", encoding="utf-8")  # the edit, not yet re-imported
+    (tmp_path / "fp_config.py").write_text(
+        "SCALE = 255.0\n", encoding="utf-8"
+    )  # the edit, not yet re-imported
     assert _fingerprint(fp_steps.step, project_dirs=[str(tmp_path)]) != before
 
 
@@ -96,7 +100,7 @@ def test_a_step_naming_a_huge_global_is_not_walked_to_the_end() -> None:
     from auditor_plugins.transform_parity.fingerprint import Uncacheable
 
     namespace: dict[str, Any] = {"ALL_PATHS": [f"img_{i}.jpg" for i in range(300_000)]}
-    exec("def step(x):\n    return x if ALL_PATHS else None\n", namespace)  # noqa: S102
+    exec("def step(x):\n    return x if ALL_PATHS else None\n", namespace)
     with pytest.raises(Uncacheable, match="more than 200,000"):
         _fingerprint(namespace["step"])
 
@@ -120,8 +124,13 @@ def test_fingerprint_is_the_same_in_another_process() -> None:
                                      T.Normalize([0.5] * 3, [0.25] * 3)])))
     """)
     digests = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         for seed in ("1", "2")
     }
     assert len(digests) == 1 and len(next(iter(digests))) == 32
@@ -143,17 +152,25 @@ def _project(root: Path) -> Path:
     make_image_folder(root / "data" / "val", {"cat": 3, "dog": 3}, seed=2)
     (root / "src").mkdir(parents=True)
     (root / "src" / "cache_project.py").write_text(PROJECT, encoding="utf-8")
-    splits = {name: {"format": "image_folder", "root": f"data/{name}", "transform": f"cache_project:{name}_tf"}
-              for name in ("train", "val")}
+    splits = {
+        name: {"format": "image_folder", "root": f"data/{name}", "transform": f"cache_project:{name}_tf"}
+        for name in ("train", "val")
+    }
     splits["val"]["transform"] = "cache_project:eval_tf"
-    return write_manifest(root, {
-        "version": 1,
-        "pythonpath": ["src"],
-        "model": {"factory": "torchvision.models:resnet18", "kwargs": {"num_classes": 2},
-                  "pretrained": "torchvision:ResNet18_Weights.IMAGENET1K_V1"},
-        "data": splits,
-        "audits": {"transform_parity": {"samples": 8}},
-    })
+    return write_manifest(
+        root,
+        {
+            "version": 1,
+            "pythonpath": ["src"],
+            "model": {
+                "factory": "torchvision.models:resnet18",
+                "kwargs": {"num_classes": 2},
+                "pretrained": "torchvision:ResNet18_Weights.IMAGENET1K_V1",
+            },
+            "data": splits,
+            "audits": {"transform_parity": {"samples": 8}},
+        },
+    )
 
 
 def _audit(root: Path, *args: str) -> dict[str, Any]:
@@ -190,8 +207,12 @@ def test_rerun_reuses_until_data_pipeline_or_source_change(tmp_path: Path) -> No
 
     # The user edits the eval pipeline in the project module: val is measured again, train is not.
     source = tmp_path / "src" / "cache_project.py"
-    source.write_text(PROJECT.replace("T.CenterCrop(32), T.ToTensor(), T.Normalize(MEAN, STD)",
-                                      "T.CenterCrop(32), T.ToTensor()"), encoding="utf-8")
+    source.write_text(
+        PROJECT.replace(
+            "T.CenterCrop(32), T.ToTensor(), T.Normalize(MEAN, STD)", "T.CenterCrop(32), T.ToTensor()"
+        ),
+        encoding="utf-8",
+    )
     fourth = _audit(tmp_path)
     assert fourth["evidence"]["measurement_cache"] == {"train": "reused", "val": "measured"}
     assert "TP001" in _codes(fourth) and "TP001" not in _codes(third)

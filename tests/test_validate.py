@@ -14,7 +14,9 @@ from conftest import QUICKSTART, run_cli
 def _project(tmp_path: Path, **changes: object) -> Path:
     """A copy of the quickstart with ``changes`` (dotted keys) applied to its manifest."""
     project = tmp_path / "project"
-    shutil.copytree(QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__"))
+    shutil.copytree(
+        QUICKSTART, project, ignore=shutil.ignore_patterns("reports", ".auditor-cache", "__pycache__")
+    )
     manifest = yaml.safe_load((project / "audit.yaml").read_text(encoding="utf-8"))
     for dotted, value in changes.items():
         *parents, leaf = dotted.split(".")
@@ -49,11 +51,14 @@ def test_every_mistake_in_one_pass_each_once(tmp_path):
     """The user's three rounds of validate/run collapse into one validate that lists them all."""
     project = _project(
         tmp_path,
-        **{"model.pretrained": "torchvision:ResNet18_Weights.IMAGENET1K_V2", "model.head": "classifier",
-           "optimizer.factory": "quickstart.train:make_optimiser",
-           "data.train.root": "data/trian",
-           "data.val": {"format": "csv", "path": "val.csv", "label_column": "lable"},
-           "audits.label_distribution": {"max_imbalance": 3}},
+        **{
+            "model.pretrained": "torchvision:ResNet18_Weights.IMAGENET1K_V2",
+            "model.head": "classifier",
+            "optimizer.factory": "quickstart.train:make_optimiser",
+            "data.train.root": "data/trian",
+            "data.val": {"format": "csv", "path": "val.csv", "label_column": "lable"},
+            "audits.label_distribution": {"max_imbalance": 3},
+        },
     )
     _write_table(project / "val.csv", "path,label", ["data/val/cat/a.jpg,cat"])
     code, out = _validate(project)
@@ -87,7 +92,9 @@ def test_parquet_header_is_read_from_its_schema(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    project = _project(tmp_path, **{"data.val": {"format": "csv", "path": "val.parquet", "label_column": "y"}})
+    project = _project(
+        tmp_path, **{"data.val": {"format": "csv", "path": "val.parquet", "label_column": "y"}}
+    )
     pq.write_table(pa.table({"path": ["a.jpg"], "label": ["cat"]}), project / "val.parquet")
     code, out = _validate(project)
     assert code == 2
@@ -110,20 +117,30 @@ def test_url_roots_are_left_to_the_data_format(tmp_path):
     assert "does not exist" not in out, out
 
 
-@pytest.mark.parametrize(("pretrained", "words"), [
-    ("torchvision:ResNet18_Weight.IMAGENET1K_V1", "did you mean torchvision:ResNet18_Weights."),
-    ("torchvision:resnt18", "did you mean torchvision:resnet18"),
-    ("timm:resnet5o", "did you mean timm:resnet50"),
-    ("timm:resnet50.a9_in1k", "no pretrained tag 'a9_in1k'"),
-])
+@pytest.mark.parametrize(
+    ("pretrained", "words"),
+    [
+        ("torchvision:ResNet18_Weight.IMAGENET1K_V1", "did you mean torchvision:ResNet18_Weights."),
+        ("torchvision:resnt18", "did you mean torchvision:resnet18"),
+        ("timm:resnet5o", "did you mean timm:resnet50"),
+        ("timm:resnet50.a9_in1k", "no pretrained tag 'a9_in1k'"),
+    ],
+)
 def test_wrong_pretrained_names(tmp_path, pretrained, words):
     pytest.importorskip("timm") if pretrained.startswith("timm") else None
     code, out = _validate(_project(tmp_path, **{"model.pretrained": pretrained}))
     assert code == 2 and "model.pretrained" in out and words in out, out
 
 
-@pytest.mark.parametrize("pretrained", ["torchvision:resnet18", "torchvision:ResNet18_Weights.DEFAULT",
-                                        "timm:resnet18", "timm:resnet18.a1_in1k"])
+@pytest.mark.parametrize(
+    "pretrained",
+    [
+        "torchvision:resnet18",
+        "torchvision:ResNet18_Weights.DEFAULT",
+        "timm:resnet18",
+        "timm:resnet18.a1_in1k",
+    ],
+)
 def test_right_pretrained_names_pass(tmp_path, pretrained):
     code, out = _validate(_project(tmp_path, **{"model.pretrained": pretrained}))
     assert code == 0, out
@@ -139,8 +156,10 @@ def test_head_defined_in_the_users_code_passes(tmp_path):
 
 def test_head_attached_by_a_helper_module_passes(tmp_path):
     """The factory module never names the head; a helper module beside it attaches it: no false alarm."""
-    project = _project(tmp_path, **{"model.head": "classifier", "model.factory": "vendored.zoo:build",
-                                    "pythonpath": ["src", "lib"]})
+    project = _project(
+        tmp_path,
+        **{"model.head": "classifier", "model.factory": "vendored.zoo:build", "pythonpath": ["src", "lib"]},
+    )
     package = project / "lib" / "vendored"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -180,11 +199,17 @@ def test_validate_stays_without_torch_on_a_project_with_every_check(tmp_path):
     import subprocess
     import sys
 
-    project = _project(tmp_path, **{"data.val": {"format": "csv", "path": "val.csv"},
-                                    "model.pretrained": "timm:resnet50.a1_in1k"})
+    project = _project(
+        tmp_path,
+        **{"data.val": {"format": "csv", "path": "val.csv"}, "model.pretrained": "timm:resnet50.a1_in1k"},
+    )
     _write_table(project / "val.csv", "path,label", ["data/val/cat/a.jpg,cat"])
-    code = ("import sys; from auditor.cli.app import main; rc = main(['validate', 'audit.yaml']); "
-            "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'pandas', 'PIL', 'numpy') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False)
+    code = (
+        "import sys; from auditor.cli.app import main; rc = main(['validate', 'audit.yaml']); "
+        "print(sorted(m for m in ('torch', 'torchvision', 'timm', 'pandas', 'PIL', 'numpy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=False
+    )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
     assert re.search(r"^ok ", done.stdout, re.MULTILINE), done.stdout + done.stderr

@@ -42,8 +42,12 @@ class PluginNames:
     def mapping(self) -> dict[str, str]:
         major_minor = ".".join(__version__.split(".")[:2])
         return {
-            "name": self.name, "dist": self.dist, "package": self.package, "audit": self.audit,
-            "prefix": self.prefix, "auditor_requirement": f"auditor>={major_minor}",
+            "name": self.name,
+            "dist": self.dist,
+            "package": self.package,
+            "audit": self.audit,
+            "prefix": self.prefix,
+            "auditor_requirement": f"auditor>={major_minor}",
         }
 
 
@@ -67,7 +71,9 @@ def plugin_names(name: str, prefix: str | None = None) -> PluginNames:
             f"digits, e.g. 'IS001'), found {prefix!r}"
         )
     slug = "_".join(words)
-    return PluginNames(normalised.replace("_", "-"), f"auditor-{'-'.join(words)}", f"auditor_{slug}", slug, prefix)
+    return PluginNames(
+        normalised.replace("_", "-"), f"auditor-{'-'.join(words)}", f"auditor_{slug}", slug, prefix
+    )
 
 
 def _template_root() -> Traversable:
@@ -89,13 +95,14 @@ def _target_name(parts: tuple[str, ...], names: PluginNames) -> Path:
     for part in parts:
         part = part.replace("__package__", names.package)
         if part.startswith("dot-"):
-            part = "." + part[len("dot-"):]
+            part = "." + part[len("dot-") :]
         renamed.append(part.removesuffix(".tmpl"))
     return Path(*renamed)
 
 
-def scaffold(name: str, output_dir: Path, *, prefix: str | None = None,
-             taken_prefixes: Iterable[str] = ()) -> tuple[PluginNames, Path, list[Path]]:
+def scaffold(
+    name: str, output_dir: Path, *, prefix: str | None = None, taken_prefixes: Iterable[str] = ()
+) -> tuple[PluginNames, Path, list[Path]]:
     """Write the package for NAME into ``output_dir/<distribution>``; return names, folder and files.
 
     Refuses a folder that already exists (nothing is overwritten) and a prefix

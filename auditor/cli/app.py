@@ -39,25 +39,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the audits of a manifest and write reports")
     run.add_argument("manifest", nargs="?", default="audit.yaml", help="manifest (default: audit.yaml)")
-    run.add_argument("--only", action="append", metavar="AUDIT", help="run only these audits (repeat or comma-separate)")
+    run.add_argument(
+        "--only", action="append", metavar="AUDIT", help="run only these audits (repeat or comma-separate)"
+    )
     run.add_argument("--skip", action="append", metavar="AUDIT", help="skip these audits")
-    run.add_argument("--select", action="append", metavar="CODE", help="report only these codes or prefixes (e.g. SL, LD001)")
+    run.add_argument(
+        "--select",
+        action="append",
+        metavar="CODE",
+        help="report only these codes or prefixes (e.g. SL, LD001)",
+    )
     run.add_argument("--ignore", action="append", metavar="CODE", help="drop these codes or prefixes")
-    run.add_argument("--fail-on", choices=FailOn, help="exit 1 on findings at or above this severity (default: the manifest's fail_on, else error)")
-    run.add_argument("--format", action="append", metavar="FORMAT", help="report formats besides json (repeat or comma-separate)")
-    run.add_argument("--output-dir", type=Path, metavar="DIR", help="where reports go (default: the manifest's report.dir, else reports/ beside it)")
+    run.add_argument(
+        "--fail-on",
+        choices=FailOn,
+        help="exit 1 on findings at or above this severity (default: the manifest's fail_on, else error)",
+    )
+    run.add_argument(
+        "--format",
+        action="append",
+        metavar="FORMAT",
+        help="report formats besides json (repeat or comma-separate)",
+    )
+    run.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where reports go (default: the manifest's report.dir, else reports/ beside it)",
+    )
     run.add_argument("--static", action="store_true", help="skip every audit that runs the model")
-    run.add_argument("--no-cache", action="store_true", help="neither read nor write caches (e.g. image hashes)")
-    run.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
-                     help="hash split_leakage files as Dask tasks: 'local' starts a LocalCluster, an address "
-                          "uses a running cluster (needs auditor[distributed]; default: the manifest's scheduler)")
-    run.add_argument("--redact", action="store_true", default=None,
-                     help="write reports fit to publish: paths relative to the manifest, no platform, user "
-                     "name or tracebacks (default: the manifest's report.redact)")
-    run.add_argument("--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)")
+    run.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write caches (e.g. image hashes)"
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="local|tcp://HOST:PORT",
+        help="hash split_leakage files as Dask tasks: 'local' starts a LocalCluster, an address "
+        "uses a running cluster (needs auditor[distributed]; default: the manifest's scheduler)",
+    )
+    run.add_argument(
+        "--redact",
+        action="store_true",
+        default=None,
+        help="write reports fit to publish: paths relative to the manifest, no platform, user "
+        "name or tracebacks (default: the manifest's report.redact)",
+    )
+    run.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)"
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
 
-    validate = sub.add_parser("validate", help="check manifests (schema, options, imports) without running anything")
+    validate = sub.add_parser(
+        "validate", help="check manifests (schema, options, imports) without running anything"
+    )
     validate.add_argument("manifests", nargs="+", metavar="MANIFEST")
     validate.add_argument("--quiet", "-q", action="store_true", help="print only problems")
 
@@ -69,11 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("name", nargs="?", default="manifest", choices=["manifest", "report"])
 
-    new_plugin = sub.add_parser("new-plugin", help="create a third-party plugin package (audit, tests, entry point)")
-    new_plugin.add_argument("name", metavar="NAME", help="plugin name, e.g. image-stats (package auditor-image-stats)")
-    new_plugin.add_argument("--output-dir", type=Path, default=Path("."), metavar="DIR",
-                            help="where the package folder is created (default: the current folder)")
-    new_plugin.add_argument("--prefix", metavar="XX", help="finding-code prefix, 2-4 capitals (default: from NAME)")
+    new_plugin = sub.add_parser(
+        "new-plugin", help="create a third-party plugin package (audit, tests, entry point)"
+    )
+    new_plugin.add_argument(
+        "name", metavar="NAME", help="plugin name, e.g. image-stats (package auditor-image-stats)"
+    )
+    new_plugin.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="where the package folder is created (default: the current folder)",
+    )
+    new_plugin.add_argument(
+        "--prefix", metavar="XX", help="finding-code prefix, 2-4 capitals (default: from NAME)"
+    )
 
     report = sub.add_parser("report", help="re-render a saved JSON report in other formats")
     report.add_argument("report", type=Path, metavar="REPORT_JSON")
@@ -131,30 +176,46 @@ def _escape(text: str) -> str:
 
 def _dispatch(args: argparse.Namespace) -> int:
     handler = {
-        "run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "explain": _cmd_explain,
-        "schema": _cmd_schema, "report": _cmd_report, "new-plugin": _cmd_new_plugin,
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "list": _cmd_list,
+        "explain": _cmd_explain,
+        "schema": _cmd_schema,
+        "report": _cmd_report,
+        "new-plugin": _cmd_new_plugin,
     }[args.command]
     return handler(args)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from auditor.manifest.load import manifest_file
+    from auditor.report.console import make_console, print_audit_line, print_report
     from auditor.run._progress import NullProgress, RichProgress
     from auditor.run.api import run_manifest
-    from auditor.report.console import make_console, print_audit_line, print_report
-    from auditor.manifest.load import manifest_file
     from auditor.run.registry import load_registry
 
     registry = load_registry()
     out = make_console()
     quiet = args.quiet
-    progress = RichProgress(make_console(stderr=True)) if sys.stderr.isatty() and not quiet else NullProgress()
+    progress = (
+        RichProgress(make_console(stderr=True)) if sys.stderr.isatty() and not quiet else NullProgress()
+    )
     if not quiet:
         out.print(f"[bold]auditor[/bold] {__version__}: {_escape(str(manifest_file(args.manifest)))}")
     outcome = run_manifest(
-        args.manifest, only=_split_csv(args.only), skip=_split_csv(args.skip),
-        select=_split_csv(args.select), ignore=_split_csv(args.ignore), static=args.static,
-        fail_on=args.fail_on, formats=_split_csv(args.format) or None, output_dir=args.output_dir,
-        use_cache=not args.no_cache, registry=registry, progress=progress, redact=args.redact,
+        args.manifest,
+        only=_split_csv(args.only),
+        skip=_split_csv(args.skip),
+        select=_split_csv(args.select),
+        ignore=_split_csv(args.ignore),
+        static=args.static,
+        fail_on=args.fail_on,
+        formats=_split_csv(args.format) or None,
+        output_dir=args.output_dir,
+        use_cache=not args.no_cache,
+        registry=registry,
+        progress=progress,
+        redact=args.redact,
         scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
     )
@@ -170,8 +231,10 @@ def _scheduler(value: str | None) -> str | None:
     if value is None:
         return None
     if not re.match(r"^(local|(tcp|tls|inproc|ucx)://\S+)$", value):
-        raise UsageError(f"--scheduler: expected 'local' or a Dask scheduler address such as "
-                         f"tcp://10.0.0.5:8786, found {value!r}")
+        raise UsageError(
+            f"--scheduler: expected 'local' or a Dask scheduler address such as "
+            f"tcp://10.0.0.5:8786, found {value!r}"
+        )
     return value
 
 
@@ -184,8 +247,8 @@ def _echo(written: Sequence[tuple[str, Path]], registry: Registry) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from auditor.report.console import make_console
     from auditor.manifest.load import load_manifest
+    from auditor.report.console import make_console
     from auditor.run.registry import load_registry
 
     registry = load_registry()
@@ -218,24 +281,31 @@ def _cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for audit in registry.ordered_audits():
         owner = registry.audit_plugin[audit.name]
-        table.add_row(audit.name, audit.version, f"{owner.distribution} {owner.version}",
-                      "yes" if audit.runs_model else "no", " ".join(c.code for c in audit.codes))
+        table.add_row(
+            audit.name,
+            audit.version,
+            f"{owner.distribution} {owner.version}",
+            "yes" if audit.runs_model else "no",
+            " ".join(c.code for c in audit.codes),
+        )
     out.print(table)
     out.print("data formats: " + ", ".join(sorted(registry.data_formats)))
     out.print("report formats: " + ", ".join(sorted(registry.report_formats)))
     for broken in registry.broken:
-        out.print(f"[bold red]broken plugin[/bold red] {_escape(broken.name)} "
-                  f"({_escape(broken.distribution)}): {_escape(broken.error)}")
+        out.print(
+            f"[bold red]broken plugin[/bold red] {_escape(broken.name)} "
+            f"({_escape(broken.distribution)}): {_escape(broken.error)}"
+        )
     return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
-    from auditor.report.console import make_console
-    from auditor.cli.explain import explanation_markdown
-    from auditor.run.registry import load_registry
     from auditor._util.suggest import closest
+    from auditor.cli.explain import explanation_markdown
+    from auditor.report.console import make_console
+    from auditor.run.registry import load_registry
 
     registry = load_registry()
     code = args.code.strip().upper()
@@ -265,9 +335,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from auditor.report.console import make_console
-    from auditor.run.registry import load_registry
     from auditor.report.document import SCHEMA_VERSION, load_report, newer_minor
     from auditor.report.files import write_reports
+    from auditor.run.registry import load_registry
 
     registry = load_registry()
     report = load_report(args.report)
@@ -275,7 +345,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if newer:
         make_console(stderr=True).print(
             f"[yellow]warning:[/yellow] {_escape(str(args.report))} has schema_version {_escape(newer)}, newer "
-            f"than this auditor writes ({SCHEMA_VERSION}); fields it does not know are left out")
+            f"than this auditor writes ({SCHEMA_VERSION}); fields it does not know are left out"
+        )
     formats = _split_csv(args.format)
     output_dir = args.output_dir or args.report.parent
     for name in formats:
@@ -303,8 +374,10 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     taken = {audit.prefix for audit in load_registry().audits.values()}
     names, target, written = scaffold(args.name, args.output_dir, prefix=args.prefix, taken_prefixes=taken)
     out = make_console()
-    out.print(f"created {_escape(str(target))} ({len(written)} files): distribution {names.dist}, "
-              f"package {names.package}, audit {names.audit}, codes {names.prefix}001...")
+    out.print(
+        f"created {_escape(str(target))} ({len(written)} files): distribution {names.dist}, "
+        f"package {names.package}, audit {names.audit}, codes {names.prefix}001..."
+    )
     out.print(_escape(f"next: cd {target} && pip install -e '.[test]' && pytest"))
     return 0
 

@@ -21,8 +21,17 @@ from typing import Any
 
 from auditor.errors import UsageError
 
-__all__ = ["EXTRA", "RemoteFiles", "check_extras", "filesystem", "is_url", "missing_extra", "open_url", "url_of",
-           "version_token"]
+__all__ = [
+    "EXTRA",
+    "RemoteFiles",
+    "check_extras",
+    "filesystem",
+    "is_url",
+    "missing_extra",
+    "open_url",
+    "url_of",
+    "version_token",
+]
 
 #: The optional dependencies this module needs, as users install them.
 EXTRA = "auditor[distributed]"
@@ -31,8 +40,20 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 #: Metadata keys naming one version of an object, most specific first (S3, GCS, Azure,
 #: then plain stores). A version id or generation changes on every write; an ETag or MD5
 #: changes with the content; a modification time is the last resort.
-_TOKEN_KEYS = ("VersionId", "version_id", "generation", "ETag", "etag", "md5Hash", "content_md5",
-               "mtime", "LastModified", "last_modified", "updated", "created")
+_TOKEN_KEYS = (
+    "VersionId",
+    "version_id",
+    "generation",
+    "ETag",
+    "etag",
+    "md5Hash",
+    "content_md5",
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "created",
+)
 
 
 def is_url(text: object) -> bool:
@@ -42,8 +63,10 @@ def is_url(text: object) -> bool:
 
 def missing_extra(what: str, module: str) -> UsageError:
     """The one-line error for a feature whose optional dependencies are not installed."""
-    return UsageError(f"{what} needs the optional dependency {module!r}, which is not installed; "
-                      f"install it with: pip install '{EXTRA}'")
+    return UsageError(
+        f"{what} needs the optional dependency {module!r}, which is not installed; "
+        f"install it with: pip install '{EXTRA}'"
+    )
 
 
 def _fsspec(what: str) -> Any:
@@ -61,8 +84,10 @@ def filesystem(url: str, storage_options: Mapping[str, Any] | None, what: str = 
         return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     except ImportError as exc:  # e.g. s3:// without s3fs, gs:// without gcsfs
         protocol = url.split("://", 1)[0]
-        raise UsageError(f"reading {url} needs the fsspec implementation of {protocol}:// ({exc}); "
-                         f"install it (for s3://: pip install '{EXTRA}')") from exc
+        raise UsageError(
+            f"reading {url} needs the fsspec implementation of {protocol}:// ({exc}); "
+            f"install it (for s3://: pip install '{EXTRA}')"
+        ) from exc
 
 
 def url_of(fs: Any, path: str) -> str:
@@ -112,7 +137,7 @@ class RemoteFiles:
             return "cannot read: no such file"
         except UsageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any store error is a per-file finding
+        except Exception as exc:
             return f"cannot read: {type(exc).__name__}: {exc}"
         if info.get("type") != "file":
             return "cannot read: not a regular file"

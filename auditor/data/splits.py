@@ -83,8 +83,9 @@ class SplitSpec:
         from auditor.errors import ManifestError
 
         full = f"{self.location or 'data.' + self.name}.{key}"
-        return ManifestError(self.resolver.manifest_path, full, expected, found,
-                             line=self.resolver.lines.line(full), hint=hint)
+        return ManifestError(
+            self.resolver.manifest_path, full, expected, found, line=self.resolver.lines.line(full), hint=hint
+        )
 
     def url(self, key: str) -> str | None:
         """The option as an fsspec URL (``s3://...``) when it is one, else None (a local path)."""
@@ -156,9 +157,7 @@ class Split(abc.ABC):
         if not self._transform_resolved:
             ref = self.spec.config.get("transform")
             if ref:
-                self._transform = self.spec.resolver.resolve_transform(
-                    ref, f"{self.location}.transform"
-                )
+                self._transform = self.spec.resolver.resolve_transform(ref, f"{self.location}.transform")
             self._transform_resolved = True
         return self._transform
 
@@ -209,7 +208,9 @@ class Split(abc.ABC):
 
         Runs under the call deadline: reading and transforming one sample is user code.
         """
-        return call_with_deadline(self._sample, index, transformed, what=self.describe_call(index, transformed))
+        return call_with_deadline(
+            self._sample, index, transformed, what=self.describe_call(index, transformed)
+        )
 
     def raw(self, index: int) -> Any:
         """``load(index)`` under the call deadline: what audits call instead of ``load``."""

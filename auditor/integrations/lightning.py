@@ -81,10 +81,21 @@ class AuditCallback(Callback):  # type: ignore[misc]
         train, splits = _dataloaders(trainer)
         options = {"name": type(pl_module).__name__, **self.check_options}
         loss = options.pop("loss", None) or _loss_module(pl_module)
-        target = Path(self.report_dir) if self.report_dir is not None else Path(trainer.default_root_dir) / "auditor"
+        target = (
+            Path(self.report_dir)
+            if self.report_dir is not None
+            else Path(trainer.default_root_dir) / "auditor"
+        )
         self.result = check(
-            pl_module, _optimizer(trainer, pl_module), loss, train=train, splits=splits,
-            audits=self.audits, fail_on=self.fail_on, report_dir=target, formats=self.formats,
+            pl_module,
+            _optimizer(trainer, pl_module),
+            loss,
+            train=train,
+            splits=splits,
+            audits=self.audits,
+            fail_on=self.fail_on,
+            report_dir=target,
+            formats=self.formats,
             loss_step=training_step_loss if getattr(pl_module, "automatic_optimization", True) else None,
             **options,
         )

@@ -23,18 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.manifest._yaml import LineMap
-from auditor.run.context import RunContext
 from auditor.errors import ManifestError
+from auditor.manifest._yaml import LineMap
 from auditor.manifest.resolve import Resolver
+from auditor.run.context import RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.data.splits import Split
     from auditor.manifest.load import Manifest
     from auditor.run.registry import Registry
 
-__all__ = ["LIVE_PATH_NAME", "LiveObjects", "LiveRunContext", "LoaderSettings", "TrainingStepLoss", "live_manifest",
-           "unpack_split"]
+__all__ = [
+    "LIVE_PATH_NAME",
+    "LiveObjects",
+    "LiveRunContext",
+    "LoaderSettings",
+    "TrainingStepLoss",
+    "live_manifest",
+    "unpack_split",
+]
 
 #: What reports show as the manifest's file name for a run from Python (there is no file).
 LIVE_PATH_NAME = "<auditor.check>"
@@ -80,10 +87,15 @@ def unpack_split(name: str, value: Any) -> tuple[Any, LoaderSettings | None]:
         if any(isinstance(s, WeightedRandomSampler) for s in kinds):
             how: str | None = "weighted"
         else:
-            custom = [s for s in kinds if type(s).__name__ not in ("RandomSampler", "SequentialSampler",
-                                                                   "BatchSampler")]
+            custom = [
+                s
+                for s in kinds
+                if type(s).__name__ not in ("RandomSampler", "SequentialSampler", "BatchSampler")
+            ]
             how = type(custom[0]).__name__ if custom else None
-        batch_size = value.batch_size if value.batch_size is not None else getattr(batch_sampler, "batch_size", None)
+        batch_size = (
+            value.batch_size if value.batch_size is not None else getattr(batch_sampler, "batch_size", None)
+        )
         collate = value.collate_fn
         from torch.utils.data import default_collate
 
@@ -162,7 +174,9 @@ class TrainingStepLoss:
     """
 
     def __call__(self, *args: Any) -> Any:
-        raise TypeError("the loss is computed inside the training step (loss_step); it cannot be called alone")
+        raise TypeError(
+            "the loss is computed inside the training step (loss_step); it cannot be called alone"
+        )
 
 
 class LiveResolver(Resolver):
@@ -180,8 +194,13 @@ class LiveResolver(Resolver):
     def resolve(self, ref: str, key: str) -> Any:
         if ref in self._by_ref:
             return self._by_ref[ref]
-        raise ManifestError(self.manifest_path, key, "an object passed to auditor.check", f"reference {ref!r}",
-                            hint="pass the object as a keyword of auditor.check")
+        raise ManifestError(
+            self.manifest_path,
+            key,
+            "an object passed to auditor.check",
+            f"reference {ref!r}",
+            hint="pass the object as a keyword of auditor.check",
+        )
 
     def call_factory(self, ref: str, key: str, *args: Any, **kwargs: Any) -> Any:
         return self.resolve(ref, key)
@@ -246,7 +265,9 @@ class LiveRunContext(RunContext):
         if paired is not None:
             return paired
         raise ManifestError(
-            self.manifest.path, "optimizer", "a model made by RunContext.model_copy()",
+            self.manifest.path,
+            "optimizer",
+            "a model made by RunContext.model_copy()",
             f"a {type(model).__name__} the optimizer was not copied with",
             hint="an audit that trains must take model_copy() and call make_optimizer() on that copy",
         )
@@ -271,6 +292,9 @@ class LiveRunContext(RunContext):
 
     def _missing(self, section: str) -> ManifestError:
         return ManifestError(
-            self.manifest.path, section, f"a {section} passed to auditor.check", "none",
+            self.manifest.path,
+            section,
+            f"a {section} passed to auditor.check",
+            "none",
             hint=f"this audit needs the {section}; pass {section}=... or leave the audit out with audits=[...]",
         )

@@ -44,9 +44,11 @@ def inline_report(page: str, summary: str) -> str:
 def _bar_html(description: str, total: int | None, done: int, elapsed: float) -> str:
     label = html.escape(description)
     if total:
-        return (f'<div><progress value="{done}" max="{total}" style="width:40%"></progress> '
-                f"{label}: {done}/{total} ({elapsed:.1f} s)</div>")
-    return f"<div><progress style=\"width:40%\"></progress> {label}: {done} ({elapsed:.1f} s)</div>"
+        return (
+            f'<div><progress value="{done}" max="{total}" style="width:40%"></progress> '
+            f"{label}: {done}/{total} ({elapsed:.1f} s)</div>"
+        )
+    return f'<div><progress style="width:40%"></progress> {label}: {done} ({elapsed:.1f} s)</div>'
 
 
 class _NotebookTask:

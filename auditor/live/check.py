@@ -84,16 +84,25 @@ class CheckResult:
 
         buffer = io.StringIO()
         # Plain text into the buffer: in a notebook rich would otherwise display it as a side effect.
-        console = Console(file=buffer, width=110, no_color=True, color_system=None, force_jupyter=False,
-                          force_terminal=False, highlight=False, soft_wrap=False)
+        console = Console(
+            file=buffer,
+            width=110,
+            no_color=True,
+            color_system=None,
+            force_jupyter=False,
+            force_terminal=False,
+            highlight=False,
+            soft_wrap=False,
+        )
         print_report(console, self.report, self.written, timings=False)
         return f"{summary_line(self.report)}\n{buffer.getvalue().rstrip()}"
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
     summary = report["summary"]
-    counts = ", ".join(f"{summary[s]} {s}{'s' if summary[s] != 1 and s != 'info' else ''}"
-                       for s in SEVERITIES)
+    counts = ", ".join(
+        f"{summary[s]} {s}{'s' if summary[s] != 1 and s != 'info' else ''}" for s in SEVERITIES
+    )
     return f"auditor: exit code {report['exit_code']} (fail_on {report['fail_on']}): {counts}"
 
 
@@ -151,8 +160,8 @@ def check(
         unpack_split,
     )
     from auditor.manifest.load import manifest_from_mapping
-    from auditor.run.registry import load_registry
     from auditor.report.document import build_report
+    from auditor.run.registry import load_registry
     from auditor.run.runner import Selection, run_audits, select_audits
 
     registry = registry or load_registry()
@@ -163,8 +172,9 @@ def check(
         datasets[split_name], settings = unpack_split(split_name, value)
         if settings is not None:
             loaders[split_name] = settings
-    objects = LiveObjects(model=model, optimizer=optimizer, loss=loss, datasets=datasets, loaders=loaders,
-                          loss_step=loss_step)
+    objects = LiveObjects(
+        model=model, optimizer=optimizer, loss=loss, datasets=datasets, loaders=loaders, loss_step=loss_step
+    )
     audit_section = _audit_section(audits, audit_options, registry)
     probe_batch = loaders["train"].batch_size if "train" in loaders else None
     if probe_batch and audit_section is not None and isinstance(audit_section.get("gradient_probe"), dict):
@@ -174,11 +184,21 @@ def check(
         audit_section["gradient_probe"] = {"batch_size": probe_batch}
     base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     path = base / LIVE_PATH_NAME
-    raw = live_manifest(name=name, base_dir=base, objects=objects, pretrained=_plain(pretrained), head=head,
-                        task=_task(task), audits=audit_section, fail_on=fail_on)
+    raw = live_manifest(
+        name=name,
+        base_dir=base,
+        objects=objects,
+        pretrained=_plain(pretrained),
+        head=head,
+        task=_task(task),
+        audits=audit_section,
+        fail_on=fail_on,
+    )
     manifest = manifest_from_mapping(raw, path, LiveResolver(path, objects), registry)
     context = LiveRunContext(
-        manifest, registry, objects,
+        manifest,
+        registry,
+        objects,
         use_cache=cache_dir is not None,
         cache_dir=Path(cache_dir).resolve() if cache_dir is not None else None,
         progress=_progress(progress),
@@ -202,14 +222,17 @@ def _named_splits(train: Any, val: Any, splits: Mapping[str, Any] | None) -> dic
         named["val"] = val
     for split_name, value in dict(splits or {}).items():
         if split_name in named:
-            raise UsageError(f"auditor.check: split {split_name!r} is given twice (as a keyword and in splits=); "
-                             "hint: pass it once")
+            raise UsageError(
+                f"auditor.check: split {split_name!r} is given twice (as a keyword and in splits=); "
+                "hint: pass it once"
+            )
         named[str(split_name)] = value
     return named
 
 
-def _audit_section(audits: Sequence[str] | Mapping[str, Any] | None, options: Mapping[str, Any],
-                   registry: Registry) -> dict[str, Any] | None:
+def _audit_section(
+    audits: Sequence[str] | Mapping[str, Any] | None, options: Mapping[str, Any], registry: Registry
+) -> dict[str, Any] | None:
     """The manifest's ``audits`` mapping from the ``audits=`` keyword and per-audit option keywords."""
     unknown = [key for key in options if key not in registry.audits]
     if unknown:
@@ -231,8 +254,10 @@ def _audit_section(audits: Sequence[str] | Mapping[str, Any] | None, options: Ma
         section = {str(audit): {} for audit in audits}
     for audit, value in options.items():
         if section is not None and audit not in section and audits is not None:
-            raise UsageError(f"auditor.check: options for {audit!r} were given but audits= does not list it; "
-                             f"hint: add {audit!r} to audits=, or drop its options")
+            raise UsageError(
+                f"auditor.check: options for {audit!r} were given but audits= does not list it; "
+                f"hint: add {audit!r} to audits=, or drop its options"
+            )
         assert section is not None
         section[audit] = dict(value) if isinstance(value, Mapping) else value
     return section
@@ -269,8 +294,8 @@ def _progress(wanted: bool | None) -> Any:
     import sys
 
     if wanted or sys.stderr.isatty():
-        from auditor.run._progress import RichProgress
         from auditor.report.console import make_console
+        from auditor.run._progress import RichProgress
 
         return RichProgress(make_console(stderr=True))
     return None

@@ -74,9 +74,16 @@ def _kind(schema: Mapping[str, Any], root: Mapping[str, Any]) -> str:
             words.append("null")
         else:
             words.append(str(k))
-    limits = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
-                                                   ("maximum", "<="), ("exclusiveMaximum", "<"))
-              if key in schema]
+    limits = [
+        f"{op} {schema[key]}"
+        for key, op in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if key in schema
+    ]
     text = " or ".join(words) or "any"
     return text + (f" ({', '.join(limits)})" if limits else "")
 
@@ -91,23 +98,28 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _rows(properties: Mapping[str, Any], required: set[str], root: Mapping[str, Any],
-          prefix: str = "") -> list[str]:
+def _rows(
+    properties: Mapping[str, Any], required: set[str], root: Mapping[str, Any], prefix: str = ""
+) -> list[str]:
     """One table row per key, nested mappings with known keys flattened as ``parent.child``."""
     rows = []
     for name in properties:
         schema = _resolve(properties[name], root)
         key = f"{prefix}{name}"
         description = schema.get("description", "")
-        rows.append(f"| `{key}` | {_cell(_kind(schema, root))} | {_default(schema, name in required)} | "
-                    f"{_cell(description)} |")
+        rows.append(
+            f"| `{key}` | {_cell(_kind(schema, root))} | {_default(schema, name in required)} | "
+            f"{_cell(description)} |"
+        )
         nested = schema.get("properties")
         if isinstance(nested, Mapping) and schema.get("type") == "object":
             rows += _rows(nested, set(schema.get("required") or []), root, f"{key}.")
     return rows
 
 
-def _table(properties: Mapping[str, Any], required: set[str], root: Mapping[str, Any], prefix: str = "") -> str:
+def _table(
+    properties: Mapping[str, Any], required: set[str], root: Mapping[str, Any], prefix: str = ""
+) -> str:
     head = ["| key | value | default | what it is |", "| --- | --- | --- | --- |"]
     return "\n".join(head + _rows(properties, required, root, prefix)) + "\n"
 
@@ -120,14 +132,19 @@ def manifest_markdown(registry: Registry) -> str:
     audits = schema["properties"]["audits"]
     parts += [
         "## `data`: the splits\n",
-        (f"{data.get('description', '')}. Required. Every split has the keys below, plus the options of its "
-         "`format`.\n"),
+        (
+            f"{data.get('description', '')}. Required. Every split has the keys below, plus the options of its "
+            "`format`.\n"
+        ),
         _table(COMMON_SPLIT_PROPERTIES, {"format"}, schema, "data.SPLIT."),
     ]
     for name in sorted(registry.data_formats):  # autoload=False: the built-in formats only
         fmt = registry.data_formats[name]
-        parts += [f"### format `{name}`\n", f"{fmt.description}.\n",
-                  _table(fmt.properties, set(fmt.required), fmt.schema(), "data.SPLIT.")]
+        parts += [
+            f"### format `{name}`\n",
+            f"{fmt.description}.\n",
+            _table(fmt.properties, set(fmt.required), fmt.schema(), "data.SPLIT."),
+        ]
     parts += [
         "## `audits`: which audits run, and their options\n",
         f"{audits.get('description', '')}. An unknown option is an error naming the allowed ones.\n",
@@ -137,8 +154,16 @@ def manifest_markdown(registry: Registry) -> str:
             continue
         options = audit.options_schema.get("properties") or {}
         parts.append(f"### `{audit.name}`\n")
-        parts.append(_table(options, set(audit.options_schema.get("required") or []), audit.options_schema,
-                            f"audits.{audit.name}.") if options else "No options.\n")
+        parts.append(
+            _table(
+                options,
+                set(audit.options_schema.get("required") or []),
+                audit.options_schema,
+                f"audits.{audit.name}.",
+            )
+            if options
+            else "No options.\n"
+        )
     return "\n".join(parts)
 
 

@@ -18,14 +18,16 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor.manifest._pretrained_names import architecture_source
 from auditor._util.suggest import closest
+from auditor.manifest._pretrained_names import architecture_source
 
 __all__ = ["check_head"]
 
 #: Classifier-like submodules assigned: ``self.fc = nn.Linear(...)``, ``model.head = torch.nn.Sequential(...)``.
-_ASSIGNED = re.compile(r"\b(?:self|model|net|m)\.([A-Za-z]\w*)\s*=\s*(?:[\w.]+\.)?(?:Linear|Sequential|Conv2d|"
-                       r"LazyLinear|Identity)\(")
+_ASSIGNED = re.compile(
+    r"\b(?:self|model|net|m)\.([A-Za-z]\w*)\s*=\s*(?:[\w.]+\.)?(?:Linear|Sequential|Conv2d|"
+    r"LazyLinear|Identity)\("
+)
 #: User projects are small; a pythonpath that points at a huge tree is read this far and no further.
 _MAX_FILES = 300
 
@@ -44,8 +46,9 @@ def _sources(factory_source: Path | None, pythonpath: Iterable[Path]) -> list[Pa
     return files
 
 
-def check_head(head: str, pretrained: str, factory_source: Path | None,
-               pythonpath: Iterable[Path]) -> tuple[str, str] | None:
+def check_head(
+    head: str, pretrained: str, factory_source: Path | None, pythonpath: Iterable[Path]
+) -> tuple[str, str] | None:
     """``(found, hint)`` when no known source can define the head's first component, else None."""
     architecture = architecture_source(pretrained)
     if architecture is None or not head:
@@ -64,10 +67,14 @@ def check_head(head: str, pretrained: str, factory_source: Path | None,
     match = closest(first, assigned)
     close = [match] if match else []
     arch = f"{architecture.parent.name}/{architecture.name}"
-    found = (f"{head!r}, but no submodule {first!r} is defined by the architecture of {pretrained} ({arch}) "
-             "or by the factory's sources")
+    found = (
+        f"{head!r}, but no submodule {first!r} is defined by the architecture of {pretrained} ({arch}) "
+        "or by the factory's sources"
+    )
     candidates = sorted(assigned)[:8]
     hint = (f"did you mean {close[0]!r}? " if close else "") + (
-        f"layers these sources assign that could be the head: {', '.join(candidates)}" if candidates else
-        "name the classifier submodule as `print(model)` shows it, e.g. fc for a ResNet")
+        f"layers these sources assign that could be the head: {', '.join(candidates)}"
+        if candidates
+        else "name the classifier submodule as `print(model)` shows it, e.g. fc for a ResNet"
+    )
     return found, hint

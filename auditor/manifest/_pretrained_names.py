@@ -25,13 +25,22 @@ from pathlib import Path
 
 from auditor._util.suggest import closest
 
-__all__ = ["NameProblem", "TimmIndex", "TorchvisionIndex", "architecture_source", "check_pretrained", "timm_index", "torchvision_index"]
+__all__ = [
+    "NameProblem",
+    "TimmIndex",
+    "TorchvisionIndex",
+    "architecture_source",
+    "check_pretrained",
+    "timm_index",
+    "torchvision_index",
+]
 
 _TV_ENUM = re.compile(r"^class (\w+)\(WeightsEnum\):", re.MULTILINE)
 _TV_MEMBER = re.compile(r"^    ([A-Z][A-Z0-9_]*) = ", re.MULTILINE)
 # A builder may carry more decorators (spanning lines) between @register_model and its def.
-_REGISTER = re.compile(r"^@register_model\((?:name=['\"](\w+)['\"])?\)[ \t]*\n(?:[@ \t)].*\n)*?def (\w+)\(",
-                       re.MULTILINE)
+_REGISTER = re.compile(
+    r"^@register_model\((?:name=['\"](\w+)['\"])?\)[ \t]*\n(?:[@ \t)].*\n)*?def (\w+)\(", re.MULTILINE
+)
 _TIMM_REGISTER = re.compile(r"^@register_model[ \t]*\n(?:[@ \t)].*\n)*?def (\w+)\(", re.MULTILINE)
 _TIMM_KEY = re.compile(r"""^\s*['"]([\w-]+(?:\.[\w-]+)?)\*?['"]\s*:""", re.MULTILINE)
 
@@ -89,7 +98,7 @@ def torchvision_index() -> TorchvisionIndex | None:
                 end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
                 body = text[start:end]
                 # The class body ends at the next top-level statement.
-                stop = re.search(r"\n\S", body[body.find("\n"):])
+                stop = re.search(r"\n\S", body[body.find("\n") :])
                 body = body[: body.find("\n") + stop.start()] if stop else body
                 index.enums[name] = _TV_MEMBER.findall(body)
                 index.files[name] = source
@@ -152,20 +161,30 @@ def _check_torchvision(name: str) -> NameProblem | None:
         if name.lower() in index.models:
             return None
         close = _close(name.lower(), index.models)
-        hint = (f"did you mean torchvision:{close} (its default weights)?" if close
-                else "write the weights enum and member, e.g. torchvision:ResNet50_Weights.IMAGENET1K_V2")
-        return NameProblem(f"{name!r}, which is neither a torchvision weights enum member nor a model name", hint)
+        hint = (
+            f"did you mean torchvision:{close} (its default weights)?"
+            if close
+            else "write the weights enum and member, e.g. torchvision:ResNet50_Weights.IMAGENET1K_V2"
+        )
+        return NameProblem(
+            f"{name!r}, which is neither a torchvision weights enum member nor a model name", hint
+        )
     enum, _, member = name.partition(".")
     if enum not in index.enums:
         close = _close(enum, index.enums)
-        hint = (f"did you mean torchvision:{close}.{_latest(index.enums[close])}? its members: "
-                f"{', '.join(index.enums[close])}" if close else
-                "write the weights enum and member, e.g. torchvision:ResNet50_Weights.IMAGENET1K_V2")
+        hint = (
+            f"did you mean torchvision:{close}.{_latest(index.enums[close])}? its members: "
+            f"{', '.join(index.enums[close])}"
+            if close
+            else "write the weights enum and member, e.g. torchvision:ResNet50_Weights.IMAGENET1K_V2"
+        )
         return NameProblem(f"{name!r}: torchvision has no weights enum {enum!r}", hint)
     members = index.enums[enum]
     if member not in members:
         close = _close(member, members)
-        hint = (f"did you mean torchvision:{enum}.{close}? " if close else "") + f"{enum} has {', '.join(members)}"
+        hint = (
+            f"did you mean torchvision:{enum}.{close}? " if close else ""
+        ) + f"{enum} has {', '.join(members)}"
         return NameProblem(f"{name!r}: {enum} has no member {member!r}", hint)
     return None
 
@@ -173,19 +192,25 @@ def _check_torchvision(name: str) -> NameProblem | None:
 def _check_timm(name: str) -> NameProblem | None:
     index = timm_index()
     if index is None:
-        return NameProblem(f"'timm:{name}' but timm is not installed",
-                           "pip install 'auditor[timm]', or write the normalization as a mapping "
-                           "{mean: [...], std: [...], input_size: [3, H, W]}")
+        return NameProblem(
+            f"'timm:{name}' but timm is not installed",
+            "pip install 'auditor[timm]', or write the normalization as a mapping "
+            "{mean: [...], std: [...], input_size: [3, H, W]}",
+        )
     arch, _, tag = name.partition(".")
     tags = index.tags.get(arch)
     if arch not in index.models and tags is None:
         close = _close(arch, index.models)
-        return NameProblem(f"{name!r}: timm has no model {arch!r}",
-                           f"did you mean timm:{close}?" if close else "see timm.list_models(pretrained=True)")
+        return NameProblem(
+            f"{name!r}: timm has no model {arch!r}",
+            f"did you mean timm:{close}?" if close else "see timm.list_models(pretrained=True)",
+        )
     if tag and tags and tag not in tags:
         close = _close(tag, tags - {""})
         known = ", ".join(sorted(t for t in tags if t))
-        hint = (f"did you mean timm:{arch}.{close}? " if close else "") + f"{arch} has pretrained tags: {known}"
+        hint = (
+            f"did you mean timm:{arch}.{close}? " if close else ""
+        ) + f"{arch} has pretrained tags: {known}"
         return NameProblem(f"{name!r}: timm has no pretrained tag {tag!r} for {arch}", hint)
     return None
 

@@ -39,8 +39,10 @@ class YamlRefused(ValueError):
     def __init__(self, duplicates: list[DuplicateKey], expanded: int | None = None) -> None:
         self.duplicates = duplicates
         self.expanded = expanded
-        parts = [f"key {'.'.join(map(str, d.path))!r} on lines {d.first_line} and {d.second_line}"
-                 for d in duplicates]
+        parts = [
+            f"key {'.'.join(map(str, d.path))!r} on lines {d.first_line} and {d.second_line}"
+            for d in duplicates
+        ]
         if expanded is not None:
             parts.append(f"aliases expanding to more than {MAX_EXPANDED} values")
         super().__init__("; ".join(parts))
@@ -101,8 +103,9 @@ def load_with_lines(text: str) -> tuple[Any, LineMap]:
     return data, lines
 
 
-def _walk(node: yaml.Node, path: KeyPath, lines: LineMap, duplicates: list[DuplicateKey],
-          seen: set[int]) -> None:
+def _walk(
+    node: yaml.Node, path: KeyPath, lines: LineMap, duplicates: list[DuplicateKey], seen: set[int]
+) -> None:
     lines.set(path, node.start_mark.line + 1)
     if id(node) in seen:
         return  # an alias: its node was walked where the anchor stands

@@ -16,19 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from auditor._util.schemas import load_schema
-from auditor.manifest._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
-from auditor.errors import ManifestError, ManifestInvalid
 from auditor._util.paths import display_path
-from auditor.report.format import unknown_report_formats
-from auditor.manifest.resolve import Resolver
+from auditor._util.schemas import load_schema
 from auditor._util.suggest import did_you_mean
+from auditor.errors import ManifestError, ManifestInvalid
+from auditor.manifest._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
+from auditor.manifest.resolve import Resolver
+from auditor.report.format import unknown_report_formats
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.run.registry import Registry
 
-__all__ = ["Manifest", "audit_options", "load_manifest", "manifest_from_mapping", "validate_against",
-           "validate_manifest"]
+__all__ = [
+    "Manifest",
+    "audit_options",
+    "load_manifest",
+    "manifest_from_mapping",
+    "validate_against",
+    "validate_manifest",
+]
 
 #: The manifest a folder stands for: `auditor run DIR` reads DIR/audit.yaml.
 DEFAULT_NAME = "audit.yaml"
@@ -101,14 +107,27 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
     path = manifest_file(folder)
     if path != folder and not path.is_file():
         raise ManifestInvalid(
-            [ManifestError(display_path(folder), "", f"a folder with an {DEFAULT_NAME}",
-                           "a folder without one", hint="pass the manifest's path, or create "
-                           f"{display_path(path)}")]
+            [
+                ManifestError(
+                    display_path(folder),
+                    "",
+                    f"a folder with an {DEFAULT_NAME}",
+                    "a folder without one",
+                    hint=f"pass the manifest's path, or create {display_path(path)}",
+                )
+            ]
         )
     if not path.is_file():
         raise ManifestInvalid(
-            [ManifestError(display_path(path), "", "a manifest file", "no such file",
-                           hint="pass the path of your audit.yaml or its folder, e.g. `auditor run audit.yaml`")]
+            [
+                ManifestError(
+                    display_path(path),
+                    "",
+                    "a manifest file",
+                    "no such file",
+                    hint="pass the path of your audit.yaml or its folder, e.g. `auditor run audit.yaml`",
+                )
+            ]
         )
     path = path.resolve()
     try:
@@ -116,8 +135,15 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ManifestInvalid(
-            [ManifestError(path, "", "valid YAML", f"a syntax error: {getattr(exc, 'problem', exc)}",
-                           line=(mark.line + 1) if mark else None)]
+            [
+                ManifestError(
+                    path,
+                    "",
+                    "valid YAML",
+                    f"a syntax error: {getattr(exc, 'problem', exc)}",
+                    line=(mark.line + 1) if mark else None,
+                )
+            ]
         ) from exc
     except UnicodeDecodeError as exc:
         raise ManifestInvalid([ManifestError(path, "", "UTF-8 text", f"undecodable bytes ({exc})")]) from exc
@@ -143,7 +169,9 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
     return manifest
 
 
-def manifest_from_mapping(raw: dict[str, Any], path: Path, resolver: Resolver, registry: Registry) -> Manifest:
+def manifest_from_mapping(
+    raw: dict[str, Any], path: Path, resolver: Resolver, registry: Registry
+) -> Manifest:
     """A manifest that exists only in memory (``auditor.check``), validated exactly as a file is."""
     manifest = Manifest(path=path, raw=raw, lines=LineMap(), resolver=resolver)
     errors = validate_manifest(manifest, registry)
@@ -156,18 +184,25 @@ def manifest_from_mapping(raw: dict[str, Any], path: Path, resolver: Resolver, r
 def _refused(path: Path, refused: YamlRefused) -> list[ManifestError]:
     errors = [
         ManifestError(
-            path, ".".join(map(str, duplicate.path)), "each key once in a mapping",
-            f"it twice, on lines {duplicate.first_line} and {duplicate.second_line}", line=duplicate.second_line,
+            path,
+            ".".join(map(str, duplicate.path)),
+            "each key once in a mapping",
+            f"it twice, on lines {duplicate.first_line} and {duplicate.second_line}",
+            line=duplicate.second_line,
             hint="YAML would silently keep only the last one; remove or rename one of them",
         )
         for duplicate in refused.duplicates
     ]
     if refused.expanded is not None:
-        errors.append(ManifestError(
-            path, "", f"aliases (*name) that expand to at most {MAX_EXPANDED} values",
-            f"aliases nested so deep that they expand to more than {MAX_EXPANDED} (an alias bomb?)",
-            hint="write the values out, or nest fewer aliases",
-        ))
+        errors.append(
+            ManifestError(
+                path,
+                "",
+                f"aliases (*name) that expand to at most {MAX_EXPANDED} values",
+                f"aliases nested so deep that they expand to more than {MAX_EXPANDED} (an alias bomb?)",
+                hint="write the values out, or nest fewer aliases",
+            )
+        )
     return errors
 
 
@@ -180,13 +215,18 @@ def _key_types(manifest: Manifest) -> Iterable[ManifestError]:
         for key in mapping:
             if isinstance(key, str) and key:
                 continue
-            written = {None: "null", True: "true", False: "false"}.get(key, str(key)) \
-                if not isinstance(key, (int, float)) or isinstance(key, bool) else str(key)
+            written = (
+                {None: "null", True: "true", False: "false"}.get(key, str(key))
+                if not isinstance(key, (int, float)) or isinstance(key, bool)
+                else str(key)
+            )
             where = ".".join(p for p in (section, written) if p)
             what = {"": "a top-level key", "data": "a split name", "audits": "an audit name"}[section]
             yield manifest.error(
-                where, f"{what} that is a non-empty string", _describe(key),
-                hint=f"YAML reads unquoted 1, 1.5, true, null and ~ as non-strings; quote it: \"{written}\":",
+                where,
+                f"{what} that is a non-empty string",
+                _describe(key),
+                hint=f'YAML reads unquoted 1, 1.5, true, null and ~ as non-strings; quote it: "{written}":',
             )
 
 
@@ -208,28 +248,35 @@ def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
     # The deeper layers run on whatever part of the shape is sound, so one pass reports all.
     formats = registry.data_formats
     data = manifest.raw.get("data")
-    for split_name, split in (data.items() if isinstance(data, Mapping) else ()):
+    for split_name, split in data.items() if isinstance(data, Mapping) else ():
         key = f"data.{split_name}"
         if not isinstance(split, Mapping) or not isinstance(split.get("format"), str):
             continue  # already reported by the manifest schema
         fmt = formats.get(split["format"])
         if fmt is None:
             yield manifest.error(
-                f"{key}.format", f"one of the installed data formats {sorted(formats)}",
-                repr(split["format"]), hint=did_you_mean(split["format"], formats),
+                f"{key}.format",
+                f"one of the installed data formats {sorted(formats)}",
+                repr(split["format"]),
+                hint=did_you_mean(split["format"], formats),
             )
             continue
         yield from validate_against(fmt.schema(), split, manifest, key)
     audits = registry.audits
     selected = manifest.raw.get("audits")
-    for audit_name, options in (selected.items() if isinstance(selected, Mapping) else ()):
+    for audit_name, options in selected.items() if isinstance(selected, Mapping) else ():
         key = f"audits.{audit_name}"
         audit = audits.get(audit_name)
         if audit is None:
             broken = next((b for b in registry.broken if b.name == audit_name), None)
-            hint = (f"plugin {broken.name!r} from {broken.distribution!r} failed to load: {broken.error}"
-                    if broken else did_you_mean(audit_name, audits) or "`auditor list` shows installed audits")
-            yield manifest.error(key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint)
+            hint = (
+                f"plugin {broken.name!r} from {broken.distribution!r} failed to load: {broken.error}"
+                if broken
+                else did_you_mean(audit_name, audits) or "`auditor list` shows installed audits"
+            )
+            yield manifest.error(
+                key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint
+            )
             continue
         options = {} if options is None else options
         if not isinstance(options, Mapping):
@@ -247,8 +294,10 @@ def audit_options(manifest: Manifest, registry: Registry) -> dict[str, dict[str,
     """Every installed audit's options: the manifest's (valid) ones with the schema's defaults filled in."""
     listed = manifest.raw.get("audits")
     listed = listed if isinstance(listed, Mapping) else {}
-    return {name: with_defaults(audit.options_schema, listed.get(name) or {})
-            for name, audit in registry.audits.items()}
+    return {
+        name: with_defaults(audit.options_schema, listed.get(name) or {})
+        for name, audit in registry.audits.items()
+    }
 
 
 def with_defaults(schema: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +320,9 @@ def validate_against(
 
     validator_cls = jsonschema.validators.validator_for(schema)
     validator = validator_cls(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    errors = sorted(
+        validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator)
+    )
     return [_word(error, manifest, prefix) for error in _leaf_errors(errors)]
 
 
@@ -280,7 +331,9 @@ def _leaf_errors(errors: list[Any]) -> list[Any]:
     result = []
     for error in errors:
         if error.validator in ("oneOf", "anyOf") and error.context:
-            deepest = max(error.context, key=lambda e: (len(e.absolute_path), -e.relative_schema_path.__len__()))
+            deepest = max(
+                error.context, key=lambda e: (len(e.absolute_path), -e.relative_schema_path.__len__())
+            )
             if len(deepest.absolute_path) > len(error.absolute_path):
                 result.append(deepest)
                 continue
@@ -298,21 +351,33 @@ def _word(error: Any, manifest: Manifest, prefix: str) -> ManifestError:
         bad = unknown[0] if unknown else "?"
         bad_key = ".".join(p for p in [key, bad] if p)
         return ManifestError(
-            manifest.path, bad_key, f"one of the keys {allowed}", f"unknown key {bad!r}",
-            line=manifest.line(bad_key), hint=did_you_mean(bad, allowed),
+            manifest.path,
+            bad_key,
+            f"one of the keys {allowed}",
+            f"unknown key {bad!r}",
+            line=manifest.line(bad_key),
+            hint=did_you_mean(bad, allowed),
         )
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return ManifestError(
-            manifest.path, ".".join(p for p in [key, missing] if p), "this key to be present",
-            "it missing", line=manifest.line(key),
+            manifest.path,
+            ".".join(p for p in [key, missing] if p),
+            "this key to be present",
+            "it missing",
+            line=manifest.line(key),
             hint=str(schema.get("properties", {}).get(missing, {}).get("description", "")),
         )
     expected = _expected(error.validator, error.validator_value, schema)
     return ManifestError(
-        manifest.path, key, expected, _describe(error.instance), line=manifest.line(key),
-        hint=str(schema.get("description", "")) if error.validator != "enum" else
-        did_you_mean(str(error.instance), [str(v) for v in error.validator_value]),
+        manifest.path,
+        key,
+        expected,
+        _describe(error.instance),
+        line=manifest.line(key),
+        hint=str(schema.get("description", ""))
+        if error.validator != "enum"
+        else did_you_mean(str(error.instance), [str(v) for v in error.validator_value]),
     )
 
 
@@ -356,18 +421,28 @@ def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[M
 
     errors: list[ManifestError] = []
     data = manifest.raw.get("data")
-    for name, split in (data.items() if isinstance(data, Mapping) else ()):
+    for name, split in data.items() if isinstance(data, Mapping) else ():
         key = f"data.{name}"
         fmt = registry.data_formats.get(split.get("format")) if isinstance(split, Mapping) else None
         if fmt is None or fmt.check is None or _under(key, bad):
             continue
-        spec = SplitSpec(name=name, config=dict(split), base_dir=manifest.base_dir,
-                         resolver=manifest.resolver, location=key)
+        spec = SplitSpec(
+            name=name,
+            config=dict(split),
+            base_dir=manifest.base_dir,
+            resolver=manifest.resolver,
+            location=key,
+        )
         try:
             errors.extend(fmt.check(spec))
-        except Exception as exc:  # noqa: BLE001 - a plugin's check must not crash validate
-            errors.append(manifest.error(key, f"data format {fmt.name!r} to check the split",
-                                         f"its check crashed: {type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            errors.append(
+                manifest.error(
+                    key,
+                    f"data format {fmt.name!r} to check the split",
+                    f"its check crashed: {type(exc).__name__}: {exc}",
+                )
+            )
     return errors
 
 
@@ -384,8 +459,14 @@ def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
     errors = []
     problem = check_pretrained(pretrained)
     if problem is not None:
-        errors.append(manifest.error("model.pretrained", "weights or a model that "
-                                     f"{pretrained.partition(':')[0]} provides", problem.found, hint=problem.hint))
+        errors.append(
+            manifest.error(
+                "model.pretrained",
+                f"weights or a model that {pretrained.partition(':')[0]} provides",
+                problem.found,
+                hint=problem.hint,
+            )
+        )
     head = model.get("head")
     if not isinstance(head, str) or _under("model.head", bad):
         return errors
@@ -397,8 +478,11 @@ def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
     # A misspelt weights member still names its architecture (ResNet18_Weights: resnet.py).
     wrong = check_head(head, pretrained, source, pythonpath)
     if wrong is not None:
-        errors.append(manifest.error("model.head", "the name of the model's classifier submodule", wrong[0],
-                                     hint=wrong[1]))
+        errors.append(
+            manifest.error(
+                "model.head", "the name of the model's classifier submodule", wrong[0], hint=wrong[1]
+            )
+        )
     return errors
 
 
@@ -411,7 +495,7 @@ def _check_imports(manifest: Manifest) -> list[ManifestError]:
         if isinstance(value, str):
             refs.append((key, value))
     data = manifest.raw.get("data")
-    for split_name, split in (data.items() if isinstance(data, Mapping) else ()):
+    for split_name, split in data.items() if isinstance(data, Mapping) else ():
         if not isinstance(split, Mapping):
             continue
         for leaf in ("transform", "factory", "collate_fn"):

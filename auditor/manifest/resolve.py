@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
-from auditor.manifest._yaml import LineMap
-from auditor.errors import ManifestError
 from auditor._util.suggest import did_you_mean
+from auditor.errors import ManifestError
+from auditor.manifest._yaml import LineMap
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 
 __all__ = ["Resolver", "split_ref"]
 
@@ -43,8 +43,12 @@ class Resolver:
 
     # Pickling (DataLoader workers) must not drag the line map along needlessly.
     def __getstate__(self) -> dict[str, Any]:
-        return {"manifest_path": self.manifest_path, "pythonpath": self.pythonpath, "lines": LineMap(),
-                "_hung": {}}
+        return {
+            "manifest_path": self.manifest_path,
+            "pythonpath": self.pythonpath,
+            "lines": LineMap(),
+            "_hung": {},
+        }
 
     @contextlib.contextmanager
     def _syspath(self) -> Iterator[None]:
@@ -88,7 +92,9 @@ class Resolver:
                 value = getattr(value, part)
             except AttributeError as exc:
                 raise self._error(
-                    ref, key, f"module {module_name!r} has no attribute {attr!r}",
+                    ref,
+                    key,
+                    f"module {module_name!r} has no attribute {attr!r}",
                     hint=did_you_mean(attr, dir(module)),
                 ) from exc
         return value
@@ -103,8 +109,10 @@ class Resolver:
                 raise
             except Exception as exc:
                 raise ManifestError(
-                    self.manifest_path, key, "a transform factory that can be called without "
-                    "arguments", f"calling {ref} raised {type(exc).__name__}: {exc}",
+                    self.manifest_path,
+                    key,
+                    "a transform factory that can be called without arguments",
+                    f"calling {ref} raised {type(exc).__name__}: {exc}",
                     line=self.lines.line(key),
                 ) from exc
         return value
@@ -140,7 +148,9 @@ class Resolver:
         location = _find_module_source(module_name, self.pythonpath)
         if location is None:
             return self._error(
-                ref, key, f"no module named {module_name!r}",
+                ref,
+                key,
+                f"no module named {module_name!r}",
                 hint=f"searched sys.path and pythonpath {self.pythonpath or '[]'}",
             )
         if location == "":
@@ -152,7 +162,9 @@ class Resolver:
         if names is None or attr.split(".")[0] in names:
             return None
         return self._error(
-            ref, key, f"module {module_name!r} ({location}) defines no {attr.split('.')[0]!r}",
+            ref,
+            key,
+            f"module {module_name!r} ({location}) defines no {attr.split('.')[0]!r}",
             hint=did_you_mean(attr.split(".")[0], names),
         )
 
@@ -165,7 +177,8 @@ def _is_zero_arg_factory(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     required = [
-        p for p in signature.parameters.values()
+        p
+        for p in signature.parameters.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     return not required

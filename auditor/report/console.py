@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from auditor._util.paths import display_path
 from auditor._util.printable import printable as _p
 from auditor.findings import SEVERITIES, severity_rank
 from auditor.report.numbers import format_duration, plural
-from auditor._util.paths import display_path
 
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
@@ -33,7 +33,9 @@ def print_audit_line(console: Console, result: Any) -> None:
     """One line per audit as it finishes, so long runs show life."""
     style = STATUS_STYLE.get(result.status, "")
     text = Text.assemble(
-        ("  ", ""), (f"{result.status:<8}", style), (f" {result.audit.name:<20}", "bold"),
+        ("  ", ""),
+        (f"{result.status:<8}", style),
+        (f" {result.audit.name:<20}", "bold"),
         (f"  {format_duration(result.duration_s)}", "dim"),
     )
     if result.reason:
@@ -54,11 +56,15 @@ def print_report(
     if problems:
         # Each once, before the audits: an audit that needed the split says so in its reason.
         console.print()
-        console.rule(Text(f"manifest ({plural(len(problems), 'problem')})", style="bold magenta"), align="left")
+        console.rule(
+            Text(f"manifest ({plural(len(problems), 'problem')})", style="bold magenta"), align="left"
+        )
         path = report.get("manifest", {}).get("path", "")
         for problem in problems:
             where = display_path(path) + (f":{problem['line']}" if problem.get("line") else "")
-            console.print(Text.assemble(("  error ", "bold red"), (f"{where}: {problem.get('message', '')}", "")))
+            console.print(
+                Text.assemble(("  error ", "bold red"), (f"{where}: {problem.get('message', '')}", ""))
+            )
             if problem.get("hint"):
                 console.print(Text(f"          hint: {problem['hint']}", style="dim"))
     by_audit: dict[str, list[Mapping[str, Any]]] = {}
@@ -76,7 +82,9 @@ def print_report(
             error = audit.get("error") or {}
             if _manifest_problem(audit):
                 # Not a bug in the audit: the manifest names something that is not there.
-                console.rule(Text(f"{audit['name']}: stopped by the manifest", style="bold magenta"), align="left")
+                console.rule(
+                    Text(f"{audit['name']}: stopped by the manifest", style="bold magenta"), align="left"
+                )
                 console.print(Text(f"  {_p(error.get('message', ''))}"))
                 continue
             console.rule(Text(f"{audit['name']}: crashed", style="bold magenta"), align="left")
@@ -96,8 +104,12 @@ def print_report(
                 if root["audit"] == audit["name"]:
                     continue  # printed just above, under its root
                 # Shown under its root cause in another audit's section; leave a pointer here.
-                console.print(Text(f"  {finding['code']} follows from {root['id']} ({root['audit']}): shown there",
-                                   style="dim"))
+                console.print(
+                    Text(
+                        f"  {finding['code']} follows from {root['id']} ({root['audit']}): shown there",
+                        style="dim",
+                    )
+                )
                 continue
             _print_finding(console, finding, indent="  ")
             for effect in consequences.get(finding.get("id") or "", []):
@@ -108,16 +120,17 @@ def print_report(
     console.print()
     counts = Text("  ")
     for severity in SEVERITIES:
-        counts.append(plural(summary[severity], severity),
-                      style=SEVERITY_STYLE[severity] if summary[severity] else "dim")
+        counts.append(
+            plural(summary[severity], severity),
+            style=SEVERITY_STYLE[severity] if summary[severity] else "dim",
+        )
         counts.append("  ")
     stopped = sum(1 for a in report["audits"] if a["status"] == "errored" and _manifest_problem(a))
     crashed = sum(1 for a in report["audits"] if a["status"] == "errored") - stopped
     if crashed:
         counts.append(f"{plural(crashed, 'audit')} crashed  ", style="bold magenta")
     if stopped:
-        counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ",
-                      style="bold magenta")
+        counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ", style="bold magenta")
     if problems:
         counts.append(f"{plural(len(problems), 'manifest problem')}  ", style="bold magenta")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
@@ -128,10 +141,14 @@ def print_report(
         console.print(f"  [dim]{escape(_p(name))} report:[/dim] {escape(_p(path))}")
 
 
-def _print_finding(console: Console, finding: Mapping[str, Any], *, indent: str, audit_name: str = "") -> None:
+def _print_finding(
+    console: Console, finding: Mapping[str, Any], *, indent: str, audit_name: str = ""
+) -> None:
     style = SEVERITY_STYLE[finding["severity"]]
     head = Text.assemble(
-        (f"{indent}{finding['code']} ", style), (f"{finding['severity']:<7} ", style), (_p(finding["message"]), ""),
+        (f"{indent}{finding['code']} ", style),
+        (f"{finding['severity']:<7} ", style),
+        (_p(finding["message"]), ""),
     )
     if finding.get("location"):
         head.append(f"  [{_p(finding['location'])}]", style="dim")

@@ -19,8 +19,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.run.context import RunContext
     from auditor.run.runner import RunResult
 
-__all__ = ["SCHEMA_VERSION", "build_report", "dump_report", "load_report", "newer_minor", "strict_json",
-           "validate_report"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "build_report",
+    "dump_report",
+    "load_report",
+    "newer_minor",
+    "strict_json",
+    "validate_report",
+]
 
 SCHEMA_VERSION = "1.0"
 
@@ -102,8 +109,14 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
 
 def _problem(error: ManifestError) -> dict[str, Any]:
     """A problem of the manifest found while running, in the words the console prints."""
-    return {"key": error.key, "line": error.line, "expected": error.expected, "found": error.found,
-            "hint": error.hint, "message": f"{error.key}: expected {error.expected}, found {error.found}"}
+    return {
+        "key": error.key,
+        "line": error.line,
+        "expected": error.expected,
+        "found": error.found,
+        "hint": error.hint,
+        "message": f"{error.key}: expected {error.expected}, found {error.found}",
+    }
 
 
 def _task(context: RunContext) -> dict[str, Any] | None:
@@ -112,10 +125,14 @@ def _task(context: RunContext) -> dict[str, Any] | None:
         return None
     try:
         task = context.task
-    except Exception:  # noqa: BLE001 - a broken split is reported by the audits
+    except Exception:
         return None
-    return {"type": task.type, "num_classes": task.num_classes, "source": task.source,
-            "class_names": list(task.class_names)}
+    return {
+        "type": task.type,
+        "num_classes": task.num_classes,
+        "source": task.source,
+        "class_names": list(task.class_names),
+    }
 
 
 def _lines(context: RunContext, findings: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -186,7 +203,9 @@ def load_report(path: Path) -> dict[str, Any]:
             # A report written before report.json was strict may hold bare NaN or Infinity: read them as null.
             report = json.loads(handle.read().decode("utf-8"), parse_constant=lambda _name: None)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"report {path}: expected a JSON report written by `auditor run`, found: {exc}") from exc
+        raise UsageError(
+            f"report {path}: expected a JSON report written by `auditor run`, found: {exc}"
+        ) from exc
     version = report.get("schema_version") if isinstance(report, dict) else None
     if isinstance(version, str) and version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         # Another major version may mean other fields: rendering it could silently drop findings.

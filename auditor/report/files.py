@@ -42,8 +42,12 @@ class ReportWriteError(AuditorError):
 
 
 def write_reports(
-    report: Mapping[str, Any], formats: Iterable[str], output_dir: Path, registry: Registry,
-    *, include_json: bool = True,
+    report: Mapping[str, Any],
+    formats: Iterable[str],
+    output_dir: Path,
+    registry: Registry,
+    *,
+    include_json: bool = True,
 ) -> list[tuple[str, Path]]:
     """Render ``report`` in each format (and json, unless ``include_json`` is false) into ``output_dir``.
 

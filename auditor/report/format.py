@@ -6,11 +6,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor._util.suggest import did_you_mean
 from auditor.errors import UsageError
 from auditor.findings import CodeInfo
-from auditor._util.suggest import did_you_mean
 
-__all__ = ["Renderer", "ReportFormat", "UnknownReportFormat", "require_report_formats", "unknown_report_formats"]
+__all__ = [
+    "Renderer",
+    "ReportFormat",
+    "UnknownReportFormat",
+    "require_report_formats",
+    "unknown_report_formats",
+]
 
 #: ``render(report, catalog)``: ``report`` is the JSON report as a dict (valid
 #: against ``report.schema.json``), ``catalog`` maps every known code to its
@@ -53,9 +59,13 @@ def unknown_report_formats(names: Iterable[str], installed: Collection[str]) -> 
     """
     known = sorted(installed)
     return [
-        UnknownReportFormat(name, f"one of the installed report formats {known}",
-                            did_you_mean(name, known) or "`auditor list` shows the installed report formats")
-        for name in dict.fromkeys(names) if name not in installed
+        UnknownReportFormat(
+            name,
+            f"one of the installed report formats {known}",
+            did_you_mean(name, known) or "`auditor list` shows the installed report formats",
+        )
+        for name in dict.fromkeys(names)
+        if name not in installed
     ]
 
 
@@ -64,4 +74,6 @@ def require_report_formats(names: Iterable[str], installed: Collection[str], *, 
     unknown = unknown_report_formats(names, installed)
     if unknown:
         first = unknown[0]
-        raise UsageError(f"{given_as} {first.name}: expected {first.expected}, found {first.name!r}; {first.hint}")
+        raise UsageError(
+            f"{given_as} {first.name}: expected {first.expected}, found {first.name!r}; {first.hint}"
+        )

@@ -80,7 +80,7 @@ def _scaled(number: float) -> str:
 def _significant(number: float, digits: int) -> str:
     """``digits`` significant digits, scientific below 0.01 and where plain digits would mislead."""
     magnitude = abs(number)
-    if magnitude < 0.01 or magnitude >= 10 ** digits:
+    if magnitude < 0.01 or magnitude >= 10**digits:
         return f"{number:.{digits - 1}e}"
     text = f"{number:.{digits}g}"
     if "e" in text:

@@ -23,6 +23,7 @@ Thread-local torch state (grad mode) is carried into the worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -55,10 +56,14 @@ class DeadlineExceeded(RuntimeError):
     def __init__(self, what: str, seconds: float, hint: str = "") -> None:
         self.what = what
         self.seconds = seconds
-        self.hint = hint or ("raise the manifest's call_timeout_s if this call is merely slow, or make it "
-                             "return (a blocking read, a lock, an endless loop?)")
-        super().__init__(f"{what} did not return within {seconds:g} s; it was abandoned and the run went on "
-                         f"(hint: {self.hint})")
+        self.hint = hint or (
+            "raise the manifest's call_timeout_s if this call is merely slow, or make it "
+            "return (a blocking read, a lock, an endless loop?)"
+        )
+        super().__init__(
+            f"{what} did not return within {seconds:g} s; it was abandoned and the run went on "
+            f"(hint: {self.hint})"
+        )
 
 
 def set_call_timeout(seconds: float | None) -> None:
@@ -79,8 +84,9 @@ def abandoned() -> list[str]:
         return [thread.name.removeprefix("auditor: ") for thread in _abandoned]
 
 
-def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: float | None = None,
-                       **kwargs: Any) -> T:
+def call_with_deadline(
+    fn: Callable[..., T], *args: Any, what: str, seconds: float | None = None, **kwargs: Any
+) -> T:
     """``fn(*args, **kwargs)``, or :class:`DeadlineExceeded` after ``seconds`` (default: the call timeout).
 
     Exceptions raised by ``fn`` propagate unchanged with their traceback. A call
@@ -99,7 +105,7 @@ def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: flo
 
                 torch.set_grad_enabled(grad)
             outcome["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller as is
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name=f"auditor: {what}", daemon=True)
@@ -136,8 +142,6 @@ def exit_process(code: int) -> NoReturn:
     if not abandoned():
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)

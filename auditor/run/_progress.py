@@ -76,9 +76,14 @@ class RichProgress:
                     return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
 
             self.progress = Progress(
-                TextColumn("[progress.description]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=self.console, transient=True,
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                RateColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
             self.progress.start()
         return self.progress.add_task(description, total=total, completed=done)

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from auditor.run.registry import Registry, load_registry
 from auditor.report.format import require_report_formats
+from auditor.run.registry import Registry, load_registry
 
 __all__ = ["RunOutcome", "run_manifest"]
 
@@ -57,16 +57,17 @@ def run_manifest(
     ``redact`` (default: the manifest's ``report.redact``) writes paths relative
     to the manifest and no host details (see ``auditor.report._redact``).
     """
-    from auditor.run.context import RunContext
     from auditor.manifest.load import load_manifest
     from auditor.report.document import build_report
     from auditor.report.files import write_reports
+    from auditor.run.context import RunContext
     from auditor.run.runner import Selection, run_audits
 
     registry = registry or load_registry()
     loaded = load_manifest(manifest, registry)
-    selection = Selection(only=only, skip=skip, select=select, ignore=ignore, static=static,
-                          fail_on=fail_on or loaded.fail_on)
+    selection = Selection(
+        only=only, skip=skip, select=select, ignore=ignore, static=static, fail_on=fail_on or loaded.fail_on
+    )
     if formats is None:
         # report.formats was checked with the manifest (exit 2 naming its line)
         formats = list(loaded.report_config.get("formats") or [])
@@ -86,6 +87,8 @@ def run_manifest(
 
         report = redacted(report, loaded.base_dir)
     # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
-    target = output_dir or (loaded.base_dir / Path(str(loaded.report_config.get("dir", "reports"))).expanduser())
+    target = output_dir or (
+        loaded.base_dir / Path(str(loaded.report_config.get("dir", "reports"))).expanduser()
+    )
     written = write_reports(report, formats, target, registry)
     return RunOutcome(report, written)

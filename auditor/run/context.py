@@ -22,10 +22,10 @@ from auditor.errors import ManifestError
 from auditor.findings import Finding
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.run._progress import ProgressFactory, ProgressTask
     from auditor.audit import Audit
     from auditor.data.splits import Split
     from auditor.manifest.load import Manifest
+    from auditor.run._progress import ProgressFactory, ProgressTask
     from auditor.run.registry import Registry
 
 __all__ = ["AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
@@ -51,8 +51,10 @@ class SplitUnavailable(SkipAudit):
     def __init__(self, names: list[str], problems: Mapping[str, ManifestError]) -> None:
         self.names = list(names)
         keys = " and ".join(f"data.{name}" for name in names)
-        super().__init__(f"{keys} could not be opened; see the manifest problem{'s' if len(names) != 1 else ''} "
-                         "reported for it" + ("" if len(names) == 1 else "s"))
+        super().__init__(
+            f"{keys} could not be opened; see the manifest problem{'s' if len(names) != 1 else ''} "
+            "reported for it" + ("" if len(names) == 1 else "s")
+        )
 
 
 class RunContext:
@@ -101,8 +103,9 @@ class RunContext:
         # state (a notebook's, a training script's) as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(MODEL_BUILD_SEED)
-            model = self.resolver.call_factory(section["factory"], "model.factory",
-                                               **dict(section.get("kwargs") or {}))
+            model = self.resolver.call_factory(
+                section["factory"], "model.factory", **dict(section.get("kwargs") or {})
+            )
         return self._checked(model, "model.factory", "named_parameters", "a torch.nn.Module")
 
     def model_copy(self) -> Any:
@@ -133,8 +136,12 @@ class RunContext:
 
     def make_loss(self) -> Any:
         section = self.manifest.section("loss")
-        loss = self.resolver.call_factory(section["factory"], "loss.factory", **dict(section.get("kwargs") or {}))
-        return self._checked(loss, "loss.factory", "__call__", "a callable loss (e.g. torch.nn.CrossEntropyLoss())")
+        loss = self.resolver.call_factory(
+            section["factory"], "loss.factory", **dict(section.get("kwargs") or {})
+        )
+        return self._checked(
+            loss, "loss.factory", "__call__", "a callable loss (e.g. torch.nn.CrossEntropyLoss())"
+        )
 
     def _checked(self, value: Any, key: str, attribute: str, expected: str) -> Any:
         """``value`` when it has ``attribute``; otherwise a ManifestError naming the factory."""
@@ -144,8 +151,12 @@ class RunContext:
         ref = self.manifest.section(section).get(leaf)
         found = "None" if value is None else f"a {type(value).__name__}"
         raise ManifestError(
-            self.manifest.path, key, f"a factory returning {expected}", f"{ref} returned {found}",
-            line=self.manifest.line(key), hint="return the object itself from the factory (a missing return?)",
+            self.manifest.path,
+            key,
+            f"a factory returning {expected}",
+            f"{ref} returned {found}",
+            line=self.manifest.line(key),
+            hint="return the object itself from the factory (a missing return?)",
         )
 
     def has(self, section: str) -> bool:
@@ -170,8 +181,11 @@ class RunContext:
         config = self.manifest.data[name]
         fmt = self.registry.data_formats[config["format"]]
         spec = SplitSpec(
-            name=name, config=dict(config), base_dir=self.manifest.base_dir,
-            resolver=self.resolver, location=f"data.{name}",
+            name=name,
+            config=dict(config),
+            base_dir=self.manifest.base_dir,
+            resolver=self.resolver,
+            location=f"data.{name}",
         )
         return fmt.open(spec)
 
@@ -198,11 +212,13 @@ class RunContext:
                 len(self._split(name))  # a format reads its index (folder listing, table) here
             except ManifestError as exc:
                 self._split_problems[name] = exc
-            except Exception as exc:  # noqa: BLE001 - any failure to open is the split's problem
+            except Exception as exc:
                 key = f"data.{name}"
                 self._split_problems[name] = ManifestError(
-                    self.manifest.path, key, f"a split the {self.manifest.data[name].get('format')!r} format "
-                    "can open", f"opening it failed with {type(exc).__name__}: {exc}",
+                    self.manifest.path,
+                    key,
+                    f"a split the {self.manifest.data[name].get('format')!r} format can open",
+                    f"opening it failed with {type(exc).__name__}: {exc}",
                     line=self.manifest.line(key),
                     hint="fix the split's options (auditor validate checks them) or the data it points at",
                 )
@@ -274,7 +290,10 @@ class RunContext:
 
     def _missing(self, section: str) -> ManifestError:
         return ManifestError(
-            self.manifest.path, section, f"a '{section}' section with a 'factory'", "none",
+            self.manifest.path,
+            section,
+            f"a '{section}' section with a 'factory'",
+            "none",
             hint=f"this audit needs the {section}; add it to the manifest or skip the audit",
         )
 
@@ -308,8 +327,15 @@ class AuditContext:
         """
         info = self.audit.code(code)
         return Finding(
-            code=code, audit=self.audit.name, severity=info.severity, title=info.title,
-            message=message, hint=hint, location=location, evidence=dict(evidence or {}), cause=cause,
+            code=code,
+            audit=self.audit.name,
+            severity=info.severity,
+            title=info.title,
+            message=message,
+            hint=hint,
+            location=location,
+            evidence=dict(evidence or {}),
+            cause=cause,
         )
 
     def note(self, text: str) -> None:

@@ -48,8 +48,10 @@ def _normalize_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -
 
 def _untrained_head(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
     # FZ007 names the evaluation classes the head has no output for; LD002 names those absent from train.
-    return bool(set(map(str, _list(cause.evidence.get("classes"))))
-                & set(map(str, _list(effect.evidence.get("untrained_classes")))))
+    return bool(
+        set(map(str, _list(cause.evidence.get("classes"))))
+        & set(map(str, _list(effect.evidence.get("untrained_classes"))))
+    )
 
 
 def _untrained_output(cause: Finding, effect: Finding, everything: Sequence[Finding]) -> bool:
@@ -63,28 +65,52 @@ def _untrained_output(cause: Finding, effect: Finding, everything: Sequence[Find
 
 def _frozen_batchnorm(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
     # FZ005 predicts the running statistics of these layers change; GP008 saw them change.
-    layers = {str(layer.get("name")) for layer in _list(cause.evidence.get("layers")) if isinstance(layer, dict)}
+    layers = {
+        str(layer.get("name")) for layer in _list(cause.evidence.get("layers")) if isinstance(layer, dict)
+    }
     changed = {str(name).rsplit(".", 1)[0] for name in _list(effect.evidence.get("buffers"))}
     return bool(layers & changed)
 
 
 def _same_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
-    return cause.evidence.get("split") is not None and cause.evidence.get("split") == effect.evidence.get("split")
+    return cause.evidence.get("split") is not None and cause.evidence.get("split") == effect.evidence.get(
+        "split"
+    )
 
 
 #: Cross-audit causes. Order matters only when two rules could claim one effect: the first wins.
 CAUSE_RULES: tuple[CauseRule, ...] = (
-    CauseRule("TP001", "TP003", _normalize_split,
-              "a split without the Normalize the weights expect also normalizes differently from the other"),
-    CauseRule("LD002", "FZ007", _untrained_head,
-              "a head sized on the training classes lacks outputs for the evaluation-only classes"),
-    CauseRule("LD002", "GP010", _untrained_output,
-              "the model output is short by exactly the classes missing from train"),
-    CauseRule("FZ005", "GP008", _frozen_batchnorm,
-              "frozen BatchNorm layers in train mode update their running statistics during the probe"),
+    CauseRule(
+        "TP001",
+        "TP003",
+        _normalize_split,
+        "a split without the Normalize the weights expect also normalizes differently from the other",
+    ),
+    CauseRule(
+        "LD002",
+        "FZ007",
+        _untrained_head,
+        "a head sized on the training classes lacks outputs for the evaluation-only classes",
+    ),
+    CauseRule(
+        "LD002",
+        "GP010",
+        _untrained_output,
+        "the model output is short by exactly the classes missing from train",
+    ),
+    CauseRule(
+        "FZ005",
+        "GP008",
+        _frozen_batchnorm,
+        "frozen BatchNorm layers in train mode update their running statistics during the probe",
+    ),
     CauseRule("DL003", "GP012", _same_split, "no training sample loads, so the probe gets no batch"),
-    CauseRule("DL001", "GP012", _same_split, "training samples cannot be collated, so the probe gets no batch"),
-    CauseRule("DL002", "GP012", _same_split, "training samples fail to load, so the probe runs out of batches"),
+    CauseRule(
+        "DL001", "GP012", _same_split, "training samples cannot be collated, so the probe gets no batch"
+    ),
+    CauseRule(
+        "DL002", "GP012", _same_split, "training samples fail to load, so the probe runs out of batches"
+    ),
 )
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import pluggy
 
 from auditor import hookspecs
+from auditor._util.suggest import did_you_mean
 from auditor.audit import Audit
 from auditor.data.splits import DataFormat
 from auditor.errors import PluginError
 from auditor.findings import CodeInfo
 from auditor.report.format import ReportFormat
-from auditor._util.suggest import did_you_mean
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
@@ -102,7 +102,9 @@ def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
-def load_registry(extra_plugins: Iterable[tuple[str, object]] = (), *, autoload: bool | None = None) -> Registry:
+def load_registry(
+    extra_plugins: Iterable[tuple[str, object]] = (), *, autoload: bool | None = None
+) -> Registry:
     """Load every plugin of the entry-point group, then collect and check declarations.
 
     ``extra_plugins`` are ``(name, plugin)`` pairs registered in-process
@@ -129,7 +131,7 @@ def load_registry(extra_plugins: Iterable[tuple[str, object]] = (), *, autoload:
             if manager.is_registered(plugin):
                 continue
             problem = _register(manager, plugin, f"{dist_name}:{entry_point.name}")
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+        except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem:
             registry.broken.append(BrokenPlugin(entry_point.name, dist_name, problem))
@@ -191,14 +193,18 @@ def _normalise(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def _results(registry: Registry, hook_name: str, owners: Mapping[int, PluginInfo]) -> Iterable[tuple[PluginInfo, Any]]:
+def _results(
+    registry: Registry, hook_name: str, owners: Mapping[int, PluginInfo]
+) -> Iterable[tuple[PluginInfo, Any]]:
     """Call one declaration hook on each plugin separately, to know who declared what."""
     for impl in getattr(registry.hook, hook_name).get_hookimpls():
         owner = owners.get(id(impl.plugin), PluginInfo(impl.plugin_name, "?", "?"))
         try:
             declared = impl.function()
-        except Exception as exc:  # noqa: BLE001
-            registry.broken.append(BrokenPlugin(owner.name, owner.distribution, f"{hook_name}: {type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            registry.broken.append(
+                BrokenPlugin(owner.name, owner.distribution, f"{hook_name}: {type(exc).__name__}: {exc}")
+            )
             continue
         for item in declared or []:
             yield owner, item
@@ -208,8 +214,10 @@ def _collect(registry: Registry, owners: Mapping[int, PluginInfo]) -> None:
     prefixes: dict[str, tuple[str, PluginInfo]] = {}
     for owner, audit in _results(registry, "auditor_audits", owners):
         if not isinstance(audit, Audit):
-            raise PluginError(f"plugin {owner.name!r} ({owner.distribution}): auditor_audits returned "
-                              f"{type(audit).__name__}, expected auditor.Audit")
+            raise PluginError(
+                f"plugin {owner.name!r} ({owner.distribution}): auditor_audits returned "
+                f"{type(audit).__name__}, expected auditor.Audit"
+            )
         if audit.name in registry.audits:
             other = registry.audit_plugin[audit.name]
             raise PluginError(
@@ -235,8 +243,10 @@ def _collect(registry: Registry, owners: Mapping[int, PluginInfo]) -> None:
         declared_by: dict[str, PluginInfo] = {}
         for owner, item in _results(registry, hook_name, owners):
             if not isinstance(item, cls):
-                raise PluginError(f"plugin {owner.name!r} ({owner.distribution}): {hook_name} returned "
-                                  f"{type(item).__name__}, expected auditor.{cls.__name__}")
+                raise PluginError(
+                    f"plugin {owner.name!r} ({owner.distribution}): {hook_name} returned "
+                    f"{type(item).__name__}, expected auditor.{cls.__name__}"
+                )
             if item.name in target:
                 other = declared_by[item.name]
                 raise PluginError(

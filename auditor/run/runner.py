@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.audit import Audit, SkipAudit
-from auditor.run.context import AuditContext, RunContext
-from auditor.errors import ManifestError, UsageError
-from auditor.run.finding_links import finalize_findings
-from auditor.findings import Finding, severity_at_least
 from auditor._util.suggest import did_you_mean
+from auditor.audit import Audit, SkipAudit
+from auditor.errors import ManifestError, UsageError
+from auditor.findings import Finding, severity_at_least
+from auditor.run.context import AuditContext, RunContext
+from auditor.run.finding_links import finalize_findings
 
 __all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
 
@@ -94,8 +94,11 @@ def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit
         elif selection.static and audit.runs_model:
             reason = "runs the model; skipped with --static"
         else:
-            missing = [need for need in ("model", "optimizer", "loss", "data") if need in audit.needs
-                       and not context.has(need)]
+            missing = [
+                need
+                for need in ("model", "optimizer", "loss", "data")
+                if need in audit.needs and not context.has(need)
+            ]
             if missing:
                 reason = f"the manifest has no {', '.join(missing)} section"
         chosen.append((audit, reason))
@@ -149,7 +152,7 @@ def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditRe
         result.status = "errored"
         result.error = {"type": type(exc).__name__, "message": exc.render(), "traceback": ""}
         findings = []
-    except Exception as exc:  # noqa: BLE001 - an audit's crash must not stop the others
+    except Exception as exc:
         result.status = "errored"
         result.error = {
             "type": type(exc).__name__,

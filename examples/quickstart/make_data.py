@@ -32,7 +32,9 @@ def draw(cls: str, rng: random.Random) -> Image.Image:
     for _ in range(12):  # background texture so that no two images hash alike
         x, y = rng.randint(0, SIZE), rng.randint(0, SIZE)
         shade = tuple(max(0, min(255, c + rng.randint(-60, 60))) for c in base)
-        pen.line((x, y, x + rng.randint(-20, 20), y + rng.randint(-20, 20)), fill=shade, width=rng.randint(1, 4))
+        pen.line(
+            (x, y, x + rng.randint(-20, 20), y + rng.randint(-20, 20)), fill=shade, width=rng.randint(1, 4)
+        )
     colour = tuple(rng.randint(0, 255) for _ in range(3))
     x, y, r = rng.randint(12, 36), rng.randint(12, 36), rng.randint(6, 12)
     if cls == "cat":
@@ -75,7 +77,7 @@ def main() -> None:
         ImageOps.mirror,
         lambda im: ImageEnhance.Contrast(im).enhance(0.9),
     ]
-    for index, (source, edit) in enumerate(zip(cats[6:12], edits)):
+    for index, (source, edit) in enumerate(zip(cats[6:12], edits, strict=False)):
         with Image.open(source) as image:
             edit(image.convert("RGB")).save(args.out / "val" / "cat" / f"leak_near_{index}.jpg", quality=70)
     print(f"wrote {sum(1 for _ in args.out.rglob('*.jpg'))} images under {args.out}")

@@ -29,8 +29,11 @@ def sample_paths(split: Any) -> list[str] | None:
     for attr in ("samples", "imgs"):
         pairs = getattr(dataset, attr, None)
         try:
-            if pairs is not None and len(pairs) == len(split) and all(
-                    isinstance(p, (tuple, list)) and isinstance(p[0], str) for p in pairs[:1]):
+            if (
+                pairs is not None
+                and len(pairs) == len(split)
+                and all(isinstance(p, (tuple, list)) and isinstance(p[0], str) for p in pairs[:1])
+            ):
                 return [str(p[0]) for p in pairs]
         except TypeError:
             continue
@@ -94,16 +97,22 @@ class CollateProblem:
         """What to change, from what the signatures show."""
         sigs = list(self.groups)
         if any(s.startswith("PIL.") for s in sigs):
-            return ("the pipeline ends with a PIL image: add transforms.ToTensor() (or v2.ToImage() + "
-                    "v2.ToDtype(torch.float32, scale=True)) as its last conversion step")
+            return (
+                "the pipeline ends with a PIL image: add transforms.ToTensor() (or v2.ToImage() + "
+                "v2.ToDtype(torch.float32, scale=True)) as its last conversion step"
+            )
         shapes = [_shape(s) for s in sigs]
         if len(sigs) > 1 and all(shapes):
             channels = {s[0] for s in shapes if s}
             if len(channels) > 1:
-                return ("images have different channel counts (grayscale, RGBA and RGB files mixed): convert every "
-                        "image with .convert('RGB') when loading it, as torchvision's default loader does")
-            return ("samples have different sizes: end the pipeline with a fixed size, e.g. Resize((H, W)) or "
-                    "Resize(S) + CenterCrop(S), or pass a collate_fn that pads")
+                return (
+                    "images have different channel counts (grayscale, RGBA and RGB files mixed): convert every "
+                    "image with .convert('RGB') when loading it, as torchvision's default loader does"
+                )
+            return (
+                "samples have different sizes: end the pipeline with a fixed size, e.g. Resize((H, W)) or "
+                "Resize(S) + CenterCrop(S), or pass a collate_fn that pads"
+            )
         if len(sigs) > 1:
             return "make __getitem__ return the same type and structure for every sample"
         return "make the pipeline return tensors (or pass the collate_fn training uses as data.<split>.collate_fn)"
@@ -112,14 +121,21 @@ class CollateProblem:
         return {
             "collate_fn": self.collate,
             "error": self.error,
-            "groups": [{"signature": sig, "count": len(indices), "indices": indices[:20],
-                        "paths": [paths[i] for i in indices[:5]] if paths else []}
-                       for sig, indices in self.groups.items()],
+            "groups": [
+                {
+                    "signature": sig,
+                    "count": len(indices),
+                    "indices": indices[:20],
+                    "paths": [paths[i] for i in indices[:5]] if paths else [],
+                }
+                for sig, indices in self.groups.items()
+            ],
         }
 
 
-def try_collate(items: Sequence[tuple[int, Any, Any]],
-                collate_fn: Callable[..., Any] | None) -> tuple[Any, CollateProblem | None]:
+def try_collate(
+    items: Sequence[tuple[int, Any, Any]], collate_fn: Callable[..., Any] | None
+) -> tuple[Any, CollateProblem | None]:
     """Collate ``(index, input, item)`` triples; return ``(batch, None)`` or ``(None, problem)``.
 
     With no ``collate_fn`` the inputs alone go through torch's ``default_collate`` (the
@@ -135,7 +151,7 @@ def try_collate(items: Sequence[tuple[int, Any, Any]],
         else:
             batch = collate_fn([item for _, _, item in items])
         return batch, None
-    except Exception as exc:  # noqa: BLE001 - any collate failure is the finding
+    except Exception as exc:
         groups: dict[str, list[int]] = {}
         for index, value, _ in items:
             groups.setdefault(signature(value), []).append(index)
@@ -153,7 +169,7 @@ def _where(index: int, paths: Sequence[str] | None) -> str:
 def _shape(sig: str) -> tuple[int, ...] | None:
     if "[" not in sig or "]" not in sig:
         return None
-    inside = sig[sig.index("[") + 1:sig.index("]")]
+    inside = sig[sig.index("[") + 1 : sig.index("]")]
     try:
         return tuple(int(p) for p in inside.split(",") if p.strip())
     except ValueError:

@@ -46,8 +46,9 @@ def cache_folder(ctx: Any) -> tuple[Path | None, str]:
     folder = Path(ctx.run.cache_dir).resolve()
     for data, split in data_folders(ctx.splits).items():
         if folder == Path(data) or Path(data) in folder.parents:
-            return None, (f"disabled: the cache folder {folder} would be inside {data}, "
-                          f"a data folder of '{split}'")
+            return None, (
+                f"disabled: the cache folder {folder} would be inside {data}, a data folder of '{split}'"
+            )
     return folder, str(folder)
 
 

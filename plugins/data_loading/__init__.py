@@ -24,10 +24,18 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "samples": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 64,
-                    "description": "samples per split loaded through the transform and collated together"},
-        "check_files": {"type": "boolean", "default": True,
-                        "description": "stat every local file a split lists to find missing ones"},
+        "samples": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100000,
+            "default": 64,
+            "description": "samples per split loaded through the transform and collated together",
+        },
+        "check_files": {
+            "type": "boolean",
+            "default": True,
+            "description": "stat every local file a split lists to find missing ones",
+        },
     },
 }
 
@@ -47,11 +55,14 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             if not len(split):
                 ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
                 continue
-            result, reuse[name] = check_split(split, samples, bool(ctx.options["check_files"]),
-                                              advance=task.advance, cache=cache)
+            result, reuse[name] = check_split(
+                split, samples, bool(ctx.options["check_files"]), advance=task.advance, cache=cache
+            )
             if raw_images(split):
-                ctx.note(f"'{name}' declares no transform: its samples were loaded but not batched (training "
-                         f"transforms them somehow); set {split.location}.transform to check batching (DL001)")
+                ctx.note(
+                    f"'{name}' declares no transform: its samples were loaded but not batched (training "
+                    f"transforms them somehow); set {split.location}.transform to check batching (DL001)"
+                )
             per_split[name] = result.to_dict()
             yield from result.findings(ctx)
     ctx.evidence["splits"] = per_split
@@ -71,7 +82,9 @@ def _cache(ctx: AuditContext) -> Any:
     if folder is None:
         return None
     manifest = ctx.manifest
-    return LoadCache(folder, Path(manifest.path).resolve(), [str(manifest.base_dir), *manifest.resolver.pythonpath])
+    return LoadCache(
+        folder, Path(manifest.path).resolve(), [str(manifest.base_dir), *manifest.resolver.pythonpath]
+    )
 
 
 AUDIT = Audit(

@@ -58,8 +58,13 @@ def _to_dict(result: SplitCheck) -> dict[str, Any]:
         "failures": result.failures,
         "collate": result.collate,
         "signatures": result.signatures,
-        "problem": None if problem is None else {"error": problem.error, "collate": problem.collate,
-                                                  "groups": [[sig, idx] for sig, idx in problem.groups.items()]},
+        "problem": None
+        if problem is None
+        else {
+            "error": problem.error,
+            "collate": problem.collate,
+            "groups": [[sig, idx] for sig, idx in problem.groups.items()],
+        },
     }
 
 
@@ -72,7 +77,11 @@ def _from_dict(data: dict[str, Any]) -> SplitCheck:
         failures=list(data["failures"]),
         collate=str(data["collate"]),
         signatures={str(k): int(v) for k, v in data["signatures"].items()},
-        problem=None if problem is None else CollateProblem(
-            str(problem["error"]), str(problem["collate"]),
-            {str(sig): [int(i) for i in idx] for sig, idx in problem["groups"]}),
+        problem=None
+        if problem is None
+        else CollateProblem(
+            str(problem["error"]),
+            str(problem["collate"]),
+            {str(sig): [int(i) for i in idx] for sig, idx in problem["groups"]},
+        ),
     )

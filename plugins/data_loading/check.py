@@ -79,16 +79,27 @@ class SplitCheck:
         if everything_missing:
             what = f"none of the {len(self.paths or [])} files it lists exists (first: {self.paths[0]})"  # type: ignore[index]
         else:
-            what = (f"all {len(self.checked)} samples checked failed to load (first: {self._where(first['index'])}: "
-                    f"{first['error']})") if first else "no sample loaded"
+            what = (
+                (
+                    f"all {len(self.checked)} samples checked failed to load (first: {self._where(first['index'])}: "
+                    f"{first['error']})"
+                )
+                if first
+                else "no sample loaded"
+            )
         return ctx.finding(
             "DL003",
             f"'{split.name}' cannot deliver a single batch: {what}",
             hint="check the split's paths (root, the path column and root of a table: relative paths are read "
-                 "relative to root, default the table's folder) and its transform",
+            "relative to root, default the table's folder) and its transform",
             location=split.location,
-            evidence={"split": split.name, "checked": len(self.checked), "failures": self.failures[:10],
-                      "missing_files": len(self.missing), "files": len(self.paths or [])},
+            evidence={
+                "split": split.name,
+                "checked": len(self.checked),
+                "failures": self.failures[:10],
+                "missing_files": len(self.missing),
+                "files": len(self.paths or []),
+            },
         )
 
     def _dl002(self, ctx: AuditContext) -> Finding:
@@ -96,21 +107,32 @@ class SplitCheck:
         parts = []
         if self.failures:
             first = self.failures[0]
-            parts.append(f"{len(self.failures)} of {len(self.checked)} samples checked fail to load (first: "
-                         f"{self._where(first['index'])}: {first['error']})")
+            parts.append(
+                f"{len(self.failures)} of {len(self.checked)} samples checked fail to load (first: "
+                f"{self._where(first['index'])}: {first['error']})"
+            )
         if self.missing:
             shown = ", ".join(self.paths[i] for i in self.missing[:3])  # type: ignore[index]
-            parts.append(f"{len(self.missing)} of the {self.files_checked} files it lists do not exist ({shown}"
-                         f"{' ...' if len(self.missing) > 3 else ''})")
+            parts.append(
+                f"{len(self.missing)} of the {self.files_checked} files it lists do not exist ({shown}"
+                f"{' ...' if len(self.missing) > 3 else ''})"
+            )
         return ctx.finding(
             "DL002",
             f"'{split.name}': " + "; ".join(parts) + "; the DataLoader stops at the first of them",
             hint="restore or re-encode these files, or drop their rows; when the transform raises, fix the step "
-                 "the error names",
+            "the error names",
             location=split.location,
-            evidence={"split": split.name, "failures": self.failures[:20], "failed": len(self.failures),
-                      "checked": len(self.checked), "missing": [self.paths[i] for i in self.missing[:20]]  # type: ignore[index]
-                      if self.missing else [], "missing_count": len(self.missing)},
+            evidence={
+                "split": split.name,
+                "failures": self.failures[:20],
+                "failed": len(self.failures),
+                "checked": len(self.checked),
+                "missing": [self.paths[i] for i in self.missing[:20]]  # type: ignore[index]
+                if self.missing
+                else [],
+                "missing_count": len(self.missing),
+            },
         )
 
 
@@ -120,8 +142,13 @@ def raw_images(split: Any) -> bool:
     return split.transform is None and split.spec.config.get("format") in ("image_folder", "csv")
 
 
-def check_split(split: Any, samples: int, check_files: bool,
-                advance: Callable[[int], None] | None = None, cache: Any = None) -> tuple[SplitCheck, str]:
+def check_split(
+    split: Any,
+    samples: int,
+    check_files: bool,
+    advance: Callable[[int], None] | None = None,
+    cache: Any = None,
+) -> tuple[SplitCheck, str]:
     """The split's check, and ``reused``, ``loaded`` or why no cache was used."""
     result = SplitCheck(split)
     result.paths = sample_paths(split)
@@ -147,8 +174,9 @@ def check_split(split: Any, samples: int, check_files: bool,
     return result, entry
 
 
-def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: int,
-                      advance: Callable[[int], None] | None) -> None:
+def _load_and_collate(
+    result: SplitCheck, split: Any, collate_fn: Any, samples: int, advance: Callable[[int], None] | None
+) -> None:
     result.checked = _spread(len(split), samples)
     signatures: dict[str, int] = {}
     for index in result.checked:
@@ -158,9 +186,14 @@ def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: 
         except DeadlineExceeded:
             # The next sample could hang as long: the audit stops here, errored, naming this one.
             raise
-        except Exception as exc:  # noqa: BLE001 - a sample that raises is the finding
-            result.failures.append({"index": index, "path": _path(result.paths, index),
-                                    "error": f"{type(exc).__name__}: {exc}"[:300]})
+        except Exception as exc:
+            result.failures.append(
+                {
+                    "index": index,
+                    "path": _path(result.paths, index),
+                    "error": f"{type(exc).__name__}: {exc}"[:300],
+                }
+            )
         else:
             value = item[0] if isinstance(item, (tuple, list)) and item else item
             result.loaded.append((index, value, item))
@@ -174,8 +207,11 @@ def _load_and_collate(result: SplitCheck, split: Any, collate_fn: Any, samples: 
         # All loaded samples at once: with shuffling any two of them may share a batch.
         # A custom collate function is user code: it runs under the call deadline like __getitem__.
         _, result.problem = call_with_deadline(
-            try_collate, result.loaded, collate_fn,
-            what=f"the collate function {result.collate} on {len(result.loaded)} samples of split {split.name!r}")
+            try_collate,
+            result.loaded,
+            collate_fn,
+            what=f"the collate function {result.collate} on {len(result.loaded)} samples of split {split.name!r}",
+        )
     result.loaded = [(index, None, None) for index, _, _ in result.loaded]  # keep no decoded samples around
 
 

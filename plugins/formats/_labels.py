@@ -79,6 +79,7 @@ def parse_label_column(series: Any) -> ParsedLabels:
             parsed.counts[kind] = count
     for row in bad[:KEPT_PROBLEMS].tolist():
         value = raw.iloc[row]
-        parsed.problems.append({"row": int(row), "value": "" if pd.isna(value) else str(value),
-                                "problem": str(problem[row])})
+        parsed.problems.append(
+            {"row": int(row), "value": "" if pd.isna(value) else str(value), "problem": str(problem[row])}
+        )
     return parsed

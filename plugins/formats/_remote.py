@@ -21,8 +21,9 @@ __all__ = ["list_files_under", "list_image_folder", "manifest_error"]
 
 def manifest_error(spec: SplitSpec, key: str, expected: str, found: str, hint: str = "") -> ManifestError:
     full = f"{spec.location or 'data.' + spec.name}.{key}"
-    return ManifestError(spec.resolver.manifest_path, full, expected, found,
-                         line=spec.resolver.lines.line(full), hint=hint)
+    return ManifestError(
+        spec.resolver.manifest_path, full, expected, found, line=spec.resolver.lines.line(full), hint=hint
+    )
 
 
 def _listing(spec: SplitSpec, key: str, url: str) -> tuple[Any, str, list[dict[str, Any]]]:
@@ -33,14 +34,19 @@ def _listing(spec: SplitSpec, key: str, url: str) -> tuple[Any, str, list[dict[s
     except FileNotFoundError:
         entries = {}
     except Exception as exc:  # credentials, endpoint, permissions: for the user to fix
-        raise manifest_error(spec, key, "a readable folder URL", f"{url} cannot be listed "
-                             f"({type(exc).__name__}: {exc})",
-                             hint="check storage_options (credentials, endpoint_url) for this split") from exc
+        raise manifest_error(
+            spec,
+            key,
+            "a readable folder URL",
+            f"{url} cannot be listed ({type(exc).__name__}: {exc})",
+            hint="check storage_options (credentials, endpoint_url) for this split",
+        ) from exc
     return fs, root.rstrip("/"), sorted(entries.values(), key=lambda info: str(info["name"]))
 
 
-def list_image_folder(spec: SplitSpec, key: str, extensions: Sequence[str]
-                      ) -> tuple[list[str], list[str], list[int], RemoteFiles]:
+def list_image_folder(
+    spec: SplitSpec, key: str, extensions: Sequence[str]
+) -> tuple[list[str], list[str], list[int], RemoteFiles]:
     """``(classes, file URLs, targets, RemoteFiles)`` of an image folder behind a URL.
 
     Classes are the first-level "folders" (key prefixes) below the root, sorted, as
@@ -55,15 +61,19 @@ def list_image_folder(spec: SplitSpec, key: str, extensions: Sequence[str]
         name = str(info["name"])
         if info.get("type") != "file" or not name.startswith(prefix):
             continue
-        relative = name[len(prefix):]
+        relative = name[len(prefix) :]
         folder, slash, _ = relative.partition("/")
         if not slash or not name.lower().endswith(tuple(extensions)):
             continue
         by_class.setdefault(folder, []).append(name)
     if not by_class:
-        raise manifest_error(spec, key, "a folder with one sub-folder of images per class",
-                             f"no images below {url}",
-                             hint="check the URL and the split's storage_options (endpoint, credentials)")
+        raise manifest_error(
+            spec,
+            key,
+            "a folder with one sub-folder of images per class",
+            f"no images below {url}",
+            hint="check the URL and the split's storage_options (endpoint, credentials)",
+        )
     remote.add_listing(fs, entries)
     classes = sorted(by_class)
     paths: list[str] = []

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 from auditor.errors import ManifestError
+from auditor.run._deadline import DeadlineExceeded, call_with_deadline
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
@@ -88,7 +88,9 @@ class CallableSplit(Split):
             targets = []
             for index in range(len(dataset)):
                 try:
-                    item = call_with_deadline(dataset.__getitem__, index, what=self.describe_call(index, False))
+                    item = call_with_deadline(
+                        dataset.__getitem__, index, what=self.describe_call(index, False)
+                    )
                     targets.append(_as_target(item[1]))
                 except DeadlineExceeded:
                     raise  # names the item already; the next one could hang as long
@@ -99,7 +101,9 @@ class CallableSplit(Split):
     def _item_error(self, index: int, exc: Exception) -> ManifestError:
         key = f"{self.location}.factory"
         return ManifestError(
-            self.spec.resolver.manifest_path, key, "a dataset whose every item can be read",
+            self.spec.resolver.manifest_path,
+            key,
+            "a dataset whose every item can be read",
             f"item {index} of split {self.name!r} raised {type(exc).__name__}: {str(exc).strip()[:200]}",
             line=self.spec.resolver.lines.line(key),
             hint=f"reproduce with `{self.spec.config.get('factory')}()[{index}]`; labels are read from "
@@ -139,8 +143,9 @@ class CallableSplit(Split):
     def training_item(self, index: int) -> Any:
         if self.manifest_transform() is None:
             # the dataset's own item: what its DataLoader collates; user code, so under the deadline
-            return call_with_deadline(self.dataset_object.__getitem__, index,
-                                      what=self.describe_call(index, True))
+            return call_with_deadline(
+                self.dataset_object.__getitem__, index, what=self.describe_call(index, True)
+            )
         return self.sample(index)
 
     def _sample(self, index: int, transformed: bool) -> tuple[Any, Any]:
@@ -178,8 +183,11 @@ FORMAT = DataFormat(
     name="callable",
     open=CallableSplit,
     properties={
-        "factory": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
-                    "description": "module:attr of callable(**kwargs) -> dataset of (input, label)"},
+        "factory": {
+            "type": "string",
+            "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+            "description": "module:attr of callable(**kwargs) -> dataset of (input, label)",
+        },
         "kwargs": {"type": "object"},
     },
     required=("factory",),

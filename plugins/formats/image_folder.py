@@ -25,7 +25,7 @@ def load_image(path: Path | str, storage_options: dict[str, Any] | None = None) 
     from auditor.data._storage import is_url, open_url
 
     # open_regular: a FIFO named x.jpg would block open() until a writer came, maybe never.
-    with (open_url(path, storage_options) if is_url(path) else open_regular(path)) as handle:
+    with open_url(path, storage_options) if is_url(path) else open_regular(path) as handle:
         image = Image.open(handle)
         return image.convert("RGB")
 
@@ -101,16 +101,24 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     from auditor._util.suggest import did_you_mean
 
     siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
-    yield spec.error("root", "a folder with one sub-folder per class",
-                     f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
-                     hint=did_you_mean(root.name, siblings) or "paths are relative to the manifest's folder")
+    yield spec.error(
+        "root",
+        "a folder with one sub-folder per class",
+        f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
+        hint=did_you_mean(root.name, siblings) or "paths are relative to the manifest's folder",
+    )
 
 
 FORMAT = DataFormat(
     name="image_folder",
     open=ImageFolderSplit,
-    properties={"root": {"type": "string", "description": "folder with one sub-folder per class, or an fsspec URL "
-                                                   "(s3://bucket/prefix, gs://..., file://..., memory://...)"}},
+    properties={
+        "root": {
+            "type": "string",
+            "description": "folder with one sub-folder per class, or an fsspec URL "
+            "(s3://bucket/prefix, gs://..., file://..., memory://...)",
+        }
+    },
     required=("root",),
     description="a folder with one sub-folder of images per class (torchvision ImageFolder)",
     check=check_image_folder,

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
-from auditor.data._storage import RemoteFiles, is_url
-from auditor.errors import ManifestError
 from auditor._util.paths import display_path
 from auditor._util.suggest import closest, did_you_mean
+from auditor.data._storage import RemoteFiles, is_url
+from auditor.errors import ManifestError
 from auditor_plugins.formats.image_folder import load_image
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -27,10 +27,16 @@ class TableSplit(Split):
         self.table_url = spec.url("path")
         self.table_path = Path(self.table_url) if self.table_url else spec.path("path")
         # A URL root (given, or the folder of a URL table) keeps its '//': never a Path.
-        self.root_url = spec.url("root") if config.get("root") else (
-            self.table_url.rpartition("/")[0] if self.table_url else None)
-        self.root = Path(self.root_url) if self.root_url else (
-            spec.path("root") if config.get("root") else self.table_path.parent)
+        self.root_url = (
+            spec.url("root")
+            if config.get("root")
+            else (self.table_url.rpartition("/")[0] if self.table_url else None)
+        )
+        self.root = (
+            Path(self.root_url)
+            if self.root_url
+            else (spec.path("root") if config.get("root") else self.table_path.parent)
+        )
         self._remote: RemoteFiles | None = None
         self._label_problems: tuple[dict[str, int], list[dict[str, Any]]] = ({}, [])
         self.path_column = str(config.get("path_column", DEFAULT_PATH_COLUMN))
@@ -62,20 +68,29 @@ class TableSplit(Split):
             raise self.spec.error("path", "a CSV or Parquet file", f"{shown} does not exist") from exc
         except UnicodeDecodeError as exc:
             raise self.spec.error(
-                "path", "a CSV file in UTF-8", f"{shown}: bytes that are not UTF-8 at offset {exc.start} "
-                f"({exc.reason})", hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                "path",
+                "a CSV file in UTF-8",
+                f"{shown}: bytes that are not UTF-8 at offset {exc.start} ({exc.reason})",
+                hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
             ) from exc
         except ImportError as exc:
-            raise self.spec.error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
-                                  hint="pip install 'auditor[parquet]'") from exc
+            raise self.spec.error(
+                "path",
+                "a readable Parquet file",
+                f"no Parquet engine ({exc})",
+                hint="pip install 'auditor[parquet]'",
+            ) from exc
         except (ValueError, OSError) as exc:
             # The header was checked above (locally); what is left is a damaged file or a remote
             # table whose columns differ.
-            raise self.spec.error("path", f"a table with the columns {columns}",
-                                  f"{shown} could not be read: {type(exc).__name__}: {exc}",
-                                  hint="set path_column / label_column to the table's column names, and check "
-                                       "the file is a complete CSV (comma-separated, one header row) or Parquet "
-                                       "file") from exc
+            raise self.spec.error(
+                "path",
+                f"a table with the columns {columns}",
+                f"{shown} could not be read: {type(exc).__name__}: {exc}",
+                hint="set path_column / label_column to the table's column names, and check "
+                "the file is a complete CSV (comma-separated, one header row) or Parquet "
+                "file",
+            ) from exc
         paths = frame[self.path_column].astype(str).tolist()
         labels = frame[self.label_column]
         if self.separator:
@@ -91,9 +106,16 @@ class TableSplit(Split):
             if parsed.counts:
                 # Rows without a usable label are left out (LD008 lists them), never made a class.
                 paths = [paths[row] for row in parsed.kept]
-                line = 2 if self.table_path.suffix.lower() not in PARQUET_SUFFIXES else None  # the header is line 1
-                self._label_problems = (dict(parsed.counts), [
-                    {**problem, "line": problem["row"] + line if line else None} for problem in parsed.problems])
+                line = (
+                    2 if self.table_path.suffix.lower() not in PARQUET_SUFFIXES else None
+                )  # the header is line 1
+                self._label_problems = (
+                    dict(parsed.counts),
+                    [
+                        {**problem, "line": problem["row"] + line if line else None}
+                        for problem in parsed.problems
+                    ],
+                )
         self._loaded = (paths, targets, classes)
         return self._loaded
 
@@ -160,38 +182,60 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     config = spec.config
     if config.get("root") and not spec.is_url("root") and not spec.path("root").is_dir():
         root = spec.path("root")
-        yield spec.error("root", "a folder (the base of relative image paths in the table)",
-                         f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
-                         hint="paths are relative to the manifest's folder; leave root out to use the table's folder")
+        yield spec.error(
+            "root",
+            "a folder (the base of relative image paths in the table)",
+            f"{display_path(root)} {'is a file' if root.exists() else 'does not exist'}",
+            hint="paths are relative to the manifest's folder; leave root out to use the table's folder",
+        )
     if spec.is_url("path") or not isinstance(config.get("path"), str):
         return
     table = spec.path("path")
     shown = display_path(table)
     if not table.is_file():
         if table.exists():  # is_file is False for a FIFO too, which reading would wait on forever
-            yield spec.error("path", "a CSV or Parquet file",
-                             f"{shown} is not a regular file (a FIFO, device or folder?)")
+            yield spec.error(
+                "path", "a CSV or Parquet file", f"{shown} is not a regular file (a FIFO, device or folder?)"
+            )
             return
-        siblings = sorted(p.name for p in table.parent.glob("*") if p.suffix.lower() in (".csv", *PARQUET_SUFFIXES)) \
-            if table.parent.is_dir() else []
-        yield spec.error("path", "a CSV or Parquet file", f"{shown} does not exist",
-                         hint=did_you_mean(table.name, siblings) or "paths are relative to the manifest's folder")
+        siblings = (
+            sorted(p.name for p in table.parent.glob("*") if p.suffix.lower() in (".csv", *PARQUET_SUFFIXES))
+            if table.parent.is_dir()
+            else []
+        )
+        yield spec.error(
+            "path",
+            "a CSV or Parquet file",
+            f"{shown} does not exist",
+            hint=did_you_mean(table.name, siblings) or "paths are relative to the manifest's folder",
+        )
         return
     try:
         header = read_header(table)
     except ImportError as exc:
-        yield spec.error("path", "a readable Parquet file", f"no Parquet engine ({exc})",
-                         hint="pip install 'auditor[parquet]'")
+        yield spec.error(
+            "path",
+            "a readable Parquet file",
+            f"no Parquet engine ({exc})",
+            hint="pip install 'auditor[parquet]'",
+        )
         return
     except UnicodeDecodeError as exc:
-        yield spec.error("path", "a CSV file in UTF-8", f"{shown}: bytes that are not UTF-8 at offset {exc.start} "
-                         f"({exc.reason})", hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        yield spec.error(
+            "path",
+            "a CSV file in UTF-8",
+            f"{shown}: bytes that are not UTF-8 at offset {exc.start} ({exc.reason})",
+            hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+        )
         return
     except (OSError, ValueError) as exc:
         # pyarrow raises ArrowInvalid (a ValueError) for a file that is not Parquet.
-        yield spec.error("path", "a CSV or Parquet file with a header row",
-                         f"{shown}, whose header cannot be read ({type(exc).__name__})",
-                         hint="CSV: UTF-8 text, comma-separated, column names in the first row")
+        yield spec.error(
+            "path",
+            "a CSV or Parquet file with a header row",
+            f"{shown}, whose header cannot be read ({type(exc).__name__})",
+            hint="CSV: UTF-8 text, comma-separated, column names in the first row",
+        )
         return
     if not header:
         yield spec.error("path", "a table with a header row naming its columns", f"{shown} is empty")
@@ -203,27 +247,44 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         close = [match] if (match := closest(column, header)) else []
         stripped = next((h for h in header if h.strip() == column), None)
         if stripped is not None:
-            hint = f"the column is named {stripped!r} (with spaces); set {key}: {stripped!r} or fix the header"
+            hint = (
+                f"the column is named {stripped!r} (with spaces); set {key}: {stripped!r} or fix the header"
+            )
         elif close:
             hint = f"did you mean {close[0]!r}? set {key}: {close[0]}"
         else:
             hint = f"set {key} to the column that holds the {'image paths' if key == 'path_column' else 'labels'}"
         which = " (the default)" if key not in config else ""
-        yield spec.error(key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint)
+        yield spec.error(
+            key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint
+        )
 
 
 FORMAT = DataFormat(
     name="csv",
     open=TableSplit,
     properties={
-        "path": {"type": "string", "description": "the table: .csv, or .parquet/.pq (a path or an fsspec URL)"},
-        "root": {"type": "string", "description": "base folder (or URL) for relative image paths (default: the table's folder)"},
-        "path_column": {"type": "string", "default": DEFAULT_PATH_COLUMN,
-                        "description": "column holding each image's path (absolute, relative to root, or a URL)"},
-        "label_column": {"type": "string", "default": DEFAULT_LABEL_COLUMN,
-                         "description": "column holding each image's label: a class name or an integer index"},
+        "path": {
+            "type": "string",
+            "description": "the table: .csv, or .parquet/.pq (a path or an fsspec URL)",
+        },
+        "root": {
+            "type": "string",
+            "description": "base folder (or URL) for relative image paths (default: the table's folder)",
+        },
+        "path_column": {
+            "type": "string",
+            "default": DEFAULT_PATH_COLUMN,
+            "description": "column holding each image's path (absolute, relative to root, or a URL)",
+        },
+        "label_column": {
+            "type": "string",
+            "default": DEFAULT_LABEL_COLUMN,
+            "description": "column holding each image's label: a class name or an integer index",
+        },
         "label_separator": {
-            "type": "string", "minLength": 1,
+            "type": "string",
+            "minLength": 1,
             "description": "multilabel: labels in one cell separated by this string, e.g. '|'",
         },
     },

@@ -20,13 +20,13 @@ VERSION = "1.0.0"
 
 #: Defaults of the ``thresholds`` option; docs/gradient_probe.md gives the reasoning and sources.
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "loss_explosion_factor": 10.0,      # GP001: loss above this multiple of its reference
-    "vanishing_ratio": 1e-7,            # GP003: mean |grad| / |weight| below this (float32 epsilon)
-    "exploding_ratio": 100.0,           # GP003: max |grad| / |weight| above this (1 / lr 0.01)
-    "collapse_relative_spread": 1e-3,   # GP004: spread across the batch / output magnitude below this
-    "stuck_margin": 0.1,                # GP005: median distance of probabilities from uniform below this
-    "overfit_min_drop": 0.3,            # GP006: one-batch loss must fall by at least this fraction
-    "initial_loss_tolerance": 0.5,      # GP007: relative distance from the uniform / prior loss
+    "loss_explosion_factor": 10.0,  # GP001: loss above this multiple of its reference
+    "vanishing_ratio": 1e-7,  # GP003: mean |grad| / |weight| below this (float32 epsilon)
+    "exploding_ratio": 100.0,  # GP003: max |grad| / |weight| above this (1 / lr 0.01)
+    "collapse_relative_spread": 1e-3,  # GP004: spread across the batch / output magnitude below this
+    "stuck_margin": 0.1,  # GP005: median distance of probabilities from uniform below this
+    "overfit_min_drop": 0.3,  # GP006: one-batch loss must fall by at least this fraction
+    "initial_loss_tolerance": 0.5,  # GP007: relative distance from the uniform / prior loss
 }
 
 
@@ -34,21 +34,42 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "steps": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 20,
-                  "description": "training steps on shuffled batches of train"},
+        "steps": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000,
+            "default": 20,
+            "description": "training steps on shuffled batches of train",
+        },
         "batch_size": {"type": "integer", "minimum": 1, "default": 8},
         "num_workers": {"type": "integer", "minimum": 0, "default": 0, "description": "DataLoader workers"},
-        "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto",
-                   "description": "auto: CUDA when available, else CPU"},
-        "time_budget_s": {"type": "number", "exclusiveMinimum": 0, "default": 120,
-                          "description": "the probe stops early (with a note) when this is reached"},
-        "overfit_steps": {"type": "integer", "minimum": 0, "maximum": 10000, "default": 20,
-                          "description": "steps of overfitting one batch (GP006); 0 skips it"},
+        "device": {
+            "enum": ["auto", "cpu", "cuda"],
+            "default": "auto",
+            "description": "auto: CUDA when available, else CPU",
+        },
+        "time_budget_s": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 120,
+            "description": "the probe stops early (with a note) when this is reached",
+        },
+        "overfit_steps": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 10000,
+            "default": 20,
+            "description": "steps of overfitting one batch (GP006); 0 skips it",
+        },
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
         "thresholds": {
-            "type": "object", "additionalProperties": False, "default": {},
-            "properties": {name: {"type": "number", "exclusiveMinimum": 0, "default": value}
-                           for name, value in DEFAULT_THRESHOLDS.items()},
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                name: {"type": "number", "exclusiveMinimum": 0, "default": value}
+                for name, value in DEFAULT_THRESHOLDS.items()
+            },
         },
     },
 }
@@ -62,7 +83,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         raise SkipAudit("the 'train' split is empty")
     if not any(p.requires_grad for p in ctx.run.model.parameters()):
         # Nothing can train, so there is nothing to probe; FZ001 (frozen_coverage) reports the cause.
-        raise SkipAudit("every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001")
+        raise SkipAudit(
+            "every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001"
+        )
     from auditor.report.document import strict_json  # NaN and infinity as null, as in report.json
     from auditor_plugins.gradient_probe.checks import evidence, judge
 
@@ -80,8 +103,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if probe.load_failures:
         index, message = probe.load_failures[0]
         count = len(probe.load_failures)
-        ctx.note(f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
-                 f"by the probe (first: sample {index}: {message}); a real DataLoader stops there (see DL002)")
+        ctx.note(
+            f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
+            f"by the probe (first: sample {index}: {message}); a real DataLoader stops there (see DL002)"
+        )
     for note in (probe.output_note, probe.target.note):
         if note:
             ctx.note(note)
@@ -89,7 +114,6 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         finding.evidence = strict_json(finding.evidence)
         yield finding
     ctx.evidence.update(strict_json(dict(ctx.evidence)))
-
 
 
 def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
@@ -106,12 +130,15 @@ def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
     grace = 5.0 + 0.1 * budget  # a step that started within the budget may finish a little after it
     activity = Activity()
     try:
-        return call_with_deadline(run_probe, ctx, options, activity, what="gradient_probe", seconds=budget + grace)
+        return call_with_deadline(
+            run_probe, ctx, options, activity, what="gradient_probe", seconds=budget + grace
+        )
     except DeadlineExceeded as exc:
         if exc.what != "gradient_probe":
             raise  # a factory or sample under its own call deadline, already named
         raise DeadlineExceeded(
-            f"gradient_probe: {activity.doing}", budget + grace,
+            f"gradient_probe: {activity.doing}",
+            budget + grace,
             hint=f"the probe's time_budget_s is {budget:g} s; make that call return, or raise time_budget_s "
             "if it is merely slow",
         ) from exc

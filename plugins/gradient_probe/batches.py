@@ -38,7 +38,11 @@ __all__ = [
 #:   index: class indices (CrossEntropyLoss: logits; NLLLoss: log-probabilities)
 #:   binary_*: float targets shaped like the output (BCEWithLogitsLoss: logits; BCELoss: probabilities)
 #:   other: a custom loss; class indices first, float targets shaped like the output as a fallback
-LOGIT_LOSSES = {"CrossEntropyLoss": "ce", "BCEWithLogitsLoss": "bce_logits", "MultiLabelSoftMarginLoss": "bce_logits"}
+LOGIT_LOSSES = {
+    "CrossEntropyLoss": "ce",
+    "BCEWithLogitsLoss": "bce_logits",
+    "MultiLabelSoftMarginLoss": "bce_logits",
+}
 PROBABILITY_LOSSES = {"NLLLoss": "nll", "BCELoss": "bce_probs"}
 
 
@@ -48,7 +52,9 @@ def pick_device(requested: str) -> tuple[torch.device, str]:
     if requested == "cpu" or (requested == "auto" and not has_cuda):
         return torch.device("cpu"), ""
     if not has_cuda:
-        return torch.device("cpu"), "device 'cuda' was requested but CUDA is not available here; probed on cpu"
+        return torch.device(
+            "cpu"
+        ), "device 'cuda' was requested but CUDA is not available here; probed on cpu"
     return torch.device("cuda", torch.cuda.current_device()), ""
 
 
@@ -102,13 +108,16 @@ class _SafeSamples:
     def __getitem__(self, index: int) -> tuple[bool, int, Any, Any, Any]:
         try:
             value, target, *item = self.dataset[index]
-        except Exception as exc:  # noqa: BLE001 - a corrupt sample is data, not a probe crash
+        except Exception as exc:
             return False, index, f"{type(exc).__name__}: {exc}", None, None
         return True, index, value, target, (item[0] if item else (value, target))
 
 
-def collate(items: Sequence[tuple[bool, int, Any, Any, Any]], user_collate: Any = None, keep_batch: bool = False,
-            ) -> tuple[Any, list[Any], list[tuple[int, str]], Any, CollateProblem | None]:
+def collate(
+    items: Sequence[tuple[bool, int, Any, Any, Any]],
+    user_collate: Any = None,
+    keep_batch: bool = False,
+) -> tuple[Any, list[Any], list[tuple[int, str]], Any, CollateProblem | None]:
     """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on.
 
     ``user_collate`` is the training DataLoader's collate function: when given, the inputs are what it
@@ -128,8 +137,9 @@ def collate(items: Sequence[tuple[bool, int, Any, Any, Any]], user_collate: Any 
     if user_collate is None and not keep_batch:
         inputs, problem = try_collate(values, None)
         return inputs, targets, failures, None, problem
-    batch, problem = try_collate([(index, value, item) for index, value, _, item in good],
-                                 user_collate or default_collate)
+    batch, problem = try_collate(
+        [(index, value, item) for index, value, _, item in good], user_collate or default_collate
+    )
     if problem is not None:
         return None, [], failures, None, problem
     if isinstance(batch, (list, tuple)) and batch:
@@ -171,8 +181,12 @@ class BatchStream:
 
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            _SafeSamples(self.dataset), batch_size=self.batch_size, shuffle=True, generator=generator,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            _SafeSamples(self.dataset),
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
             collate_fn=functools.partial(collate, user_collate=self.user_collate, keep_batch=self.keep_batch),
             persistent_workers=self.num_workers > 0,  # small splits cycle epochs: keep workers alive
             # A worker stuck on one sample must not hang the probe past its budget.
@@ -279,8 +293,14 @@ def _multi_hot(raw: list[Any], width: int, device: torch.device) -> torch.Tensor
     return hot.to(device)
 
 
-def plan_targets(raw: list[Any], output: torch.Tensor, kind: str, num_classes: int | None,
-                 class_source: str, device: torch.device) -> TargetPlan:
+def plan_targets(
+    raw: list[Any],
+    output: torch.Tensor,
+    kind: str,
+    num_classes: int | None,
+    class_source: str,
+    device: torch.device,
+) -> TargetPlan:
     """Targets shaped as ``kind``'s loss expects them for ``output``, or the GP010 mismatch.
 
     ``num_classes`` is the task's class count (``class_source`` says where it came from);
@@ -290,28 +310,43 @@ def plan_targets(raw: list[Any], output: torch.Tensor, kind: str, num_classes: i
     out_shape = describe_shape(output)
     batch = len(raw)
     if output.ndim == 0 or output.shape[0] != batch:
-        return TargetPlan(problem=f"the model output {out_shape} has no batch dimension of {batch} "
-                          f"(the batch holds {batch} samples)", fatal=True)
+        return TargetPlan(
+            problem=f"the model output {out_shape} has no batch dimension of {batch} "
+            f"(the batch holds {batch} samples)",
+            fatal=True,
+        )
     low, high = _label_range(raw, multilabel)
     width = int(output.shape[1]) if output.ndim >= 2 else 1
-    labels = (f"targets [{batch}] with labels {low}..{high}" if not multilabel
-              else f"multilabel targets for {batch} samples with label indices {low}..{high}")
+    labels = (
+        f"targets [{batch}] with labels {low}..{high}"
+        if not multilabel
+        else f"multilabel targets for {batch} samples with label indices {low}..{high}"
+    )
     if low < 0:
-        return TargetPlan(problem=f"{labels}: negative labels cannot index the output {out_shape}", fatal=True)
+        return TargetPlan(
+            problem=f"{labels}: negative labels cannot index the output {out_shape}", fatal=True
+        )
     if kind in ("ce", "nll") or (kind == "other" and not multilabel):
         if output.ndim != 2:
             if kind == "other":
                 return float_targets(raw, output, multilabel, device, labels)
-            return TargetPlan(problem=f"the model output {out_shape} is not [batch, classes] logits, which "
-                              f"{'CrossEntropyLoss' if kind == 'ce' else 'NLLLoss'} needs with {labels}",
-                              fatal=True)
+            return TargetPlan(
+                problem=f"the model output {out_shape} is not [batch, classes] logits, which "
+                f"{'CrossEntropyLoss' if kind == 'ce' else 'NLLLoss'} needs with {labels}",
+                fatal=True,
+            )
         if high >= width:
-            return TargetPlan(problem=f"the model output {out_shape} has {width} class output"
-                              f"{'s' if width != 1 else ''} but the {labels} need at least {high + 1}", fatal=True)
+            return TargetPlan(
+                problem=f"the model output {out_shape} has {width} class output"
+                f"{'s' if width != 1 else ''} but the {labels} need at least {high + 1}",
+                fatal=True,
+            )
         if multilabel:
             hot = _multi_hot(raw, width, device)
-            plan = TargetPlan(hot / hot.sum(1, keepdim=True).clamp_min(1.0),
-                              note="multilabel targets fed to a softmax loss as normalised class probabilities")
+            plan = TargetPlan(
+                hot / hot.sum(1, keepdim=True).clamp_min(1.0),
+                note="multilabel targets fed to a softmax loss as normalised class probabilities",
+            )
         else:
             plan = TargetPlan(torch.tensor([int(v) for v in raw], dtype=torch.long, device=device))
         return _width_check(plan, out_shape, width, num_classes, class_source)
@@ -320,53 +355,79 @@ def plan_targets(raw: list[Any], output: torch.Tensor, kind: str, num_classes: i
     return float_targets(raw, output, multilabel, device, labels)
 
 
-def _width_check(plan: TargetPlan, out_shape: str, width: int, num_classes: int | None,
-                 class_source: str) -> TargetPlan:
+def _width_check(
+    plan: TargetPlan, out_shape: str, width: int, num_classes: int | None, class_source: str
+) -> TargetPlan:
     if num_classes and width != num_classes:
-        plan.problem = (f"the model output {out_shape} has {width} outputs per sample but the task has "
-                        f"{num_classes} classes ({class_source})")
+        plan.problem = (
+            f"the model output {out_shape} has {width} outputs per sample but the task has "
+            f"{num_classes} classes ({class_source})"
+        )
     return plan
 
 
-def _bce_targets(raw: list[Any], output: torch.Tensor, multilabel: bool, num_classes: int | None,
-                 class_source: str, device: torch.device, labels: str) -> TargetPlan:
+def _bce_targets(
+    raw: list[Any],
+    output: torch.Tensor,
+    multilabel: bool,
+    num_classes: int | None,
+    class_source: str,
+    device: torch.device,
+    labels: str,
+) -> TargetPlan:
     out_shape = describe_shape(output)
     width = int(output.shape[1]) if output.ndim >= 2 else 1
     if output.ndim > 2:
-        return TargetPlan(problem=f"the model output {out_shape} is not [batch, outputs] for {labels}", fatal=True)
+        return TargetPlan(
+            problem=f"the model output {out_shape} is not [batch, outputs] for {labels}", fatal=True
+        )
     high = _label_range(raw, multilabel)[1]
     if multilabel:
         if high >= width:
-            return TargetPlan(problem=f"the model output {out_shape} has {width} outputs but the {labels} "
-                              f"need at least {high + 1}", fatal=True)
-        return _width_check(TargetPlan(_multi_hot(raw, width, device)), out_shape, width, num_classes,
-                            class_source)
+            return TargetPlan(
+                problem=f"the model output {out_shape} has {width} outputs but the {labels} "
+                f"need at least {high + 1}",
+                fatal=True,
+            )
+        return _width_check(
+            TargetPlan(_multi_hot(raw, width, device)), out_shape, width, num_classes, class_source
+        )
     if width == 1:
         if high > 1:
-            return TargetPlan(problem=f"the model output {out_shape} gives one probability per sample but the "
-                              f"{labels} are not binary (0/1)", fatal=True)
+            return TargetPlan(
+                problem=f"the model output {out_shape} gives one probability per sample but the "
+                f"{labels} are not binary (0/1)",
+                fatal=True,
+            )
         return TargetPlan(torch.tensor([float(v) for v in raw], device=device).reshape(output.shape))
     if high >= width:
         expected = "[batch] or [batch, 1]" if high <= 1 else f"[batch, {high + 1}]"
-        return TargetPlan(problem=f"the model output {out_shape} does not fit {labels}: expected {expected}",
-                          fatal=True)
+        return TargetPlan(
+            problem=f"the model output {out_shape} does not fit {labels}: expected {expected}", fatal=True
+        )
     hot = torch.zeros(len(raw), width)
     hot[torch.arange(len(raw)), torch.tensor([int(v) for v in raw])] = 1.0
     plan = TargetPlan(hot.to(device), note="single-label targets fed to a BCE loss as one-hot rows")
     return _width_check(plan, out_shape, width, num_classes, class_source)
 
 
-def float_targets(raw: list[Any], output: torch.Tensor, multilabel: bool, device: torch.device,
-                   labels: str) -> TargetPlan:
+def float_targets(
+    raw: list[Any], output: torch.Tensor, multilabel: bool, device: torch.device, labels: str
+) -> TargetPlan:
     """For a custom loss whose output is not [batch, classes]: float targets shaped like the output."""
     if multilabel:
         width = int(output.shape[1]) if output.ndim == 2 else 0
         if not width or _label_range(raw, True)[1] >= width:
-            return TargetPlan(problem=f"the model output {describe_shape(output)} does not fit {labels}",
-                              fatal=True)
+            return TargetPlan(
+                problem=f"the model output {describe_shape(output)} does not fit {labels}", fatal=True
+            )
         return TargetPlan(_multi_hot(raw, width, device))
     values = torch.tensor([float(v) for v in raw], device=device)
     if values.numel() != output.numel():
-        return TargetPlan(problem=f"the model output {describe_shape(output)} does not fit {labels}", fatal=True)
-    return TargetPlan(values.reshape(output.shape), note="targets passed to the custom loss as floats "
-                      "shaped like the output")
+        return TargetPlan(
+            problem=f"the model output {describe_shape(output)} does not fit {labels}", fatal=True
+        )
+    return TargetPlan(
+        values.reshape(output.shape),
+        note="targets passed to the custom loss as floats shaped like the output",
+    )

@@ -10,7 +10,11 @@ from auditor import CodeInfo, Severity
 __all__ = ["CODES"]
 
 CODES = [
-    CodeInfo("GP001", Severity.ERROR, "loss or gradients become NaN or infinite", """
+    CodeInfo(
+        "GP001",
+        Severity.ERROR,
+        "loss or gradients become NaN or infinite",
+        """
 **What it means.** During the probe's training steps the loss or a gradient became
 NaN or infinite, or the loss rose above `loss_explosion_factor` (default 10) times
 its reference (the larger of the first loss and the loss of uniform predictions).
@@ -24,8 +28,13 @@ can recover it. An exploding loss is the step before.
 probability yourself: use `CrossEntropyLoss` / `BCEWithLogitsLoss` on logits.
 
 **Example.** `SGD(lr=10)` on a fresh head: loss 1.1, 85, 3e7, nan.
-"""),
-    CodeInfo("GP002", Severity.ERROR, "trainable parameters receive exactly zero gradient", """
+""",
+    ),
+    CodeInfo(
+        "GP002",
+        Severity.ERROR,
+        "trainable parameters receive exactly zero gradient",
+        """
 **What it means.** Parameters with `requires_grad=True` got a gradient of exactly zero
 (or none at all) on every probe step. Dead-ReLU layers found on the way are named in
 the evidence.
@@ -41,8 +50,13 @@ it, lower the learning rate, or use LeakyReLU/GELU.
 
 **Example.** A bottleneck `Linear(64, 8)` whose bias was initialised to -100: its
 ReLU outputs 0 for every input, so nothing before it learns.
-"""),
-    CodeInfo("GP003", Severity.WARNING, "vanishing or exploding gradients in some layers", """
+""",
+    ),
+    CodeInfo(
+        "GP003",
+        Severity.WARNING,
+        "vanishing or exploding gradients in some layers",
+        """
 **What it means.** For a weight tensor the ratio of gradient norm to weight norm is
 below `vanishing_ratio` (default 1e-7, mean over steps) or above `exploding_ratio`
 (default 100, largest step). Biases and zero-initialised tensors are not judged.
@@ -58,8 +72,13 @@ Exploding: lower the learning rate, clip gradients, normalise the inputs.
 
 **Example.** Twelve stacked `Linear + Sigmoid` layers: the first layer's ratio is
 about 1e-9.
-"""),
-    CodeInfo("GP004", Severity.ERROR, "(near) identical predictions for different inputs", """
+""",
+    ),
+    CodeInfo(
+        "GP004",
+        Severity.ERROR,
+        "(near) identical predictions for different inputs",
+        """
 **What it means.** After the probe's steps the outputs for the different inputs of a
 batch are (nearly) the same: their spread across the batch is below
 `collapse_relative_spread` (default 1e-3) of the output magnitude. It is checked at
@@ -76,8 +95,13 @@ are constant after the transform; lower the learning rate.
 
 **Example.** A network whose bottleneck ReLU is dead outputs its head's bias for
 every image.
-"""),
-    CodeInfo("GP005", Severity.WARNING, "probability outputs stuck near 0.5 / uniform", """
+""",
+    ),
+    CodeInfo(
+        "GP005",
+        Severity.WARNING,
+        "probability outputs stuck near 0.5 / uniform",
+        """
 **What it means.** After the probe's steps the predicted probabilities (sigmoid of the
 logits for BCE losses, softmax for cross-entropy) are still close to uniform: the
 median of `2|p - 0.5|` (sigmoid) or `C * max_c p - 1` (softmax) is below
@@ -95,8 +119,13 @@ it for every input.
 
 **Example.** `Sigmoid` inside the model plus `BCEWithLogitsLoss`: the loss applies a
 second sigmoid and every probability lands in 0.5-0.73.
-"""),
-    CodeInfo("GP006", Severity.WARNING, "the loss does not fall when overfitting one batch", """
+""",
+    ),
+    CodeInfo(
+        "GP006",
+        Severity.WARNING,
+        "the loss does not fall when overfitting one batch",
+        """
 **What it means.** A fresh copy of the model trained with the manifest's optimizer on
 one batch for `overfit_steps` steps (default 20) did not bring the loss down by
 `overfit_min_drop` (default 0.3, i.e. to 70 % of its start). The message says which
@@ -111,8 +140,13 @@ cannot, full training will not work either, whatever the data.
 gives, or fix the gradient flow (GP002, frozen layers).
 
 **Example.** `SGD(lr=1e-7)`: loss 1.10 -> 1.10 after 20 steps.
-"""),
-    CodeInfo("GP007", Severity.WARNING, "initial loss far from what a fresh head gives", """
+""",
+    ),
+    CodeInfo(
+        "GP007",
+        Severity.WARNING,
+        "initial loss far from what a fresh head gives",
+        """
 **What it means.** The loss of the first batch is more than `initial_loss_tolerance`
 (default 0.5, i.e. 1.5x) above the loss of uniform predictions on the same batch
 (`ln C` for balanced multiclass cross-entropy, `ln 2` for BCE), or below half of the
@@ -129,8 +163,13 @@ check where the head's weights come from and whether the input encodes the label
 
 **Example.** Inputs in 0..255 (ToTensor forgotten, `PILToTensor().float()` used):
 initial loss 180 for 3 classes, where `ln 3 = 1.10`.
-"""),
-    CodeInfo("GP008", Severity.ERROR, "frozen parameters changed during the steps", """
+""",
+    ),
+    CodeInfo(
+        "GP008",
+        Severity.ERROR,
+        "frozen parameters changed during the steps",
+        """
 **What it means.** Snapshots taken before and after the probe's steps differ for a
 parameter with `requires_grad=False`, or for the running statistics of a BatchNorm
 layer whose own parameters are all frozen (compared bit for bit with `torch.equal`).
@@ -148,8 +187,13 @@ skip parameters whose `.grad` is None, so weight decay alone does not move them.
 
 **Example.** A ResNet with every backbone parameter frozen and `model.train()` called:
 20 BatchNorm layers change their running statistics.
-"""),
-    CodeInfo("GP009", Severity.WARNING, "outputs are already probabilities but the loss expects logits", """
+""",
+    ),
+    CodeInfo(
+        "GP009",
+        Severity.WARNING,
+        "outputs are already probabilities but the loss expects logits",
+        """
 **What it means.** The loss applies softmax/sigmoid itself (`CrossEntropyLoss`,
 `BCEWithLogitsLoss`) or expects log-probabilities (`NLLLoss`), but the model's
 outputs are already probabilities: the last module run is `Softmax`/`Sigmoid`, or
@@ -164,8 +208,13 @@ inference; or keep a Sigmoid and use `BCELoss`; for `NLLLoss` end with `LogSoftm
 
 **Example.** `nn.Sequential(backbone, nn.Linear(512, 3), nn.Softmax(dim=1))` trained
 with `CrossEntropyLoss`.
-"""),
-    CodeInfo("GP010", Severity.ERROR, "model output shape does not fit the labels", """
+""",
+    ),
+    CodeInfo(
+        "GP010",
+        Severity.ERROR,
+        "model output shape does not fit the labels",
+        """
 **What it means.** The output of the first batch cannot be matched with its targets
 before any training step: the number of outputs differs from the number of classes,
 a label lies outside the output range, or the loss rejects the pair. The message
@@ -181,8 +230,13 @@ multilabel, one logit for binary BCE), and keep labels in `0..C-1`.
 
 **Example.** `resnet18()` keeps its 1000-way `fc` on a 3-class dataset: output
 `[8, 1000]`, targets `[8]` with labels 0..2.
-"""),
-    CodeInfo("GP011", Severity.INFO, "measured step time and peak memory", """
+""",
+    ),
+    CodeInfo(
+        "GP011",
+        Severity.INFO,
+        "measured step time and peak memory",
+        """
 **What it means.** Information, not a problem: the median time of one training step
 (with the share spent loading data), peak memory (CUDA max allocated, or the
 process's peak resident memory on CPU) and the projected time of one epoch of
@@ -195,8 +249,13 @@ days, and whether data loading is the bottleneck.
 
 **Example.** `0.21 s per step (data 0.01 s) at batch 8 on cuda:0; one epoch of train
 (10,000 samples, 1,250 steps) takes about 4.4 min`.
-"""),
-    CodeInfo("GP012", Severity.ERROR, "the probe could not train: training batches cannot be loaded", """
+""",
+    ),
+    CodeInfo(
+        "GP012",
+        Severity.ERROR,
+        "the probe could not train: training batches cannot be loaded",
+        """
 **What it means.** The probe stopped before its steps were done because the training
 DataLoader could not deliver a batch: a batch could not be collated (samples of
 different shapes, PIL images without `ToTensor()`, mixed types), or no sample of
@@ -214,5 +273,6 @@ error at the same kind of batch, usually within the first epoch.
 **Example.** A `Dataset` that skips `.convert("RGB")`: `stack expects each tensor to
 be equal size, but got [3, 224, 224] at entry 0 and [1, 224, 224] at entry 5`;
 the probe trained 0 of 20 steps.
-"""),
+""",
+    ),
 ]

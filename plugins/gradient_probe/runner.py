@@ -149,8 +149,9 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         started = time.perf_counter()
         activity.doing = "building the loss (loss.factory)"
         loss_fn = ctx.run.make_loss()
-        probe = ProbeRun(str(device), loss_kind(loss_fn), int(options["steps"]), int(options["batch_size"]),
-                         len(train))
+        probe = ProbeRun(
+            str(device), loss_kind(loss_fn), int(options["steps"]), int(options["batch_size"]), len(train)
+        )
         if device_note:
             probe.notes.append(device_note)
         probe.activity = activity
@@ -161,16 +162,26 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         optimizer = ctx.run.make_optimizer(model)
         probe.lrs = [float(group.get("lr", float("nan"))) for group in optimizer.param_groups]
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        probe.not_in_optimizer = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
+        probe.not_in_optimizer = [
+            n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held
+        ]
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(device)
         probe.build_s = time.perf_counter() - started
         loss_step = getattr(ctx.run, "loss_step", None)
         user_collate = train.training_collate()
-        samples = TrainingItems(train) if user_collate is not None or loss_step is not None else train.dataset()
-        stream = BatchStream(samples, probe.batch_size, int(options["num_workers"]), int(options["seed"]),
-                             pin_memory=device.type == "cuda", user_collate=user_collate,
-                             keep_batch=loss_step is not None)
+        samples = (
+            TrainingItems(train) if user_collate is not None or loss_step is not None else train.dataset()
+        )
+        stream = BatchStream(
+            samples,
+            probe.batch_size,
+            int(options["num_workers"]),
+            int(options["seed"]),
+            pin_memory=device.type == "cuda",
+            user_collate=user_collate,
+            keep_batch=loss_step is not None,
+        )
         try:
             first = _probe_steps(ctx, probe, model, optimizer, loss_fn, stream, device, budget)
         finally:
@@ -187,15 +198,35 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             step_fn = None
             if loss_step is not None:
                 collated = first[0]
-                step_fn = lambda model, step: _custom_step(loss_step, model, collated, step, None)[0]
-            probe.overfit = _overfit(probe, overfit_model, overfit_optimizer, loss_fn, first, device, budget,
-                                     int(options["overfit_steps"]), step_fn)
+
+                def step_fn(model, step, loss_step=loss_step, collated=collated):
+                    return _custom_step(loss_step, model, collated, step, None)[0]
+
+            probe.overfit = _overfit(
+                probe,
+                overfit_model,
+                overfit_optimizer,
+                loss_fn,
+                first,
+                device,
+                budget,
+                int(options["overfit_steps"]),
+                step_fn,
+            )
     probe.memory_mb, probe.memory_kind = peak_memory(device)
     return probe
 
 
-def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, stream: BatchStream,
-                 device: torch.device, budget: _Budget) -> tuple[Any, Any] | None:
+def _probe_steps(
+    ctx: Any,
+    probe: ProbeRun,
+    model: Any,
+    optimizer: Any,
+    loss_fn: Any,
+    stream: BatchStream,
+    device: torch.device,
+    budget: _Budget,
+) -> tuple[Any, Any] | None:
     """The probe's steps; returns the first batch (inputs, targets) on the device for the overfit run.
 
     With the context's ``loss_step`` (a training step that computes its own loss, e.g. a
@@ -216,12 +247,15 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
     for step in range(probe.steps_requested):
         estimate = _median(probe.step_times) if probe.step_times else 0.0
         if step and not budget.allows(estimate):
-            probe.stopped = (f"stopped after {step} of {probe.steps_requested} steps: the time budget of "
-                             f"{budget.seconds:g} s was reached")
+            probe.stopped = (
+                f"stopped after {step} of {probe.steps_requested} steps: the time budget of "
+                f"{budget.seconds:g} s was reached"
+            )
             break
         step_started = time.perf_counter()
-        probe.activity.doing = (f"loading the training batch of step {step + 1} (the dataset's __getitem__ "
-                                "and transform)")
+        probe.activity.doing = (
+            f"loading the training batch of step {step + 1} (the dataset's __getitem__ and transform)"
+        )
         try:
             batch = stream.next(budget.left())
         except RuntimeError as exc:  # worker timeout, unreadable samples or a batch that cannot be collated
@@ -238,8 +272,10 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
             collated = to_device(batch.collated, device)
             loss, out = _custom_step(loss_step, model, collated, step, watch if watched else None)
             if loss is None:
-                probe.stopped = (f"stopped after {step} steps: the training step returned no loss for batch "
-                                 f"{step + 1}, so there is nothing to probe")
+                probe.stopped = (
+                    f"stopped after {step} steps: the training step returned no loss for batch "
+                    f"{step + 1}, so there is nothing to probe"
+                )
                 break
             if step == 0:
                 first = (collated, None)
@@ -249,14 +285,17 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
                 if out is not None:
                     probe.start = output_stats(out, inputs, probe.kind)
                 else:
-                    probe.notes.append("the training step's model output was not seen (it does not call the "
-                                       "model itself): output checks GP004, GP005, GP007 and GP009 were not run")
+                    probe.notes.append(
+                        "the training step's model output was not seen (it does not call the "
+                        "model itself): output checks GP004, GP005, GP007 and GP009 were not run"
+                    )
                 bookkeeping += time.perf_counter() - book
             elif watched:
                 probe.dead_end = watch.dead_layers(0.5)
         else:
-            loss, out, first_step, book_s = _manifest_step(ctx, probe, model, inputs, batch, loss_fn, device,
-                                                           watch, watched, step)
+            loss, out, first_step, book_s = _manifest_step(
+                ctx, probe, model, inputs, batch, loss_fn, device, watch, watched, step
+            )
             bookkeeping += book_s
             if loss is None:
                 break
@@ -278,7 +317,9 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
         if not finite(loss_value) or not finite(grad_total):
             probe.nonfinite_step = step
             row = recorder.history[step]
-            probe.nonfinite_grads = [n for n, ok in zip(recorder.names, torch.isfinite(row).tolist()) if not ok]
+            probe.nonfinite_grads = [
+                n for n, ok in zip(recorder.names, torch.isfinite(row).tolist(), strict=False) if not ok
+            ]
             break
     book = time.perf_counter()
     probe.grad_history = recorder.finished()
@@ -294,9 +335,18 @@ def _probe_steps(ctx: Any, probe: ProbeRun, model: Any, optimizer: Any, loss_fn:
     return first
 
 
-def _manifest_step(ctx: Any, probe: ProbeRun, model: Any, inputs: Any, batch: Any, loss_fn: Any,
-                   device: torch.device, watch: ActivationWatch, watched: bool,
-                   step: int) -> tuple[Any, Any, tuple[Any, Any] | None, float]:
+def _manifest_step(
+    ctx: Any,
+    probe: ProbeRun,
+    model: Any,
+    inputs: Any,
+    batch: Any,
+    loss_fn: Any,
+    device: torch.device,
+    watch: ActivationWatch,
+    watched: bool,
+    step: int,
+) -> tuple[Any, Any, tuple[Any, Any] | None, float]:
     """``loss(model(inputs), targets)``: (loss, output, first batch at step 0, bookkeeping seconds).
 
     A loss of None stops the probe (``probe.target`` says why).
@@ -310,8 +360,10 @@ def _manifest_step(ctx: Any, probe: ProbeRun, model: Any, inputs: Any, batch: An
         else:
             raw_output = call_model(model, inputs)
     except Exception as exc:
-        raise RuntimeError(f"the model's forward pass failed on a training batch of {describe_shape(inputs)} "
-                           f"(after the train transform): {type(exc).__name__}: {exc}") from exc
+        raise RuntimeError(
+            f"the model's forward pass failed on a training batch of {describe_shape(inputs)} "
+            f"(after the train transform): {type(exc).__name__}: {exc}"
+        ) from exc
     out, how = output_tensor(raw_output)
     if out is None:
         probe.target = TargetPlan(problem=how, fatal=True)
@@ -343,8 +395,9 @@ def _manifest_step(ctx: Any, probe: ProbeRun, model: Any, inputs: Any, batch: An
     return loss, out, first, bookkeeping
 
 
-def _custom_step(loss_step: Any, model: Any, batch: Any, step: int,
-                 watch: ActivationWatch | None) -> tuple[Any, torch.Tensor | None]:
+def _custom_step(
+    loss_step: Any, model: Any, batch: Any, step: int, watch: ActivationWatch | None
+) -> tuple[Any, torch.Tensor | None]:
     """The caller's training step on ``batch``: (loss or None, the model's output when it was seen)."""
     seen: list[Any] = []
     handle = model.register_forward_hook(lambda _module, _args, output: seen.append(output))
@@ -354,8 +407,9 @@ def _custom_step(loss_step: Any, model: Any, batch: Any, step: int,
     except SkipAudit:
         raise
     except Exception as exc:
-        raise RuntimeError(f"the training step failed on training batch {step + 1}: "
-                           f"{type(exc).__name__}: {exc}") from exc
+        raise RuntimeError(
+            f"the training step failed on training batch {step + 1}: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         handle.remove()
     out = output_tensor(seen[-1])[0] if seen else None
@@ -364,32 +418,43 @@ def _custom_step(loss_step: Any, model: Any, batch: Any, step: int,
     return loss, out
 
 
-
 def _class_source(ctx: Any) -> str:
     task = ctx.task
-    return "declared in the manifest's task" if task.source == "manifest" else \
-        f"inferred from the splits' class names: {', '.join(task.class_names[:8])}" + \
-        (", ..." if len(task.class_names) > 8 else "")
+    return (
+        "declared in the manifest's task"
+        if task.source == "manifest"
+        else f"inferred from the splits' class names: {', '.join(task.class_names[:8])}"
+        + (", ..." if len(task.class_names) > 8 else "")
+    )
 
 
-def _loss(loss_fn: Any, out: torch.Tensor, raw: list[Any], plan: TargetPlan, kind: str,
-          device: torch.device) -> tuple[Any, TargetPlan]:
+def _loss(
+    loss_fn: Any, out: torch.Tensor, raw: list[Any], plan: TargetPlan, kind: str, device: torch.device
+) -> tuple[Any, TargetPlan]:
     """The loss, or (None, plan with the GP010 message) when the loss rejects output and targets."""
     try:
         return loss_fn(out, plan.targets), plan
-    except Exception as exc:  # noqa: BLE001 - a loss that rejects the shapes is GP010, not a crash
+    except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     if kind == "other":
-        retry = float_targets(raw, out, bool(raw) and isinstance(raw[0], (list, tuple)), device, "the targets")
+        retry = float_targets(
+            raw, out, bool(raw) and isinstance(raw[0], (list, tuple)), device, "the targets"
+        )
         if not retry.fatal:
-            with contextlib.suppress(Exception):  # the float retry failing too leaves the first error standing
+            with contextlib.suppress(
+                Exception
+            ):  # the float retry failing too leaves the first error standing
                 return loss_fn(out, retry.targets), retry
-    return None, TargetPlan(problem=f"{type(loss_fn).__name__} rejected the model output {describe_shape(out)} "
-                            f"with targets {describe_shape(plan.targets)} ({error})", fatal=True)
+    return None, TargetPlan(
+        problem=f"{type(loss_fn).__name__} rejected the model output {describe_shape(out)} "
+        f"with targets {describe_shape(plan.targets)} ({error})",
+        fatal=True,
+    )
 
 
-def _reference_losses(ctx: Any, loss_fn: Any, out: torch.Tensor, targets: Any,
-                      kind: str) -> tuple[float | None, float | None]:
+def _reference_losses(
+    ctx: Any, loss_fn: Any, out: torch.Tensor, targets: Any, kind: str
+) -> tuple[float | None, float | None]:
     """The loss of uniform predictions and of the training label prior, on the first batch's targets."""
     if kind not in ("ce", "nll", "bce_logits", "bce_probs") or out.ndim not in (1, 2):
         return None, None
@@ -413,8 +478,10 @@ def _reference_losses(ctx: Any, loss_fn: Any, out: torch.Tensor, targets: Any,
             else:
                 uniform, fitted = torch.full_like(out, 0.5), p
         try:
-            values = torch.stack([loss_fn(uniform, targets).float(), loss_fn(fitted, targets).float()]).tolist()
-        except Exception:  # noqa: BLE001 - a reference that cannot be computed is simply not compared
+            values = torch.stack(
+                [loss_fn(uniform, targets).float(), loss_fn(fitted, targets).float()]
+            ).tolist()
+        except Exception:
             return None, None
     return values[0], values[1]
 
@@ -431,8 +498,17 @@ def _label_prior(ctx: Any, width: int) -> torch.Tensor:
     return vector / max(1, len(targets)) if multilabel else vector / vector.sum().clamp_min(1.0)
 
 
-def _overfit(probe: ProbeRun, model: Any, optimizer: Any, loss_fn: Any, batch: tuple[Any, Any],
-             device: torch.device, budget: _Budget, steps: int, step_fn: Any = None) -> OverfitRun:
+def _overfit(
+    probe: ProbeRun,
+    model: Any,
+    optimizer: Any,
+    loss_fn: Any,
+    batch: tuple[Any, Any],
+    device: torch.device,
+    budget: _Budget,
+    steps: int,
+    step_fn: Any = None,
+) -> OverfitRun:
     """Train a fresh copy on the first batch only: a healthy setup drives this loss down quickly.
 
     ``step_fn(model, step)`` is the caller's training step on that batch, when there is one.

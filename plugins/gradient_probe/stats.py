@@ -67,9 +67,12 @@ class Snapshot:
         trainable, frozen = [], []
         for name, param in model.named_parameters():
             (trainable if param.requires_grad else frozen).append((name, param))
-        buffers = [(f"{module_name}.{buffer_name}" if module_name else buffer_name, buffer)
-                   for module_name, module in frozen_batchnorms(model)
-                   for buffer_name, buffer in module.named_buffers(recurse=False) if buffer is not None]
+        buffers = [
+            (f"{module_name}.{buffer_name}" if module_name else buffer_name, buffer)
+            for module_name, module in frozen_batchnorms(model)
+            for buffer_name, buffer in module.named_buffers(recurse=False)
+            if buffer is not None
+        ]
         snap = cls(trainable, frozen, buffers)
         with torch.no_grad():
             for name, tensor in [*trainable, *frozen, *buffers]:
@@ -86,7 +89,9 @@ class Snapshot:
 class GradRecorder:
     """Per-step gradient norm of every trainable parameter (zero where the gradient is ``None``)."""
 
-    def __init__(self, params: list[tuple[str, torch.nn.Parameter]], steps: int, device: torch.device) -> None:
+    def __init__(
+        self, params: list[tuple[str, torch.nn.Parameter]], steps: int, device: torch.device
+    ) -> None:
         self.names = [name for name, _ in params]
         self.params = [param for _, param in params]
         self.history = torch.zeros(max(1, steps), len(self.params), device=device)
@@ -146,14 +151,18 @@ class ActivationWatch:
                     alive = output.detach().amax(dim=reduce) > 0
                     fraction = 1.0 - alive.float().mean().item()
                 self.dead[name] = max(self.dead.get(name, 0.0), fraction)
+
         return hook
 
     def trailing(self) -> tuple[str, str] | None:
         return self.order[-1] if self.order else None
 
     def dead_layers(self, at_least: float) -> list[dict[str, Any]]:
-        return [{"module": name, "dead_fraction": round(fraction, 4)}
-                for name, fraction in self.dead.items() if fraction >= at_least]
+        return [
+            {"module": name, "dead_fraction": round(fraction, 4)}
+            for name, fraction in self.dead.items()
+            if fraction >= at_least
+        ]
 
 
 def output_stats(output: torch.Tensor, inputs: Any, kind: str) -> dict[str, Any]:
@@ -167,16 +176,20 @@ def output_stats(output: torch.Tensor, inputs: Any, kind: str) -> dict[str, Any]
         return stats
     spread = flat.std(dim=0, unbiased=False).mean() if flat.shape[0] > 1 else torch.tensor(float("nan"))
     scale = flat.abs().mean()
-    values = torch.stack([flat.mean(), flat.std(unbiased=False), flat.min(), flat.max(), spread, scale]).tolist()
+    values = torch.stack(
+        [flat.mean(), flat.std(unbiased=False), flat.min(), flat.max(), spread, scale]
+    ).tolist()
     stats.update(mean=values[0], std=values[1], min=values[2], max=values[3])
     stats["batch_spread"] = values[4]
     # Spread relative to magnitude: an output that is large but the same for every input has collapsed.
     stats["relative_spread"] = values[4] / max(values[5], 1e-12) if flat.shape[0] > 1 else None
     stats["inputs_differ"] = _inputs_differ(inputs)
     stats["in_unit_interval"] = bool(values[2] >= 0.0 and values[3] <= 1.0)
-    stats["rows_sum_to_one"] = bool(flat.shape[1] > 1 and values[2] >= 0.0
-                                    and torch.allclose(flat.sum(1), torch.ones(flat.shape[0], device=flat.device),
-                                                       atol=1e-3))
+    stats["rows_sum_to_one"] = bool(
+        flat.shape[1] > 1
+        and values[2] >= 0.0
+        and torch.allclose(flat.sum(1), torch.ones(flat.shape[0], device=flat.device), atol=1e-3)
+    )
     probs = _probabilities(flat, kind)
     if probs is not None:
         stats["uniform_deviation"] = probs
@@ -200,7 +213,12 @@ def _probabilities(flat: torch.Tensor, kind: str) -> float | None:
 
 
 def _inputs_differ(inputs: Any) -> bool:
-    if isinstance(inputs, torch.Tensor) and inputs.ndim >= 1 and inputs.shape[0] > 1 and inputs.is_floating_point():
+    if (
+        isinstance(inputs, torch.Tensor)
+        and inputs.ndim >= 1
+        and inputs.shape[0] > 1
+        and inputs.is_floating_point()
+    ):
         flat = inputs.reshape(inputs.shape[0], -1)
         return bool((flat != flat[:1]).any())
     return True  # non-tensor or integer inputs: assume they differ rather than skip the check
@@ -208,7 +226,7 @@ def _inputs_differ(inputs: Any) -> bool:
 
 def relative_update(before: list[torch.Tensor], after: list[torch.Tensor]) -> float | None:
     """Median over parameters of ||after - before|| / ||before|| (CS231n's update-to-weight ratio)."""
-    pairs = [(b, a) for b, a in zip(before, after) if b.numel()]
+    pairs = [(b, a) for b, a in zip(before, after, strict=False) if b.numel()]
     if not pairs:
         return None
     deltas = tensor_norms([a.detach() - b for b, a in pairs])

@@ -19,11 +19,20 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "max_imbalance_ratio": {"type": "number", "exclusiveMinimum": 1, "default": 10,
-                                "description": "largest/smallest training class count above which LD001 fires"},
+        "max_imbalance_ratio": {
+            "type": "number",
+            "exclusiveMinimum": 1,
+            "default": 10,
+            "description": "largest/smallest training class count above which LD001 fires",
+        },
         "min_samples_per_class": {"type": "integer", "minimum": 1, "default": 10},
-        "max_label_drift": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.15,
-                            "description": "total variation distance between train and an evaluation split"},
+        "max_label_drift": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.15,
+            "description": "total variation distance between train and an evaluation split",
+        },
     },
 }
 
@@ -65,9 +74,11 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     for name, size in sizes.items():
         if size == 0:
             yield ctx.finding(
-                "LD006", f"split '{name}' is empty",
+                "LD006",
+                f"split '{name}' is empty",
                 hint=f"check {splits[name].location} (path, root, columns, file extensions)",
-                location=splits[name].location, evidence={"split": name},
+                location=splits[name].location,
+                evidence={"split": name},
             )
     train = ctx.train
     if train is None or sizes.get("train", 0) == 0:
@@ -78,9 +89,11 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if len(present) == 1 and not multilabel:
         only = next(iter(present))
         yield ctx.finding(
-            "LD006", f"'train' holds a single class ('{only}', {present[only]} samples)",
+            "LD006",
+            f"'train' holds a single class ('{only}', {present[only]} samples)",
             hint="a constant target teaches nothing; check that every class folder or label is included",
-            location=train.location, evidence={"split": "train", "classes": list(present)},
+            location=train.location,
+            evidence={"split": "train", "classes": list(present)},
         )
         return
 
@@ -90,18 +103,28 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     yield from index_mismatches(ctx, {f.evidence["split"]: f for f in coverage if f.code == "LD002"})
 
 
-def _imbalance(ctx: AuditContext, train_counts: dict[str, int], present: dict[str, int],
-               train_size: int, multilabel: bool) -> Iterator[Finding]:
+def _imbalance(
+    ctx: AuditContext,
+    train_counts: dict[str, int],
+    present: dict[str, int],
+    train_size: int,
+    multilabel: bool,
+) -> Iterator[Finding]:
     options = ctx.options
     location = ctx.train.location if ctx.train else "data.train"
     for name, count in sorted(train_counts.items()):
         if count < options["min_samples_per_class"]:
             yield ctx.finding(
-                "LD005", f"class '{name}' has {count} training sample{'s' if count != 1 else ''} "
+                "LD005",
+                f"class '{name}' has {count} training sample{'s' if count != 1 else ''} "
                 f"(minimum {options['min_samples_per_class']})",
                 hint="collect more samples, merge the class, or oversample it with a weighted sampler",
-                location=location, evidence={"class": name, "count": count,
-                                             "min_samples_per_class": options["min_samples_per_class"]},
+                location=location,
+                evidence={
+                    "class": name,
+                    "count": count,
+                    "min_samples_per_class": options["min_samples_per_class"],
+                },
             )
     largest = max(present, key=lambda c: present[c])
     smallest = min(present, key=lambda c: present[c])
@@ -112,36 +135,53 @@ def _imbalance(ctx: AuditContext, train_counts: dict[str, int], present: dict[st
     weights = inverse_frequency_weights(present)
     ordered = [weights[c] for c in sorted(present, key=lambda c: list(train_counts).index(c))]
     evidence: dict[str, Any] = {
-        "counts": train_counts, "ratio": round(ratio, 4), "largest": largest, "smallest": smallest,
+        "counts": train_counts,
+        "ratio": round(ratio, 4),
+        "largest": largest,
+        "smallest": smallest,
         "class_weights": weights,
     }
     task = ctx.task.type
     if multilabel:
         pos_weight = {c: round((train_size - n) / n, 4) for c, n in present.items()}
         evidence["pos_weight"] = pos_weight
-        hint = ("per-label pos_weight for BCEWithLogitsLoss: "
-                f"torch.tensor({[pos_weight[c] for c in present]}) (order {list(present)})")
+        hint = (
+            "per-label pos_weight for BCEWithLogitsLoss: "
+            f"torch.tensor({[pos_weight[c] for c in present]}) (order {list(present)})"
+        )
     elif task == "binary" and len(present) == 2:
         negative, positive = present  # the two keys, in insertion order
         pos_weight = round(present[negative] / present[positive], 4)
         evidence["pos_weight"] = pos_weight
-        hint = (f"BCEWithLogitsLoss(pos_weight=torch.tensor([{pos_weight}])) with '{positive}' as the "
-                f"positive class; or CrossEntropyLoss(weight=torch.tensor({ordered}))")
+        hint = (
+            f"BCEWithLogitsLoss(pos_weight=torch.tensor([{pos_weight}])) with '{positive}' as the "
+            f"positive class; or CrossEntropyLoss(weight=torch.tensor({ordered}))"
+        )
     else:
-        hint = (f"CrossEntropyLoss(weight=torch.tensor({ordered})) (inverse class frequency, in class-index "
-                "order), or a WeightedRandomSampler")
+        hint = (
+            f"CrossEntropyLoss(weight=torch.tensor({ordered})) (inverse class frequency, in class-index "
+            "order), or a WeightedRandomSampler"
+        )
     yield ctx.finding(
-        "LD001", f"'{largest}' has {present[largest]} training samples, '{smallest}' {present[smallest]}: "
+        "LD001",
+        f"'{largest}' has {present[largest]} training samples, '{smallest}' {present[smallest]}: "
         f"ratio {ratio:.1f} > {options['max_imbalance_ratio']}",
-        hint=hint, location=location, evidence=evidence,
+        hint=hint,
+        location=location,
+        evidence=evidence,
     )
     weighted, how = _loss_is_weighted(ctx)
     if weighted is False:
         yield ctx.finding(
-            "LD004", f"training data is imbalanced (ratio {ratio:.1f}) but {how}",
+            "LD004",
+            f"training data is imbalanced (ratio {ratio:.1f}) but {how}",
             hint=hint + "; or declare `sampler: weighted` on data.train if a balancing sampler is used",
-            location="loss", evidence={"ratio": round(ratio, 4), "loss": how, **{k: evidence[k] for k in
-                                       ("class_weights", "pos_weight") if k in evidence}},
+            location="loss",
+            evidence={
+                "ratio": round(ratio, 4),
+                "loss": how,
+                **{k: evidence[k] for k in ("class_weights", "pos_weight") if k in evidence},
+            },
         )
     elif weighted is None and how:
         ctx.note(how)
@@ -182,13 +222,17 @@ def _coverage_and_drift(ctx: AuditContext, counts: dict[str, dict[str, int]]) ->
         if missing:
             shown = ", ".join(f"'{c}'" for c in missing[:10])
             yield ctx.finding(
-                "LD002", f"{len(missing)} class{'es' if len(missing) != 1 else ''} in '{split.name}' never "
+                "LD002",
+                f"{len(missing)} class{'es' if len(missing) != 1 else ''} in '{split.name}' never "
                 f"appear{'s' if len(missing) == 1 else ''} in 'train': {shown}",
                 hint="add training samples for them or drop them from the evaluation split; check that every "
                 "split maps class names to the same indices",
                 location=split.location,
-                evidence={"split": split.name, "classes": missing,
-                          "samples": {c: eval_counts[c] for c in missing}},
+                evidence={
+                    "split": split.name,
+                    "classes": missing,
+                    "samples": {c: eval_counts[c] for c in missing},
+                },
             )
         distance = total_variation(train_counts, eval_counts)
         drift[split.name] = round(distance, 4)
@@ -198,10 +242,13 @@ def _coverage_and_drift(ctx: AuditContext, counts: dict[str, dict[str, int]]) ->
                 for name, table in (("train", train_counts), (split.name, eval_counts))
             }
             # sorted: on a tie the same class is named every run (set order varies per process)
-            worst = max(sorted(set(train_counts) | set(eval_counts)),
-                        key=lambda c: abs(proportions["train"].get(c, 0) - proportions[split.name].get(c, 0)))
+            worst = max(
+                sorted(set(train_counts) | set(eval_counts)),
+                key=lambda c: abs(proportions["train"].get(c, 0) - proportions[split.name].get(c, 0)),
+            )
             yield ctx.finding(
-                "LD003", f"class proportions of '{split.name}' differ from 'train': total variation distance "
+                "LD003",
+                f"class proportions of '{split.name}' differ from 'train': total variation distance "
                 f"{distance:.3f} > {ctx.options['max_label_drift']}",
                 hint=f"split with stratification; the largest gap is '{worst}' "
                 f"({proportions['train'].get(worst, 0):.1%} in train vs "

@@ -10,7 +10,11 @@ from auditor import CodeInfo, Severity
 __all__ = ["CODES"]
 
 CODES = [
-    CodeInfo("LD001", Severity.WARNING, "training classes are imbalanced", """
+    CodeInfo(
+        "LD001",
+        Severity.WARNING,
+        "training classes are imbalanced",
+        """
 **What it means.** The largest training class has more than `max_imbalance_ratio`
 (default 10) times as many samples as the smallest one.
 
@@ -28,8 +32,13 @@ each *element* of the batch, it is not a class weight.
 
 **Example.** 900 `cat` and 60 `dog` images: ratio 15.0, weights
 `[0.533, 8.0]`, so `CrossEntropyLoss(weight=torch.tensor([0.533, 8.0]))`.
-"""),
-    CodeInfo("LD002", Severity.ERROR, "evaluation class missing from train", """
+""",
+    ),
+    CodeInfo(
+        "LD002",
+        Severity.ERROR,
+        "evaluation class missing from train",
+        """
 **What it means.** A class has samples in an evaluation split but none in `train`.
 
 **Why it breaks training.** The model can never predict a class it was not trained
@@ -44,8 +53,13 @@ evaluation split; make sure every split maps class names to the same indices
 
 **Example.** `val/zebra/` exists but `train/zebra/` does not: `val`'s `zebra` is
 index 3 while the model's output 3 was trained as another class.
-"""),
-    CodeInfo("LD003", Severity.WARNING, "class proportions drift between splits", """
+""",
+    ),
+    CodeInfo(
+        "LD003",
+        Severity.WARNING,
+        "class proportions drift between splits",
+        """
 **What it means.** The class proportions of an evaluation split differ from those of
 `train` by more than `max_label_drift` in total variation distance
 (`TVD = 1/2 * sum_c |p_train(c) - p_eval(c)|`, between 0 and 1).
@@ -60,8 +74,13 @@ selection follows the wrong signal.
 re-weight the evaluation to the deployment prior.
 
 **Example.** `train` is 50/50 cat/dog, `val` is 90/10: TVD 0.40.
-"""),
-    CodeInfo("LD004", Severity.WARNING, "imbalanced data with an unweighted loss", """
+""",
+    ),
+    CodeInfo(
+        "LD004",
+        Severity.WARNING,
+        "imbalanced data with an unweighted loss",
+        """
 **What it means.** The training classes are imbalanced (see LD001), the loss has no
 class weighting (`weight` for `CrossEntropyLoss`/`NLLLoss`, `pos_weight` for
 `BCEWithLogitsLoss`) and the manifest declares no balancing sampler
@@ -78,8 +97,13 @@ the loss leans to the majority class: the classic "outputs stuck at the prior /
 **Example.** `loss: {factory: torch.nn:CrossEntropyLoss, kwargs: {weight: ...}}` is
 built in code, e.g. `mypkg.train:make_loss` returning
 `CrossEntropyLoss(weight=torch.tensor([0.53, 8.0]))`.
-"""),
-    CodeInfo("LD005", Severity.WARNING, "class with too few training samples", """
+""",
+    ),
+    CodeInfo(
+        "LD005",
+        Severity.WARNING,
+        "class with too few training samples",
+        """
 **What it means.** A training class has fewer than `min_samples_per_class`
 (default 10) samples.
 
@@ -91,8 +115,13 @@ are noise.
 heavy augmentation and a balanced sampler for it.
 
 **Example.** `train/otter/` holds 4 images.
-"""),
-    CodeInfo("LD006", Severity.ERROR, "empty split or single training class", """
+""",
+    ),
+    CodeInfo(
+        "LD006",
+        Severity.ERROR,
+        "empty split or single training class",
+        """
 **What it means.** A split has no samples at all, or `train` holds a single class.
 
 **Why it breaks training.** An empty split crashes or silently skips evaluation; a
@@ -104,7 +133,13 @@ column, image extensions the loader skips), and that the training data holds eve
 class.
 
 **Example.** `data.val.root: data/valid` while the folder is `data/val`.
-"""),    CodeInfo("LD007", Severity.ERROR, "a class maps to different indices in different splits", """
+""",
+    ),
+    CodeInfo(
+        "LD007",
+        Severity.ERROR,
+        "a class maps to different indices in different splits",
+        """
 **What it means.** The same class name has one index in `train` and another in an
 evaluation split. torchvision's `ImageFolder`/`DatasetFolder` index the sorted class
 folders *of each split separately*, and tables whose label names are factorized per
@@ -123,8 +158,13 @@ folders, or build the map once from train and pass it to the others (override
 
 **Example.** `train/` holds `cat/ dog/ fox/`, `val/` only `cat/ fox/`: `fox` is 2 in
 train but 1 in val.
-"""),
-    CodeInfo("LD008", Severity.ERROR, "blank, NaN or unparsable class labels", """
+""",
+    ),
+    CodeInfo(
+        "LD008",
+        Severity.ERROR,
+        "blank, NaN or unparsable class labels",
+        """
 **What it means.** Some rows of a table (CSV or Parquet) have a label cell that is blank,
 NaN, not a whole number in an integer label column, or negative. auditor leaves these
 rows out of its checks and lists how many there are and the first of them (with their
@@ -141,5 +181,6 @@ numbers `0..C-1`; when reading with pandas, check `df[label].isna().sum() == 0` 
 training.
 
 **Example.** `img/0007.jpg,` (empty label) in a CSV whose other labels are `0`, `1`, `2`.
-"""),
+""",
+    ),
 ]

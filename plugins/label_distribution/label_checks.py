@@ -30,10 +30,15 @@ def label_problems(ctx: AuditContext) -> Iterator[Finding]:
             f"'{name}': {total} row{'s' if total != 1 else ''} of column '{column}' hold{'' if total != 1 else 's'} no usable class label "
             f"({kinds}): {shown}{' ...' if total > 5 else ''}; they are left out of every check",
             hint="fill in or drop these rows; keep integer labels as whole numbers 0..C-1 (a blank cell makes "
-                 "pandas read the whole column as floats), and never let training turn a missing label into a class",
+            "pandas read the whole column as floats), and never let training turn a missing label into a class",
             location=split.location,
-            evidence={"split": name, "label_column": column, "counts": counts, "rows": rows[:20],
-                      "kept": len(split)},
+            evidence={
+                "split": name,
+                "label_column": column,
+                "counts": counts,
+                "rows": rows[:20],
+                "kept": len(split),
+            },
         )
 
 
@@ -57,8 +62,11 @@ def index_mismatches(ctx: AuditContext, causes: dict[str, Finding]) -> Iterator[
         if not len(split):
             continue
         mapping = split.class_index()
-        differ = sorted((name, reference[name], index) for name, index in mapping.items()
-                        if name in reference and reference[name] != index)
+        differ = sorted(
+            (name, reference[name], index)
+            for name, index in mapping.items()
+            if name in reference and reference[name] != index
+        )
         if not differ:
             continue
         shown = "; ".join(f"'{c}' is {i} in '{split.name}' but {t} in 'train'" for c, t, i in differ[:5])
@@ -68,11 +76,13 @@ def index_mismatches(ctx: AuditContext, causes: dict[str, Finding]) -> Iterator[
             f"'{split.name}' maps {len(differ)} class{'es' if len(differ) != 1 else ''} to different indices than "
             f"'train': {shown}{more}",
             hint="use train's class-to-index map for every split: give each split the same class folders, or build "
-                 "the map once from train and pass it to the others (override DatasetFolder.find_classes); for "
-                 "tables, map names with one dictionary built from train",
+            "the map once from train and pass it to the others (override DatasetFolder.find_classes); for "
+            "tables, map names with one dictionary built from train",
             location=split.location,
-            evidence={"split": split.name,
-                      "mismatches": [{"class": c, "train": t, split.name: i} for c, t, i in differ[:50]],
-                      "count": len(differ)},
+            evidence={
+                "split": split.name,
+                "mismatches": [{"class": c, "train": t, split.name: i} for c, t, i in differ[:50]],
+                "count": len(differ),
+            },
             cause=causes.get(split.name),
         )

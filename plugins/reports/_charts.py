@@ -110,8 +110,12 @@ def trainable_frozen(evidence: Mapping[str, Any]) -> Chart | None:
         note = f"{len(rows) - MAX_MODULES} smaller modules not shown"
         rows = sorted(rows, key=lambda r: (-(r[1] + r[2]), r[0]))[:MAX_MODULES]
     segments = [_svg.Segment("trainable", _svg.PALETTE[2]), _svg.Segment("frozen", "#9aa4b1")]
-    svg = _svg.stacked_bars("trainable vs frozen parameters per top-level module",
-                            [(name, [t, f]) for name, t, f in rows], segments, note)
+    svg = _svg.stacked_bars(
+        "trainable vs frozen parameters per top-level module",
+        [(name, [t, f]) for name, t, f in rows],
+        segments,
+        note,
+    )
     trainable = sum(r[1] for r in rows)
     total = trainable + sum(r[2] for r in rows)
     caption = f"{_svg.fmt_number(trainable)} of {_svg.fmt_number(total)} parameters trainable"
@@ -182,11 +186,21 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
     rows = evidence.get("stats")
     if isinstance(rows, Sequence) and not isinstance(rows, str):
         entries = [r for r in rows if isinstance(r, Mapping)]
-        entries.sort(key=lambda r: (str(r.get("split")) != "train", str(r.get("split")),
-                                    _number(r.get("channel")) or 0.0, str(r.get("channel"))))
+        entries.sort(
+            key=lambda r: (
+                str(r.get("split")) != "train",
+                str(r.get("split")),
+                _number(r.get("channel")) or 0.0,
+                str(r.get("channel")),
+            )
+        )
         keys = ("mean", "std", "expected_mean", "expected_std", "min", "max")
-        return [_svg.Interval(f"{r.get('split', '?')} channel {r.get('channel', '?')}",
-                              *(_number(r.get(k)) for k in keys)) for r in entries]
+        return [
+            _svg.Interval(
+                f"{r.get('split', '?')} channel {r.get('channel', '?')}", *(_number(r.get(k)) for k in keys)
+            )
+            for r in entries
+        ]
     stats = evidence.get("channel_stats")
     if not isinstance(stats, Mapping):
         return []
@@ -196,8 +210,15 @@ def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
         mean, std = _channels(entry.get("mean")), _channels(entry.get("std"))
         want_mean, want_std = _channels(entry.get("expected_mean")), _channels(entry.get("expected_std"))
         for c in range(max(len(mean), len(want_mean))):
-            out.append(_svg.Interval(f"{split} channel {c}", _pick(mean, c), _pick(std, c),
-                                     _pick(want_mean, c), _pick(want_std, c)))
+            out.append(
+                _svg.Interval(
+                    f"{split} channel {c}",
+                    _pick(mean, c),
+                    _pick(std, c),
+                    _pick(want_mean, c),
+                    _pick(want_std, c),
+                )
+            )
     return out
 
 
@@ -212,13 +233,18 @@ def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
         return None
     note = f"{len(rows) - 48} more channels not shown" if len(rows) > 48 else ""
     svg = _svg.interval_chart("measured vs expected per-channel input statistics", rows[:48], note)
-    caption = ("statistics of transformed samples per split; "
-               "expected: what the pretrained normalization should give")
+    caption = (
+        "statistics of transformed samples per split; expected: what the pretrained normalization should give"
+    )
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 
 _BUILDERS: tuple[Callable[[Mapping[str, Any]], Chart | None], ...] = (
-    class_counts, trainable_frozen, grad_norms, loss_curve, channel_stats,
+    class_counts,
+    trainable_frozen,
+    grad_norms,
+    loss_curve,
+    channel_stats,
 )
 
 
@@ -230,7 +256,7 @@ def charts_for(evidence: Any) -> list[Chart]:
     for build in _BUILDERS:
         try:
             chart = build(evidence)
-        except Exception:  # noqa: BLE001 - odd third-party evidence must not break the report
+        except Exception:
             chart = None
         if chart is not None:
             charts.append(chart)

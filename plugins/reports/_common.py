@@ -52,8 +52,13 @@ def sorted_findings(findings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, 
     """Most severe first, then by code, location and message: the same order on every render."""
     return sorted(
         (f for f in findings if isinstance(f, Mapping)),
-        key=lambda f: (-severity_rank(f.get("severity")), _text(f.get("code")), _text(f.get("location")),
-                       _text(f.get("message")), _text(f.get("hint"))),
+        key=lambda f: (
+            -severity_rank(f.get("severity")),
+            _text(f.get("code")),
+            _text(f.get("location")),
+            _text(f.get("message")),
+            _text(f.get("hint")),
+        ),
     )
 
 
@@ -176,8 +181,11 @@ _SCOPE_RANK = (("model", 0), ("optimizer", 0), ("loss", 0), ("task", 0), ("data.
 def _scope(finding: Mapping[str, Any]) -> int:
     location = _text(finding.get("location"))
     for prefix, rank in _SCOPE_RANK:
-        if location == prefix or location.startswith(prefix + ".") or (prefix.endswith(".") and
-                                                                      location.startswith(prefix)):
+        if (
+            location == prefix
+            or location.startswith(prefix + ".")
+            or (prefix.endswith(".") and location.startswith(prefix))
+        ):
             return rank
     return 2
 
@@ -186,8 +194,15 @@ def _waste_key(cause: Cause) -> tuple[Any, ...]:
     """Most severe first (counting consequences); then what wastes most of training: more
     consequences, training-wide scope."""
     f = cause.finding
-    return (-cause.rank(), -cause.size(), -severity_rank(f.get("severity")), _scope(f), _text(f.get("code")),
-            _text(f.get("location")), _text(f.get("message")))
+    return (
+        -cause.rank(),
+        -cause.size(),
+        -severity_rank(f.get("severity")),
+        _scope(f),
+        _text(f.get("code")),
+        _text(f.get("location")),
+        _text(f.get("message")),
+    )
 
 
 def root_causes(findings: Iterable[Mapping[str, Any]]) -> list[Cause]:

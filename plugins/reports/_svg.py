@@ -77,20 +77,23 @@ def _short(label: str, limit: int = 30) -> str:
 
 
 def _svg(width: float, height: float, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{_f(width)}" '
-            f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" {_FONT} aria-label="{_esc(title)}">'
-            f"<title>{_esc(title)}</title>" + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{_f(width)}" '
+        f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" {_FONT} aria-label="{_esc(title)}">'
+        f"<title>{_esc(title)}</title>" + "".join(body) + "</svg>"
+    )
 
 
 def _text(x: float, y: float, text: str, anchor: str = "start", fill: str = _TEXT, extra: str = "") -> str:
-    return (f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" fill="{fill}"{extra}>'
-            f"{_esc(text)}</text>")
+    return f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}" fill="{fill}"{extra}>{_esc(text)}</text>'
 
 
 def _label(x: float, y: float, label: str) -> str:
     """A row label, shortened, with the full text as a tooltip."""
-    return (f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="end" fill="{_TEXT}">'
-            f"<title>{_esc(label)}</title>{_esc(_short(label))}</text>")
+    return (
+        f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="end" fill="{_TEXT}">'
+        f"<title>{_esc(label)}</title>{_esc(_short(label))}</text>"
+    )
 
 
 def _legend(entries: Sequence[tuple[str, str]], y: float = 12) -> list[str]:
@@ -122,36 +125,45 @@ def grouped_bars(title: str, categories: Sequence[str], series: Sequence[Series]
                 continue
             width = max(0.0, float(value)) / peak * plot_w
             colour = PALETTE[i % len(PALETTE)]
-            body.append(f'<rect x="{_LABEL_W}" y="{_f(y)}" width="{_f(width)}" height="{bar_h - 1}" '
-                        f'fill="{colour}"><title>{_esc(f"{category} in {s.name}: {fmt_number(value, exact=True)}")}'
-                        "</title></rect>")
+            body.append(
+                f'<rect x="{_LABEL_W}" y="{_f(y)}" width="{_f(width)}" height="{bar_h - 1}" '
+                f'fill="{colour}"><title>{_esc(f"{category} in {s.name}: {fmt_number(value, exact=True)}")}'
+                "</title></rect>"
+            )
             body.append(_text(_LABEL_W + width + 4, y + bar_h - 1, fmt_number(value), fill=_AXIS))
-    body.append(f'<line x1="{_LABEL_W}" y1="{top - 3}" x2="{_LABEL_W}" y2="{_f(height - 22)}" stroke="{_AXIS}"/>')
+    body.append(
+        f'<line x1="{_LABEL_W}" y1="{top - 3}" x2="{_LABEL_W}" y2="{_f(height - 22)}" stroke="{_AXIS}"/>'
+    )
     if note:
         body.append(_text(_LABEL_W, height - 6, note, fill=_AXIS))
     return _svg(_WIDTH, height, title, body)
 
 
-def stacked_bars(title: str, rows: Sequence[tuple[str, Sequence[float]]], segments: Sequence[Segment],
-                 note: str = "") -> str:
+def stacked_bars(
+    title: str, rows: Sequence[tuple[str, Sequence[float]]], segments: Sequence[Segment], note: str = ""
+) -> str:
     """One bar per row split into segments (e.g. trainable and frozen parameters per module)."""
     bar_h, top, plot_w = 16, 26, _WIDTH - _LABEL_W - 180
     totals = [sum(v for v in values if _finite(v) and v > 0) for _, values in rows]
     peak = max(totals, default=0.0) or 1.0
     height = top + 22 * len(rows) + 24
     body = _legend([(s.name, s.colour) for s in segments])
-    for row, ((label, values), total) in enumerate(zip(rows, totals)):
+    for row, ((label, values), total) in enumerate(zip(rows, totals, strict=False)):
         y = top + row * 22
         body.append(_label(_LABEL_W - 8, y + 12, label))
         x = float(_LABEL_W)
         parts = []
-        for segment, value in zip(segments, values):
+        for segment, value in zip(segments, values, strict=False):
             if not _finite(value) or value <= 0:
                 parts.append(f"{segment.name} 0")
                 continue
-            width = max(2.0, value / peak * plot_w)  # a 1k-parameter head next to an 11M backbone stays visible
-            body.append(f'<rect x="{_f(x)}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{segment.colour}">'
-                        f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)} {segment.name}')}</title></rect>")
+            width = max(
+                2.0, value / peak * plot_w
+            )  # a 1k-parameter head next to an 11M backbone stays visible
+            body.append(
+                f'<rect x="{_f(x)}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{segment.colour}">'
+                f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)} {segment.name}')}</title></rect>"
+            )
             x += width
             parts.append(f"{segment.name} {fmt_number(value)}")
         body.append(_text(x + 4, y + 12, " / ".join(parts) if total else "no parameters", fill=_AXIS))
@@ -183,15 +195,19 @@ def log_bars(title: str, rows: Sequence[tuple[str, float | None]], note: str = "
     body = [_text(_LABEL_W, 12, "log10 scale; red: zero or non-finite", fill=_AXIS)]
     for decade in range(lo, hi + 1):
         x = _LABEL_W + (decade - lo) / span * plot_w
-        body.append(f'<line x1="{_f(x)}" y1="{top - 6}" x2="{_f(x)}" y2="{_f(height - 26)}" stroke="#e3e6ea"/>')
+        body.append(
+            f'<line x1="{_f(x)}" y1="{top - 6}" x2="{_f(x)}" y2="{_f(height - 26)}" stroke="#e3e6ea"/>'
+        )
         body.append(_text(x, height - 14, f"1e{decade}", anchor="middle", fill=_AXIS))
     for row, (label, value) in enumerate(rows):
         y = top + row * (bar_h + 3)
         body.append(_label(_LABEL_W - 8, y + bar_h - 2, label))
         if _finite(value) and value > 0:
             width = max(1.0, x_of(float(value)) - _LABEL_W)
-            body.append(f'<rect x="{_LABEL_W}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{PALETTE[0]}">'
-                        f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)}')}</title></rect>")
+            body.append(
+                f'<rect x="{_LABEL_W}" y="{y}" width="{_f(width)}" height="{bar_h}" fill="{PALETTE[0]}">'
+                f"<title>{_esc(f'{label}: {fmt_number(value, exact=True)}')}</title></rect>"
+            )
             body.append(_text(_LABEL_W + width + 4, y + bar_h - 2, fmt_number(value), fill=_AXIS))
         else:
             body.append(f'<rect x="{_LABEL_W}" y="{y}" width="4" height="{bar_h}" fill="{_BAD}"/>')
@@ -233,8 +249,10 @@ def line_chart(title: str, series: Sequence[Series], x_label: str = "step", y_la
             run = []
             x, _ = xy(step, high)
             tip = _esc(f"{s.name} step {step}: {fmt_number(value, exact=True)}")
-            body.append(f'<text x="{_f(x)}" y="{top - 2}" text-anchor="middle" fill="{_BAD}" font-size="14">'
-                        f"<title>{tip}</title>\u00d7</text>")
+            body.append(
+                f'<text x="{_f(x)}" y="{top - 2}" text-anchor="middle" fill="{_BAD}" font-size="14">'
+                f"<title>{tip}</title>\u00d7</text>"
+            )
         if run:
             runs.append(run)
         for part in runs:
@@ -242,13 +260,23 @@ def line_chart(title: str, series: Sequence[Series], x_label: str = "step", y_la
             body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
             for x, y in part if len(part) <= 60 else ():
                 body.append(f'<circle cx="{_f(x)}" cy="{_f(y)}" r="2.5" fill="{colour}"/>')
-    body.append(f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="{_AXIS}"/>')
+    body.append(
+        f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="{_AXIS}"/>'
+    )
     body.append(_text(left, top + height + 14, "0", anchor="middle", fill=_AXIS))
     body.append(_text(left + width, top + height + 14, str(max(0, longest - 1)), anchor="middle", fill=_AXIS))
     body.append(_text(left + width / 2, top + height + 26, x_label, anchor="middle", fill=_AXIS))
     if y_label:
-        body.append(_text(12, top + height / 2, y_label, anchor="middle", fill=_AXIS,
-                          extra=f' transform="rotate(-90 12 {_f(top + height / 2)})"'))
+        body.append(
+            _text(
+                12,
+                top + height / 2,
+                y_label,
+                anchor="middle",
+                fill=_AXIS,
+                extra=f' transform="rotate(-90 12 {_f(top + height / 2)})"',
+            )
+        )
     return _svg(_WIDTH, top + height + 34, title, body)
 
 
@@ -281,31 +309,48 @@ def interval_chart(title: str, rows: Sequence[Interval], note: str = "") -> str:
         return _LABEL_W + (value - low) / (high - low) * plot_w
 
     height = top + row_h * len(rows) + 34
-    body = _legend([("measured mean \u00b1 std", PALETTE[0]), ("expected mean \u00b1 std", PALETTE[1]),
-                    ("measured min..max", "#c8ced6")])
+    body = _legend(
+        [
+            ("measured mean \u00b1 std", PALETTE[0]),
+            ("expected mean \u00b1 std", PALETTE[1]),
+            ("measured min..max", "#c8ced6"),
+        ]
+    )
     for k in range(5):
         value = low + (high - low) * k / 4
-        body.append(f'<line x1="{_f(x_of(value))}" y1="{top - 6}" x2="{_f(x_of(value))}" y2="{_f(height - 28)}" '
-                    'stroke="#e3e6ea"/>')
+        body.append(
+            f'<line x1="{_f(x_of(value))}" y1="{top - 6}" x2="{_f(x_of(value))}" y2="{_f(height - 28)}" '
+            'stroke="#e3e6ea"/>'
+        )
         body.append(_text(x_of(value), height - 16, fmt_number(round(value, 4)), anchor="middle", fill=_AXIS))
     for row, r in enumerate(rows):
         y = top + row * row_h
         body.append(_label(_LABEL_W - 8, y + 12, r.label))
         if _finite(r.low) and _finite(r.high):
-            tip = _esc(f"{r.label}: min {fmt_number(r.low, exact=True)}, max {fmt_number(r.high, exact=True)}")
-            body.append(f'<line x1="{_f(x_of(r.low))}" y1="{y + 6}" x2="{_f(x_of(r.high))}" y2="{y + 6}" '
-                        f'stroke="#c8ced6" stroke-width="6"><title>{tip}</title></line>')
-        marks = ((6, r.measured_mean, r.measured_std, PALETTE[0], ""),
-                 (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"'))
+            tip = _esc(
+                f"{r.label}: min {fmt_number(r.low, exact=True)}, max {fmt_number(r.high, exact=True)}"
+            )
+            body.append(
+                f'<line x1="{_f(x_of(r.low))}" y1="{y + 6}" x2="{_f(x_of(r.high))}" y2="{y + 6}" '
+                f'stroke="#c8ced6" stroke-width="6"><title>{tip}</title></line>'
+            )
+        marks = (
+            (6, r.measured_mean, r.measured_std, PALETTE[0], ""),
+            (15, r.expected_mean, r.expected_std, PALETTE[1], ' stroke-dasharray="3 2"'),
+        )
         for offset, mean, std, colour, dash in marks:
             if not _finite(mean):
                 continue
             spread = abs(std) if _finite(std) else 0.0
             tip = f"{r.label}: mean {fmt_number(mean, exact=True)}, std {fmt_number(std, exact=True)}"
-            body.append(f'<line x1="{_f(x_of(mean - spread))}" y1="{y + offset}" x2="{_f(x_of(mean + spread))}" '
-                        f'y2="{y + offset}" stroke="{colour}" stroke-width="2"{dash}/>')
-            body.append(f'<circle cx="{_f(x_of(mean))}" cy="{y + offset}" r="4" fill="{colour}">'
-                        f"<title>{_esc(tip)}</title></circle>")
+            body.append(
+                f'<line x1="{_f(x_of(mean - spread))}" y1="{y + offset}" x2="{_f(x_of(mean + spread))}" '
+                f'y2="{y + offset}" stroke="{colour}" stroke-width="2"{dash}/>'
+            )
+            body.append(
+                f'<circle cx="{_f(x_of(mean))}" cy="{y + offset}" r="4" fill="{colour}">'
+                f"<title>{_esc(tip)}</title></circle>"
+            )
     if note:
         body.append(_text(_LABEL_W, height - 2, note, fill=_AXIS))
     return _svg(_WIDTH, height, title, body)

@@ -80,7 +80,7 @@ def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
             image.thumbnail((size, size))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=80, optimize=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a placeholder
+    except Exception as exc:
         return "", f"not readable as an image ({type(exc).__name__})"
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
 
@@ -121,6 +121,12 @@ def pair_views(evidence: Any, base: Path, *, limit: int = MAX_PAIRS, size: int =
             distance, notes = None, []
         else:
             continue
-        views.append(PairView(_thumb(a, base, size), _thumb(b, base, size),
-                              "" if distance is None else str(distance), ", ".join(notes)))
+        views.append(
+            PairView(
+                _thumb(a, base, size),
+                _thumb(b, base, size),
+                "" if distance is None else str(distance),
+                ", ".join(notes),
+            )
+        )
     return views

@@ -34,8 +34,9 @@ def escape_property(text: str) -> str:
 
 
 def _command(kind: str, message: str, **properties: Any) -> str:
-    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items()
-                     if value not in (None, ""))
+    props = ",".join(
+        f"{key}={escape_property(str(value))}" for key, value in properties.items() if value not in (None, "")
+    )
     return f"::{kind}{' ' + props if props else ''}::{escape_data(message)}"
 
 
@@ -44,30 +45,58 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     lines = []
     for problem in report.get("problems") or []:  # a split that could not be opened: on its manifest line
         if isinstance(problem, Mapping):
-            message = str(problem.get("message", "")) + (f"\nhint: {problem['hint']}" if problem.get("hint") else "")
+            message = str(problem.get("message", "")) + (
+                f"\nhint: {problem['hint']}" if problem.get("hint") else ""
+            )
             line = problem.get("line") if isinstance(problem.get("line"), int) else None
-            lines.append(_command("error", message, file=path, line=line,
-                                  title=f"auditor: manifest problem at {problem.get('key', '')}"))
+            lines.append(
+                _command(
+                    "error",
+                    message,
+                    file=path,
+                    line=line,
+                    title=f"auditor: manifest problem at {problem.get('key', '')}",
+                )
+            )
     for finding in _common.sorted_findings(report.get("findings") or []):
         message = str(finding.get("message", ""))
         if finding.get("hint"):
             message += f"\nhint: {finding['hint']}"
         if finding.get("location"):
-            message += f"\n({finding['location']}; `auditor explain {finding.get('code')}` tells how to fix it)"
-        lines.append(_command(
-            COMMANDS.get(str(finding.get("severity")), "warning"), message, file=path,
-            line=_common.finding_line(report, finding),
-            title=f"{finding.get('code')} {finding.get('title', '')}".strip(),
-        ))
+            message += (
+                f"\n({finding['location']}; `auditor explain {finding.get('code')}` tells how to fix it)"
+            )
+        lines.append(
+            _command(
+                COMMANDS.get(str(finding.get("severity")), "warning"),
+                message,
+                file=path,
+                line=_common.finding_line(report, finding),
+                title=f"{finding.get('code')} {finding.get('title', '')}".strip(),
+            )
+        )
     for audit in report.get("audits") or []:
         if isinstance(audit, Mapping) and audit.get("status") == "errored":
             error = audit.get("error") or {}
-            lines.append(_command("error", f"{error.get('type', 'error')}: {error.get('message', '')}",
-                                  file=path, title=f"auditor: audit {audit.get('name')} crashed"))
+            lines.append(
+                _command(
+                    "error",
+                    f"{error.get('type', 'error')}: {error.get('message', '')}",
+                    file=path,
+                    title=f"auditor: audit {audit.get('name')} crashed",
+                )
+            )
     return "".join(line + "\n" for line in lines)
 
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
-    return [ReportFormat("github", "github-annotations.txt", render,
-                         "GitHub Actions annotations (also printed to stdout)", echo=True)]
+    return [
+        ReportFormat(
+            "github",
+            "github-annotations.txt",
+            render,
+            "GitHub Actions annotations (also printed to stdout)",
+            echo=True,
+        )
+    ]

@@ -45,8 +45,12 @@ def _environment() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
     env.filters["breakable"] = breakable
     env.filters["number"] = format_number
@@ -69,13 +73,16 @@ def breakable(text: Any, min_length: int = LONG_TOKEN) -> Any:
     from markupsafe import Markup, escape
 
     def split(match: re.Match[str]) -> str:
-        return "".join(str(escape(part)) + ("<wbr>" if _SEPARATOR.fullmatch(part) else "")
-                       for part in _SEPARATOR.split(match.group(0)) if part)
+        return "".join(
+            str(escape(part)) + ("<wbr>" if _SEPARATOR.fullmatch(part) else "")
+            for part in _SEPARATOR.split(match.group(0))
+            if part
+        )
 
     out, last = [], 0
     value = "" if text is None else str(text)
     for match in re.finditer(rf"\S{{{max(1, min_length)},}}", value):
-        out.append(str(escape(value[last:match.start()])))
+        out.append(str(escape(value[last : match.start()])))
         out.append(split(match))
         last = match.end()
     out.append(str(escape(value[last:])))
@@ -89,7 +96,7 @@ def _markdown(text: str) -> Any:
     try:
         from markdown_it import MarkdownIt
     except ImportError:  # markdown-it-py comes with rich; without it show the text as is
-        return Markup("<pre class=\"plain\">") + escape(text) + Markup("</pre>")
+        return Markup('<pre class="plain">') + escape(text) + Markup("</pre>")
     return Markup(MarkdownIt("commonmark", {"html": False}).render(text))
 
 
@@ -111,7 +118,9 @@ def _anchors(findings: list[Mapping[str, Any]]) -> dict[int, str]:
     used: set[str] = set()
     for number, finding in enumerate(findings, 1):
         raw = finding.get("id")
-        base = f"finding-{_slug(str(raw))}" if isinstance(raw, (str, int)) and str(raw) else f"finding-{number}"
+        base = (
+            f"finding-{_slug(str(raw))}" if isinstance(raw, (str, int)) and str(raw) else f"finding-{number}"
+        )
         anchor, n = base, 2
         while anchor in used:
             anchor, n = f"{base}-{n}", n + 1
@@ -120,24 +129,39 @@ def _anchors(findings: list[Mapping[str, Any]]) -> dict[int, str]:
     return anchors
 
 
-def _cause_link(finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]],
-                anchors: Mapping[int, str]) -> dict[str, str] | None:
+def _cause_link(
+    finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]], anchors: Mapping[int, str]
+) -> dict[str, str] | None:
     """Where a consequence points: the finding its ``caused_by`` names, when the report has it."""
     cause = finding.get("caused_by")
     parent = by_id.get(str(cause)) if isinstance(cause, (str, int)) else None
     if parent is None or parent is finding:
         return None
-    return {"anchor": anchors[id(parent)], "code": str(parent.get("code", "")), "title": str(parent.get("title", ""))}
+    return {
+        "anchor": anchors[id(parent)],
+        "code": str(parent.get("code", "")),
+        "title": str(parent.get("title", "")),
+    }
 
 
-def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], anchor: str, base: Path,
-             budget: list[int], cause: dict[str, str] | None) -> dict[str, Any]:
+def _finding(
+    report: Mapping[str, Any],
+    finding: Mapping[str, Any],
+    anchor: str,
+    base: Path,
+    budget: list[int],
+    cause: dict[str, str] | None,
+) -> dict[str, Any]:
     from auditor_plugins.reports import _thumbs
 
     evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
-    pairs = _thumbs.pair_views(evidence, base, limit=min(_thumbs.MAX_PAIRS, budget[0])) if budget[0] > 0 else []
+    pairs = (
+        _thumbs.pair_views(evidence, base, limit=min(_thumbs.MAX_PAIRS, budget[0])) if budget[0] > 0 else []
+    )
     budget[0] -= len(pairs)
-    count = evidence.get("count") if isinstance(evidence.get("count"), int) else len(evidence.get("pairs") or [])
+    count = (
+        evidence.get("count") if isinstance(evidence.get("count"), int) else len(evidence.get("pairs") or [])
+    )
     code = str(finding.get("code", ""))
     return {
         "id": anchor,
@@ -156,8 +180,9 @@ def _finding(report: Mapping[str, Any], finding: Mapping[str, Any], anchor: str,
     }
 
 
-def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo],
-            anchors: Mapping[int, str]) -> list[dict[str, Any]]:
+def _audits(
+    report: Mapping[str, Any], catalog: Mapping[str, CodeInfo], anchors: Mapping[int, str]
+) -> list[dict[str, Any]]:
     from auditor_plugins.reports import _charts
 
     base = _common.manifest_dir(report)
@@ -173,29 +198,44 @@ def _audits(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo],
     budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
     for audit in entries:
         name = str(audit.get("name", "?"))
-        own = [_finding(report, finding, anchors[id(finding)], base, budget, _cause_link(finding, by_id, anchors))
-               for finding in findings if str(finding.get("audit", "?")) == name]
+        own = [
+            _finding(
+                report, finding, anchors[id(finding)], base, budget, _cause_link(finding, by_id, anchors)
+            )
+            for finding in findings
+            if str(finding.get("audit", "?")) == name
+        ]
         error = audit.get("error") if isinstance(audit.get("error"), Mapping) else None
         evidence = audit.get("evidence") if isinstance(audit.get("evidence"), Mapping) else {}
-        audits.append({
-            "name": name,
-            "anchor": "audit-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name),
-            "version": str(audit.get("version") or ""),
-            "status": str(audit.get("status", "?")),
-            "duration": audit.get("duration_s"),
-            "reason": str(audit.get("reason") or ""),
-            "error": error,
-            "notes": [str(n) for n in audit.get("notes") or []],
-            "options": _json(audit["options"]) if audit.get("options") else "",
-            "evidence": _json(evidence) if evidence else "",
-            "charts": _charts.charts_for(evidence),
-            # transform_parity's pipelines as text columns, one per split
-            "side_by_side": evidence["side_by_side"] if isinstance(evidence.get("side_by_side"), str) else "",
-            "findings": own,
-            "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
-            "codes": [{"code": c, "title": catalog[c].title if c in catalog else "",
-                       "found": any(f["code"] == c for f in own)} for c in codes.get(name, [])],
-        })
+        audits.append(
+            {
+                "name": name,
+                "anchor": "audit-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name),
+                "version": str(audit.get("version") or ""),
+                "status": str(audit.get("status", "?")),
+                "duration": audit.get("duration_s"),
+                "reason": str(audit.get("reason") or ""),
+                "error": error,
+                "notes": [str(n) for n in audit.get("notes") or []],
+                "options": _json(audit["options"]) if audit.get("options") else "",
+                "evidence": _json(evidence) if evidence else "",
+                "charts": _charts.charts_for(evidence),
+                # transform_parity's pipelines as text columns, one per split
+                "side_by_side": evidence["side_by_side"]
+                if isinstance(evidence.get("side_by_side"), str)
+                else "",
+                "findings": own,
+                "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
+                "codes": [
+                    {
+                        "code": c,
+                        "title": catalog[c].title if c in catalog else "",
+                        "found": any(f["code"] == c for f in own),
+                    }
+                    for c in codes.get(name, [])
+                ],
+            }
+        )
     return audits
 
 
@@ -204,8 +244,9 @@ def _one_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def _fix_entry(report: Mapping[str, Any], cause: _common.Cause, anchors: Mapping[int, str],
-               depth: int = 0) -> dict[str, Any]:
+def _fix_entry(
+    report: Mapping[str, Any], cause: _common.Cause, anchors: Mapping[int, str], depth: int = 0
+) -> dict[str, Any]:
     f = cause.finding
     nested = cause.consequences if depth < MAX_CAUSE_DEPTH else []
     return {
@@ -230,16 +271,24 @@ def _problems(report: Mapping[str, Any]) -> list[dict[str, str]]:
         if isinstance(problem, Mapping):
             line = problem.get("line")
             key, message = str(problem.get("key") or ""), str(problem.get("message") or "")
-            out.append({"key": key, "message": message.removeprefix(f"{key}: ") if key else message,
-                        "hint": _one_line(str(problem.get("hint") or "")),
-                        "line": str(line) if isinstance(line, int) else ""})
+            out.append(
+                {
+                    "key": key,
+                    "message": message.removeprefix(f"{key}: ") if key else message,
+                    "hint": _one_line(str(problem.get("hint") or "")),
+                    "line": str(line) if isinstance(line, int) else "",
+                }
+            )
     return out
 
 
 def _fix_first(report: Mapping[str, Any], anchors: Mapping[int, str]) -> dict[str, Any]:
     """Root causes worth acting on (errors and warnings), most severe and most wasteful first."""
-    roots = [c for c in _common.root_causes(report.get("findings") or [])
-             if _common.severity_rank(c.finding.get("severity")) >= _common.severity_rank("warning")]
+    roots = [
+        c
+        for c in _common.root_causes(report.get("findings") or [])
+        if _common.severity_rank(c.finding.get("severity")) >= _common.severity_rank("warning")
+    ]
     shown = roots[:MAX_FIX_FIRST]
     return {
         "entries": [_fix_entry(report, cause, anchors) for cause in shown],
@@ -254,20 +303,26 @@ def _explanations(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) ->
     out = []
     for code in found:
         info = catalog.get(code)
-        out.append({
-            "code": code,
-            "title": info.title if info else "",
-            "severity": info.severity.value if info else "",
-            "html": _markdown(info.explanation.strip()) if info else None,
-        })
+        out.append(
+            {
+                "code": code,
+                "title": info.title if info else "",
+                "severity": info.severity.value if info else "",
+                "html": _markdown(info.explanation.strip()) if info else None,
+            }
+        )
     return out
 
 
 def _environment_rows(report: Mapping[str, Any]) -> dict[str, Any]:
     env = report.get("environment") if isinstance(report.get("environment"), Mapping) else {}
-    rows = [(key, env.get(key)) for key in ("python", "platform", "torch", "torchvision", "device", "auditor")]
+    rows = [
+        (key, env.get(key)) for key in ("python", "platform", "torch", "torchvision", "device", "auditor")
+    ]
     listed = {"python", "platform", "torch", "torchvision", "device", "auditor", "plugins", "broken_plugins"}
-    rows += [(str(k), v) for k, v in sorted(env.items()) if k not in listed and isinstance(v, (str, int, float))]
+    rows += [
+        (str(k), v) for k, v in sorted(env.items()) if k not in listed and isinstance(v, (str, int, float))
+    ]
     plugins = [p for p in env.get("plugins") or [] if isinstance(p, Mapping)]
     broken = [p for p in env.get("broken_plugins") or [] if isinstance(p, Mapping)]
     return {
@@ -326,5 +381,11 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
-    return [ReportFormat("html", "report.html", render,
-                         "one self-contained HTML page: summary, charts, findings, explanations")]
+    return [
+        ReportFormat(
+            "html",
+            "report.html",
+            render,
+            "one self-contained HTML page: summary, charts, findings, explanations",
+        )
+    ]

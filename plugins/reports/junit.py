@@ -31,8 +31,10 @@ def _describe(finding: Mapping[str, Any], line: int | None) -> str:
     where = str(finding.get("location") or "")
     if where and line:
         where += f" (manifest line {line})"
-    parts = [f"[{finding.get('severity')}] {finding.get('code')} {finding.get('title', '')}",
-             str(finding.get("message", ""))]
+    parts = [
+        f"[{finding.get('severity')}] {finding.get('code')} {finding.get('title', '')}",
+        str(finding.get("message", "")),
+    ]
     if finding.get("hint"):
         parts.append(f"hint: {finding['hint']}")
     if where:
@@ -58,30 +60,49 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
         suite = ET.SubElement(root, "testsuite", name=_clean(name))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         properties = ET.SubElement(suite, "properties")
-        for key, value in (("manifest", (report.get("manifest") or {}).get("path", "")), ("fail_on", fail_on),
-                           ("status", status), ("version", audit.get("version", ""))):
+        for key, value in (
+            ("manifest", (report.get("manifest") or {}).get("path", "")),
+            ("fail_on", fail_on),
+            ("status", status),
+            ("version", audit.get("version", "")),
+        ):
             ET.SubElement(properties, "property", name=key, value=_clean(value))
         for code in codes.get(name, []):
             info = catalog.get(code)
             own = [f for f in findings if f.get("code") == code and str(f.get("audit")) == name]
             title = info.title if info else (own[0].get("title", "") if own else "")
-            case = ET.SubElement(suite, "testcase", classname=_clean(f"auditor.{name}"),
-                                 name=_clean(f"{code} {title}".strip()), time="0")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=_clean(f"auditor.{name}"),
+                name=_clean(f"{code} {title}".strip()),
+                time="0",
+            )
             counts["tests"] += 1
             failing = [f for f in own if _common.reaches(f.get("severity"), fail_on)]
             if status == "errored":
                 error = audit.get("error") or {}
-                node = ET.SubElement(case, "error", type=_clean(error.get("type", "error")),
-                                     message=_clean(f"audit {name} crashed: {error.get('message', '')}"))
+                node = ET.SubElement(
+                    case,
+                    "error",
+                    type=_clean(error.get("type", "error")),
+                    message=_clean(f"audit {name} crashed: {error.get('message', '')}"),
+                )
                 node.text = _clean(error.get("traceback", ""))
                 counts["errors"] += 1
             elif status == "skipped":
                 ET.SubElement(case, "skipped", message=_clean(audit.get("reason") or "audit skipped"))
                 counts["skipped"] += 1
             elif failing:
-                node = ET.SubElement(case, "failure", type=_clean(failing[0].get("severity")),
-                                     message=_clean(failing[0].get("message", "")))
-                node.text = _clean("\n\n".join(_describe(f, _common.finding_line(report, f)) for f in failing))
+                node = ET.SubElement(
+                    case,
+                    "failure",
+                    type=_clean(failing[0].get("severity")),
+                    message=_clean(failing[0].get("message", "")),
+                )
+                node.text = _clean(
+                    "\n\n".join(_describe(f, _common.finding_line(report, f)) for f in failing)
+                )
                 counts["failures"] += 1
             below = [f for f in own if f not in failing]
             if below and status not in ("errored", "skipped"):
@@ -100,5 +121,11 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
-    return [ReportFormat("junit", "report.junit.xml", render,
-                         "JUnit XML: a testsuite per audit, a testcase per code, failures at or above fail_on")]
+    return [
+        ReportFormat(
+            "junit",
+            "report.junit.xml",
+            render,
+            "JUnit XML: a testsuite per audit, a testcase per code, failures at or above fail_on",
+        )
+    ]

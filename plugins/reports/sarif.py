@@ -65,8 +65,9 @@ def _rule(code: str, audit: str, info: CodeInfo | None, fallback_title: str) -> 
     return rule
 
 
-def _result(report: Mapping[str, Any], finding: Mapping[str, Any], rule_index: int, uri: str,
-            fingerprint: str) -> dict[str, Any]:
+def _result(
+    report: Mapping[str, Any], finding: Mapping[str, Any], rule_index: int, uri: str, fingerprint: str
+) -> dict[str, Any]:
     message = str(finding.get("message", ""))
     if finding.get("hint"):
         message += f"\nhint: {finding['hint']}"
@@ -84,8 +85,11 @@ def _result(report: Mapping[str, Any], finding: Mapping[str, Any], rule_index: i
         "message": {"text": message},
         "locations": [location],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
-        "properties": {"audit": str(finding.get("audit", "")), "severity": str(finding.get("severity", "")),
-                       "title": str(finding.get("title", ""))},
+        "properties": {
+            "audit": str(finding.get("audit", "")),
+            "severity": str(finding.get("severity", "")),
+            "title": str(finding.get("title", "")),
+        },
     }
 
 
@@ -94,14 +98,20 @@ def _invocation(report: Mapping[str, Any]) -> dict[str, Any]:
     for audit in report.get("audits") or []:
         if audit.get("status") == "errored":
             error = audit.get("error") or {}
-            notifications.append({
-                "level": "error",
-                "message": {"text": f"audit {audit.get('name')} crashed: {error.get('type', 'error')}: "
-                                    f"{error.get('message', '')}"},
-                "descriptor": {"id": str(audit.get("name", "?"))},
-            })
-    invocation: dict[str, Any] = {"executionSuccessful": report.get("exit_code") in (0, 1),
-                                  "exitCode": report.get("exit_code")}
+            notifications.append(
+                {
+                    "level": "error",
+                    "message": {
+                        "text": f"audit {audit.get('name')} crashed: {error.get('type', 'error')}: "
+                        f"{error.get('message', '')}"
+                    },
+                    "descriptor": {"id": str(audit.get("name", "?"))},
+                }
+            )
+    invocation: dict[str, Any] = {
+        "executionSuccessful": report.get("exit_code") in (0, 1),
+        "exitCode": report.get("exit_code"),
+    }
     started = str(report.get("started_at") or "")
     if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", started):
         invocation["startTimeUtc"] = started.replace("+00:00", "Z")
@@ -134,15 +144,25 @@ def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dic
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": str(tool.get("name", "auditor")), "version": str(tool.get("version", "")),
-                                "rules": rules}},
-            "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
-            "invocations": [_invocation(report)],
-            "results": results,
-            "properties": {"manifest": manifest_name, "fail_on": str(report.get("fail_on") or "error"),
-                           "summary": report.get("summary") or {}},
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": str(tool.get("name", "auditor")),
+                        "version": str(tool.get("version", "")),
+                        "rules": rules,
+                    }
+                },
+                "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
+                "invocations": [_invocation(report)],
+                "results": results,
+                "properties": {
+                    "manifest": manifest_name,
+                    "fail_on": str(report.get("fail_on") or "error"),
+                    "summary": report.get("summary") or {},
+                },
+            }
+        ],
     }
 
 

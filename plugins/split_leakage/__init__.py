@@ -38,26 +38,55 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "near_duplicates": {"type": "boolean", "default": True,
-                            "description": "also look for near duplicates (SL002), not only identical "
-                                           "samples"},
-        "max_distance": {"type": "integer", "minimum": 0, "maximum": 32, "default": 8,
-                         "description": "largest Hamming distance between the 64-bit perceptual hashes "
-                                        "of near duplicates"},
-        "min_similarity": {"type": "number", "minimum": -1, "maximum": 1, "default": 0.97,
-                           "description": "smallest 8x8 thumbnail correlation that confirms a hash match"},
-        "mirrored": {"type": "boolean", "default": True,
-                     "description": "match horizontally flipped copies as near duplicates"},
-        "within_split": {"enum": ["near", "exact", "off"], "default": "near",
-                         "description": "duplicates inside one split (SL003/SL004): near and identical, "
-                                        "identical only, or not checked"},
-        "max_pairs": {"type": "integer", "minimum": 0, "default": 50,
-                      "description": "pairs (and unreadable files) listed in each finding's evidence"},
-        "workers": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                    "description": "processes hashing files (default: every available core); with "
-                                   "--scheduler local, the LocalCluster's worker processes"},
-        "batch_files": {"type": "integer", "minimum": 1, "default": 256,
-                        "description": "files read and hashed by one Dask task (with --scheduler)"},
+        "near_duplicates": {
+            "type": "boolean",
+            "default": True,
+            "description": "also look for near duplicates (SL002), not only identical samples",
+        },
+        "max_distance": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 32,
+            "default": 8,
+            "description": "largest Hamming distance between the 64-bit perceptual hashes of near duplicates",
+        },
+        "min_similarity": {
+            "type": "number",
+            "minimum": -1,
+            "maximum": 1,
+            "default": 0.97,
+            "description": "smallest 8x8 thumbnail correlation that confirms a hash match",
+        },
+        "mirrored": {
+            "type": "boolean",
+            "default": True,
+            "description": "match horizontally flipped copies as near duplicates",
+        },
+        "within_split": {
+            "enum": ["near", "exact", "off"],
+            "default": "near",
+            "description": "duplicates inside one split (SL003/SL004): near and identical, "
+            "identical only, or not checked",
+        },
+        "max_pairs": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 50,
+            "description": "pairs (and unreadable files) listed in each finding's evidence",
+        },
+        "workers": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "processes hashing files (default: every available core); with "
+            "--scheduler local, the LocalCluster's worker processes",
+        },
+        "batch_files": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 256,
+            "description": "files read and hashed by one Dask task (with --scheduler)",
+        },
     },
 }
 
@@ -85,8 +114,14 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     workers = options["workers"] or default_workers()
     scheduler = getattr(ctx.run, "scheduler", None)
     try:
-        samples = collect(splits, cache=cache, workers=workers, progress=ctx.progress, scheduler=scheduler,
-                          batch_files=options["batch_files"])
+        samples = collect(
+            splits,
+            cache=cache,
+            workers=workers,
+            progress=ctx.progress,
+            scheduler=scheduler,
+            batch_files=options["batch_files"],
+        )
         analysis = leak_analysis.analyse(samples, options, cache)
     finally:
         if cache is not None:
@@ -105,8 +140,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     yield from findings
 
 
-def _summary(samples: Any, analysis: Any, options: dict[str, Any], cache_state: str, workers: int,
-             started: float) -> dict[str, Any]:
+def _summary(
+    samples: Any, analysis: Any, options: dict[str, Any], cache_state: str, workers: int, started: float
+) -> dict[str, Any]:
     per_split: dict[str, dict[str, int]] = {}
     for number, name in enumerate(samples.split_names):
         ids = [i for i, s in enumerate(samples.split) if s == number]
@@ -114,19 +150,30 @@ def _summary(samples: Any, analysis: Any, options: dict[str, Any], cache_state: 
         per_split[name] = {
             "samples": len(ids),
             "unreadable": sum(1 for i in ids if samples.error[i]),
-            "leaked": sum(len(c.same_path) + len(c.exact) + len(c.near) for c in analysis.cross
-                          if c.split_b == number),
+            "leaked": sum(
+                len(c.same_path) + len(c.exact) + len(c.near) for c in analysis.cross if c.split_b == number
+            ),
             "duplicate_groups": len(within.conflicting) + len(within.redundant),
         }
-    cross = {f"{samples.split_names[c.split_a]}/{samples.split_names[c.split_b]}":
-             {"same_path": len(c.same_path), "exact": len(c.exact), "near": len(c.near)}
-             for c in analysis.cross}
+    cross = {
+        f"{samples.split_names[c.split_a]}/{samples.split_names[c.split_b]}": {
+            "same_path": len(c.same_path),
+            "exact": len(c.exact),
+            "near": len(c.near),
+        }
+        for c in analysis.cross
+    }
     return {
-        "samples": len(samples), **samples.stats,
+        "samples": len(samples),
+        **samples.stats,
         "hashed": samples.stats["files_hashed"] + samples.stats["in_memory_samples"],
-        "cache": cache_state, "workers": workers,
-        "max_distance": options["max_distance"], "min_similarity": options["min_similarity"],
-        "per_split": per_split, "cross": cross, "seconds": round(time.perf_counter() - started, 3),
+        "cache": cache_state,
+        "workers": workers,
+        "max_distance": options["max_distance"],
+        "min_similarity": options["min_similarity"],
+        "per_split": per_split,
+        "cross": cross,
+        "seconds": round(time.perf_counter() - started, 3),
     }
 
 

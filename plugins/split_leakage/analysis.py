@@ -186,8 +186,17 @@ def _cross_near(arrays: _Arrays, memo: _Memo, a_ids: Any, b_ids: Any, options: d
         best = _best_matches(arrays, a_ids, b_ids, options)
         memo.put(key, best)
     found = np.nonzero(best["a"] >= 0)[0]
-    return [Pair(int(a_ids[best["a"][i]]), int(b_ids[i]), int(best["d"][i]), "near", bool(best["m"][i]),
-                 round(float(best["s"][i]), 4)) for i in found]
+    return [
+        Pair(
+            int(a_ids[best["a"][i]]),
+            int(b_ids[i]),
+            int(best["d"][i]),
+            "near",
+            bool(best["m"][i]),
+            round(float(best["s"][i]), 4),
+        )
+        for i in found
+    ]
 
 
 def _best_matches(arrays: _Arrays, a_ids: Any, b_ids: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -273,8 +282,9 @@ class _UnionFind:
             self.parent[max(rx, ry)] = min(rx, ry)
 
 
-def _within_edges(samples: Samples, arrays: _Arrays, memo: _Memo, ids: Any, options: dict[str, Any],
-                  result: Within) -> Iterator[Pair]:
+def _within_edges(
+    samples: Samples, arrays: _Arrays, memo: _Memo, ids: Any, options: dict[str, Any], result: Within
+) -> Iterator[Pair]:
     import numpy as np
 
     for key_list in (samples.resolved, samples.digest):
@@ -303,7 +313,7 @@ def _within_edges(samples: Samples, arrays: _Arrays, memo: _Memo, ids: Any, opti
     keep = others != leaders
     others, leaders = others[keep], leaders[keep]
     sim = arrays.similarity(leaders, others, np.zeros(len(others), dtype=bool))
-    for x, y, s in zip(leaders.tolist(), others.tolist(), sim.tolist()):
+    for x, y, s in zip(leaders.tolist(), others.tolist(), sim.tolist(), strict=False):
         if s >= options["min_similarity"]:
             yield Pair(x, y, 0, "near", False, round(s, 4))
     key = memo.key("within", hashed)
@@ -314,8 +324,9 @@ def _within_edges(samples: Samples, arrays: _Arrays, memo: _Memo, ids: Any, opti
     if not bool(stored["complete"]):
         result.near_truncated = True
     x, y = reps[stored["x"]], reps[stored["y"]]
-    for xi, yi, di, mi, si in zip(x.tolist(), y.tolist(), stored["d"].tolist(), stored["m"].tolist(),
-                                  stored["s"].tolist()):
+    for xi, yi, di, mi, si in zip(
+        x.tolist(), y.tolist(), stored["d"].tolist(), stored["m"].tolist(), stored["s"].tolist(), strict=False
+    ):
         yield Pair(xi, yi, di, "near", mi, round(si, 4))
 
 

@@ -14,6 +14,7 @@ Any SQLite problem (read-only folder, corrupt file, locked database) degrades to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -123,10 +124,13 @@ class HashCache:
                 # One sequential scan beats thousands of index lookups for big splits.
                 batches: Iterable[Any] = [self.connection.execute(_SELECT)]
             else:
-                batches = (self.connection.execute(
-                    f"{_SELECT} WHERE path IN ({','.join('?' * len(batch))})", batch)
-                    for batch in ([k[0] for k in keys[i:i + _LOOKUP_BATCH]]
-                                  for i in range(0, len(keys), _LOOKUP_BATCH)))
+                batches = (
+                    self.connection.execute(f"{_SELECT} WHERE path IN ({','.join('?' * len(batch))})", batch)
+                    for batch in (
+                        [k[0] for k in keys[i : i + _LOOKUP_BATCH]]
+                        for i in range(0, len(keys), _LOOKUP_BATCH)
+                    )
+                )
             wrap = 1 << 64
             for rows in batches:
                 # The hot loop of a warm run (one pass per cached file): kept free of calls.
@@ -148,13 +152,17 @@ class HashCache:
         self.hits += len(found)
         return found
 
-    def store(self, rows: Iterable[tuple[str, int, int, bytes, int | None, int | None, bytes | None,
-                                         str | None]]) -> None:
+    def store(
+        self, rows: Iterable[tuple[str, int, int, bytes, int | None, int | None, bytes | None, str | None]]
+    ) -> None:
         """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error)`` rows atomically."""
         if self.problem:
             return
-        values = [(path, size, mtime_ns, self.version, digest, _signed(phash), _signed(mirror), thumb, error)
-                  for path, size, mtime_ns, digest, phash, mirror, thumb, error in rows if size >= 0]
+        values = [
+            (path, size, mtime_ns, self.version, digest, _signed(phash), _signed(mirror), thumb, error)
+            for path, size, mtime_ns, digest, phash, mirror, thumb, error in rows
+            if size >= 0
+        ]
         if not values:
             return
         try:
@@ -163,7 +171,8 @@ class HashCache:
                 self.connection.executemany(
                     "INSERT OR REPLACE INTO file_hashes "
                     "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values,
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
                 )
             except BaseException:
                 self.connection.execute("ROLLBACK")
@@ -180,8 +189,9 @@ class HashCache:
         try:
             row = self.connection.execute("SELECT payload FROM search_memo WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                self.connection.execute("UPDATE search_memo SET used_ns = ? WHERE key = ?",
-                                        (time.time_ns(), key))
+                self.connection.execute(
+                    "UPDATE search_memo SET used_ns = ? WHERE key = ?", (time.time_ns(), key)
+                )
         except sqlite3.Error:
             return None
         return None if row is None else bytes(row[0])
@@ -193,22 +203,21 @@ class HashCache:
             self.connection.execute("BEGIN IMMEDIATE")
             self.connection.execute(
                 "INSERT OR REPLACE INTO search_memo (key, used_ns, payload) VALUES (?, ?, ?)",
-                (key, time.time_ns(), payload))
+                (key, time.time_ns(), payload),
+            )
             self.connection.execute(
                 "DELETE FROM search_memo WHERE key NOT IN "
-                "(SELECT key FROM search_memo ORDER BY used_ns DESC LIMIT ?)", (_MEMO_KEEP,))
+                "(SELECT key FROM search_memo ORDER BY used_ns DESC LIMIT ?)",
+                (_MEMO_KEEP,),
+            )
             self.connection.execute("COMMIT")
         except sqlite3.Error:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self.connection.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # closing never matters for results
             self.connection.close()
-        except sqlite3.Error:  # pragma: no cover - closing never matters for results
-            pass
 
 
 def file_key(path: str, resolved_dirs: dict[str, str]) -> tuple[str, int, int] | str:

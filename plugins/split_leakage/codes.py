@@ -10,7 +10,11 @@ from auditor import CodeInfo, Severity
 __all__ = ["CODES"]
 
 CODES = [
-    CodeInfo("SL001", Severity.ERROR, "identical samples in two splits", """
+    CodeInfo(
+        "SL001",
+        Severity.ERROR,
+        "identical samples in two splits",
+        """
 **What it means.** A sample of one split is byte-for-byte the same file as a sample
 of another split (xxh3-128 of the file bytes), or, for datasets without files, the
 same decoded tensor/array (dtype, shape and values) or the same PIL pixels.
@@ -26,8 +30,13 @@ evidence lists the pairs (capped at `max_pairs`), its `count` gives the total.
 
 **Example.** `val/cat/leak_01.jpg` is a copy of `train/cat/0981.jpg`, made when the
 dataset was re-split by copying files instead of moving them.
-"""),
-    CodeInfo("SL002", Severity.WARNING, "near-duplicate samples in two splits", """
+""",
+    ),
+    CodeInfo(
+        "SL002",
+        Severity.WARNING,
+        "near-duplicate samples in two splits",
+        """
 **What it means.** A sample of one split is a re-encoded, resized, lightly edited
 (brightness, contrast) or horizontally flipped copy of a sample in another split:
 their 64-bit perceptual hashes differ in at most `max_distance` bits (default 8) and
@@ -49,8 +58,13 @@ members in the same split), or remove the copies from the evaluation split. Lowe
 
 **Example.** `val/dog/img_77.jpg` is `train/dog/img_12.jpg` mirrored and saved
 again at JPEG quality 70: distance 2, mirrored, similarity 0.996.
-"""),
-    CodeInfo("SL003", Severity.WARNING, "duplicates in one split with different labels", """
+""",
+    ),
+    CodeInfo(
+        "SL003",
+        Severity.WARNING,
+        "duplicates in one split with different labels",
+        """
 **What it means.** Inside one split, copies of the same sample (same file listed
 twice, identical bytes, or near duplicates as in SL002) carry different labels.
 
@@ -64,8 +78,13 @@ happened (a scraper saving the same image under two queries, a merge of two
 datasets with different class names).
 
 **Example.** `train/cat/123.jpg` and `train/dog/456.jpg` are the same photo.
-"""),
-    CodeInfo("SL004", Severity.INFO, "duplicates in one split with the same label", """
+""",
+    ),
+    CodeInfo(
+        "SL004",
+        Severity.INFO,
+        "duplicates in one split with the same label",
+        """
 **What it means.** Inside one split, several copies of the same sample (identical,
 or near duplicates as in SL002) carry the same label.
 
@@ -77,8 +96,13 @@ the same answer several times. Many duplicates shrink the effective data set.
 (e.g. oversampling a rare class, which a weighted sampler does more cleanly).
 
 **Example.** `train/cat/0001.jpg` and `train/cat/0001 (1).jpg`, a download saved twice.
-"""),
-    CodeInfo("SL005", Severity.ERROR, "the same file listed in two splits", """
+""",
+    ),
+    CodeInfo(
+        "SL005",
+        Severity.ERROR,
+        "the same file listed in two splits",
+        """
 **What it means.** Two splits list the same file (after resolving `..`, symlinks and
 relative roots), typically two CSV files that were not split disjointly.
 
@@ -89,8 +113,13 @@ evaluation score partly measures memorisation (see SL001).
 fixed seed and write each part out, or split by a group key (patient, video, user).
 
 **Example.** `train.csv` and `val.csv` both contain `images/0042.jpg`.
-"""),
-    CodeInfo("SL006", Severity.INFO, "files that cannot be read or decoded", """
+""",
+    ),
+    CodeInfo(
+        "SL006",
+        Severity.INFO,
+        "files that cannot be read or decoded",
+        """
 **What it means.** Some files of a split are missing, unreadable, empty, truncated,
 corrupt or not images PIL can open (for datasets without files: samples that fail
 to load or have no hashable type). They are still compared by content hash where
@@ -104,5 +133,6 @@ an epoch (or a `try/except` in a dataset silently skips them, changing the data)
 
 **Example.** `train/cat/0007.jpg` ends after 4 KB (an interrupted download):
 "cannot decode: OSError: image file is truncated".
-"""),
+""",
+    ),
 ]

@@ -19,8 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.run._deadline import DeadlineExceeded
 from auditor.data._storage import RemoteFiles, is_url
+from auditor.run._deadline import DeadlineExceeded
 from auditor_plugins.split_leakage import hashing
 from auditor_plugins.split_leakage._pool import init_worker, stop_pool
 from auditor_plugins.split_leakage.cache import HashCache, file_key
@@ -71,8 +71,15 @@ class Samples:
         self.digest.extend([b""] * count)
         return range(first, first + count)
 
-    def set_hash(self, sample: int, digest: bytes, phash: int | None, mirror: int | None,
-                 thumb: bytes | None, error: str | None) -> None:
+    def set_hash(
+        self,
+        sample: int,
+        digest: bytes,
+        phash: int | None,
+        mirror: int | None,
+        thumb: bytes | None,
+        error: str | None,
+    ) -> None:
         self.digest[sample] = digest
         self.phash[sample] = phash
         self.mirror[sample] = mirror
@@ -96,9 +103,15 @@ def label_names(split: Any) -> list[str]:
     return out
 
 
-def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
-            progress: Callable[[str, int | None], Any], scheduler: str | None = None,
-            batch_files: int = _CLUSTER_BATCH) -> Samples:
+def collect(
+    splits: dict[str, Any],
+    *,
+    cache: HashCache | None,
+    workers: int,
+    progress: Callable[[str, int | None], Any],
+    scheduler: str | None = None,
+    batch_files: int = _CLUSTER_BATCH,
+) -> Samples:
     """Hash every sample of ``splits`` (name -> Split).
 
     With ``scheduler`` (``local`` or a Dask scheduler address) the files are hashed
@@ -110,14 +123,14 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
     by_path: dict[str, list[int]] = {}
     remote_of: dict[str, RemoteFiles] = {}  # URL -> its split's listing and storage options
     in_memory: list[tuple[Any, list[int]]] = []
-    for split_number, (name, split) in enumerate(splits.items()):
+    for split_number, (_name, split) in enumerate(splits.items()):
         labels = label_names(split) if len(split) else []
         paths = split.path_strings()
         if paths is None:
             in_memory.append((split, list(samples.extend(split_number, [None] * len(split), labels))))
             continue
         remote = split.remote_files()
-        for sample, path in zip(samples.extend(split_number, paths, labels), paths):
+        for sample, path in zip(samples.extend(split_number, paths, labels), paths, strict=False):
             by_path.setdefault(path, []).append(sample)
             if remote is not None and is_url(path):
                 remote_of.setdefault(path, remote)
@@ -126,7 +139,9 @@ def collect(splits: dict[str, Any], *, cache: HashCache | None, workers: int,
     for split, ids in in_memory:
         _hash_in_memory(samples, split, ids, progress)
     samples.stats = {
-        "files": hits + hashed, "files_hashed": hashed, "cache_hits": hits,
+        "files": hits + hashed,
+        "files_hashed": hashed,
+        "cache_hits": hits,
         "in_memory_samples": sum(len(ids) for _, ids in in_memory),
         "hash_seconds": round(time.perf_counter() - started, 3),
     }
@@ -151,8 +166,13 @@ class _Runner:
     scheduler: str | None
     batch_files: int
 
-    def run(self, jobs: list[_Job], todo: int, record: Callable[[_Job, Sequence[hashing.FileHash]], None],
-            bar: Any) -> None:
+    def run(
+        self,
+        jobs: list[_Job],
+        todo: int,
+        record: Callable[[_Job, Sequence[hashing.FileHash]], None],
+        bar: Any,
+    ) -> None:
         if self.scheduler is not None:
             from auditor_plugins.split_leakage.distributed import run_on_cluster
 
@@ -165,9 +185,14 @@ class _Runner:
             _run_pool(jobs, self.workers, record, bar)
 
 
-def _hash_files(samples: Samples, by_path: dict[str, list[int]], remote_of: dict[str, RemoteFiles],
-                cache: HashCache | None, runner: _Runner,
-                progress: Callable[[str, int | None], Any]) -> tuple[int, int]:
+def _hash_files(
+    samples: Samples,
+    by_path: dict[str, list[int]],
+    remote_of: dict[str, RemoteFiles],
+    cache: HashCache | None,
+    runner: _Runner,
+    progress: Callable[[str, int | None], Any],
+) -> tuple[int, int]:
     resolved_dirs: dict[str, str] = {}
     keys: list[tuple[str, int, int]] = []
     key_paths: list[str] = []  # a path to read for each key
@@ -220,15 +245,26 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], remote_of: dict
 
     def record(job: _Job, results: Sequence[hashing.FileHash]) -> None:
         rows = pending_rows
-        for position, result in zip(job.positions, results):
+        for position, result in zip(job.positions, results, strict=False):
             for sample in owners[position]:
-                samples.set_hash(sample, result.digest, result.phash, result.mirror, result.thumb,
-                                 result.error)
+                samples.set_hash(
+                    sample, result.digest, result.phash, result.mirror, result.thumb, result.error
+                )
             # Cache under the key stat-ed (or listed) before reading: if the file changed in
             # between, the size/version differ from the bytes hashed and no row is written.
             if (result.size, result.mtime_ns) == keys[position][1:] and position not in uncacheable:
-                rows.append((keys[position][0], result.size, result.mtime_ns, result.digest,
-                             result.phash, result.mirror, result.thumb, result.error))
+                rows.append(
+                    (
+                        keys[position][0],
+                        result.size,
+                        result.mtime_ns,
+                        result.digest,
+                        result.phash,
+                        result.mirror,
+                        result.thumb,
+                        result.error,
+                    )
+                )
         # One transaction per few thousand rows: commits are what costs, and this process
         # shares the cores with the workers. An interruption loses at most one batch.
         if len(rows) >= _ROWS_PER_WRITE:
@@ -243,8 +279,13 @@ def _hash_files(samples: Samples, by_path: dict[str, list[int]], remote_of: dict
     return len(todo), len(cached)
 
 
-def _jobs(todo: list[int], key_paths: list[str], keys: list[tuple[str, int, int]],
-          remote_of: dict[str, RemoteFiles], runner: _Runner) -> list[_Job]:
+def _jobs(
+    todo: list[int],
+    key_paths: list[str],
+    keys: list[tuple[str, int, int]],
+    remote_of: dict[str, RemoteFiles],
+    runner: _Runner,
+) -> list[_Job]:
     """Tasks of one store each: local files, or URLs sharing storage options."""
     groups: dict[str, list[int]] = {}
     options: dict[str, dict[str, Any]] = {}
@@ -258,7 +299,7 @@ def _jobs(todo: list[int], key_paths: list[str], keys: list[tuple[str, int, int]
     jobs = []
     for group, positions in groups.items():
         for first in range(0, len(positions), size):
-            chunk = positions[first:first + size]
+            chunk = positions[first : first + size]
             paths = [key_paths[i] for i in chunk]
             if not group:
                 jobs.append(_Job(chunk, hashing.hash_files, (paths,)))
@@ -268,8 +309,9 @@ def _jobs(todo: list[int], key_paths: list[str], keys: list[tuple[str, int, int]
     return jobs
 
 
-def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[hashing.FileHash]], None],
-              bar: Any) -> None:
+def _run_pool(
+    jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[hashing.FileHash]], None], bar: Any
+) -> None:
     import multiprocessing
     import warnings
 
@@ -280,8 +322,12 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     failed: list[_Job] = []
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                               initializer=init_worker, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=context,
+        initializer=init_worker,
+        initargs=(os.getpid(),),
+    )
     pending: dict[Any, _Job] = {}
     try:
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
@@ -293,7 +339,7 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
                 job = pending.pop(future)
                 try:
                     results = future.result()
-                except Exception:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                except Exception:
                     failed.append(job)
                     continue
                 record(job, results)
@@ -313,13 +359,14 @@ def _run_pool(jobs: list[_Job], workers: int, record: Callable[[_Job, Sequence[h
         bar.advance(len(job.positions))
 
 
-def _hash_in_memory(samples: Samples, split: Any, ids: list[int],
-                    progress: Callable[[str, int | None], Any]) -> None:
+def _hash_in_memory(
+    samples: Samples, split: Any, ids: list[int], progress: Callable[[str, int | None], Any]
+) -> None:
     step = 64
     hung = ""
     with progress(f"hashing samples of '{split.name}'", len(ids)) as bar:
         for first in range(0, len(ids), step):
-            for sample in ids[first:first + step]:
+            for sample in ids[first : first + step]:
                 if hung:
                     samples.set_hash(sample, b"", None, None, None, f"not read: {hung}")
                     continue
@@ -330,12 +377,13 @@ def _hash_in_memory(samples: Samples, split: Any, ids: list[int],
                     hung = f"an earlier sample did not return ({exc.what})"
                     samples.set_hash(sample, b"", None, None, None, f"cannot load sample: {exc}")
                     continue
-                except Exception as exc:  # noqa: BLE001 - a sample that fails to load is recorded
-                    samples.set_hash(sample, b"", None, None, None,
-                                     f"cannot load sample: {type(exc).__name__}: {exc}")
+                except Exception as exc:
+                    samples.set_hash(
+                        sample, b"", None, None, None, f"cannot load sample: {type(exc).__name__}: {exc}"
+                    )
                     continue
                 samples.set_hash(sample, *hashing.hash_sample(value))
-            bar.advance(len(ids[first:first + step]))
+            bar.advance(len(ids[first : first + step]))
 
 
 def default_workers() -> int:
@@ -343,4 +391,3 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
-

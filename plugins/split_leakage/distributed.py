@@ -46,8 +46,12 @@ def scheduler_client(scheduler: str, workers: int) -> Iterator[Any]:
             # One single-threaded worker process per core: hashing holds the GIL in PIL and
             # numpy for part of each file, so threads would not add throughput.
             cluster = distributed.LocalCluster(
-                n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR)
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             client = distributed.Client(cluster)
         else:
             try:
@@ -56,7 +60,8 @@ def scheduler_client(scheduler: str, workers: int) -> Iterator[Any]:
                 raise RuntimeError(
                     f"cannot reach the Dask scheduler at {scheduler} ({exc}); expected a running "
                     f"scheduler (`dask scheduler`, then `dask worker {scheduler}`) whose workers have "
-                    f"auditor installed, or use --scheduler local") from exc
+                    f"auditor installed, or use --scheduler local"
+                ) from exc
         try:
             yield client
         finally:
@@ -66,8 +71,9 @@ def scheduler_client(scheduler: str, workers: int) -> Iterator[Any]:
             cluster.close()
 
 
-def run_on_cluster(scheduler: str, workers: int, jobs: Sequence[Any],
-                   record: Callable[[Any, Sequence[Any]], None], bar: Any) -> None:
+def run_on_cluster(
+    scheduler: str, workers: int, jobs: Sequence[Any], record: Callable[[Any, Sequence[Any]], None], bar: Any
+) -> None:
     """Run every job (``function(*arguments)``) on the cluster; ``record`` each result as it lands."""
     from distributed import as_completed
 
@@ -84,7 +90,7 @@ def run_on_cluster(scheduler: str, workers: int, jobs: Sequence[Any],
                 job = futures[future]
                 try:
                     results = future.result()
-                except Exception:  # noqa: BLE001 - e.g. KilledWorker after repeated deaths
+                except Exception:
                     failed.append(job)
                     continue
                 finally:

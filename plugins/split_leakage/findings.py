@@ -33,8 +33,12 @@ def _display_path(path: str | None, base_dir: Path) -> str | None:
 
 
 def sample_ref(samples: Samples, i: int, base_dir: Path) -> dict[str, Any]:
-    return {"split": samples.split_names[samples.split[i]], "path": _display_path(samples.path[i], base_dir),
-            "index": samples.index[i], "label": samples.label[i]}
+    return {
+        "split": samples.split_names[samples.split[i]],
+        "path": _display_path(samples.path[i], base_dir),
+        "index": samples.index[i],
+        "label": samples.label[i],
+    }
 
 
 def _name(ref: dict[str, Any]) -> str:
@@ -42,9 +46,12 @@ def _name(ref: dict[str, Any]) -> str:
 
 
 def _pair_evidence(samples: Samples, pair: Pair, base_dir: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"a": sample_ref(samples, pair.a, base_dir),
-                             "b": sample_ref(samples, pair.b, base_dir),
-                             "distance": pair.distance, "kind": pair.kind}
+    entry: dict[str, Any] = {
+        "a": sample_ref(samples, pair.a, base_dir),
+        "b": sample_ref(samples, pair.b, base_dir),
+        "distance": pair.distance,
+        "kind": pair.kind,
+    }
     if pair.kind == "near":
         entry["mirrored"] = pair.mirrored
         entry["similarity"] = pair.similarity
@@ -55,8 +62,9 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
-def cross_findings(ctx: AuditContext, samples: Samples, analysis: Analysis,
-                   base_dir: Path) -> Iterator[Finding]:
+def cross_findings(
+    ctx: AuditContext, samples: Samples, analysis: Analysis, base_dir: Path
+) -> Iterator[Finding]:
     for cross in analysis.cross:
         yield from _cross(ctx, samples, cross, base_dir)
 
@@ -73,8 +81,13 @@ def _cross(ctx: AuditContext, samples: Samples, cross: Cross, base_dir: Path) ->
         shown = [_pair_evidence(samples, p, base_dir) for p in ordered[:limit]]
         first = _pair_evidence(samples, ordered[0], base_dir)
         first_text = f"{_name(first['b'])} = {_name(first['a'])}"
-        evidence: dict[str, Any] = {"count": len(pairs), "split_a": a_name, "split_b": b_name,
-                                    "pairs": shown, "pairs_shown": len(shown)}
+        evidence: dict[str, Any] = {
+            "count": len(pairs),
+            "split_a": a_name,
+            "split_b": b_name,
+            "pairs": shown,
+            "pairs_shown": len(shown),
+        }
         if code == "SL005":
             verb = "is" if len(pairs) == 1 else "are"
             message = f"{_plural(len(pairs), 'file')} listed in '{b_name}' {verb} also listed in '{a_name}'"
@@ -82,31 +95,39 @@ def _cross(ctx: AuditContext, samples: Samples, cross: Cross, base_dir: Path) ->
         elif code == "SL001":
             files = sum(1 for p in pairs if samples.path[p.b] is not None)
             kind = "byte-identical" if files == len(pairs) else "identical"
-            message = f"{_plural(len(pairs), 'sample')} in '{b_name}' {'is' if len(pairs) == 1 else 'are'} " \
-                      f"{kind} to samples in '{a_name}'"
+            message = (
+                f"{_plural(len(pairs), 'sample')} in '{b_name}' {'is' if len(pairs) == 1 else 'are'} "
+                f"{kind} to samples in '{a_name}'"
+            )
             hint = f"remove them from one split; first pair: {first_text}"
         else:
             mirrored = sum(1 for p in pairs if p.mirrored)
             evidence["mirrored"] = mirrored
             evidence["max_distance"] = ctx.options["max_distance"]
             verb = "is a near duplicate" if len(pairs) == 1 else "are near duplicates"
-            message = (f"{_plural(len(pairs), 'sample')} in '{b_name}' {verb} "
-                       f"of samples in '{a_name}' (perceptual hash distance <= {ctx.options['max_distance']}"
-                       + (f", {mirrored} mirrored)" if mirrored else ")"))
-            hint = (f"remove or re-split them (group near duplicates before splitting); closest pair: "
-                    f"{first_text} (distance {ordered[0].distance}"
-                    + (", mirrored)" if ordered[0].mirrored else ")"))
+            message = (
+                f"{_plural(len(pairs), 'sample')} in '{b_name}' {verb} "
+                f"of samples in '{a_name}' (perceptual hash distance <= {ctx.options['max_distance']}"
+                + (f", {mirrored} mirrored)" if mirrored else ")")
+            )
+            hint = (
+                f"remove or re-split them (group near duplicates before splitting); closest pair: "
+                f"{first_text} (distance {ordered[0].distance}"
+                + (", mirrored)" if ordered[0].mirrored else ")")
+            )
         yield ctx.finding(code, message, hint=hint, location=location, evidence=evidence)
 
 
-def within_findings(ctx: AuditContext, samples: Samples, analysis: Analysis,
-                    base_dir: Path) -> Iterator[Finding]:
+def within_findings(
+    ctx: AuditContext, samples: Samples, analysis: Analysis, base_dir: Path
+) -> Iterator[Finding]:
     for within in analysis.within:
         yield from _within(ctx, samples, analysis, within, base_dir)
 
 
-def _cluster_pairs(samples: Samples, analysis: Analysis, within: Within, cluster: list[int],
-                   conflicting: bool) -> list[Pair]:
+def _cluster_pairs(
+    samples: Samples, analysis: Analysis, within: Within, cluster: list[int], conflicting: bool
+) -> list[Pair]:
     """Pairs that show a cluster: conflicting -> one pair per other label; else edges."""
     if conflicting:
         leader = cluster[0]
@@ -133,47 +154,70 @@ def _describe_pair(samples: Samples, analysis: Analysis, within: Within, a: int,
     return Pair(a, b, 0, "path")
 
 
-def _within(ctx: AuditContext, samples: Samples, analysis: Analysis, within: Within,
-            base_dir: Path) -> Iterator[Finding]:
+def _within(
+    ctx: AuditContext, samples: Samples, analysis: Analysis, within: Within, base_dir: Path
+) -> Iterator[Finding]:
     name = samples.split_names[within.split]
     location = ctx.splits[name].location
     limit = ctx.options["max_pairs"]
     if within.near_skipped:
-        ctx.note(f"'{name}' is too large for the within-split near-duplicate search; exact duplicates only "
-                 "(set within_split: exact to say so explicitly)")
+        ctx.note(
+            f"'{name}' is too large for the within-split near-duplicate search; exact duplicates only "
+            "(set within_split: exact to say so explicitly)"
+        )
     if within.near_truncated:
-        ctx.note(f"the within-split near-duplicate search of '{name}' stopped at its pair limit: "
-                 "SL003/SL004 counts are lower bounds")
+        ctx.note(
+            f"the within-split near-duplicate search of '{name}' stopped at its pair limit: "
+            "SL003/SL004 counts are lower bounds"
+        )
     if within.conflicting:
-        pairs = [p for cluster in within.conflicting
-                 for p in _cluster_pairs(samples, analysis, within, cluster, True)]
+        pairs = [
+            p
+            for cluster in within.conflicting
+            for p in _cluster_pairs(samples, analysis, within, cluster, True)
+        ]
         members = sum(len(c) for c in within.conflicting)
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
         first = _pair_evidence(samples, pairs[0], base_dir)
         yield ctx.finding(
-            "SL003", f"{_plural(len(within.conflicting), 'group')} of duplicates in '{name}' "
+            "SL003",
+            f"{_plural(len(within.conflicting), 'group')} of duplicates in '{name}' "
             f"({members} samples) carry different labels",
             hint=f"decide the right label and keep one copy; first: {_name(first['a'])} is "
             f"'{first['a']['label']}' but {_name(first['b'])} is '{first['b']['label']}'",
             location=location,
-            evidence={"count": len(within.conflicting), "samples": members, "split": name,
-                      "pairs": shown, "pairs_shown": len(shown)},
+            evidence={
+                "count": len(within.conflicting),
+                "samples": members,
+                "split": name,
+                "pairs": shown,
+                "pairs_shown": len(shown),
+            },
         )
     if within.redundant:
         extra = sum(len(c) - 1 for c in within.redundant)
-        pairs = [p for cluster in within.redundant
-                 for p in _cluster_pairs(samples, analysis, within, cluster, False)]
+        pairs = [
+            p
+            for cluster in within.redundant
+            for p in _cluster_pairs(samples, analysis, within, cluster, False)
+        ]
         pairs.sort(key=lambda p: (p.distance, p.a, p.b))
         shown = [_pair_evidence(samples, p, base_dir) for p in pairs[:limit]]
         first = _pair_evidence(samples, pairs[0], base_dir)
         yield ctx.finding(
-            "SL004", f"{_plural(extra, 'sample')} in '{name}' {'duplicates' if extra == 1 else 'duplicate'} "
+            "SL004",
+            f"{_plural(extra, 'sample')} in '{name}' {'duplicates' if extra == 1 else 'duplicate'} "
             f"another sample with the same label ({_plural(len(within.redundant), 'group')})",
             hint=f"duplicates weigh those images more in training; keep one copy of each; first: "
             f"{_name(first['b'])} = {_name(first['a'])}",
             location=location,
-            evidence={"count": extra, "groups": len(within.redundant), "split": name,
-                      "pairs": shown, "pairs_shown": len(shown)},
+            evidence={
+                "count": extra,
+                "groups": len(within.redundant),
+                "split": name,
+                "pairs": shown,
+                "pairs_shown": len(shown),
+            },
         )
 
 
@@ -185,13 +229,20 @@ def unreadable_findings(ctx: AuditContext, samples: Samples, base_dir: Path) -> 
             by_split.setdefault(samples.split[i], []).append(i)
     for split, ids in by_split.items():
         name = samples.split_names[split]
-        files = [{"path": _display_path(samples.path[i], base_dir), "index": samples.index[i],
-                  "error": samples.error[i]} for i in ids[:limit]]
+        files = [
+            {
+                "path": _display_path(samples.path[i], base_dir),
+                "index": samples.index[i],
+                "error": samples.error[i],
+            }
+            for i in ids[:limit]
+        ]
         first = files[0]
         first_name = first["path"] or f"{name}[{first['index']}]"
         what = "file" if samples.path[ids[0]] is not None else "sample"
         yield ctx.finding(
-            "SL006", f"{_plural(len(ids), what)} in '{name}' could not be read or decoded and "
+            "SL006",
+            f"{_plural(len(ids), what)} in '{name}' could not be read or decoded and "
             f"{'was' if len(ids) == 1 else 'were'} not checked for near duplicates",
             hint=f"the training loader will fail on them too; first: {first_name} ({first['error']})",
             location=ctx.splits[name].location,

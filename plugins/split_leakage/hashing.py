@@ -186,8 +186,13 @@ def _read_and_decode(path: str) -> tuple[int, int, bytes, Any, str | None]:
                 hasher = xxhash.xxh3_128()
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     hasher.update(block)
-                return (stat.st_size, stat.st_mtime_ns, hasher.digest(), None,
-                        f"not decoded: {stat.st_size} bytes is too large for an image")
+                return (
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    hasher.digest(),
+                    None,
+                    f"not decoded: {stat.st_size} bytes is too large for an image",
+                )
             data = handle.read()
     except OSError as exc:
         return -1, -1, b"", None, f"cannot read: {exc.strerror or exc}"
@@ -204,7 +209,7 @@ def _digest_and_decode(data: bytes, size: int, version: int) -> tuple[int, int, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. DecompressionBombWarning, EXIF warnings
             grid = _decode_grid(data)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding, not a crash
+    except Exception as exc:
         return size, version, digest, None, _describe(exc)
     return size, version, digest, grid, None
 
@@ -214,8 +219,9 @@ def hash_files(paths: Sequence[str]) -> list[FileHash]:
     return _finish([_read_and_decode(path) for path in paths])
 
 
-def hash_urls(urls: Sequence[str], expected: Sequence[tuple[int, int | None]],
-              storage_options: dict[str, Any]) -> list[FileHash]:
+def hash_urls(
+    urls: Sequence[str], expected: Sequence[tuple[int, int | None]], storage_options: dict[str, Any]
+) -> list[FileHash]:
     """Worker entry point for files behind fsspec URLs (all of one store and options).
 
     ``expected`` holds each file's ``(size, version token)`` from the listing. The
@@ -231,15 +237,17 @@ def hash_urls(urls: Sequence[str], expected: Sequence[tuple[int, int | None]],
     fs, _ = filesystem(urls[0], storage_options)
     try:
         bodies: dict[str, Any] = fs.cat(list(urls), on_error="return", **_whole_object_reads(fs))
-    except Exception as exc:  # noqa: BLE001 - the whole batch failed (e.g. credentials): per file
+    except Exception as exc:
         bodies = {url: exc for url in urls}
     decoded = []
-    for url, (size, token) in zip(urls, expected):
+    for url, (size, token) in zip(urls, expected, strict=False):
         body = bodies.get(url)
         if body is None:  # stores key results by their stripped path
             body = bodies.get(fs._strip_protocol(url), FileNotFoundError(url))
         if isinstance(body, BaseException):
-            reason = "no such file" if isinstance(body, FileNotFoundError) else f"{type(body).__name__}: {body}"
+            reason = (
+                "no such file" if isinstance(body, FileNotFoundError) else f"{type(body).__name__}: {body}"
+            )
             decoded.append((-1, -1, b"", None, f"cannot read: {reason}"))
             continue
         data = bytes(body)
@@ -266,7 +274,7 @@ def _whole_object_reads(fs: Any) -> dict[str, Any]:
 
 def _finish(decoded: list[tuple[int, int, bytes, Any, str | None]]) -> list[FileHash]:
     good = [i for i, item in enumerate(decoded) if item[3] is not None]
-    perceptual_hashes = dict(zip(good, perceptual([decoded[i][3] for i in good])))
+    perceptual_hashes = dict(zip(good, perceptual([decoded[i][3] for i in good]), strict=False))
     results = []
     for i, (size, mtime_ns, digest, _grid, error) in enumerate(decoded):
         phash, mirror, thumb = perceptual_hashes.get(i, (None, None, None))
@@ -318,7 +326,7 @@ def hash_sample(value: Any) -> SampleHash:
             return SampleHash(digest, None, None, None, None)
         phash, mirror, thumb = perceptual([grid])[0]
         return SampleHash(digest, phash, mirror, thumb, None)
-    except Exception as exc:  # noqa: BLE001 - an odd sample is recorded, never fatal
+    except Exception as exc:
         return SampleHash(b"", None, None, None, f"cannot hash sample: {type(exc).__name__}: {exc}")
 
 

@@ -126,14 +126,23 @@ def search(reference: Any, queries: Any | None, max_distance: int) -> Iterator[t
         return
     layout = plan(len(reference), max_distance, len(queries))
     earlier: list[tuple[int, int]] = []
-    for width, shift in zip(layout.widths, layout.shifts):
-        yield from _search_chunk(reference, queries, max_distance, width, shift, layout.radius, earlier,
-                                 symmetric)
+    for width, shift in zip(layout.widths, layout.shifts, strict=False):
+        yield from _search_chunk(
+            reference, queries, max_distance, width, shift, layout.radius, earlier, symmetric
+        )
         earlier.append((shift, (1 << width) - 1))
 
 
-def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, radius: int,
-                  earlier: list[tuple[int, int]], symmetric: bool) -> Iterator[tuple[Any, Any, Any]]:
+def _search_chunk(
+    reference: Any,
+    queries: Any,
+    k: int,
+    width: int,
+    shift: int,
+    radius: int,
+    earlier: list[tuple[int, int]],
+    symmetric: bool,
+) -> Iterator[tuple[Any, Any, Any]]:
     import numpy as np
 
     mask = np.uint64((1 << width) - 1)
@@ -157,8 +166,11 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             sizes[probes < values[:, None]] = 0  # the other bucket's members probe this one
         per_row = sizes.sum(axis=1)
         # Cut the block where the running candidate count passes the budget.
-        cuts = np.searchsorted(np.cumsum(per_row), np.arange(1, per_row.sum() // _CANDIDATE_BUDGET + 1)
-                               * _CANDIDATE_BUDGET, side="left")
+        cuts = np.searchsorted(
+            np.cumsum(per_row),
+            np.arange(1, per_row.sum() // _CANDIDATE_BUDGET + 1) * _CANDIDATE_BUDGET,
+            side="left",
+        )
         edges = [0, *sorted({int(c) + 1 for c in cuts if c + 1 < len(rows)}), len(rows)]
         for lo, hi in itertools.pairwise(edges):
             part_sizes = sizes[lo:hi].ravel()
@@ -170,8 +182,9 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             owners = hit // len(flips) + lo
             # Ragged ranges [offset, offset + length) flattened without a Python loop.
             run_starts = np.cumsum(lengths) - lengths
-            positions = (np.arange(int(lengths.sum()), dtype=np.int64)
-                         - np.repeat(run_starts - offsets, lengths))
+            positions = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(
+                run_starts - offsets, lengths
+            )
             xor = sorted_reference[positions] ^ np.repeat(queries[rows[owners]], lengths)
             distance = popcount(xor)
             close = np.flatnonzero(distance <= k)
@@ -198,8 +211,9 @@ def _search_chunk(reference: Any, queries: Any, k: int, width: int, shift: int, 
             yield query_index, ref_index, distance[close].astype(np.int64)
 
 
-def pairs_within(hashes: Any, mirrors: Any | None, max_distance: int,
-                 max_pairs: int = MAX_PAIRS_WITHIN) -> tuple[Any, Any, Any, Any, bool]:
+def pairs_within(
+    hashes: Any, mirrors: Any | None, max_distance: int, max_pairs: int = MAX_PAIRS_WITHIN
+) -> tuple[Any, Any, Any, Any, bool]:
     """All unordered pairs ``i < j`` of one set within ``max_distance``.
 
     With ``mirrors``, a pair also matches when the mirror of one is close to the

@@ -90,8 +90,9 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             measured = None
             if samples and len(split):
                 determinism = 0 if name == "train" else _DETERMINISM_SAMPLES
-                measured, reuse[name] = _measured(cache, cache_state, split, transform, samples, determinism,
-                                                  task.advance)
+                measured, reuse[name] = _measured(
+                    cache, cache_state, split, transform, samples, determinism, task.advance
+                )
                 _notes(ctx, name, measured)
             views.append(SplitView(name, split.location, name == "train", pipe, measured))
     if not samples:
@@ -117,8 +118,9 @@ def _measure_cache(ctx: AuditContext) -> tuple[Any, str]:
     return MeasureCache(folder, Path(manifest.path).resolve(), project), state
 
 
-def _measured(cache: Any, cache_state: str, split: Any, transform: Any, samples: int, determinism: int,
-              advance: Any) -> tuple[Any, str]:
+def _measured(
+    cache: Any, cache_state: str, split: Any, transform: Any, samples: int, determinism: int, advance: Any
+) -> tuple[Any, str]:
     """The split's measurement, reused when its cache key matches; and ``reused``, ``measured`` or why no cache."""
     from auditor_plugins.transform_parity.stats import measure_split
 

@@ -89,7 +89,10 @@ def norm_distance(
     if any(len(v) != n for v in vectors):
         return math.inf
     ma, sa, mb, sb = vectors
-    return max(max(abs(x - y) for x, y in zip(ma, mb)), max(abs(x - y) for x, y in zip(sa, sb)))
+    return max(
+        max(abs(x - y) for x, y in zip(ma, mb, strict=False)),
+        max(abs(x - y) for x, y in zip(sa, sb, strict=False)),
+    )
 
 
 def _expected_distance(norm: Normalization, expected: Expected) -> float:
@@ -167,8 +170,10 @@ def _normalization(
         )
         return
     if status == "unknown":
-        ctx.note(f"'{view.name}': normalization unknown (opaque steps and no measured sample): TP001/TP002 "
-                 "not checked for this split")
+        ctx.note(
+            f"'{view.name}': normalization unknown (opaque steps and no measured sample): TP001/TP002 "
+            "not checked for this split"
+        )
         return
     if status != "static" or view.pipe.normalize is None:
         return

@@ -134,7 +134,9 @@ class _Walker:
             self.update("method:")
             self.feed(obj.__func__, depth)
             self.feed(obj.__self__, depth)
-        elif isinstance(obj, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType)):
+        elif isinstance(
+            obj, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType)
+        ):
             owner = getattr(obj, "__self__", None)
             self.update(f"builtin:{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj)};")
             if owner is not None and not isinstance(owner, types.ModuleType):
@@ -210,8 +212,10 @@ class _Walker:
 
     def _code(self, code: types.CodeType, depth: int) -> None:
         # Not marshal.dumps: its output depends on reference counts, so it differs between processes.
-        self.update(f"code:{code.co_name}:{code.co_argcount}:{code.co_flags}:{code.co_names}:"
-                    f"{code.co_varnames}:{code.co_freevars}:{code.co_cellvars}:")
+        self.update(
+            f"code:{code.co_name}:{code.co_argcount}:{code.co_flags}:{code.co_names}:"
+            f"{code.co_varnames}:{code.co_freevars}:{code.co_cellvars}:"
+        )
         self.hasher.update(code.co_code)
         for const in code.co_consts:
             if isinstance(const, types.CodeType):
@@ -223,8 +227,12 @@ class _Walker:
         cls = type(obj)
         self.feed(cls, depth)
         state = getattr(obj, "__dict__", None)
-        slots = [name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())
-                 if isinstance(name, str) and name not in ("__dict__", "__weakref__")]
+        slots = [
+            name
+            for klass in cls.__mro__
+            for name in getattr(klass, "__slots__", ())
+            if isinstance(name, str) and name not in ("__dict__", "__weakref__")
+        ]
         if state is None and not slots:
             text = repr(obj)
             if _ADDRESS.search(text):
@@ -247,9 +255,14 @@ class _Walker:
             return  # a library: its version is part of the key
         # A project module: the project modules it imports count too, whatever name they go by.
         for value in list(vars(module).values()):
-            owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-            if isinstance(owner, str) and owner != name and isinstance(value, (types.ModuleType, type,
-                                                                               types.FunctionType)):
+            owner = (
+                value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            )
+            if (
+                isinstance(owner, str)
+                and owner != name
+                and isinstance(value, (types.ModuleType, type, types.FunctionType))
+            ):
                 self._module_source(owner)
 
 

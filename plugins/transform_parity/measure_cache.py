@@ -72,19 +72,23 @@ class MeasureCache:
             except OSError:
                 return "a sampled file cannot be read"  # measured, so the error is reported
             files.append([os.path.realpath(paths[index]), info.st_size, info.st_mtime_ns])
-        key = json.dumps({
-            "format": FORMAT_VERSION,
-            "versions": _versions(),
-            "manifest": str(self.manifest_path),
-            "split": split.name,
-            "config": split.spec.config,
-            "length": len(split),
-            "count": count,
-            "check_determinism": check_determinism,
-            "loader": fingerprint(type(split)),
-            "pipeline": pipeline,
-            "files": files,
-        }, sort_keys=True, default=repr)
+        key = json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "versions": _versions(),
+                "manifest": str(self.manifest_path),
+                "split": split.name,
+                "config": split.spec.config,
+                "length": len(split),
+                "count": count,
+                "check_determinism": check_determinism,
+                "loader": fingerprint(type(split)),
+                "pipeline": pipeline,
+                "files": files,
+            },
+            sort_keys=True,
+            default=repr,
+        )
         name = xxhash.xxh3_64_hexdigest(f"{self.manifest_path}\0{split.name}".encode())
         return CacheEntry(self.folder / f"{name}.json", xxhash.xxh3_128_hexdigest(key.encode()))
 

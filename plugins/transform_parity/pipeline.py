@@ -56,8 +56,8 @@ class Normalization:
         """The normalization equal to applying ``self`` and then ``other``."""
         n = max(len(self.mean), len(other.mean))
         m1, s1, m2, s2 = (_broadcast(v, n) for v in (self.mean, self.std, other.mean, other.std))
-        mean = tuple(a + b * s for a, b, s in zip(m1, m2, s1))
-        std = tuple(a * b for a, b in zip(s1, s2))
+        mean = tuple(a + b * s for a, b, s in zip(m1, m2, s1, strict=False))
+        std = tuple(a * b for a, b in zip(s1, s2, strict=False))
         scale = self.scale if self.scale == other.scale else "unknown"
         return Normalization(mean, std, scale, self.count + other.count)
 
@@ -376,7 +376,7 @@ def _text(obj: Any) -> str:
     """One line per step: the transform's own repr, whitespace collapsed."""
     try:
         text = repr(obj)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not stop the audit
+    except Exception:
         text = type(obj).__name__
     text = _SPACES.sub(" ", text).replace("( ", "(").replace(" )", ")")
     return text if len(text) <= 160 else text[:157] + "..."

@@ -172,7 +172,7 @@ def _torchvision_suggestion(models: Any, enum_name: str) -> str:
     for model_name in models.list_models():
         try:
             enum = models.get_model_weights(model_name)
-        except Exception:  # noqa: BLE001 - some registered models have no weights enum
+        except Exception:
             enum = None
         if enum is not None:
             candidates.append(enum.__name__)
@@ -181,7 +181,7 @@ def _torchvision_suggestion(models: Any, enum_name: str) -> str:
     if close:
         try:
             members = [m.name for m in getattr(models, close)]
-        except Exception:  # noqa: BLE001
+        except Exception:
             members = []
         member = members[-1] if members else "DEFAULT"
         return f"did you mean {close}.{member}? its members: {', '.join(members) or 'DEFAULT'}"

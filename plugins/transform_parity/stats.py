@@ -151,9 +151,14 @@ def measure_split(
         for position, index in enumerate(result.indices):
             try:
                 # Reading and transforming is user code: under the call deadline, as one call.
-                output, same = call_with_deadline(_transform_one, split, transform, index,
-                                                  position < check_determinism,
-                                                  what=split.describe_call(index, transform is not None))
+                output, same = call_with_deadline(
+                    _transform_one,
+                    split,
+                    transform,
+                    index,
+                    position < check_determinism,
+                    what=split.describe_call(index, transform is not None),
+                )
                 if same is False:
                     result.nondeterministic = True
                 elif result.nondeterministic is None and same:
@@ -162,7 +167,7 @@ def measure_split(
                 # Every further sample would wait as long again: stop measuring this split.
                 result.errors.append({"index": index, "error": str(exc)[:300]})
                 break
-            except Exception as exc:  # noqa: BLE001 - a bad sample or pipeline is a finding, not a crash
+            except Exception as exc:
                 result.errors.append({"index": index, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 if advance:
                     advance(1)
@@ -196,8 +201,9 @@ def measure_split(
     return result
 
 
-def _transform_one(split: Any, transform: Callable[[Any], Any] | None, index: int,
-                   twice: bool) -> tuple[Any, bool | None]:
+def _transform_one(
+    split: Any, transform: Callable[[Any], Any] | None, index: int, twice: bool
+) -> tuple[Any, bool | None]:
     """Sample ``index`` transformed, and whether a second run gave the same (None: not checked)."""
     raw = split.load(index)
     output = transform(_clone(raw)) if transform is not None else raw
@@ -234,5 +240,5 @@ def _same(first: Any, second: Any) -> bool | None:
         import numpy
 
         return bool(numpy.array_equal(numpy.asarray(first), numpy.asarray(second)))
-    except Exception:  # noqa: BLE001 - outputs we cannot compare say nothing
+    except Exception:
         return None

@@ -17,7 +17,7 @@ from typing import Any
 from conftest import make_image_folder, write_manifest
 
 #: User code that misbehaves on purpose. ``HANG_MARKER`` proves a hanging call really started.
-HOSTILE_MODULE = '''
+HOSTILE_MODULE = """
 import os
 import time
 
@@ -114,7 +114,7 @@ class HangsOnItems(torch.utils.data.Dataset):
 
 def hangs_on_items():
     return HangsOnItems()
-'''
+"""
 
 
 def child_pids(pid: int) -> set[int]:
@@ -128,7 +128,9 @@ def child_pids(pid: int) -> set[int]:
     return found
 
 
-def project(root: Path, *, train: Mapping[str, int] | None = None, val: Mapping[str, int] | None = None) -> Path:
+def project(
+    root: Path, *, train: Mapping[str, int] | None = None, val: Mapping[str, int] | None = None
+) -> Path:
     """``root`` with data/train and data/val image folders and ``hostile.py``; returns root."""
     make_image_folder(root / "data" / "train", dict(train or {"cat": 4, "dog": 4}), size=16)
     make_image_folder(root / "data" / "val", dict(val or {"cat": 2, "dog": 2}), size=16, seed=7)
@@ -153,12 +155,26 @@ def manifest(root: Path, **sections: Any) -> Path:
     return write_manifest(root, body)
 
 
-def run(*args: str | Path, cwd: Path | None = None, timeout: float = 120,
-        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m auditor ARGS``; no bytecode is written beside the user's modules."""
-    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "auditor", *map(str, args)], cwd=cwd, env=full_env,
-                          check=False, capture_output=True, text=True, timeout=timeout)
+    full_env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def snapshot(root: Path, *, outside: Path | None = None) -> dict[str, tuple[int, int, int]]:
@@ -171,7 +187,8 @@ def snapshot(root: Path, *, outside: Path | None = None) -> dict[str, tuple[int,
                 continue
             info = path.lstat()
             found[str(path.relative_to(root))] = (
-                stat.S_IFMT(info.st_mode), info.st_size if not stat.S_ISDIR(info.st_mode) else 0,
+                stat.S_IFMT(info.st_mode),
+                info.st_size if not stat.S_ISDIR(info.st_mode) else 0,
                 info.st_mtime_ns if not stat.S_ISDIR(info.st_mode) else 0,
             )
     return found

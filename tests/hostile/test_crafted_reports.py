@@ -19,11 +19,18 @@ def _report(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def _with_pair(report: dict, a: str, b: str) -> dict:
-    report["findings"].append({
-        "code": "SL001", "audit": "split_leakage", "severity": "error", "title": "identical samples",
-        "message": "crafted", "hint": "", "location": "data", "evidence": {
-            "pairs": [{"a": {"split": "train", "path": a}, "b": {"split": "val", "path": b}}]},
-    })
+    report["findings"].append(
+        {
+            "code": "SL001",
+            "audit": "split_leakage",
+            "severity": "error",
+            "title": "identical samples",
+            "message": "crafted",
+            "hint": "",
+            "location": "data",
+            "evidence": {"pairs": [{"a": {"split": "train", "path": a}, "b": {"split": "val", "path": b}}]},
+        }
+    )
     report["summary"]["error"] += 1
     report["summary"]["total"] += 1
     return report

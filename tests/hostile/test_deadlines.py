@@ -10,9 +10,12 @@ from hostile._corpus import manifest, project, run, snapshot
 def test_hanging_model_factory_is_abandoned_and_named(tmp_path: Path) -> None:
     root = project(tmp_path / "p")
     marker = tmp_path / "factory-started"
-    path = manifest(root, call_timeout_s=1,
-                    model={"factory": "hostile:hang_model", "kwargs": {"marker": str(marker)}},
-                    audits={"frozen_coverage": None, "label_distribution": None})
+    path = manifest(
+        root,
+        call_timeout_s=1,
+        model={"factory": "hostile:hang_model", "kwargs": {"marker": str(marker)}},
+        audits={"frozen_coverage": None, "label_distribution": None},
+    )
     before = snapshot(root, outside=root / "out")
     done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
     assert marker.exists(), "the factory never ran, so nothing was tested"
@@ -28,11 +31,13 @@ def test_hanging_model_factory_is_abandoned_and_named(tmp_path: Path) -> None:
 def test_hanging_forward_is_stopped_by_the_probe_budget(tmp_path: Path) -> None:
     root = project(tmp_path / "p")
     marker = tmp_path / "forward-started"
-    path = manifest(root, model={"factory": "hostile:hang_forward", "kwargs": {"marker": str(marker)}},
-                    # frozen_coverage runs first and builds model and optimizer outside the probe: the
-                    # first import of torch.optim's internals takes seconds on a loaded machine.
-                    audits={"frozen_coverage": None,
-                            "gradient_probe": {"time_budget_s": 8, "steps": 2, "device": "cpu"}})
+    path = manifest(
+        root,
+        model={"factory": "hostile:hang_forward", "kwargs": {"marker": str(marker)}},
+        # frozen_coverage runs first and builds model and optimizer outside the probe: the
+        # first import of torch.optim's internals takes seconds on a loaded machine.
+        audits={"frozen_coverage": None, "gradient_probe": {"time_budget_s": 8, "steps": 2, "device": "cpu"}},
+    )
     before = snapshot(root, outside=root / "out")
     done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
     # A budget of a few seconds leaves room for building the model on a loaded machine.
@@ -59,7 +64,7 @@ def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> Non
     with torch.no_grad():
         assert call_with_deadline(torch.is_grad_enabled, what="grad mode") is False
     release = threading.Event()
-    with pytest.raises(DeadlineExceeded, match="a blocked wait did not return within 0.2 s"):
+    with pytest.raises(DeadlineExceeded, match=r"a blocked wait did not return within 0\.2 s"):
         call_with_deadline(release.wait, what="a blocked wait", seconds=0.2)
     assert "a blocked wait" in abandoned()
     release.set()  # the abandoned thread finishes, and is then no longer listed
@@ -72,9 +77,12 @@ def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> Non
 
 def test_a_dataset_whose_items_never_return_is_abandoned_at_the_first_item(tmp_path: Path) -> None:
     root = project(tmp_path / "p")
-    path = manifest(root, call_timeout_s=1,
-                    data={"train": {"format": "callable", "factory": "hostile:hangs_on_items"}},
-                    audits={"label_distribution": None})
+    path = manifest(
+        root,
+        call_timeout_s=1,
+        data={"train": {"format": "callable", "factory": "hostile:hangs_on_items"}},
+        audits={"label_distribution": None},
+    )
     before = snapshot(root, outside=root / "out")
     done = run("run", path, "--no-cache", "--output-dir", root / "out", timeout=90)
     assert done.returncode == 2, done.stdout + done.stderr

@@ -33,15 +33,25 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int]]:
     root = tmp_path / "p"
     make_image_folder(root / "data" / "train", {"a": FILES // 2}, size=256)
     make_image_folder(root / "data" / "val", {"a": FILES // 2}, size=256, seed=5)
-    path = write_manifest(root, {
-        "version": 1,
-        "data": {"train": {"format": "image_folder", "root": "data/train"},
-                 "val": {"format": "image_folder", "root": "data/val"}},
-        "audits": {"split_leakage": {"workers": 2}},
-    })
+    path = write_manifest(
+        root,
+        {
+            "version": 1,
+            "data": {
+                "train": {"format": "image_folder", "root": "data/train"},
+                "val": {"format": "image_folder", "root": "data/val"},
+            },
+            "audits": {"split_leakage": {"workers": 2}},
+        },
+    )
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "auditor", "run", str(path), "--output-dir", str(root / "out")],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "run", str(path), "--output-dir", str(root / "out")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     workers: set[int] = set()
     deadline = time.monotonic() + 120  # a hang guard, not a speed requirement
     while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:

@@ -16,13 +16,29 @@ def _all_text(out: Path) -> str:
 def test_redact_writes_paths_relative_to_the_manifest_and_no_host_details(tmp_path: Path) -> None:
     root = project(tmp_path / "p")
     (root / "data" / "val" / "cat" / "0000.png").write_bytes(
-        (root / "data" / "train" / "cat" / "0000.png").read_bytes())  # a leak: findings quote paths
-    path = manifest(root, audits={"split_leakage": None, "label_distribution": None},
-                    model={"factory": "hostile:returns_none"}, optimizer=None, loss=None)
-    path.write_text(path.read_text(encoding="utf-8").replace("optimizer: null\nloss: null\n", ""), encoding="utf-8")
+        (root / "data" / "train" / "cat" / "0000.png").read_bytes()
+    )  # a leak: findings quote paths
+    path = manifest(
+        root,
+        audits={"split_leakage": None, "label_distribution": None},
+        model={"factory": "hostile:returns_none"},
+        optimizer=None,
+        loss=None,
+    )
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("optimizer: null\nloss: null\n", ""), encoding="utf-8"
+    )
     out = tmp_path / "published"
-    done = run("run", path, "--no-cache", "--redact", "--format", "json,html,sarif,markdown,junit,github",
-               "--output-dir", out)
+    done = run(
+        "run",
+        path,
+        "--no-cache",
+        "--redact",
+        "--format",
+        "json,html,sarif,markdown,junit,github",
+        "--output-dir",
+        out,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["manifest"]["path"] == "audit.yaml"

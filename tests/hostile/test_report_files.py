@@ -22,8 +22,12 @@ def _tiny_tmpfs(folder: Path, *options: str) -> bool:
     folder.mkdir(exist_ok=True)
     if not shutil.which("mount") or os.geteuid() != 0:
         return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(["size=64k", *options]), "tmpfs", str(folder)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(["size=64k", *options]), "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -41,7 +45,9 @@ def test_a_planted_symlink_at_the_old_temporary_name_is_never_followed(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     assert victim.read_text(encoding="utf-8") == "precious"
     # report.md was a link: the rename replaced the link itself, not the file it pointed to.
-    assert not (out / "report.md").is_symlink() and "auditor" in (out / "report.md").read_text(encoding="utf-8")
+    assert not (out / "report.md").is_symlink() and "auditor" in (out / "report.md").read_text(
+        encoding="utf-8"
+    )
     assert not [p for p in out.iterdir() if p.name.startswith(".report")]
     assert snapshot(tmp_path, outside=out) == before
 
@@ -109,8 +115,16 @@ def test_concurrent_runs_on_one_manifest_never_crash(tmp_path: Path) -> None:
     root = project(tmp_path / "p")
     path = _static(root, report={"formats": ["json", "markdown", "sarif"]})
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    runs = [subprocess.Popen([sys.executable, "-m", "auditor", "run", str(path)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "auditor", "run", str(path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outcomes = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in runs]  # type: ignore[union-attr]
     for code, out, err in outcomes:
         assert code == 0 and "Traceback" not in err, out + err

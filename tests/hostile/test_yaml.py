@@ -37,9 +37,14 @@ print(f"RC={done.returncode} RSS_KIB={resource.getrusage(resource.RUSAGE_CHILDRE
 
 
 def _validate_measured(path: Path) -> tuple[int, int, str]:
-    done = subprocess.run([sys.executable, "-c", _MEASURED, str(2 << 30), "validate", str(path)],
-                          check=False, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, str(2 << 30), "validate", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )
     tail = done.stdout.strip().splitlines()[-1]
     rc, rss = (int(part.split("=")[1]) for part in tail.split())
     return rc, rss, done.stdout
@@ -80,18 +85,23 @@ def test_duplicate_keys_are_a_manifest_error_naming_both_lines(tmp_path: Path) -
     done = run("validate", path)
     assert done.returncode == 2
     shown = display_path(path)  # relative to the working folder when shorter; the CLI runs in ours
-    assert f"{shown}:5: data.train: expected each key once in a mapping, found it twice, on lines 3 and 5" \
-        in done.stderr, done.stderr
-    assert f"{shown}:7: fail_on: expected each key once in a mapping, found it twice, on lines 6 and 7" \
+    assert (
+        f"{shown}:5: data.train: expected each key once in a mapping, found it twice, on lines 3 and 5"
         in done.stderr
+    ), done.stderr
+    assert (
+        f"{shown}:7: fail_on: expected each key once in a mapping, found it twice, on lines 6 and 7"
+        in done.stderr
+    )
     assert snapshot(tmp_path) == before
 
 
 def test_merge_keys_and_plain_aliases_still_load(tmp_path: Path) -> None:
     from auditor.manifest._yaml import load_with_lines
 
-    data, lines = load_with_lines("base: &b {format: image_folder, root: a}\n"
-                                  "data:\n  train: {<<: *b, root: x}\n  val: *b\n")
+    data, lines = load_with_lines(
+        "base: &b {format: image_folder, root: a}\ndata:\n  train: {<<: *b, root: x}\n  val: *b\n"
+    )
     assert data["data"]["train"] == {"format": "image_folder", "root": "x"}
     assert data["data"]["val"] == {"format": "image_folder", "root": "a"}
     assert lines.line("data.val") == 4

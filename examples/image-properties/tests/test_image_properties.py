@@ -21,9 +21,13 @@ def colour_split(project, root="data/train", counts=None, **kwargs):
 
 
 def test_clean_colour_images_give_no_finding_and_a_summary(auditor_project, auditor_run):
-    manifest = auditor_project.manifest(data={"train": colour_split(auditor_project),
-                                              "val": colour_split(auditor_project, "data/val", seed=1)},
-                                        audits=AUDITS)
+    manifest = auditor_project.manifest(
+        data={
+            "train": colour_split(auditor_project),
+            "val": colour_split(auditor_project, "data/val", seed=1),
+        },
+        audits=AUDITS,
+    )
     result = auditor_run(manifest)
     result.assert_clean()
     summary = result.audit("image_properties")["evidence"]["splits"]["train"]
@@ -42,13 +46,18 @@ def test_corrupt_file_is_an_error_that_fails_the_run(auditor_project, auditor_ru
     assert finding["severity"] == "error" and finding["evidence"]["count"] == 2
     files = {f["file"]: f["error"] for f in finding["evidence"]["files"]}
     assert set(files) == {"data/train/cat/empty.jpg", "data/train/dog/truncated.png"}
-    assert "truncated" in files["data/train/dog/truncated.png"].lower() or "OSError" in files["data/train/dog/truncated.png"]
+    assert (
+        "truncated" in files["data/train/dog/truncated.png"].lower()
+        or "OSError" in files["data/train/dog/truncated.png"]
+    )
 
 
 def test_header_only_mode_misses_truncation_by_design(auditor_project, auditor_run):
     train = colour_split(auditor_project)
     auditor_project.corrupt_image("data/train/dog/truncated.png")
-    manifest = auditor_project.manifest(data={"train": train}, audits={"image_properties": {"full_decode": False}})
+    manifest = auditor_project.manifest(
+        data={"train": train}, audits={"image_properties": {"full_decode": False}}
+    )
     auditor_run(manifest).assert_no_codes("IP001")
 
 
@@ -81,8 +90,9 @@ def test_tiny_images_and_the_min_side_option(auditor_project, auditor_run):
     result = auditor_run(auditor_project.manifest(data={"train": train}, audits=AUDITS))
     result.assert_only_codes("IP003")
     assert "16x20" in result.findings_for("IP003")[0]["message"]
-    relaxed = auditor_project.manifest(data={"train": train}, audits={"image_properties": {"min_side": 16}},
-                                       name="audit-relaxed.yaml")
+    relaxed = auditor_project.manifest(
+        data={"train": train}, audits={"image_properties": {"min_side": 16}}, name="audit-relaxed.yaml"
+    )
     auditor_run(relaxed).assert_clean()
 
 
@@ -92,14 +102,18 @@ def test_extreme_aspect_ratio_and_its_option(auditor_project, auditor_run):
     result = auditor_run(auditor_project.manifest(data={"train": train}, audits=AUDITS))
     result.assert_only_codes("IP004")
     assert result.findings_for("IP004")[0]["evidence"]["files"][0]["ratio"] == 8.0
-    relaxed = auditor_project.manifest(data={"train": train}, audits={"image_properties": {"max_aspect_ratio": 10}},
-                                       name="audit-relaxed.yaml")
+    relaxed = auditor_project.manifest(
+        data={"train": train},
+        audits={"image_properties": {"max_aspect_ratio": 10}},
+        name="audit-relaxed.yaml",
+    )
     auditor_run(relaxed).assert_clean()
 
 
 def test_unknown_option_is_a_manifest_error(auditor_project, auditor_cli):
-    manifest = auditor_project.manifest(data={"train": colour_split(auditor_project)},
-                                        audits={"image_properties": {"min_sides": 3}})
+    manifest = auditor_project.manifest(
+        data={"train": colour_split(auditor_project)}, audits={"image_properties": {"min_sides": 3}}
+    )
     result = auditor_cli("validate", manifest)
     result.assert_exit_code(2)
     assert "min_sides" in result.output and "min_side" in result.output
@@ -109,11 +123,13 @@ def test_findings_csv_has_one_row_per_finding(auditor_project, auditor_run):
     train = colour_split(auditor_project)
     auditor_project.image("data/train/cat/icon.png", size=8, seed=9)
     auditor_project.corrupt_image("data/train/dog/broken.png")
-    result = auditor_run(auditor_project.manifest(data={"train": train}, audits=AUDITS),
-                         formats=["json", "findings-csv"])
+    result = auditor_run(
+        auditor_project.manifest(data={"train": train}, audits=AUDITS), formats=["json", "findings-csv"]
+    )
     rows = list(csv.DictReader(io.StringIO(result.file("findings-csv").read_text(encoding="utf-8"))))
-    assert [(r["code"], r["severity"], r["location"]) for r in rows] == \
-        [(f["code"], f["severity"], f["location"]) for f in result.findings]
+    assert [(r["code"], r["severity"], r["location"]) for r in rows] == [
+        (f["code"], f["severity"], f["location"]) for f in result.findings
+    ]
     assert {r["code"] for r in rows} == {"IP001", "IP003"}
     assert '"count":1' in rows[0]["evidence"]
 
@@ -122,7 +138,9 @@ def test_cli_lists_the_plugin_and_runs_it(auditor_project, auditor_cli):
     listed = auditor_cli("list")
     listed.assert_exit_code(0)
     row = listed.listed_audit("image_properties")
-    assert row["distribution"] == "auditor-image-properties 0.1.0" and row["codes"] == "IP001 IP002 IP003 IP004"
+    assert (
+        row["distribution"] == "auditor-image-properties 0.1.0" and row["codes"] == "IP001 IP002 IP003 IP004"
+    )
     assert row["runs model"] == "no"  # so it runs under --static and in the pre-commit hook
     assert "findings-csv" in listed.stdout
     broken = [line for line in listed.stdout.splitlines() if line.startswith("broken plugin")]
@@ -140,9 +158,15 @@ def test_cli_lists_the_plugin_and_runs_it(auditor_project, auditor_cli):
     assert "RandomGrayscale" in explained.stdout
 
 
-@pytest.mark.parametrize(("value", "gray", "size"), [
-    ("pil-l", True, (5, 4)), ("pil-rgb", False, (5, 4)), ((1, 4, 5), True, (5, 4)), ((3, 4, 5), False, (5, 4)),
-])
+@pytest.mark.parametrize(
+    ("value", "gray", "size"),
+    [
+        ("pil-l", True, (5, 4)),
+        ("pil-rgb", False, (5, 4)),
+        ((1, 4, 5), True, (5, 4)),
+        ((3, 4, 5), False, (5, 4)),
+    ],
+)
 def test_samples_of_non_file_formats(value, gray, size):
     from PIL import Image
 

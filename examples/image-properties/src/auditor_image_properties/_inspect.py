@@ -54,7 +54,7 @@ def inspect_file(path: Path, *, full_decode: bool = True) -> ImageInfo:
                 return ImageInfo(width, height, mode, mode in GRAYSCALE_MODES)
             image.load()
             return ImageInfo(width, height, mode, _looks_gray(image))
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding, not a crash
+    except Exception as exc:
         return ImageInfo(error=_describe_error(exc))
 
 

@@ -23,7 +23,11 @@ VERSION = "0.1.0"
 MAX_LISTED = 20
 
 CODES = [
-    CodeInfo("IP001", Severity.ERROR, "images that cannot be decoded", """
+    CodeInfo(
+        "IP001",
+        Severity.ERROR,
+        "images that cannot be decoded",
+        """
 **What it means.** PIL could not open or fully decode one or more files of a split:
 truncated downloads, zero-byte files, HTML error pages saved as `.jpg`, or files in a
 format the installed Pillow cannot read.
@@ -39,8 +43,13 @@ file.
 
 **Example.** `data/train/cat/0193.jpg: OSError: image file is truncated (18 bytes not
 processed)`.
-"""),
-    CodeInfo("IP002", Severity.WARNING, "grayscale images mixed with colour images", """
+""",
+    ),
+    CodeInfo(
+        "IP002",
+        Severity.WARNING,
+        "grayscale images mixed with colour images",
+        """
 **What it means.** A split holds both colour images and grayscale ones (a
 single-channel mode such as `L`, or RGB whose three channels are equal).
 
@@ -56,8 +65,13 @@ train on 3 equal channels consistently), or add `RandomGrayscale` to the trainin
 transform so colour is not a cue.
 
 **Example.** 212 of 4,000 `train` images are mode `L`; 190 of them are `dog`.
-"""),
-    CodeInfo("IP003", Severity.WARNING, "tiny images", """
+""",
+    ),
+    CodeInfo(
+        "IP003",
+        Severity.WARNING,
+        "tiny images",
+        """
 **What it means.** Images whose shorter side is below `min_side` pixels (default 32).
 
 **Why it breaks training.** The transform upsamples them to the model's input size
@@ -70,8 +84,13 @@ images are what the model will see in production, fine-tune at a matching input
 size instead.
 
 **Example.** `data/train/cat/0042.png` is 16x16.
-"""),
-    CodeInfo("IP004", Severity.WARNING, "extreme aspect ratios", """
+""",
+    ),
+    CodeInfo(
+        "IP004",
+        Severity.WARNING,
+        "extreme aspect ratios",
+        """
 **What it means.** Images whose longer side is more than `max_aspect_ratio` (default 4)
 times their shorter side: panoramas, banners, strips of several photos.
 
@@ -83,21 +102,37 @@ beyond recognition; either way the label no longer matches what the model sees.
 square (letterbox) before resizing, or remove them.
 
 **Example.** `data/val/dog/0007.jpg` is 1600x200 (ratio 8.0).
-"""),
+""",
+    ),
 ]
 
 OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "min_side": {"type": "integer", "minimum": 1, "default": 32,
-                     "description": "shorter side in pixels below which an image is tiny (IP003)"},
-        "max_aspect_ratio": {"type": "number", "exclusiveMinimum": 1, "default": 4.0,
-                             "description": "longer/shorter side above which an image is extreme (IP004)"},
-        "full_decode": {"type": "boolean", "default": True,
-                        "description": "decode every pixel (finds truncated files); false reads headers only"},
-        "max_images_per_split": {"type": ["integer", "null"], "minimum": 1, "default": None,
-                                 "description": "inspect at most this many samples per split (null: all)"},
+        "min_side": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 32,
+            "description": "shorter side in pixels below which an image is tiny (IP003)",
+        },
+        "max_aspect_ratio": {
+            "type": "number",
+            "exclusiveMinimum": 1,
+            "default": 4.0,
+            "description": "longer/shorter side above which an image is extreme (IP004)",
+        },
+        "full_decode": {
+            "type": "boolean",
+            "default": True,
+            "description": "decode every pixel (finds truncated files); false reads headers only",
+        },
+        "max_images_per_split": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "inspect at most this many samples per split (null: all)",
+        },
     },
 }
 
@@ -128,7 +163,7 @@ def _inspect_split(ctx: AuditContext, split: Split) -> list[ImageInfo]:
             else:
                 try:
                     infos.append(inspect_sample(split.load(index)))
-                except Exception as exc:  # noqa: BLE001 - a sample that cannot load is IP001
+                except Exception as exc:
                     infos.append(ImageInfo(error=f"{type(exc).__name__}: {exc}"))
             task.advance()
     return infos
@@ -151,7 +186,8 @@ def _relative(path: Path, base: Path) -> str:
 def _summary(infos: list[ImageInfo]) -> dict[str, Any]:
     decoded = [i for i in infos if i.ok]
     summary: dict[str, Any] = {
-        "inspected": len(infos), "corrupt": len(infos) - len(decoded),
+        "inspected": len(infos),
+        "corrupt": len(infos) - len(decoded),
         "grayscale": sum(i.grayscale for i in decoded),
         "modes": dict(sorted(Counter(i.mode for i in decoded).items())),
     }
@@ -164,49 +200,77 @@ def _summary(infos: list[ImageInfo]) -> dict[str, Any]:
 
 def _findings(ctx: AuditContext, split: Split, infos: list[ImageInfo], names: list[str]) -> Iterator[Finding]:
     where = split.location
-    corrupt = [(n, i.error) for n, i in zip(names, infos) if not i.ok]
+    corrupt = [(n, i.error) for n, i in zip(names, infos, strict=False) if not i.ok]
     if corrupt:
         first, error = corrupt[0]
         yield ctx.finding(
-            "IP001", f"{len(corrupt)} image{_s(corrupt)} in '{split.name}' cannot be decoded; first: {first} "
+            "IP001",
+            f"{len(corrupt)} image{_s(corrupt)} in '{split.name}' cannot be decoded; first: {first} "
             f"({error})",
             hint="re-download or delete them; the evidence lists the files and errors",
-            location=where, evidence={"split": split.name, "count": len(corrupt),
-                                      "files": [{"file": n, "error": e} for n, e in corrupt[:MAX_LISTED]]},
+            location=where,
+            evidence={
+                "split": split.name,
+                "count": len(corrupt),
+                "files": [{"file": n, "error": e} for n, e in corrupt[:MAX_LISTED]],
+            },
         )
-    decoded = [(n, i) for n, i in zip(names, infos) if i.ok]
+    decoded = [(n, i) for n, i in zip(names, infos, strict=False) if i.ok]
     gray = [n for n, i in decoded if i.grayscale]
     if gray and len(gray) < len(decoded):
         by_class = _by_class(split, names, set(gray))
         yield ctx.finding(
-            "IP002", f"{len(gray)} of {len(decoded)} images in '{split.name}' are grayscale among colour images",
+            "IP002",
+            f"{len(gray)} of {len(decoded)} images in '{split.name}' are grayscale among colour images",
             hint="add RandomGrayscale to the training transform, or make every image the same kind; "
             f"grayscale images per class: {by_class}",
-            location=where, evidence={"split": split.name, "count": len(gray), "total": len(decoded),
-                                      "per_class": by_class, "files": gray[:MAX_LISTED]},
+            location=where,
+            evidence={
+                "split": split.name,
+                "count": len(gray),
+                "total": len(decoded),
+                "per_class": by_class,
+                "files": gray[:MAX_LISTED],
+            },
         )
     min_side = ctx.options["min_side"]
     tiny = [(n, i) for n, i in decoded if i.short_side < min_side]
     if tiny:
         first, info = tiny[0]
         yield ctx.finding(
-            "IP003", f"{len(tiny)} image{_s(tiny)} in '{split.name}' {'is' if len(tiny) == 1 else 'are'} smaller "
+            "IP003",
+            f"{len(tiny)} image{_s(tiny)} in '{split.name}' {'is' if len(tiny) == 1 else 'are'} smaller "
             f"than {min_side} px on the shorter side; first: {first} ({info.width}x{info.height})",
             hint="drop them or replace them with full-size originals",
-            location=where, evidence={"split": split.name, "count": len(tiny), "min_side": min_side,
-                                      "files": [{"file": n, "size": [i.width, i.height]} for n, i in tiny[:MAX_LISTED]]},
+            location=where,
+            evidence={
+                "split": split.name,
+                "count": len(tiny),
+                "min_side": min_side,
+                "files": [{"file": n, "size": [i.width, i.height]} for n, i in tiny[:MAX_LISTED]],
+            },
         )
     limit = ctx.options["max_aspect_ratio"]
-    elongated = sorted(((n, i) for n, i in decoded if i.aspect_ratio > limit), key=lambda item: -item[1].aspect_ratio)
+    elongated = sorted(
+        ((n, i) for n, i in decoded if i.aspect_ratio > limit), key=lambda item: -item[1].aspect_ratio
+    )
     if elongated:
         first, info = elongated[0]
         yield ctx.finding(
-            "IP004", f"{len(elongated)} image{_s(elongated)} in '{split.name}' with aspect ratio above {limit:g}; "
+            "IP004",
+            f"{len(elongated)} image{_s(elongated)} in '{split.name}' with aspect ratio above {limit:g}; "
             f"most extreme: {first} ({info.width}x{info.height}, ratio {info.aspect_ratio:.1f})",
             hint="a center crop loses the object and a square resize distorts it: crop, letterbox or remove them",
-            location=where, evidence={"split": split.name, "count": len(elongated), "max_aspect_ratio": limit,
-                                      "files": [{"file": n, "size": [i.width, i.height],
-                                                 "ratio": round(i.aspect_ratio, 2)} for n, i in elongated[:MAX_LISTED]]},
+            location=where,
+            evidence={
+                "split": split.name,
+                "count": len(elongated),
+                "max_aspect_ratio": limit,
+                "files": [
+                    {"file": n, "size": [i.width, i.height], "ratio": round(i.aspect_ratio, 2)}
+                    for n, i in elongated[:MAX_LISTED]
+                ],
+            },
         )
 
 
@@ -214,7 +278,7 @@ def _by_class(split: Split, names: list[str], chosen: set[str]) -> dict[str, int
     """How many of the ``chosen`` samples each class holds (a concentration hints at a shortcut)."""
     classes = split.classes()
     counts: Counter[str] = Counter()
-    for name, target in zip(names, split.targets()):
+    for name, target in zip(names, split.targets(), strict=False):
         if name in chosen and isinstance(target, int) and 0 <= target < len(classes):
             counts[classes[target]] += 1
     return dict(counts.most_common())

@@ -25,12 +25,18 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     writer.writerow(COLUMNS)
     for finding in report.get("findings", []):
         info = catalog.get(finding["code"])
-        writer.writerow([
-            finding["code"], finding["severity"], finding["audit"],
-            finding.get("title") or (info.title if info else ""),
-            finding.get("location", ""), finding["message"], finding.get("hint", ""),
-            json.dumps(finding.get("evidence") or {}, sort_keys=True, separators=(",", ":")),
-        ])
+        writer.writerow(
+            [
+                finding["code"],
+                finding["severity"],
+                finding["audit"],
+                finding.get("title") or (info.title if info else ""),
+                finding.get("location", ""),
+                finding["message"],
+                finding.get("hint", ""),
+                json.dumps(finding.get("evidence") or {}, sort_keys=True, separators=(",", ":")),
+            ]
+        )
     return buffer.getvalue()
 
 
