@@ -63,7 +63,9 @@ def auditor_report_formats() -> list[ReportFormat]:
 
     :return: a list of :class:`auditor.ReportFormat`, each with a name, the
         file name it writes in the output folder and ``render(report,
-        catalog)``. ``json`` is built in and always written.
+        catalog)``. ``report`` is the report dict, or the typed
+        :class:`auditor.ReportView` when the format sets ``takes_view=True``.
+        ``json`` is built in and always written.
 
     Not ``firstresult``; a name claimed twice is a configuration error.
     """

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError
 from auditor.report.format import require_report_formats
+from auditor.report.view import ReportView
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.run.registry import Registry
@@ -42,7 +43,7 @@ class ReportWriteError(AuditorError):
 
 
 def write_reports(
-    report: Mapping[str, Any],
+    report: ReportView | Mapping[str, Any],
     formats: Iterable[str],
     output_dir: Path,
     registry: Registry,
@@ -63,9 +64,10 @@ def write_reports(
         raise ReportWriteError("the reports", output_dir, exc) from exc
     written = []
     catalog = registry.catalog
+    view = ReportView.of(report)  # read once: every format renders from the same view
     for name in wanted:
         fmt = registry.report_formats[name]
-        content = fmt.render(dict(report), catalog)
+        content = fmt.render_report(view, catalog)
         data = content if isinstance(content, bytes) else content.encode("utf-8")
         target = output_dir / fmt.filename
         try:

@@ -9,6 +9,7 @@ from typing import Any
 from auditor._util.suggest import did_you_mean
 from auditor.errors import UsageError
 from auditor.findings import CodeInfo
+from auditor.report.view import ReportView
 
 __all__ = [
     "Renderer",
@@ -18,10 +19,11 @@ __all__ = [
     "unknown_report_formats",
 ]
 
-#: ``render(report, catalog)``: ``report`` is the JSON report as a dict (valid
-#: against ``report.schema.json``), ``catalog`` maps every known code to its
-#: :class:`~auditor.findings.CodeInfo`. Returns the file's text or bytes.
-Renderer = Callable[[dict[str, Any], Mapping[str, CodeInfo]], "str | bytes"]
+#: ``render(report, catalog)``: ``report`` is the run's :class:`~auditor.ReportView`
+#: when the format declares ``takes_view=True``, else the JSON report as a dict
+#: (valid against ``report.schema.json``); ``catalog`` maps every known code to
+#: its :class:`~auditor.findings.CodeInfo`. Returns the file's text or bytes.
+Renderer = Callable[[Any, Mapping[str, CodeInfo]], "str | bytes"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class ReportFormat:
 
     Renderers work from the saved JSON report alone, so ``auditor report
     report.json --format NAME`` can re-render any run later.
+
+    ``render`` gets the report as a dict unless the format sets ``takes_view``:
+    then it gets the :class:`~auditor.ReportView` read once for every format, typed
+    and lenient about what older reports lack, with ``view.document`` for keys it
+    does not type. A format declared before the view existed keeps working as it was.
     """
 
     name: str
@@ -40,6 +47,18 @@ class ReportFormat:
     #: GitHub workflow commands, which only act when a job step prints them).
     #: Writing the file never prints: the Python API leaves stdout alone.
     echo: bool = False
+    #: ``render`` takes a :class:`~auditor.ReportView` instead of the report dict.
+    takes_view: bool = False
+
+    def render_report(
+        self, report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]
+    ) -> str | bytes:
+        """The file's content for ``report`` (a view or a document), handed to ``render`` as it asks."""
+        if self.takes_view:
+            return self.render(ReportView.of(report), catalog)
+        document = report.document if isinstance(report, ReportView) else report
+        # A copy, as before the view: a format that edits its dict must not change what the next one gets.
+        return self.render(dict(document), catalog)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The HTML report charts an audit's ``evidence`` (the audit-level dict, kept even
 when there is no finding) by the *shape* of documented keys, so a third-party
-audit that writes the same keys gets the same charts:
+audit that writes the same keys gets the same charts; :mod:`auditor.report.evidence`
+reads them into :class:`auditor.report.evidence.Measurements` (``AuditView.measurements``):
 
 ``counts``
     ``{split: {class: count}}`` -> class counts per split (label_distribution).
@@ -26,9 +27,10 @@ A key that is absent or malformed gives no chart, never an exception.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
+from auditor.report.evidence import Measurements
 from auditor_plugins.reports import _svg
 
 __all__ = ["MAX_CLASSES", "MAX_LAYERS", "Chart", "charts_for"]
@@ -45,29 +47,14 @@ class Chart(NamedTuple):
     caption: str
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _split_order(names: Sequence[str]) -> list[str]:
-    """``train`` first, then the evaluation splits by name."""
-    return sorted(names, key=lambda n: (n != "train", n))
-
-
-def class_counts(evidence: Mapping[str, Any]) -> Chart | None:
-    counts = evidence.get("counts")
-    if not isinstance(counts, Mapping) or not counts:
-        return None
-    splits = [str(s) for s in counts if isinstance(counts[s], Mapping)]
+def class_counts(evidence: Measurements) -> Chart | None:
+    splits = [entry.split for entry in evidence.class_counts]
     if not splits:
         return None
-    splits = _split_order(splits)
     totals: dict[str, float] = {}
-    for split in splits:
-        for name, count in counts[split].items():
-            totals[str(name)] = totals.get(str(name), 0.0) + (_number(count) or 0.0)
+    for entry in evidence.class_counts:
+        for name, count in entry.counts:
+            totals[name] = totals.get(name, 0.0) + (count or 0.0)
     if not totals:
         return None
     classes = sorted(totals)
@@ -77,32 +64,15 @@ def class_counts(evidence: Mapping[str, Any]) -> Chart | None:
         kept = set(sorted(classes, key=lambda c: (-totals[c], c))[:MAX_CLASSES])
         note = f"{len(classes) - MAX_CLASSES} smaller classes not shown"
         classes = [c for c in classes if c in kept]
-    lookup = {split: {str(k): v for k, v in counts[split].items()} for split in splits}
-    series = [_svg.Series(split, [_number(lookup[split].get(c, 0)) for c in classes]) for split in splits]
+    lookup = {entry.split: dict(entry.counts) for entry in evidence.class_counts}
+    series = [_svg.Series(split, [lookup[split].get(c, 0.0) for c in classes]) for split in splits]
     svg = _svg.grouped_bars("class counts per split", classes, series, note)
     caption = f"{len(totals)} classes in {len(splits)} split{'s' if len(splits) != 1 else ''}"
     return Chart("counts", "Class counts per split", svg, caption)
 
 
-def _module_rows(raw: Any) -> list[tuple[str, float, float]]:
-    items: list[tuple[Any, Any]] = []
-    if isinstance(raw, Mapping):
-        items = list(raw.items())
-    elif isinstance(raw, Sequence) and not isinstance(raw, str):
-        items = [(r.get("name"), r) for r in raw if isinstance(r, Mapping)]
-    rows = []
-    for name, entry in items:
-        if not isinstance(entry, Mapping):
-            continue
-        trainable, frozen = _number(entry.get("trainable")), _number(entry.get("frozen"))
-        if trainable is None and frozen is None:
-            continue
-        rows.append((str(name if name not in (None, "") else "(root)"), trainable or 0.0, frozen or 0.0))
-    return rows
-
-
-def trainable_frozen(evidence: Mapping[str, Any]) -> Chart | None:
-    rows = _module_rows(evidence.get("modules"))
+def trainable_frozen(evidence: Measurements) -> Chart | None:
+    rows = [(m.name, m.trainable, m.frozen) for m in evidence.modules]
     if not rows:
         return None
     note = ""
@@ -140,11 +110,8 @@ def _sample(rows: list[tuple[str, float | None]], limit: int) -> tuple[list[tupl
     return shown, f"{len(shown)} of {len(rows)} parameters shown (evenly spaced, extremes kept)"
 
 
-def grad_norms(evidence: Mapping[str, Any]) -> Chart | None:
-    raw = evidence.get("grad_norms")
-    if not isinstance(raw, Sequence) or isinstance(raw, str):
-        return None
-    rows = [(str(r.get("name", "?")), _number(r.get("grad_norm"))) for r in raw if isinstance(r, Mapping)]
+def grad_norms(evidence: Measurements) -> Chart | None:
+    rows = [(g.name, g.norm) for g in evidence.grad_norms]
     if not rows:
         return None
     shown, note = _sample(rows, MAX_LAYERS)
@@ -156,18 +123,15 @@ def grad_norms(evidence: Mapping[str, Any]) -> Chart | None:
     return Chart("grad_norms", "Gradient norm per layer", svg, caption)
 
 
-def _curve(value: Any) -> list[float | None] | None:
-    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
-        return None
-    return [_number(v) if v is not None else math.nan for v in value]
-
-
-def loss_curve(evidence: Mapping[str, Any]) -> Chart | None:
-    series = []
-    for key, name in (("loss_curve", "probe steps"), ("overfit_curve", "overfitting one batch")):
-        curve = _curve(evidence.get(key))
-        if curve:
-            series.append(_svg.Series(name, curve))
+def loss_curve(evidence: Measurements) -> Chart | None:
+    series = [
+        _svg.Series(name, list(curve))
+        for curve, name in (
+            (evidence.loss_curve, "probe steps"),
+            (evidence.overfit_curve, "overfitting one batch"),
+        )
+        if curve
+    ]
     if not series:
         return None
     svg = _svg.line_chart("loss per probe step", series, y_label="loss")
@@ -176,59 +140,11 @@ def loss_curve(evidence: Mapping[str, Any]) -> Chart | None:
     return Chart("loss_curve", "Probe loss curve", svg, caption)
 
 
-def _channels(value: Any) -> list[float | None]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_number(v) for v in value]
-    return []
-
-
-def _stat_rows(evidence: Mapping[str, Any]) -> list[_svg.Interval]:
-    rows = evidence.get("stats")
-    if isinstance(rows, Sequence) and not isinstance(rows, str):
-        entries = [r for r in rows if isinstance(r, Mapping)]
-        entries.sort(
-            key=lambda r: (
-                str(r.get("split")) != "train",
-                str(r.get("split")),
-                _number(r.get("channel")) or 0.0,
-                str(r.get("channel")),
-            )
-        )
-        keys = ("mean", "std", "expected_mean", "expected_std", "min", "max")
-        return [
-            _svg.Interval(
-                f"{r.get('split', '?')} channel {r.get('channel', '?')}", *(_number(r.get(k)) for k in keys)
-            )
-            for r in entries
-        ]
-    stats = evidence.get("channel_stats")
-    if not isinstance(stats, Mapping):
-        return []
-    out = []
-    for split in _split_order([str(s) for s in stats if isinstance(stats[s], Mapping)]):
-        entry = stats[split]
-        mean, std = _channels(entry.get("mean")), _channels(entry.get("std"))
-        want_mean, want_std = _channels(entry.get("expected_mean")), _channels(entry.get("expected_std"))
-        for c in range(max(len(mean), len(want_mean))):
-            out.append(
-                _svg.Interval(
-                    f"{split} channel {c}",
-                    _pick(mean, c),
-                    _pick(std, c),
-                    _pick(want_mean, c),
-                    _pick(want_std, c),
-                )
-            )
-    return out
-
-
-def _pick(xs: Sequence[Any], c: int) -> Any:
-    """Channel ``c`` of ``xs``, or None where ``xs`` has fewer channels."""
-    return xs[c] if c < len(xs) else None
-
-
-def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
-    rows = _stat_rows(evidence)
+def channel_stats(evidence: Measurements) -> Chart | None:
+    rows = [
+        _svg.Interval(s.label, s.mean, s.std, s.expected_mean, s.expected_std, s.low, s.high)
+        for s in evidence.channel_stats
+    ]
     if not rows:
         return None
     note = f"{len(rows) - 48} more channels not shown" if len(rows) > 48 else ""
@@ -239,7 +155,7 @@ def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 
-_BUILDERS: tuple[Callable[[Mapping[str, Any]], Chart | None], ...] = (
+_BUILDERS: tuple[Callable[[Measurements], Chart | None], ...] = (
     class_counts,
     trainable_frozen,
     grad_norms,
@@ -248,10 +164,8 @@ _BUILDERS: tuple[Callable[[Mapping[str, Any]], Chart | None], ...] = (
 )
 
 
-def charts_for(evidence: Any) -> list[Chart]:
+def charts_for(evidence: Measurements) -> list[Chart]:
     """Every chart ``evidence`` supports; a builder that trips over odd data is left out."""
-    if not isinstance(evidence, Mapping):
-        return []
     charts = []
     for build in _BUILDERS:
         try:

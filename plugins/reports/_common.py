@@ -1,9 +1,9 @@
-"""What every report format derives the same way from the JSON report.
+"""What every report format derives the same way from the report.
 
 Renderers only see the saved report (``auditor report report.json --format X``
-re-renders a run later), so everything here reads plain dicts defensively:
-a report written by an older version or a third-party audit's odd evidence
-must still render.
+re-renders a run later), read once into :class:`auditor.ReportView`; what a
+report written by an older version lacks reads as empty there, so everything
+here works from the view's typed fields.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from auditor.findings import SEVERITIES, severity_at_least, severity_rank
+from auditor.report.view import FindingView, ReportView
 
 __all__ = [
     "SEVERITY_ORDER",
     "Cause",
     "audit_codes",
+    "by_ids",
+    "cause_of",
     "display_path",
     "explanation_summary",
-    "finding_line",
     "fingerprint",
-    "manifest_dir",
-    "manifest_path",
     "plain_markdown",
     "reaches",
     "root_causes",
@@ -44,51 +44,28 @@ def reaches(severity: Any, fail_on: Any) -> bool:
     return severity_at_least(severity, fail_on or "error")
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def sorted_findings(findings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def sorted_findings(findings: Iterable[FindingView]) -> list[FindingView]:
     """Most severe first, then by code, location and message: the same order on every render."""
     return sorted(
-        (f for f in findings if isinstance(f, Mapping)),
-        key=lambda f: (
-            -severity_rank(f.get("severity")),
-            _text(f.get("code")),
-            _text(f.get("location")),
-            _text(f.get("message")),
-            _text(f.get("hint")),
-        ),
+        findings,
+        key=lambda f: (-severity_rank(f.severity), f.code, f.location, f.message, f.hint),
     )
 
 
-def verdict(report: Mapping[str, Any]) -> tuple[str, str]:
+def verdict(report: ReportView) -> tuple[str, str]:
     """``(word, sentence)`` for the run: passed, failed or errored, and why."""
-    code = report.get("exit_code")
-    fail_on = report.get("fail_on") or "error"
+    code, fail_on = report.exit_code, report.fail_on
     if code == 0:
         return "passed", f"no finding at or above fail_on={fail_on}"
     if code == 1:
         return "failed", f"findings at or above fail_on={fail_on}"
-    problems = [p for p in report.get("problems") or [] if isinstance(p, Mapping)]
-    if problems:
-        count = len(problems)
+    if report.problems:
+        count = len(report.problems)
         return "errored", f"the manifest has {count} problem{'s' if count != 1 else ''} that stopped audits"
-    crashed = [a.get("name", "?") for a in report.get("audits") or [] if a.get("status") == "errored"]
+    crashed = [a.name for a in report.audits if a.status == "errored"]
     if crashed:
-        return "errored", "audits crashed: " + ", ".join(sorted(map(str, crashed)))
+        return "errored", "audits crashed: " + ", ".join(sorted(crashed))
     return "errored", f"exit code {code}"
-
-
-def manifest_path(report: Mapping[str, Any]) -> Path | None:
-    raw = (report.get("manifest") or {}).get("path")
-    return Path(raw) if raw else None
-
-
-def manifest_dir(report: Mapping[str, Any]) -> Path:
-    """The folder paths in evidence are relative to (the manifest's folder)."""
-    path = manifest_path(report)
-    return path.parent if path is not None else Path(".")
 
 
 def display_path(path: Path | None, base: str | os.PathLike[str] | None = None) -> str:
@@ -107,24 +84,16 @@ def display_path(path: Path | None, base: str | os.PathLike[str] | None = None) 
         return Path(path).as_posix()
 
 
-def finding_line(report: Mapping[str, Any], finding: Mapping[str, Any]) -> int | None:
-    """Manifest line of the key a finding concerns, from the report's ``lines`` map."""
-    lines = report.get("lines") or {}
-    location = finding.get("location") or ""
-    line = lines.get(location) if isinstance(lines, Mapping) else None
-    return line if isinstance(line, int) and line > 0 else None
-
-
 #: Evidence keys that name *what* a finding is about (not how bad it is), so a
 #: fingerprint survives counts changing between runs.
 _SUBJECT_KEYS = ("split", "split_a", "split_b", "class", "direction", "problem", "pipeline", "module")
 
 
-def fingerprint(finding: Mapping[str, Any], manifest_name: str = "") -> str:
+def fingerprint(finding: FindingView, manifest_name: str = "") -> str:
     """A stable identity of a finding across runs: code, location and subject, not the numbers."""
-    evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
+    evidence = finding.evidence
     subject = [f"{k}={evidence[k]}" for k in _SUBJECT_KEYS if isinstance(evidence.get(k), (str, int))]
-    key = "\x1f".join([manifest_name, _text(finding.get("code")), _text(finding.get("location")), *subject])
+    key = "\x1f".join([manifest_name, finding.code, finding.location, *subject])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -146,22 +115,22 @@ def explanation_summary(explanation: str) -> str:
     return ""
 
 
-def audit_codes(report: Mapping[str, Any]) -> dict[str, list[str]]:
+def audit_codes(report: ReportView) -> dict[str, list[str]]:
     """Codes each audit checked (declared by the audit, plus any it reported), sorted."""
     codes: dict[str, set[str]] = {}
-    for audit in report.get("audits") or []:
-        if isinstance(audit, Mapping) and audit.get("name"):
-            codes.setdefault(str(audit["name"]), set()).update(str(c) for c in audit.get("codes") or [])
-    for finding in report.get("findings") or []:
-        if isinstance(finding, Mapping) and finding.get("audit") and finding.get("code"):
-            codes.setdefault(str(finding["audit"]), set()).add(str(finding["code"]))
+    for audit in report.audits:
+        if audit.name:
+            codes.setdefault(audit.name, set()).update(audit.codes)
+    for finding in report.findings:
+        if finding.audit and finding.code:
+            codes.setdefault(finding.audit, set()).add(finding.code)
     return {name: sorted(found) for name, found in codes.items()}
 
 
 class Cause(NamedTuple):
     """A finding with the findings that follow from it (``caused_by`` pointing at it), nested."""
 
-    finding: Mapping[str, Any]
+    finding: FindingView
     consequences: list[Cause]
 
     def size(self) -> int:
@@ -170,7 +139,7 @@ class Cause(NamedTuple):
 
     def rank(self) -> int:
         """The worst severity in the tree: a warning that causes an error is fixed with the errors."""
-        return max([severity_rank(self.finding.get("severity")), *(c.rank() for c in self.consequences)])
+        return max([severity_rank(self.finding.severity), *(c.rank() for c in self.consequences)])
 
 
 #: Where a finding sits decides how much of a training run it wastes: a wrong model, optimizer,
@@ -178,8 +147,8 @@ class Cause(NamedTuple):
 _SCOPE_RANK = (("model", 0), ("optimizer", 0), ("loss", 0), ("task", 0), ("data.train", 0), ("data.", 1))
 
 
-def _scope(finding: Mapping[str, Any]) -> int:
-    location = _text(finding.get("location"))
+def _scope(finding: FindingView) -> int:
+    location = finding.location
     for prefix, rank in _SCOPE_RANK:
         if (
             location == prefix
@@ -197,15 +166,15 @@ def _waste_key(cause: Cause) -> tuple[Any, ...]:
     return (
         -cause.rank(),
         -cause.size(),
-        -severity_rank(f.get("severity")),
+        -severity_rank(f.severity),
         _scope(f),
-        _text(f.get("code")),
-        _text(f.get("location")),
-        _text(f.get("message")),
+        f.code,
+        f.location,
+        f.message,
     )
 
 
-def root_causes(findings: Iterable[Mapping[str, Any]]) -> list[Cause]:
+def root_causes(findings: Iterable[FindingView]) -> list[Cause]:
     """Findings that follow from no other finding, each with its consequences nested under it.
 
     ``caused_by`` names the ``id`` of another finding in the same report. A finding
@@ -213,10 +182,10 @@ def root_causes(findings: Iterable[Mapping[str, Any]]) -> list[Cause]:
     --select, say) or that sits in a ``caused_by`` cycle, is its own root: nothing
     is ever dropped. Ordered by severity, then by how much of training it wastes.
     """
-    items = [f for f in findings if isinstance(f, Mapping)]
-    by_id = {str(f["id"]): f for f in items if isinstance(f.get("id"), (str, int))}
-    children: dict[int, list[Mapping[str, Any]]] = {}
-    roots: list[Mapping[str, Any]] = []
+    items = list(findings)
+    by_id = by_ids(items)
+    children: dict[int, list[FindingView]] = {}
+    roots: list[FindingView] = []
     for finding in items:
         parent = _parent(finding, by_id)
         if parent is None:
@@ -224,25 +193,34 @@ def root_causes(findings: Iterable[Mapping[str, Any]]) -> list[Cause]:
         else:
             children.setdefault(id(parent), []).append(finding)
 
-    def build(finding: Mapping[str, Any]) -> Cause:
+    def build(finding: FindingView) -> Cause:
         nested = [build(child) for child in children.get(id(finding), [])]
         return Cause(finding, sorted(nested, key=_waste_key))
 
     return sorted((build(root) for root in roots), key=_waste_key)
 
 
-def _parent(finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def by_ids(findings: Iterable[FindingView]) -> dict[str, FindingView]:
+    """Findings by ``id`` (the last of repeats, as a dict keeps it); findings without one are left out."""
+    return {f.id: f for f in findings if f.id}
+
+
+def cause_of(finding: FindingView, by_id: Mapping[str, FindingView]) -> FindingView | None:
+    """The finding ``finding.caused_by`` names, when the report has it and it is another finding."""
+    parent = by_id.get(finding.caused_by) if finding.caused_by is not None else None
+    return None if parent is finding else parent
+
+
+def _parent(finding: FindingView, by_id: Mapping[str, FindingView]) -> FindingView | None:
     """The finding ``finding`` follows from, or None when it is a root (no cause, unknown id, or a cycle)."""
-    cause = finding.get("caused_by")
-    parent = by_id.get(str(cause)) if isinstance(cause, (str, int)) else None
-    if parent is None or parent is finding:
+    parent = cause_of(finding, by_id)
+    if parent is None:
         return None
     seen: set[int] = set()
-    step: Mapping[str, Any] | None = parent
+    step: FindingView | None = parent
     while step is not None and id(step) not in seen:  # walk up: coming back to ``finding`` is a cycle
         if step is finding:
             return None
         seen.add(id(step))
-        up = step.get("caused_by")
-        step = by_id.get(str(up)) if isinstance(up, (str, int)) else None
+        step = by_id.get(step.caused_by) if step.caused_by is not None else None
     return parent

@@ -1,7 +1,7 @@
 """Small inline thumbnails of leaked pairs for the HTML report.
 
-Evidence of the split_leakage findings lists ``pairs`` of samples whose
-``path`` is relative to the manifest's folder (absolute when outside it, None
+Evidence of the split_leakage findings lists ``pairs`` of samples
+(``FindingView.pairs``) whose ``path`` is relative to the manifest's folder (absolute when outside it, None
 for in-memory samples). Each is read with PIL, shrunk to at most ``size``
 pixels and embedded as a ``data:`` URI, so the report stays one file. A file
 that is gone, unreadable or not an image becomes a placeholder: re-rendering an
@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from auditor.data._regular import open_regular
+from auditor.report.evidence import LeakedPair, SampleRef
 
 __all__ = ["MAX_PAIRS", "THUMB_PX", "PairView", "Thumb", "pair_views"]
 
@@ -85,48 +86,42 @@ def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
 
 
-def _thumb(sample: Any, base: Path, size: int) -> Thumb:
-    if not isinstance(sample, Mapping):
+def _thumb(sample: SampleRef | None, base: Path, size: int) -> Thumb:
+    if sample is None:
         return Thumb("?", "", "?", "", "no sample in the evidence")
-    split = str(sample.get("split", "?"))
-    label = "" if sample.get("label") is None else str(sample.get("label"))
-    raw = sample.get("path")
-    if not raw:
-        index = sample.get("index", "?")
-        return Thumb(split, label, f"{split}[{index}]", "", "in-memory sample, no file to show")
-    path = Path(str(raw))
-    uri, problem = _data_uri(path if path.is_absolute() else base / path, size, base)
-    return Thumb(split, label, str(raw), uri, problem)
-
-
-def pair_views(evidence: Any, base: Path, *, limit: int = MAX_PAIRS, size: int = THUMB_PX) -> list[PairView]:
-    """The first ``limit`` pairs of a finding's evidence as thumbnails (evidence lists closest first)."""
-    if not isinstance(evidence, Mapping):
-        return []
-    pairs = evidence.get("pairs")
-    if not isinstance(pairs, Sequence) or isinstance(pairs, str):
-        return []
-    views = []
-    for pair in pairs[:limit]:
-        if isinstance(pair, Mapping):
-            a, b = pair.get("a"), pair.get("b")
-            distance = pair.get("distance")
-            notes = [str(pair["kind"])] if pair.get("kind") else []
-            if pair.get("mirrored"):
-                notes.append("mirrored")
-            if isinstance(pair.get("similarity"), (int, float)):
-                notes.append(f"similarity {pair['similarity']:.4f}")
-        elif isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2:
-            a, b = ({"path": pair[0]}, {"path": pair[1]})  # the SPEC's short form: [path_a, path_b]
-            distance, notes = None, []
-        else:
-            continue
-        views.append(
-            PairView(
-                _thumb(a, base, size),
-                _thumb(b, base, size),
-                "" if distance is None else str(distance),
-                ", ".join(notes),
-            )
+    if not sample.path:
+        return Thumb(
+            sample.split,
+            sample.label,
+            f"{sample.split}[{sample.index}]",
+            "",
+            "in-memory sample, no file to show",
         )
-    return views
+    path = Path(sample.path)
+    uri, problem = _data_uri(path if path.is_absolute() else base / path, size, base)
+    return Thumb(sample.split, sample.label, sample.path, uri, problem)
+
+
+def _note(pair: LeakedPair) -> str:
+    notes = [pair.kind] if pair.kind else []
+    if pair.mirrored:
+        notes.append("mirrored")
+    if pair.similarity is not None:
+        notes.append(f"similarity {pair.similarity:.4f}")
+    return ", ".join(notes)
+
+
+def pair_views(
+    pairs: Sequence[LeakedPair], base: Path, *, limit: int = MAX_PAIRS, size: int = THUMB_PX
+) -> list[PairView]:
+    """The pairs among the evidence's first ``limit`` entries as thumbnails (evidence lists closest first)."""
+    return [
+        PairView(
+            _thumb(pair.a, base, size),
+            _thumb(pair.b, base, size),
+            "" if pair.distance is None else str(pair.distance),
+            _note(pair),
+        )
+        for pair in pairs
+        if pair.position < limit
+    ]

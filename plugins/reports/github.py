@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
 from auditor._util.printable import printable
 from auditor_plugins.reports import _common
 
@@ -40,50 +40,38 @@ def _command(kind: str, message: str, **properties: Any) -> str:
     return f"::{kind}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
-    path = _common.display_path(_common.manifest_path(report)) or None
+def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
+    view = ReportView.of(report)
+    path = _common.display_path(view.manifest.file) or None
     lines = []
-    for problem in report.get("problems") or []:  # a split that could not be opened: on its manifest line
-        if isinstance(problem, Mapping):
-            message = str(problem.get("message", "")) + (
-                f"\nhint: {problem['hint']}" if problem.get("hint") else ""
-            )
-            line = problem.get("line") if isinstance(problem.get("line"), int) else None
-            lines.append(
-                _command(
-                    "error",
-                    message,
-                    file=path,
-                    line=line,
-                    title=f"auditor: manifest problem at {problem.get('key', '')}",
-                )
-            )
-    for finding in _common.sorted_findings(report.get("findings") or []):
-        message = str(finding.get("message", ""))
-        if finding.get("hint"):
-            message += f"\nhint: {finding['hint']}"
-        if finding.get("location"):
-            message += (
-                f"\n({finding['location']}; `auditor explain {finding.get('code')}` tells how to fix it)"
-            )
+    for problem in view.problems:  # a split that could not be opened: on its manifest line
+        message = problem.message + (f"\nhint: {problem.hint}" if problem.hint else "")
+        title = f"auditor: manifest problem at {problem.key}"
+        lines.append(_command("error", message, file=path, line=problem.line, title=title))
+    for finding in _common.sorted_findings(view.findings):
+        message = finding.message
+        if finding.hint:
+            message += f"\nhint: {finding.hint}"
+        if finding.location:
+            message += f"\n({finding.location}; `auditor explain {finding.code}` tells how to fix it)"
         lines.append(
             _command(
-                COMMANDS.get(str(finding.get("severity")), "warning"),
+                COMMANDS.get(finding.severity, "warning"),
                 message,
                 file=path,
-                line=_common.finding_line(report, finding),
-                title=f"{finding.get('code')} {finding.get('title', '')}".strip(),
+                line=view.line_of(finding),
+                title=f"{finding.code} {finding.title}".strip(),
             )
         )
-    for audit in report.get("audits") or []:
-        if isinstance(audit, Mapping) and audit.get("status") == "errored":
-            error = audit.get("error") or {}
+    for audit in view.audits:
+        if audit.status == "errored":
+            error = audit.error
             lines.append(
                 _command(
                     "error",
-                    f"{error.get('type', 'error')}: {error.get('message', '')}",
+                    f"{error.type if error else 'error'}: {error.message if error else ''}",
                     file=path,
-                    title=f"auditor: audit {audit.get('name')} crashed",
+                    title=f"auditor: audit {audit.name} crashed",
                 )
             )
     return "".join(line + "\n" for line in lines)
@@ -98,5 +86,6 @@ def auditor_report_formats() -> list[ReportFormat]:
             render,
             "GitHub Actions annotations (also printed to stdout)",
             echo=True,
+            takes_view=True,
         )
     ]

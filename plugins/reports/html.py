@@ -22,8 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
 from auditor.report.numbers import format_duration, format_number
+from auditor.report.view import AuditView, FindingView
 from auditor_plugins.reports import _common
 
 __all__ = ["MAX_EVIDENCE_CHARS", "breakable", "render"]
@@ -112,15 +113,12 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
-def _anchors(findings: list[Mapping[str, Any]]) -> dict[int, str]:
+def _anchors(findings: list[FindingView]) -> dict[int, str]:
     """A unique, stable page anchor per finding: from its ``id`` when it has one, else its rank."""
     anchors: dict[int, str] = {}
     used: set[str] = set()
     for number, finding in enumerate(findings, 1):
-        raw = finding.get("id")
-        base = (
-            f"finding-{_slug(str(raw))}" if isinstance(raw, (str, int)) and str(raw) else f"finding-{number}"
-        )
+        base = f"finding-{_slug(finding.id)}" if finding.id else f"finding-{number}"
         anchor, n = base, 2
         while anchor in used:
             anchor, n = f"{base}-{n}", n + 1
@@ -130,113 +128,96 @@ def _anchors(findings: list[Mapping[str, Any]]) -> dict[int, str]:
 
 
 def _cause_link(
-    finding: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]], anchors: Mapping[int, str]
+    finding: FindingView, by_id: Mapping[str, FindingView], anchors: Mapping[int, str]
 ) -> dict[str, str] | None:
     """Where a consequence points: the finding its ``caused_by`` names, when the report has it."""
-    cause = finding.get("caused_by")
-    parent = by_id.get(str(cause)) if isinstance(cause, (str, int)) else None
-    if parent is None or parent is finding:
+    parent = _common.cause_of(finding, by_id)
+    if parent is None:
         return None
-    return {
-        "anchor": anchors[id(parent)],
-        "code": str(parent.get("code", "")),
-        "title": str(parent.get("title", "")),
-    }
+    return {"anchor": anchors[id(parent)], "code": parent.code, "title": parent.title}
 
 
 def _finding(
-    report: Mapping[str, Any],
-    finding: Mapping[str, Any],
+    report: ReportView,
+    finding: FindingView,
     anchor: str,
-    base: Path,
     budget: list[int],
     cause: dict[str, str] | None,
 ) -> dict[str, Any]:
     from auditor_plugins.reports import _thumbs
 
-    evidence = finding.get("evidence") if isinstance(finding.get("evidence"), Mapping) else {}
-    pairs = (
-        _thumbs.pair_views(evidence, base, limit=min(_thumbs.MAX_PAIRS, budget[0])) if budget[0] > 0 else []
-    )
+    limit = min(_thumbs.MAX_PAIRS, budget[0])
+    pairs = _thumbs.pair_views(finding.pairs, report.manifest.folder, limit=limit) if budget[0] > 0 else []
     budget[0] -= len(pairs)
-    count = (
-        evidence.get("count") if isinstance(evidence.get("count"), int) else len(evidence.get("pairs") or [])
-    )
-    code = str(finding.get("code", ""))
     return {
         "id": anchor,
-        "code": code,
-        "severity": str(finding.get("severity", "info")),
-        "title": str(finding.get("title", "")),
-        "message": str(finding.get("message", "")),
-        "hint": str(finding.get("hint") or ""),
-        "location": str(finding.get("location") or ""),
-        "line": _common.finding_line(report, finding),
-        "evidence": _json(evidence) if evidence else "",
+        "code": finding.code,
+        "severity": finding.severity or "info",
+        "title": finding.title,
+        "message": finding.message,
+        "hint": finding.hint,
+        "location": finding.location,
+        "line": report.line_of(finding),
+        "evidence": _json(finding.evidence) if finding.evidence else "",
         "pairs": pairs,
-        "pair_count": count,
-        "fails": _common.reaches(finding.get("severity"), report.get("fail_on")),
+        "pair_count": finding.pair_count,
+        "fails": _common.reaches(finding.severity, report.fail_on),
         "cause": cause,
     }
 
 
 def _audits(
-    report: Mapping[str, Any], catalog: Mapping[str, CodeInfo], anchors: Mapping[int, str]
+    report: ReportView, catalog: Mapping[str, CodeInfo], anchors: Mapping[int, str]
 ) -> list[dict[str, Any]]:
+    findings = _common.sorted_findings(report.findings)
+    by_id = _common.by_ids(findings)
+    codes = _common.audit_codes(report)
+    entries = list(report.audits)
+    known = {a.name for a in entries}
+    # Findings of an audit the report does not list (hand-edited or partial reports) still show.
+    entries += [AuditView(orphan, "failed") for orphan in sorted({f.audit for f in findings} - known)]
+    budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
+    audits = []
+    for audit in entries:
+        own = [
+            _finding(report, f, anchors[id(f)], budget, _cause_link(f, by_id, anchors))
+            for f in findings
+            if f.audit == audit.name
+        ]
+        audits.append(_audit(audit, own, codes.get(audit.name, []), catalog))
+    return audits
+
+
+def _audit(
+    audit: AuditView, own: list[dict[str, Any]], codes: list[str], catalog: Mapping[str, CodeInfo]
+) -> dict[str, Any]:
     from auditor_plugins.reports import _charts
 
-    base = _common.manifest_dir(report)
-    findings = _common.sorted_findings(report.get("findings") or [])
-    by_id = {str(f["id"]): f for f in findings if isinstance(f.get("id"), (str, int))}
-    codes = _common.audit_codes(report)
-    entries = [a for a in report.get("audits") or [] if isinstance(a, Mapping)]
-    known = {str(a.get("name")) for a in entries}
-    # Findings of an audit the report does not list (hand-edited or partial reports) still show.
-    for orphan in sorted({str(f.get("audit", "?")) for f in findings} - known):
-        entries.append({"name": orphan, "status": "failed", "version": "", "duration_s": None})
-    audits = []
-    budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
-    for audit in entries:
-        name = str(audit.get("name", "?"))
-        own = [
-            _finding(
-                report, finding, anchors[id(finding)], base, budget, _cause_link(finding, by_id, anchors)
-            )
-            for finding in findings
-            if str(finding.get("audit", "?")) == name
-        ]
-        error = audit.get("error") if isinstance(audit.get("error"), Mapping) else None
-        evidence = audit.get("evidence") if isinstance(audit.get("evidence"), Mapping) else {}
-        audits.append(
+    return {
+        "name": audit.name,
+        "anchor": "audit-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in audit.name),
+        "version": audit.version,
+        "status": audit.status or "?",
+        "duration": audit.duration_s,
+        "reason": audit.reason,
+        "error": audit.error,
+        "notes": list(audit.notes),
+        "options": _json(audit.options) if audit.options else "",
+        "evidence": _json(audit.evidence) if audit.evidence else "",
+        "charts": _charts.charts_for(audit.measurements),
+        # transform_parity's pipelines as text columns, one per split
+        "side_by_side": audit.measurements.side_by_side,
+        "findings": own,
+        "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
+        "codes": [
             {
-                "name": name,
-                "anchor": "audit-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name),
-                "version": str(audit.get("version") or ""),
-                "status": str(audit.get("status", "?")),
-                "duration": audit.get("duration_s"),
-                "reason": str(audit.get("reason") or ""),
-                "error": error,
-                "notes": [str(n) for n in audit.get("notes") or []],
-                "options": _json(audit["options"]) if audit.get("options") else "",
-                "evidence": _json(evidence) if evidence else "",
-                "charts": _charts.charts_for(evidence),
-                # transform_parity's pipelines as text columns, one per split
-                "side_by_side": evidence["side_by_side"]
-                if isinstance(evidence.get("side_by_side"), str)
-                else "",
-                "findings": own,
-                "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
-                "codes": [
-                    {
-                        "code": c,
-                        "title": catalog[c].title if c in catalog else "",
-                        "found": any(f["code"] == c for f in own),
-                    }
-                    for c in codes.get(name, [])
-                ],
+                "code": c,
+                "title": catalog[c].title if c in catalog else "",
+                "found": any(f["code"] == c for f in own),
             }
-        )
-    return audits
+            for c in codes
+        ],
+    }
 
 
 def _one_line(text: str) -> str:
@@ -245,49 +226,44 @@ def _one_line(text: str) -> str:
 
 
 def _fix_entry(
-    report: Mapping[str, Any], cause: _common.Cause, anchors: Mapping[int, str], depth: int = 0
+    report: ReportView, cause: _common.Cause, anchors: Mapping[int, str], depth: int = 0
 ) -> dict[str, Any]:
     f = cause.finding
     nested = cause.consequences if depth < MAX_CAUSE_DEPTH else []
     return {
         "anchor": anchors[id(f)],
-        "code": str(f.get("code", "")),
-        "title": str(f.get("title", "")),
-        "severity": str(f.get("severity", "info")),
-        "audit": str(f.get("audit", "")),
-        "location": str(f.get("location") or ""),
-        "message": str(f.get("message", "")),
-        "fix": _one_line(str(f.get("hint") or "")),
-        "fails": _common.reaches(f.get("severity"), report.get("fail_on")),
+        "code": f.code,
+        "title": f.title,
+        "severity": f.severity or "info",
+        "audit": f.audit,
+        "location": f.location,
+        "message": f.message,
+        "fix": _one_line(f.hint),
+        "fails": _common.reaches(f.severity, report.fail_on),
         "consequences": [_fix_entry(report, c, anchors, depth + 1) for c in nested],
         "hidden": sum(c.size() for c in cause.consequences) if not nested else 0,
     }
 
 
-def _problems(report: Mapping[str, Any]) -> list[dict[str, str]]:
+def _problems(report: ReportView) -> list[dict[str, str]]:
     """Problems of the manifest found while running (a split that cannot be opened): the first fixes."""
-    out = []
-    for problem in report.get("problems") or []:
-        if isinstance(problem, Mapping):
-            line = problem.get("line")
-            key, message = str(problem.get("key") or ""), str(problem.get("message") or "")
-            out.append(
-                {
-                    "key": key,
-                    "message": message.removeprefix(f"{key}: ") if key else message,
-                    "hint": _one_line(str(problem.get("hint") or "")),
-                    "line": str(line) if isinstance(line, int) else "",
-                }
-            )
-    return out
+    return [
+        {
+            "key": p.key,
+            "message": p.message.removeprefix(f"{p.key}: ") if p.key else p.message,
+            "hint": _one_line(p.hint),
+            "line": str(p.line) if p.line is not None else "",
+        }
+        for p in report.problems
+    ]
 
 
-def _fix_first(report: Mapping[str, Any], anchors: Mapping[int, str]) -> dict[str, Any]:
+def _fix_first(report: ReportView, anchors: Mapping[int, str]) -> dict[str, Any]:
     """Root causes worth acting on (errors and warnings), most severe and most wasteful first."""
     roots = [
         c
-        for c in _common.root_causes(report.get("findings") or [])
-        if _common.severity_rank(c.finding.get("severity")) >= _common.severity_rank("warning")
+        for c in _common.root_causes(report.findings)
+        if _common.severity_rank(c.finding.severity) >= _common.severity_rank("warning")
     ]
     shown = roots[:MAX_FIX_FIRST]
     return {
@@ -297,11 +273,10 @@ def _fix_first(report: Mapping[str, Any], anchors: Mapping[int, str]) -> dict[st
     }
 
 
-def _explanations(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> list[dict[str, Any]]:
+def _explanations(report: ReportView, catalog: Mapping[str, CodeInfo]) -> list[dict[str, Any]]:
     """The catalog text of every code the report found, so the page explains itself offline."""
-    found = sorted({str(f.get("code")) for f in report.get("findings") or [] if isinstance(f, Mapping)})
     out = []
-    for code in found:
+    for code in sorted({f.code for f in report.findings}):
         info = catalog.get(code)
         out.append(
             {
@@ -314,61 +289,59 @@ def _explanations(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) ->
     return out
 
 
-def _environment_rows(report: Mapping[str, Any]) -> dict[str, Any]:
-    env = report.get("environment") if isinstance(report.get("environment"), Mapping) else {}
-    rows = [
-        (key, env.get(key)) for key in ("python", "platform", "torch", "torchvision", "device", "auditor")
+def _environment_rows(report: ReportView) -> dict[str, Any]:
+    env = report.environment
+    rows: list[tuple[str, Any]] = [
+        ("python", env.python),
+        ("platform", env.platform),
+        ("torch", env.torch),
+        ("torchvision", env.torchvision),
+        ("device", env.device),
+        ("auditor", env.auditor),
     ]
-    listed = {"python", "platform", "torch", "torchvision", "device", "auditor", "plugins", "broken_plugins"}
-    rows += [
-        (str(k), v) for k, v in sorted(env.items()) if k not in listed and isinstance(v, (str, int, float))
-    ]
-    plugins = [p for p in env.get("plugins") or [] if isinstance(p, Mapping)]
-    broken = [p for p in env.get("broken_plugins") or [] if isinstance(p, Mapping)]
+    rows += [(k, v) for k, v in sorted(env.extra.items()) if isinstance(v, (str, int, float))]
     return {
         "rows": [(k, "not imported by this run" if v is None else str(v)) for k, v in rows],
-        "plugins": sorted(plugins, key=lambda p: (str(p.get("name")), str(p.get("distribution")))),
-        "broken": sorted(broken, key=lambda p: (str(p.get("name")), str(p.get("distribution")))),
+        "plugins": sorted(env.plugins, key=lambda p: (p.name, p.distribution)),
+        "broken": sorted(env.broken_plugins, key=lambda p: (p.name, p.distribution)),
     }
 
 
-def context(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[str, Any]:
+def context(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[str, Any]:
     from markupsafe import Markup
 
+    report = ReportView.of(report)
     word, sentence = _common.verdict(report)
-    manifest = report.get("manifest") if isinstance(report.get("manifest"), Mapping) else {}
-    summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
-    anchors = _anchors(_common.sorted_findings(report.get("findings") or []))
+    anchors = _anchors(_common.sorted_findings(report.findings))
     audits = _audits(report, catalog, anchors)
     statuses: dict[str, int] = {}
     for audit in audits:
         statuses[audit["status"]] = statuses.get(audit["status"], 0) + 1
-    task = report.get("task") if isinstance(report.get("task"), Mapping) else None
     return {
-        "title": str(manifest.get("name") or "auditor report"),
-        "manifest_path": str(manifest.get("path") or ""),
+        "title": report.manifest.name or "auditor report",
+        "manifest_path": report.manifest.path,
         "verdict": word,
         "verdict_sentence": sentence,
-        "exit_code": report.get("exit_code"),
-        "fail_on": str(report.get("fail_on") or "error"),
-        "summary": {s: int(summary.get(s, 0) or 0) for s in (*_common.SEVERITY_ORDER, "total")},
+        "exit_code": report.exit_code,
+        "fail_on": report.fail_on,
+        "summary": {s: report.summary.count(s) for s in (*_common.SEVERITY_ORDER, "total")},
         "severities": _common.SEVERITY_ORDER,
         "statuses": sorted(statuses.items(), key=lambda kv: _STATUS_ORDER.get(kv[0], 9)),
-        "started_at": str(report.get("started_at") or ""),
-        "duration": report.get("duration_s"),
-        "tool": report.get("tool") if isinstance(report.get("tool"), Mapping) else {},
-        "task": task,
+        "started_at": report.started_at,
+        "duration": report.duration_s,
+        "tool": report.tool,
+        "task": report.task,
         "audits": audits,
         "fix_first": _fix_first(report, anchors),
         "problems": _problems(report),
-        "has_findings": bool(anchors) or bool(report.get("problems")),
+        "has_findings": bool(anchors) or bool(report.problems),
         "explanations": _explanations(report, catalog),
         "environment": _environment_rows(report),
         "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
     }
 
 
-def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
+def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     from markupsafe import Markup
 
     template = _environment().get_template("report.html.j2")
@@ -387,5 +360,6 @@ def auditor_report_formats() -> list[ReportFormat]:
             "report.html",
             render,
             "one self-contained HTML page: summary, charts, findings, explanations",
+            takes_view=True,
         )
     ]

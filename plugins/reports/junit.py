@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
+from auditor.report.view import AuditError, AuditView, FindingView
 from auditor_plugins.reports import _common
 
 __all__ = ["render"]
@@ -27,16 +28,13 @@ def _clean(text: Any) -> str:
     return _INVALID_XML.sub("\ufffd", "" if text is None else str(text))
 
 
-def _describe(finding: Mapping[str, Any], line: int | None) -> str:
-    where = str(finding.get("location") or "")
+def _describe(finding: FindingView, line: int | None) -> str:
+    where = finding.location
     if where and line:
         where += f" (manifest line {line})"
-    parts = [
-        f"[{finding.get('severity')}] {finding.get('code')} {finding.get('title', '')}",
-        str(finding.get("message", "")),
-    ]
-    if finding.get("hint"):
-        parts.append(f"hint: {finding['hint']}")
+    parts = [f"[{finding.severity}] {finding.code} {finding.title}", finding.message]
+    if finding.hint:
+        parts.append(f"hint: {finding.hint}")
     if where:
         parts.append(f"location: {where}")
     return "\n".join(parts)
@@ -46,77 +44,88 @@ def _seconds(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "0"
 
 
-def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
-    fail_on = str(report.get("fail_on") or "error")
-    findings = _common.sorted_findings(report.get("findings") or [])
-    codes = _common.audit_codes(report)
-    audits = {str(a.get("name")): a for a in report.get("audits") or [] if isinstance(a, Mapping)}
+def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
+    view = ReportView.of(report)
+    findings = _common.sorted_findings(view.findings)
+    codes = _common.audit_codes(view)
+    audits = {a.name: a for a in view.audits}
     for name in codes:
-        audits.setdefault(name, {"name": name, "status": "failed"})
+        # Findings of an audit the report does not list (hand-edited or partial reports) still show.
+        audits.setdefault(name, AuditView(name, "failed"))
     root = ET.Element("testsuites", name="auditor")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for name, audit in audits.items():  # the report's audit order: the order they ran in
-        status = str(audit.get("status", ""))
-        suite = ET.SubElement(root, "testsuite", name=_clean(name))
-        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        properties = ET.SubElement(suite, "properties")
-        for key, value in (
-            ("manifest", (report.get("manifest") or {}).get("path", "")),
-            ("fail_on", fail_on),
-            ("status", status),
-            ("version", audit.get("version", "")),
-        ):
-            ET.SubElement(properties, "property", name=key, value=_clean(value))
-        for code in codes.get(name, []):
-            info = catalog.get(code)
-            own = [f for f in findings if f.get("code") == code and str(f.get("audit")) == name]
-            title = info.title if info else (own[0].get("title", "") if own else "")
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=_clean(f"auditor.{name}"),
-                name=_clean(f"{code} {title}".strip()),
-                time="0",
-            )
-            counts["tests"] += 1
-            failing = [f for f in own if _common.reaches(f.get("severity"), fail_on)]
-            if status == "errored":
-                error = audit.get("error") or {}
-                node = ET.SubElement(
-                    case,
-                    "error",
-                    type=_clean(error.get("type", "error")),
-                    message=_clean(f"audit {name} crashed: {error.get('message', '')}"),
-                )
-                node.text = _clean(error.get("traceback", ""))
-                counts["errors"] += 1
-            elif status == "skipped":
-                ET.SubElement(case, "skipped", message=_clean(audit.get("reason") or "audit skipped"))
-                counts["skipped"] += 1
-            elif failing:
-                node = ET.SubElement(
-                    case,
-                    "failure",
-                    type=_clean(failing[0].get("severity")),
-                    message=_clean(failing[0].get("message", "")),
-                )
-                node.text = _clean(
-                    "\n\n".join(_describe(f, _common.finding_line(report, f)) for f in failing)
-                )
-                counts["failures"] += 1
-            below = [f for f in own if f not in failing]
-            if below and status not in ("errored", "skipped"):
-                out = ET.SubElement(case, "system-out")
-                out.text = _clean("\n\n".join(_describe(f, _common.finding_line(report, f)) for f in below))
+        counts = _suite(
+            root, view, audit, [f for f in findings if f.audit == name], codes.get(name, []), catalog
+        )
         for key, value in counts.items():
-            suite.set(key, str(value))
             totals[key] += value
-        suite.set("time", _seconds(audit.get("duration_s")))
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("time", _seconds(report.get("duration_s")))
+    root.set("time", _seconds(view.duration_s))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _suite(
+    root: ET.Element,
+    view: ReportView,
+    audit: AuditView,
+    findings: list[FindingView],
+    codes: list[str],
+    catalog: Mapping[str, CodeInfo],
+) -> dict[str, int]:
+    """The testsuite of one audit, a testcase per code it checked; returns its counts."""
+    suite = ET.SubElement(root, "testsuite", name=_clean(audit.name))
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("manifest", view.manifest.path),
+        ("fail_on", view.fail_on),
+        ("status", audit.status),
+        ("version", audit.version),
+    ):
+        ET.SubElement(properties, "property", name=key, value=_clean(value))
+    for code in codes:
+        info = catalog.get(code)
+        own = [f for f in findings if f.code == code]
+        title = info.title if info else (own[0].title if own else "")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=_clean(f"auditor.{audit.name}"),
+            name=_clean(f"{code} {title}".strip()),
+            time="0",
+        )
+        counts["tests"] += 1
+        failing = [f for f in own if _common.reaches(f.severity, view.fail_on)]
+        if audit.status == "errored":
+            error = audit.error or AuditError("error")
+            node = ET.SubElement(
+                case,
+                "error",
+                type=_clean(error.type),
+                message=_clean(f"audit {audit.name} crashed: {error.message}"),
+            )
+            node.text = _clean(error.traceback)
+            counts["errors"] += 1
+        elif audit.status == "skipped":
+            ET.SubElement(case, "skipped", message=_clean(audit.reason or "audit skipped"))
+            counts["skipped"] += 1
+        elif failing:
+            node = ET.SubElement(
+                case, "failure", type=_clean(failing[0].severity), message=_clean(failing[0].message)
+            )
+            node.text = _clean("\n\n".join(_describe(f, view.line_of(f)) for f in failing))
+            counts["failures"] += 1
+        below = [f for f in own if f not in failing]
+        if below and audit.status not in ("errored", "skipped"):
+            out = ET.SubElement(case, "system-out")
+            out.text = _clean("\n\n".join(_describe(f, view.line_of(f)) for f in below))
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    suite.set("time", _seconds(audit.duration_s))
+    return counts
 
 
 @hookimpl
@@ -127,5 +136,6 @@ def auditor_report_formats() -> list[ReportFormat]:
             "report.junit.xml",
             render,
             "JUnit XML: a testsuite per audit, a testcase per code, failures at or above fail_on",
+            takes_view=True,
         )
     ]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
 from auditor.report.numbers import format_duration, plural
 from auditor_plugins.reports import _common
 
@@ -35,73 +35,79 @@ def cell(text: Any, limit: int = 400) -> str:
     return value
 
 
-def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
-    word, sentence = _common.verdict(report)
-    summary = report.get("summary") or {}
-    manifest = report.get("manifest") or {}
-    name = manifest.get("name") or _common.display_path(_common.manifest_path(report)) or "manifest"
-    counts = ", ".join(plural(int(summary.get(s, 0) or 0), s) for s in _common.SEVERITY_ORDER)
+def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
+    view = ReportView.of(report)
+    word, sentence = _common.verdict(view)
+    name = view.manifest.name or _common.display_path(view.manifest.file) or "manifest"
+    counts = ", ".join(plural(view.summary.count(s), s) for s in _common.SEVERITY_ORDER)
     out = [
         f"### auditor: {_VERDICT.get(word, word)}: {cell(name)}",
         "",
-        f"{counts} &middot; {cell(sentence)} &middot; exit code {report.get('exit_code')}",
+        f"{counts} &middot; {cell(sentence)} &middot; exit code {view.exit_code}",
         "",
-    ]
-    problems = [p for p in report.get("problems") or [] if isinstance(p, Mapping)]
-    if problems:
-        out += ["**Manifest problems** (the audits that need these splits were skipped):", ""]
-        out += [
-            f"- \u274c {cell(p.get('message'))}"
-            + (f"<br>fix: {cell(p.get('hint'), 300)}" if p.get("hint") else "")
-            for p in problems
-        ]
-        out.append("")
-    out += [
+        *_problems(view),
         "| audit | status | errors | warnings | info | time |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for audit in report.get("audits") or []:
-        n = audit.get("counts") or {}
-        seconds = audit.get("duration_s")
+    for audit in view.audits:
+        seconds = audit.duration_s
         out.append(
-            f"| {cell(audit.get('name'))} | {cell(audit.get('status'))} | {n.get('error', 0)} | "
-            f"{n.get('warning', 0)} | {n.get('info', 0)} | "
-            f"{format_duration(seconds) if isinstance(seconds, (int, float)) else ''} |"
+            f"| {cell(audit.name)} | {cell(audit.status)} | {audit.count('error')} | "
+            f"{audit.count('warning')} | {audit.count('info')} | "
+            f"{format_duration(seconds) if seconds is not None else ''} |"
         )
-    findings = _common.sorted_findings(report.get("findings") or [])
-    if findings:
-        out += ["", "| severity | code | where | finding |", "| --- | --- | --- | --- |"]
-        for finding in findings[:MAX_ROWS]:
-            where = str(finding.get("location") or "")
-            line = _common.finding_line(report, finding)
-            where += f":{line}" if line and where else ""
-            text = cell(finding.get("message"))
-            if finding.get("hint"):
-                text += "<br>hint: " + cell(finding.get("hint"), 300)
-            out.append(
-                f"| {_MARK.get(str(finding.get('severity')), cell(finding.get('severity')))} | "
-                f"{cell(finding.get('code'))} | {cell(where)} | {text} |"
-            )
-        if len(findings) > MAX_ROWS:
-            out += ["", f"... and {len(findings) - MAX_ROWS} more findings in the full report."]
-    crashed = [a for a in report.get("audits") or [] if a.get("status") == "errored"]
-    for audit in crashed:
-        error = audit.get("error") or {}
-        out += [
-            "",
-            (
-                f"**{cell(audit.get('name'))} crashed:** {cell(error.get('type'))}: "
-                f"{cell(error.get('message'))}"
-            ),
-        ]
+    out += _findings(view)
+    for audit in view.audits:
+        if audit.status == "errored":
+            error = audit.error
+            out += [
+                "",
+                f"**{cell(audit.name)} crashed:** {cell(error and error.type)}: {cell(error and error.message)}",
+            ]
     out += ["", "`auditor explain CODE` tells what a finding means and how to fix it."]
     return "\n".join(out) + "\n"
+
+
+def _problems(view: ReportView) -> list[str]:
+    if not view.problems:
+        return []
+    out = ["**Manifest problems** (the audits that need these splits were skipped):", ""]
+    out += [
+        f"- \u274c {cell(p.message)}" + (f"<br>fix: {cell(p.hint, 300)}" if p.hint else "")
+        for p in view.problems
+    ]
+    return [*out, ""]
+
+
+def _findings(view: ReportView) -> list[str]:
+    findings = _common.sorted_findings(view.findings)
+    if not findings:
+        return []
+    out = ["", "| severity | code | where | finding |", "| --- | --- | --- | --- |"]
+    for finding in findings[:MAX_ROWS]:
+        where = finding.location
+        line = view.line_of(finding)
+        where += f":{line}" if line and where else ""
+        text = cell(finding.message)
+        if finding.hint:
+            text += "<br>hint: " + cell(finding.hint, 300)
+        out.append(
+            f"| {_MARK.get(finding.severity, cell(finding.severity))} | "
+            f"{cell(finding.code)} | {cell(where)} | {text} |"
+        )
+    if len(findings) > MAX_ROWS:
+        out += ["", f"... and {len(findings) - MAX_ROWS} more findings in the full report."]
+    return out
 
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
     return [
         ReportFormat(
-            "markdown", "report.md", render, "compact Markdown summary for PR comments and job summaries"
+            "markdown",
+            "report.md",
+            render,
+            "compact Markdown summary for PR comments and job summaries",
+            takes_view=True,
         )
     ]

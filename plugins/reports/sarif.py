@@ -3,7 +3,7 @@
 One rule per finding code the run checked, with the short title and the
 "what it means" paragraph of the code's explanation as short and full
 descriptions and the whole explanation as help. Each result points at the
-manifest file and the line of the key the finding concerns (``report["lines"]``),
+manifest file and the line of the key the finding concerns (``ReportView.lines``),
 and carries a ``partialFingerprints`` entry built from what the finding is
 about (code, location, split or class), not its numbers, so a finding keeps
 its identity while its counts change from run to run.
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auditor import CodeInfo, ReportFormat, hookimpl
+from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
+from auditor.report.view import AuditError, FindingView
 from auditor_plugins.reports import _common
 
 __all__ = ["LEVELS", "SARIF_SCHEMA", "render"]
@@ -32,8 +33,8 @@ LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 FINGERPRINT_KEY = "auditorFinding/v1"
 
 
-def _uri(report: Mapping[str, Any]) -> str:
-    path = _common.manifest_path(report)
+def _uri(report: ReportView) -> str:
+    path = report.manifest.file
     if path is None:
         return "audit.yaml"
     shown = _common.display_path(path)
@@ -66,53 +67,46 @@ def _rule(code: str, audit: str, info: CodeInfo | None, fallback_title: str) -> 
 
 
 def _result(
-    report: Mapping[str, Any], finding: Mapping[str, Any], rule_index: int, uri: str, fingerprint: str
+    report: ReportView, finding: FindingView, rule_index: int, uri: str, fingerprint: str
 ) -> dict[str, Any]:
-    message = str(finding.get("message", ""))
-    if finding.get("hint"):
-        message += f"\nhint: {finding['hint']}"
+    message = finding.message
+    if finding.hint:
+        message += f"\nhint: {finding.hint}"
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri, "index": 0}}
-    line = _common.finding_line(report, finding)
+    line = report.line_of(finding)
     if line:
         physical["region"] = {"startLine": line}
     location: dict[str, Any] = {"physicalLocation": physical}
-    if finding.get("location"):
-        location["logicalLocations"] = [{"fullyQualifiedName": str(finding["location"]), "kind": "member"}]
+    if finding.location:
+        location["logicalLocations"] = [{"fullyQualifiedName": finding.location, "kind": "member"}]
     return {
-        "ruleId": str(finding.get("code", "")),
+        "ruleId": finding.code,
         "ruleIndex": rule_index,
-        "level": LEVELS.get(str(finding.get("severity")), "warning"),
+        "level": LEVELS.get(finding.severity, "warning"),
         "message": {"text": message},
         "locations": [location],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
-        "properties": {
-            "audit": str(finding.get("audit", "")),
-            "severity": str(finding.get("severity", "")),
-            "title": str(finding.get("title", "")),
-        },
+        "properties": {"audit": finding.audit, "severity": finding.severity, "title": finding.title},
     }
 
 
-def _invocation(report: Mapping[str, Any]) -> dict[str, Any]:
+def _invocation(report: ReportView) -> dict[str, Any]:
     notifications = []
-    for audit in report.get("audits") or []:
-        if audit.get("status") == "errored":
-            error = audit.get("error") or {}
+    for audit in report.audits:
+        if audit.status == "errored":
+            error = audit.error or AuditError("error")
             notifications.append(
                 {
                     "level": "error",
-                    "message": {
-                        "text": f"audit {audit.get('name')} crashed: {error.get('type', 'error')}: "
-                        f"{error.get('message', '')}"
-                    },
-                    "descriptor": {"id": str(audit.get("name", "?"))},
+                    "message": {"text": f"audit {audit.name} crashed: {error.type}: {error.message}"},
+                    "descriptor": {"id": audit.name},
                 }
             )
     invocation: dict[str, Any] = {
-        "executionSuccessful": report.get("exit_code") in (0, 1),
-        "exitCode": report.get("exit_code"),
+        "executionSuccessful": report.exit_code in (0, 1),
+        "exitCode": report.exit_code,
     }
-    started = str(report.get("started_at") or "")
+    started = report.started_at
     if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", started):
         invocation["startTimeUtc"] = started.replace("+00:00", "Z")
     if notifications:
@@ -120,9 +114,10 @@ def _invocation(report: Mapping[str, Any]) -> dict[str, Any]:
     return invocation
 
 
-def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[str, Any]:
-    findings = _common.sorted_findings(report.get("findings") or [])
-    titles = {str(f.get("code")): str(f.get("title", "")) for f in findings}
+def sarif_log(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[str, Any]:
+    report = ReportView.of(report)
+    findings = _common.sorted_findings(report.findings)
+    titles = {f.code: f.title for f in findings}
     owners: dict[str, str] = {}
     for audit, codes in _common.audit_codes(report).items():
         for code in codes:
@@ -131,7 +126,7 @@ def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dic
     rules = [_rule(code, owners[code], catalog.get(code), titles.get(code, "")) for code in codes]
     index = {code: i for i, code in enumerate(codes)}
     uri = _uri(report)
-    manifest_name = str((report.get("manifest") or {}).get("name") or "")
+    manifest_name = report.manifest.name
     seen: dict[str, int] = {}
     results = []
     for finding in findings:
@@ -139,8 +134,7 @@ def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dic
         seen[base] = seen.get(base, 0) + 1
         # Two findings about the same subject (rare) still get distinct, stable fingerprints.
         fingerprint = base if seen[base] == 1 else f"{base}:{seen[base]}"
-        results.append(_result(report, finding, index.get(str(finding.get("code")), -1), uri, fingerprint))
-    tool = report.get("tool") or {}
+        results.append(_result(report, finding, index.get(finding.code, -1), uri, fingerprint))
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -148,8 +142,8 @@ def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dic
             {
                 "tool": {
                     "driver": {
-                        "name": str(tool.get("name", "auditor")),
-                        "version": str(tool.get("version", "")),
+                        "name": report.tool.name,
+                        "version": report.tool.version,
                         "rules": rules,
                     }
                 },
@@ -158,18 +152,22 @@ def sarif_log(report: Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dic
                 "results": results,
                 "properties": {
                     "manifest": manifest_name,
-                    "fail_on": str(report.get("fail_on") or "error"),
-                    "summary": report.get("summary") or {},
+                    "fail_on": report.fail_on,
+                    "summary": report.summary.as_dict(),
                 },
             }
         ],
     }
 
 
-def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
+def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
     return json.dumps(sarif_log(report, catalog), indent=2, ensure_ascii=False) + "\n"
 
 
 @hookimpl
 def auditor_report_formats() -> list[ReportFormat]:
-    return [ReportFormat("sarif", "report.sarif", render, "SARIF 2.1.0 for code scanning (GitHub, IDEs)")]
+    return [
+        ReportFormat(
+            "sarif", "report.sarif", render, "SARIF 2.1.0 for code scanning (GitHub, IDEs)", takes_view=True
+        )
+    ]
