@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from auditor import FindingView
 from auditor_plugins.reports import _common, html
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -63,7 +64,11 @@ def _render(report: dict[str, Any]) -> str:
 
 
 def _codes(causes: list[_common.Cause]) -> list[str]:
-    return [c.finding["code"] for c in causes]
+    return [c.finding.code for c in causes]
+
+
+def _roots(findings: list[dict[str, Any]]) -> list[_common.Cause]:
+    return _common.root_causes(FindingView.from_document(f) for f in findings)
 
 
 def test_without_ids_every_finding_is_its_own_root_most_severe_and_widest_first():
@@ -74,7 +79,7 @@ def test_without_ids_every_finding_is_its_own_root_most_severe_and_widest_first(
         _finding("X004", "info", "model"),
         _finding("X005", "warning", "data.train"),
     ]
-    roots = _common.root_causes(findings)
+    roots = _roots(findings)
     # errors before warnings before info; within a severity what spoils every training step (model, train) first
     assert _codes(roots) == ["X002", "X001", "X005", "X003", "X004"]
     assert all(c.consequences == [] for c in roots)
@@ -88,7 +93,7 @@ def test_consequences_nest_under_their_cause_and_a_cause_with_more_ranks_first()
         _finding("D001", "error", "model", fid="D001@model", caused_by="C001@model.head"),
         _finding("E001", "warning", "data.val", fid="E001@data.val", caused_by="B001@data.val"),
     ]
-    roots = _common.root_causes(findings)
+    roots = _roots(findings)
     assert _codes(roots) == ["B001", "A001"], (
         "the error with three consequences wastes more than the lone one"
     )
@@ -106,12 +111,12 @@ def test_unknown_causes_and_cycles_keep_every_finding():
         _finding("D001", "warning", "model", fid="d", caused_by="filtered-out-by-select"),
         _finding("E001", "warning", "model", fid="e", caused_by="e"),
     ]
-    roots = _common.root_causes(findings)
+    roots = _roots(findings)
     seen = []
 
     def walk(causes: list[_common.Cause]) -> None:
         for cause in causes:
-            seen.append(cause.finding["code"])
+            seen.append(cause.finding.code)
             walk(cause.consequences)
 
     walk(roots)
@@ -194,4 +199,4 @@ def test_a_warning_that_causes_an_error_ranks_with_the_errors():
         _finding("E001", "error", "model", fid="e", caused_by="w"),
         _finding("W002", "warning", "model", fid="w2"),
     ]
-    assert _codes(_common.root_causes(findings)) == ["W001", "A001", "W002"]
+    assert _codes(_roots(findings)) == ["W001", "A001", "W002"]

@@ -18,6 +18,8 @@ import pytest
 from _reports_quickstart import quickstart_run, run_cli
 from conftest import make_image, write_manifest
 
+from auditor.report.evidence import measurements
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 EVIL_FILE = "<img src=x onerror=alert(1)>.jpg"
@@ -303,7 +305,8 @@ def test_charts_never_crash_on_odd_evidence(key):
             _charts.loss_curve,
             _charts.channel_stats,
         ):
-            chart = build({key: value})  # called directly: the safety net in charts_for must not hide bugs
+            # strict, and the builder called directly: no safety net may hide a bug
+            chart = build(measurements({key: value}, strict=True))
             if chart is not None:
                 root = ET.fromstring(chart.svg)
                 assert root.tag.endswith("svg")
@@ -364,7 +367,7 @@ def test_log_scale_marks_zero_and_non_finite_gradients():
         {"name": f"layer{i}.weight", "grad_norm": v}
         for i, v in enumerate([1e-8, 1.0, 0.0, float("nan"), float("inf"), 3e2])
     ]
-    chart = _charts.grad_norms({"grad_norms": rows})
+    chart = _charts.grad_norms(measurements({"grad_norms": rows}, strict=True))
     root = ET.fromstring(chart.svg)
     ns = "{http://www.w3.org/2000/svg}"
     red = [r for r in root.iter(f"{ns}rect") if r.get("fill") == "#C0392B"]
@@ -382,7 +385,7 @@ def test_many_classes_and_layers_are_capped():
     from auditor_plugins.reports import _charts
 
     counts = {"train": {f"class{i:03d}": i + 1 for i in range(100)}, "val": {"class000": 1}}
-    chart = _charts.class_counts({"counts": counts})
+    chart = _charts.class_counts(measurements({"counts": counts}, strict=True))
     assert (
         len(re.findall(r"<title>class\d+</title>", chart.svg)) == _charts.MAX_CLASSES
         and "60 smaller classes not shown" in chart.svg
@@ -391,7 +394,7 @@ def test_many_classes_and_layers_are_capped():
     rows = [{"name": f"l{i}", "grad_norm": 10.0 ** (-(i % 9))} for i in range(500)] + [
         {"name": "dead", "grad_norm": 0}
     ]
-    chart = _charts.grad_norms({"grad_norms": rows})
+    chart = _charts.grad_norms(measurements({"grad_norms": rows}, strict=True))
     assert chart.svg.count('text-anchor="end"') == _charts.MAX_LAYERS
     assert ">dead<" in chart.svg.replace("</title>", "<").replace("<title>", ">")
 

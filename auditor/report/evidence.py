@@ -9,7 +9,7 @@ an empty value, never an exception, and the evidence itself stays reachable as a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,24 +263,29 @@ def _channel_stats(evidence: Mapping[str, Any]) -> tuple[ChannelStat, ...]:
     return tuple(out)
 
 
-def _safely(read: Any, *args: Any) -> Any:
-    # Evidence is an audit's own data, and a third-party audit's may be odd: a shape that trips
-    # over it is left empty (no chart) rather than failing the whole report.
-    try:
-        return read(*args)
-    except Exception:
-        return ()
+def measurements(evidence: Mapping[str, Any], *, strict: bool = False) -> Measurements:
+    """Every documented shape ``evidence`` holds; the rest of it stays in the evidence mapping.
 
+    Evidence is an audit's own data, and a third-party audit's may be odd: a shape that trips over it
+    is left empty (no chart) rather than failing the whole report. ``strict`` lets the error out
+    instead, so tests see a reader's bugs rather than a missing chart.
+    """
 
-def measurements(evidence: Mapping[str, Any]) -> Measurements:
-    """Every documented shape ``evidence`` holds; the rest of it stays in the evidence mapping."""
+    def read(reader: Callable[[Any], tuple[Any, ...]], value: Any) -> tuple[Any, ...]:
+        try:
+            return reader(value)
+        except Exception:
+            if strict:
+                raise
+            return ()
+
     side_by_side = evidence.get("side_by_side")
     return Measurements(
-        class_counts=_safely(_class_counts, evidence),
-        modules=_safely(_modules, evidence.get("modules")),
-        grad_norms=_safely(_grad_norms, evidence.get("grad_norms")),
-        loss_curve=_safely(_curve, evidence.get("loss_curve")),
-        overfit_curve=_safely(_curve, evidence.get("overfit_curve")),
-        channel_stats=_safely(_channel_stats, evidence),
+        class_counts=read(_class_counts, evidence),
+        modules=read(_modules, evidence.get("modules")),
+        grad_norms=read(_grad_norms, evidence.get("grad_norms")),
+        loss_curve=read(_curve, evidence.get("loss_curve")),
+        overfit_curve=read(_curve, evidence.get("overfit_curve")),
+        channel_stats=read(_channel_stats, evidence),
         side_by_side=side_by_side if isinstance(side_by_side, str) else "",
     )
