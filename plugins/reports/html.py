@@ -168,7 +168,8 @@ def _finding(
 
 def _audits(
     report: ReportView, catalog: Mapping[str, CodeInfo], anchors: Mapping[int, str]
-) -> list[dict[str, Any]]:
+) -> tuple[list[AuditView], list[dict[str, Any]]]:
+    """The audits the page shows, and each one's template context."""
     findings = _common.sorted_findings(report.findings)
     by_id = _common.by_ids(findings)
     codes = _common.audit_codes(report)
@@ -179,20 +180,24 @@ def _audits(
     budget = [MAX_PAIRS_PER_PAGE]  # thumbnails left for the page: bounds its size on badly leaking data
     audits = []
     for audit in entries:
-        own = [
-            _finding(report, f, anchors[id(f)], budget, _cause_link(f, by_id, anchors))
-            for f in findings
-            if f.audit == audit.name
-        ]
-        audits.append(_audit(audit, own, codes.get(audit.name, []), catalog))
-    return audits
+        own = [f for f in findings if f.audit == audit.name]
+        shown = [_finding(report, f, anchors[id(f)], budget, _cause_link(f, by_id, anchors)) for f in own]
+        audits.append(_audit(audit, own, shown, codes.get(audit.name, []), catalog))
+    return entries, audits
 
 
 def _audit(
-    audit: AuditView, own: list[dict[str, Any]], codes: list[str], catalog: Mapping[str, CodeInfo]
+    audit: AuditView,
+    own: list[FindingView],
+    shown: list[dict[str, Any]],
+    codes: list[str],
+    catalog: Mapping[str, CodeInfo],
 ) -> dict[str, Any]:
+    from markupsafe import Markup
+
     from auditor_plugins.reports import _charts
 
+    charts = _charts.charts_for(audit.measurements)
     return {
         "name": audit.name,
         "anchor": "audit-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in audit.name),
@@ -204,16 +209,17 @@ def _audit(
         "notes": list(audit.notes),
         "options": _json(audit.options) if audit.options else "",
         "evidence": _json(audit.evidence) if audit.evidence else "",
-        "charts": _charts.charts_for(audit.measurements),
+        # Built by _svg with every label escaped there; Markup keeps autoescape from escaping the tags.
+        "charts": [chart._replace(svg=Markup(chart.svg)) for chart in charts],
         # transform_parity's pipelines as text columns, one per split
         "side_by_side": audit.measurements.side_by_side,
-        "findings": own,
-        "counts": {s: sum(1 for f in own if f["severity"] == s) for s in _common.SEVERITY_ORDER},
+        "findings": shown,
+        "counts": {s: sum(1 for f in own if (f.severity or "info") == s) for s in _common.SEVERITY_ORDER},
         "codes": [
             {
                 "code": c,
                 "title": catalog[c].title if c in catalog else "",
-                "found": any(f["code"] == c for f in own),
+                "found": any(f.code == c for f in own),
             }
             for c in codes
         ],
@@ -313,10 +319,10 @@ def context(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeIn
     report = ReportView.of(report)
     word, sentence = _common.verdict(report)
     anchors = _anchors(_common.sorted_findings(report.findings))
-    audits = _audits(report, catalog, anchors)
+    entries, audits = _audits(report, catalog, anchors)
     statuses: dict[str, int] = {}
-    for audit in audits:
-        statuses[audit["status"]] = statuses.get(audit["status"], 0) + 1
+    for audit in entries:
+        statuses[audit.status or "?"] = statuses.get(audit.status or "?", 0) + 1
     return {
         "title": report.manifest.name or "auditor report",
         "manifest_path": report.manifest.path,
@@ -342,14 +348,7 @@ def context(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeIn
 
 
 def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
-    from markupsafe import Markup
-
-    template = _environment().get_template("report.html.j2")
-    ctx = context(report, catalog)
-    for audit in ctx["audits"]:
-        # Built by _svg with every label escaped there; Markup keeps autoescape from escaping the tags.
-        audit["charts"] = [chart._replace(svg=Markup(chart.svg)) for chart in audit["charts"]]
-    return template.render(**ctx)
+    return _environment().get_template("report.html.j2").render(**context(report, catalog))
 
 
 @hookimpl
