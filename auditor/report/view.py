@@ -348,6 +348,10 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _texts(raw: Mapping[str, Any], *keys: str) -> list[str]:
+    return [_text(raw.get(key)) for key in keys]
+
+
 def _environment(raw: Mapping[str, Any]) -> EnvironmentView:
     return EnvironmentView(
         python=_optional_text(raw.get("python")),
@@ -357,15 +361,10 @@ def _environment(raw: Mapping[str, Any]) -> EnvironmentView:
         device=_optional_text(raw.get("device")),
         auditor=_optional_text(raw.get("auditor")),
         plugins=tuple(
-            PluginInfo(
-                _text(p.get("name", "")), _text(p.get("distribution", "")), _text(p.get("version", ""))
-            )
-            for p in _items(raw.get("plugins"))
+            PluginInfo(*_texts(p, "name", "distribution", "version")) for p in _items(raw.get("plugins"))
         ),
         broken_plugins=tuple(
-            BrokenPluginInfo(
-                _text(p.get("name", "")), _text(p.get("distribution", "")), _text(p.get("error", ""))
-            )
+            BrokenPluginInfo(*_texts(p, "name", "distribution", "error"))
             for p in _items(raw.get("broken_plugins"))
         ),
         extra={str(k): v for k, v in raw.items() if k not in _ENVIRONMENT_KEYS},
@@ -382,18 +381,9 @@ def _task(raw: Mapping[str, Any]) -> TaskView:
     )
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) else 0
-
-
 def _summary(raw: Mapping[str, Any]) -> SummaryView:
-    return SummaryView(
-        error=_count(raw.get("error")),
-        warning=_count(raw.get("warning")),
-        info=_count(raw.get("info")),
-        total=_count(raw.get("total")),
-        document=raw,
-    )
+    counts = [raw.get(key) for key in ("error", "warning", "info", "total")]
+    return SummaryView(*(n if isinstance(n, int) else 0 for n in counts), document=raw)
 
 
 def _problem(raw: Mapping[str, Any]) -> ProblemView:
