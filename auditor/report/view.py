@@ -382,7 +382,7 @@ def _task(raw: Mapping[str, Any]) -> TaskView:
 
 
 def _summary(raw: Mapping[str, Any]) -> SummaryView:
-    counts = [raw.get(key) for key in ("error", "warning", "info", "total")]
+    counts = [raw.get(key) for key in (*SEVERITIES, "total")]
     return SummaryView(*(n if isinstance(n, int) else 0 for n in counts), document=raw)
 
 
