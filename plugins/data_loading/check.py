@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import AuditContext, Finding
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.kit import DeadlineExceeded
 from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
 
 __all__ = ["SplitCheck", "check_split"]
@@ -206,7 +206,7 @@ def _load_and_collate(
     if result.loaded and not raw_images(split):
         # All loaded samples at once: with shuffling any two of them may share a batch.
         # A custom collate function is user code: it runs under the call deadline like __getitem__.
-        _, result.problem = call_with_deadline(
+        _, result.problem = split.call(
             try_collate,
             result.loaded,
             collate_fn,

@@ -36,7 +36,7 @@ def _head(ctx: AuditContext, model: Any) -> Any:
     try:
         return find_head(model, ctx.run.head_name)
     except LookupError:
-        from auditor._util.suggest import did_you_mean
+        from auditor.kit import did_you_mean
 
         names = [n for n, _ in model.named_modules() if n]
         hint = did_you_mean(ctx.run.head_name or "", names)

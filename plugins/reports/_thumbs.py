@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from auditor.data._regular import open_regular
+from auditor.kit import open_regular
 
 __all__ = ["MAX_PAIRS", "THUMB_PX", "PairView", "Thumb", "pair_views"]
 

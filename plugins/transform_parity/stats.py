@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.kit import DeadlineExceeded
 
 __all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 
@@ -151,7 +151,7 @@ def measure_split(
         for position, index in enumerate(result.indices):
             try:
                 # Reading and transforming is user code: under the call deadline, as one call.
-                output, same = call_with_deadline(
+                output, same = split.call(
                     _transform_one,
                     split,
                     transform,
