@@ -10,15 +10,9 @@ from typing import Any
 from auditor import AuditContext, Finding
 from auditor.kit import DeadlineExceeded
 from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
+from auditor_plugins.common.sample_cache import spread_indices
 
 __all__ = ["SplitCheck", "check_split"]
-
-
-def _spread(length: int, count: int) -> list[int]:
-    # Evenly spread and deterministic, like transform_parity's sample choice: same files every run.
-    if count >= length:
-        return list(range(length))
-    return [i * length // count for i in range(count)]
 
 
 @dataclass
@@ -177,7 +171,7 @@ def check_split(
 def _load_and_collate(
     result: SplitCheck, split: Any, collate_fn: Any, samples: int, advance: Callable[[int], None] | None
 ) -> None:
-    result.checked = _spread(len(split), samples)
+    result.checked = spread_indices(len(split), samples)  # the samples the cache key names
     signatures: dict[str, int] = {}
     for index in result.checked:
         try:

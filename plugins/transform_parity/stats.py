@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.kit import DeadlineExceeded
+from auditor_plugins.common.sample_cache import spread_indices
 
 __all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 
@@ -23,13 +24,6 @@ __all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
 OUT_OF_RANGE = 10.0
 #: Above this the values are 0..255 data (normalized or not); double normalization stays near 11.
 BYTE_THRESHOLD = 25.0
-
-
-def spread_indices(length: int, count: int) -> list[int]:
-    """``count`` distinct indices spread evenly over ``range(length)`` (all when count >= length)."""
-    if count >= length:
-        return list(range(length))
-    return [i * length // count for i in range(count)]
 
 
 @dataclass
