@@ -54,7 +54,7 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
         "type": "string",
         "description": (
             "how training samples are drawn: 'weighted' (or module:attr of a sampler factory) "
-            "counts as class balancing for LD004"
+            "counts as class balancing (label_distribution's imbalance check)"
         ),
     },
 }
@@ -248,7 +248,7 @@ class Split(abc.ABC):
         return self.sample(index)
 
     def label_problems(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """Samples left out because their label is blank, NaN, unparsable or negative (LD008).
+        """Samples left out because their label is blank, NaN, unparsable or negative (label_distribution reports them).
 
         Counts per problem (``blank``, ``unparsable``, ``negative``) and the first rows as
         ``{"row", "line", "value", "problem"}``. Formats that parse labels from text override it.
@@ -256,7 +256,7 @@ class Split(abc.ABC):
         return {}, []
 
     def class_index(self) -> dict[str, int]:
-        """Class name -> the index training uses for it (a dataset's ``class_to_idx``), for LD007."""
+        """Class name -> the index training uses for it (a dataset's ``class_to_idx``), compared across splits."""
         return {name: index for index, name in enumerate(self.classes())}
 
     def dataset(self) -> SplitDataset:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, ManifestError, hookimpl
+from auditor_plugins.frozen_coverage.causes import CAUSES
 from auditor_plugins.frozen_coverage.codes import CODES
 
 VERSION = "1.0.0"
@@ -302,6 +303,7 @@ AUDIT = Audit(
     version=VERSION,
     prefix="FZ",
     codes=CODES,
+    causes=CAUSES,
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"model"}),

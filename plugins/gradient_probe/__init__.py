@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, SkipAudit, hookimpl
+from auditor_plugins.gradient_probe.causes import CAUSES
 from auditor_plugins.gradient_probe.codes import CODES
 
 VERSION = "1.0.0"
@@ -148,6 +149,7 @@ AUDIT = Audit(
     version=VERSION,
     prefix="GP",
     codes=CODES,
+    causes=CAUSES,
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data", "model", "optimizer", "loss", "device"}),
