@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICKSTART, REPO, make_image_folder, run_cli, write_manifest
+from conftest import QUICKSTART, REPO
+
+from auditor.testing import make_image_folder, run_cli, write_manifest
 
 HOOKS_FILE = REPO / ".pre-commit-hooks.yaml"
 

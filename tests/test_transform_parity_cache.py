@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_json_report, make_image_folder, run_cli, write_manifest
+from conftest import load_json_report
+
+from auditor.testing import make_image_folder, run_cli, write_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
