@@ -84,13 +84,12 @@ def _project(root: Path, *, dog: int, typo: bool) -> Path:
     )
     option = "max_imbalance_ration" if typo else "max_imbalance_ratio"
     write_manifest(
-        root / "configs",
+        root / "configs" / "audit-strict.yaml",
         {
             "version": 1,
             "data": {"train": {"format": "image_folder", "root": "../data/train"}},
             "audits": {"label_distribution": {option: 50}},
         },
-        name="audit-strict.yaml",
     )
     return root
 
