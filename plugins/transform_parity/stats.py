@@ -17,7 +17,7 @@ from typing import Any
 from auditor.kit import DeadlineExceeded
 from auditor_plugins.common.sample_cache import spread_indices
 
-__all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
+__all__ = ["Measured", "classify_values", "measure_split"]
 
 #: Absolute values above this cannot come from [0, 1] images under any usual normalization
 #: (ImageNet statistics give at most about 2.7).
