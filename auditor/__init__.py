@@ -5,7 +5,7 @@ here imports torch; audits import it when they run.
 """
 
 from auditor._version import __version__
-from auditor.audit import Audit, SkipAudit
+from auditor.audit import Audit, CauseRule, SkipAudit
 from auditor.data.splits import DataFormat, Split, SplitDataset, SplitSpec
 from auditor.errors import AuditFailed, AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
@@ -45,6 +45,7 @@ __all__ = [
     "AuditView",
     "AuditorError",
     "BrokenPluginInfo",
+    "CauseRule",
     "ChannelStat",
     "CheckResult",
     "ClassCounts",

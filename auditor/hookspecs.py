@@ -36,7 +36,9 @@ def auditor_audits() -> list[Audit]:
 
     :return: a list of :class:`auditor.Audit` (may be empty). Each declares its
         name, version, finding-code prefix, codes (severity, title,
-        explanation), a JSON Schema for its options and what it needs. Two
+        explanation), which of its codes follow from which
+        (``causes``: :class:`auditor.CauseRule`), a JSON Schema for its
+        options and what it needs. Two
         plugins may not claim the same prefix or audit name: the host then
         exits with code 2 naming both distributions.
 

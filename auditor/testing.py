@@ -303,6 +303,14 @@ class CliResult(_Findings):
         return self.stdout + self.stderr
 
     @property
+    def returncode(self) -> int:
+        """:attr:`exit_code` by the name ``subprocess.CompletedProcess`` gives it.
+
+        So a check first written against ``subprocess.run`` reads a :class:`CliResult` unchanged.
+        """
+        return self.exit_code
+
+    @property
     def report(self) -> dict[str, Any]:  # type: ignore[override]
         if self._report is None:
             path = (self.output_dir or Path.cwd()) / "report.json"

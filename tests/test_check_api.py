@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import make_image_folder
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 import auditor
 from auditor.report.document import validate_report
+from auditor.testing import make_image_folder
 
 FAST_PROBE = {"steps": 2, "overfit_steps": 2, "batch_size": 4, "device": "cpu"}
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_json_report, make_image, make_image_folder, write_manifest
+from conftest import load_json_report
+
+from auditor.testing import make_image, make_image_folder, write_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

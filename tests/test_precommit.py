@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICKSTART, REPO, make_image_folder, run_cli, write_manifest
+from conftest import QUICKSTART, REPO
+
+from auditor.testing import make_image_folder, run_cli, write_manifest
 
 HOOKS_FILE = REPO / ".pre-commit-hooks.yaml"
 
@@ -82,13 +84,12 @@ def _project(root: Path, *, dog: int, typo: bool) -> Path:
     )
     option = "max_imbalance_ration" if typo else "max_imbalance_ratio"
     write_manifest(
-        root / "configs",
+        root / "configs" / "audit-strict.yaml",
         {
             "version": 1,
             "data": {"train": {"format": "image_folder", "root": "../data/train"}},
             "audits": {"label_distribution": {option: 50}},
         },
-        name="audit-strict.yaml",
     )
     return root
 

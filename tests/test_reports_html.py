@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from _reports_quickstart import quickstart_run, run_cli
-from conftest import make_image, write_manifest
 
 from auditor.report.evidence import measurements
+from auditor.testing import make_image, write_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

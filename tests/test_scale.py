@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_image_folder, run_cli, write_manifest
 from PIL import Image, ImageEnhance, ImageOps
+
+from auditor.testing import make_image_folder, run_cli, write_manifest
 
 distributed = pytest.importorskip("distributed", reason="needs the distributed extra (pip install '.[test]')")
 pytest.importorskip("s3fs", reason="needs s3fs (pip install '.[test]')")

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_image
 from PIL import Image, ImageEnhance, ImageOps
+
+from auditor.testing import make_image
 
 SIZE = 64
 
@@ -19,7 +20,9 @@ def _folder(root: Path, counts: dict[str, int], seed: int) -> list[Path]:
     paths = []
     for c, (name, count) in enumerate(counts.items()):
         for i in range(count):
-            paths.append(make_image(root / name / f"{name}_{i:02d}.jpg", seed * 1000 + c * 100 + i, SIZE))
+            paths.append(
+                make_image(root / name / f"{name}_{i:02d}.jpg", seed=seed * 1000 + c * 100 + i, size=SIZE)
+            )
     return paths
 
 

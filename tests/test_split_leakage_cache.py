@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_image
 
+from auditor.testing import make_image
 from auditor_plugins.split_leakage import collect as leak_collect
 from auditor_plugins.split_leakage import hashing as leak_hashing
 from auditor_plugins.split_leakage.cache import HashCache
@@ -22,7 +22,7 @@ def _data(root: Path) -> Path:
     for split, seed in (("train", 1), ("val", 2)):
         for name in ("cat", "dog"):
             for i in range(4):
-                make_image(root / split / name / f"{i}.jpg", seed * 100 + len(name) * 10 + i, 48)
+                make_image(root / split / name / f"{i}.jpg", seed=seed * 100 + len(name) * 10 + i, size=48)
     manifest = root / "audit.yaml"
     manifest.write_text(
         "version: 1\ndata:\n  train: {format: image_folder, root: train}\n"
@@ -86,7 +86,7 @@ def test_changed_file_is_rehashed_and_its_stale_entry_never_used(
 
 
 def test_entries_of_another_hash_version_are_ignored(tmp_path: Path) -> None:
-    image = make_image(tmp_path / "data" / "a.jpg", 1, 32)
+    image = make_image(tmp_path / "data" / "a.jpg", seed=1, size=32)
     stat = image.stat()
     key = (str(image.resolve()), stat.st_size, stat.st_mtime_ns)
     old, _ = HashCache.open(tmp_path / "cache", version=1)
@@ -150,7 +150,7 @@ def test_no_cache_folder_inside_a_data_folder(tmp_path: Path, run_audit: Any) ->
     # be one more "class" folder of the data.
     for name in ("cat", "dog"):
         for i in range(3):
-            make_image(tmp_path / name / f"{i}.jpg", len(name) * 10 + i, 32)
+            make_image(tmp_path / name / f"{i}.jpg", seed=len(name) * 10 + i, size=32)
     manifest = tmp_path / "audit.yaml"
     manifest.write_text("version: 1\ndata:\n  train: {format: image_folder, root: .}\n")
     outcome = run_audit(manifest, only=["split_leakage"])

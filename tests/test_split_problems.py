@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICKSTART, run_cli
+from conftest import QUICKSTART
+
+from auditor.testing import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_image_folder, write_manifest
 
 from auditor.data._storage import is_url, version_token
+from auditor.testing import make_image_folder, write_manifest
 
 
 @pytest.mark.parametrize(

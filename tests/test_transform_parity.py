@@ -135,7 +135,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train/ and val/ image folders, 2 classes, 32 px (from conftest's generator)."""
-    from conftest import make_image_folder
+    from auditor.testing import make_image_folder
 
     root = tmp_path_factory.mktemp("tp_images")
     make_image_folder(root / "train", {"cat": 6, "dog": 6}, seed=1)

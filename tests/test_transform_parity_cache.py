@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_json_report, make_image_folder, run_cli, write_manifest
+from conftest import load_json_report
+
+from auditor.testing import make_image_folder, run_cli, write_manifest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -23,7 +25,7 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def _fingerprint(obj: Any, **kwargs: Any) -> str:
-    from auditor_plugins.transform_parity.fingerprint import fingerprint
+    from auditor_plugins.common.fingerprint import fingerprint
 
     return fingerprint(obj, **kwargs)
 
@@ -89,7 +91,7 @@ def test_project_modules_a_step_imports_count_and_unrelated_ones_do_not(
 def test_state_without_a_description_is_uncacheable() -> None:
     import torch
 
-    from auditor_plugins.transform_parity.fingerprint import Uncacheable
+    from auditor_plugins.common.fingerprint import Uncacheable
 
     generator = torch.Generator()  # no __dict__, repr is an address: its state is invisible
     with pytest.raises(Uncacheable):
@@ -97,7 +99,7 @@ def test_state_without_a_description_is_uncacheable() -> None:
 
 
 def test_a_step_naming_a_huge_global_is_not_walked_to_the_end() -> None:
-    from auditor_plugins.transform_parity.fingerprint import Uncacheable
+    from auditor_plugins.common.fingerprint import Uncacheable
 
     namespace: dict[str, Any] = {"ALL_PATHS": [f"img_{i}.jpg" for i in range(300_000)]}
     exec("def step(x):\n    return x if ALL_PATHS else None\n", namespace)
@@ -119,7 +121,7 @@ def test_fingerprint_is_the_same_in_another_process() -> None:
     code = textwrap.dedent("""
         import sys
         from torchvision import transforms as T
-        from auditor_plugins.transform_parity.fingerprint import fingerprint
+        from auditor_plugins.common.fingerprint import fingerprint
         print(fingerprint(T.Compose([T.Resize(32), T.Lambda(lambda x: x * 2), T.ToTensor(),
                                      T.Normalize([0.5] * 3, [0.25] * 3)])))
     """)

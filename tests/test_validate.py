@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import QUICKSTART, run_cli
+from conftest import QUICKSTART
+
+from auditor.testing import run_cli
 
 
 def _project(tmp_path: Path, **changes: object) -> Path:

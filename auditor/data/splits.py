@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from auditor.run._deadline import call_with_deadline
+from auditor.run._deadline import CallDeadline
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.data._storage import RemoteFiles
@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.manifest.resolve import Resolver
 
 __all__ = ["COMMON_SPLIT_PROPERTIES", "DataFormat", "Split", "SplitDataset", "SplitSpec"]
+
+T = TypeVar("T")
 
 #: Keys every split accepts whatever its format; the format's own schema adds the rest.
 COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
@@ -52,7 +54,7 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
         "type": "string",
         "description": (
             "how training samples are drawn: 'weighted' (or module:attr of a sampler factory) "
-            "counts as class balancing for LD004"
+            "counts as class balancing (label_distribution's imbalance check)"
         ),
     },
 }
@@ -68,6 +70,8 @@ class SplitSpec:
     resolver: Resolver
     #: dotted key path in the manifest, e.g. ``data.val``; findings use it as location.
     location: str = ""
+    #: The run's deadline for calls into user code (reading, transforming a sample).
+    deadline: CallDeadline = field(default_factory=CallDeadline)
 
     def path(self, key: str) -> Path:
         """A manifest path option resolved against the manifest's folder, ``..`` folded away."""
@@ -208,13 +212,20 @@ class Split(abc.ABC):
 
         Runs under the call deadline: reading and transforming one sample is user code.
         """
-        return call_with_deadline(
-            self._sample, index, transformed, what=self.describe_call(index, transformed)
-        )
+        return self.call(self._sample, index, transformed, what=self.describe_call(index, transformed))
 
     def raw(self, index: int) -> Any:
         """``load(index)`` under the call deadline: what audits call instead of ``load``."""
-        return call_with_deadline(self.load, index, what=self.describe_call(index, False))
+        return self.call(self.load, index, what=self.describe_call(index, False))
+
+    def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under the deadline of the run that opened this split.
+
+        For formats and audits that call user code on this split's samples (a dataset's
+        ``__getitem__``, a transform, a collate function); raises
+        :class:`~auditor.kit.DeadlineExceeded` naming ``what`` when it does not return in time.
+        """
+        return self.spec.deadline.call(fn, *args, what=what, **kwargs)
 
     def describe_call(self, index: int, transformed: bool) -> str:
         """How a deadline message names the read of sample ``index``."""
@@ -237,7 +248,7 @@ class Split(abc.ABC):
         return self.sample(index)
 
     def label_problems(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """Samples left out because their label is blank, NaN, unparsable or negative (LD008).
+        """Samples left out because their label is blank, NaN, unparsable or negative (label_distribution reports them).
 
         Counts per problem (``blank``, ``unparsable``, ``negative``) and the first rows as
         ``{"row", "line", "value", "problem"}``. Formats that parse labels from text override it.
@@ -245,7 +256,7 @@ class Split(abc.ABC):
         return {}, []
 
     def class_index(self) -> dict[str, int]:
-        """Class name -> the index training uses for it (a dataset's ``class_to_idx``), for LD007."""
+        """Class name -> the index training uses for it (a dataset's ``class_to_idx``), compared across splits."""
         return {name: index for index, name in enumerate(self.classes())}
 
     def dataset(self) -> SplitDataset:

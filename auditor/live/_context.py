@@ -169,7 +169,7 @@ def _ident(split: str, prefix: str = "data_") -> str:
 class TrainingStepLoss:
     """The loss when only a training step knows it (``loss_step`` and no ``loss``).
 
-    Audits that read the loss see a custom loss they cannot inspect (LD004 says so); the
+    Audits that read the loss see a custom loss they cannot inspect (label_distribution says so); the
     gradient probe never calls it, because the training step computes the loss itself.
     """
 

@@ -21,7 +21,7 @@ from typing import Any
 from auditor._util.suggest import did_you_mean
 from auditor.errors import ManifestError
 from auditor.manifest._yaml import LineMap
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.run._deadline import CallDeadline, DeadlineExceeded
 
 __all__ = ["Resolver", "split_ref"]
 
@@ -38,6 +38,8 @@ class Resolver:
         self.manifest_path = manifest_path
         self.pythonpath = [str(p) for p in pythonpath]
         self.lines = lines
+        #: The deadline of factory calls: the run that uses this manifest sets its own (``RunContext``).
+        self.deadline = CallDeadline()
         #: Factories that passed their deadline: asking again must not wait again.
         self._hung: dict[str, DeadlineExceeded] = {}
 
@@ -47,6 +49,7 @@ class Resolver:
             "manifest_path": self.manifest_path,
             "pythonpath": self.pythonpath,
             "lines": LineMap(),
+            "deadline": self.deadline,
             "_hung": {},
         }
 
@@ -128,7 +131,7 @@ class Resolver:
         if key in self._hung:
             raise self._hung[key]
         try:
-            return call_with_deadline(factory, *args, what=f"{key} ({ref})", **kwargs)
+            return self.deadline.call(factory, *args, what=f"{key} ({ref})", **kwargs)
         except DeadlineExceeded as exc:
             self._hung[key] = exc
             raise

@@ -8,6 +8,13 @@ a *daemon* thread and the caller waits with ``join(timeout)``. When the deadline
 passes, the caller gets :class:`DeadlineExceeded` (naming the call) and goes on;
 the thread is abandoned, still running, and recorded in :func:`abandoned`.
 
+The deadline belongs to a run, not to the process: a :class:`CallDeadline`
+carries one run's ``call_timeout_s`` and travels with its context (the run
+context, the manifest's resolver, every split's spec), so two runs in one
+process (a notebook, a test suite, two threads) each keep their own. Only the
+list of abandoned threads is process-wide, because the process is what has to
+exit around them.
+
 Abandoned threads cost CPU until the process ends, and an interpreter shutting
 down while a daemon thread is inside a C extension (torch) can crash or block
 in finalisation. So the CLI ends through :func:`exit_process`, which flushes
@@ -24,20 +31,21 @@ Thread-local torch state (grad mode) is carried into the worker thread.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
+    "CallDeadline",
     "DeadlineExceeded",
     "abandoned",
-    "call_timeout",
     "call_with_deadline",
     "exit_process",
-    "set_call_timeout",
 ]
 
 T = TypeVar("T")
@@ -45,7 +53,6 @@ T = TypeVar("T")
 #: Seconds one call into user code may take (the manifest's ``call_timeout_s`` overrides it).
 DEFAULT_CALL_TIMEOUT_S = 300.0
 
-_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
 _abandoned: list[threading.Thread] = []
 _lock = threading.Lock()
 
@@ -66,15 +73,34 @@ class DeadlineExceeded(RuntimeError):
         )
 
 
-def set_call_timeout(seconds: float | None) -> None:
-    """Set the per-call deadline for this process (None restores the default)."""
-    global _timeout_s
-    _timeout_s = DEFAULT_CALL_TIMEOUT_S if seconds is None else float(seconds)
+@dataclass(frozen=True)
+class CallDeadline:
+    """How long one call into user code may take in one run: the manifest's ``call_timeout_s``.
 
+    A run makes every call into user code through its deadline
+    (``RunContext.call``, ``AuditContext.call``, ``Split.call``), so the limit
+    is the one of the run that makes the call, whatever other run shares the
+    process.
+    """
 
-def call_timeout() -> float:
-    """The per-call deadline in seconds now in force."""
-    return _timeout_s
+    seconds: float = DEFAULT_CALL_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        seconds = float(self.seconds)
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(
+                f"call deadline: expected a finite number of seconds > 0, found {self.seconds!r}"
+            )
+        object.__setattr__(self, "seconds", seconds)
+
+    @classmethod
+    def of(cls, seconds: float | None) -> CallDeadline:
+        """The deadline for a ``call_timeout_s`` setting; ``None`` (not set) means the default."""
+        return cls() if seconds is None else cls(float(seconds))
+
+    def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under this deadline (see :func:`call_with_deadline`)."""
+        return call_with_deadline(fn, *args, what=what, seconds=self.seconds, **kwargs)
 
 
 def abandoned() -> list[str]:
@@ -84,17 +110,15 @@ def abandoned() -> list[str]:
         return [thread.name.removeprefix("auditor: ") for thread in _abandoned]
 
 
-def call_with_deadline(
-    fn: Callable[..., T], *args: Any, what: str, seconds: float | None = None, **kwargs: Any
-) -> T:
-    """``fn(*args, **kwargs)``, or :class:`DeadlineExceeded` after ``seconds`` (default: the call timeout).
+def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: float, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, or :class:`DeadlineExceeded` naming ``what`` after ``seconds``.
 
     Exceptions raised by ``fn`` propagate unchanged with their traceback. A call
     made from a thread that is itself running under a deadline nests: the inner
     deadline is the smaller of the two only in effect, since the outer waiter
     gives up on the whole thing at its own deadline.
     """
-    limit = _timeout_s if seconds is None else float(seconds)
+    limit = float(seconds)
     outcome: dict[str, Any] = {}
     grad = _grad_mode()
 

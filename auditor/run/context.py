@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from auditor.audit import SkipAudit
 from auditor.errors import ManifestError
 from auditor.findings import Finding
+from auditor.run._deadline import CallDeadline
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.run.registry import Registry
 
 __all__ = ["AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
+
+T = TypeVar("T")
 
 
 #: Seed of torch's random state while the model factory runs (see ``RunContext.model``).
@@ -84,9 +87,24 @@ class RunContext:
         self.loss_step: Callable[[Any, Any, int], Any] | None = None
         self._opened: dict[str, Split] = {}
         self._split_problems: dict[str, ManifestError] = {}
-        from auditor.run._deadline import set_call_timeout
+        #: This run's limit on one call into user code (the manifest's ``call_timeout_s``). It travels
+        #: with the run: the manifest's resolver calls factories under it and every split opened here
+        #: carries it, so another run in the same process keeps its own.
+        self.deadline = CallDeadline.of(manifest.raw.get("call_timeout_s"))
+        self.resolver.deadline = self.deadline
 
-        set_call_timeout(manifest.raw.get("call_timeout_s"))
+    @property
+    def call_timeout_s(self) -> float:
+        """Seconds one call into user code may take in this run."""
+        return self.deadline.seconds
+
+    def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under this run's call deadline.
+
+        ``what`` names the call in the :class:`~auditor.kit.DeadlineExceeded` raised when it does
+        not return within :attr:`call_timeout_s` (the call is then abandoned and the run goes on).
+        """
+        return self.deadline.call(fn, *args, what=what, **kwargs)
 
     # -- model, optimizer, loss -----------------------------------------------------
 
@@ -98,7 +116,7 @@ class RunContext:
             raise self._missing("model")
         import torch
 
-        # A new head starts from random weights, and GP006/GP007 judge what those weights do: seeding the
+        # A new head starts from random weights, and the probe's loss checks judge what those weights do: seeding the
         # build makes two runs of one manifest give the same findings. fork_rng leaves the caller's random
         # state (a notebook's, a training script's) as it was.
         with torch.random.fork_rng(devices=[]):
@@ -186,6 +204,7 @@ class RunContext:
             base_dir=self.manifest.base_dir,
             resolver=self.resolver,
             location=f"data.{name}",
+            deadline=self.deadline,
         )
         return fmt.open(spec)
 
@@ -340,6 +359,15 @@ class AuditContext:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under the run's call deadline (see :meth:`RunContext.call`)."""
+        return self.run.call(fn, *args, what=what, **kwargs)
+
+    @property
+    def call_timeout_s(self) -> float:
+        """Seconds one call into user code may take in this run."""
+        return self.run.call_timeout_s
 
     # Shortcuts to the shared context, so audits read naturally.
     @property

@@ -7,8 +7,10 @@ in report order). A finding may name the finding it follows from in
 
 * an audit that knows the cause of its own finding sets ``finding.cause`` to the
   other finding object (it cannot know ids: they are assigned after all audits);
-* for causes that cross audits, the host applies :data:`CAUSE_RULES` after every
-  audit ran: a declared table of (root code, consequence code, test).
+* for causes that cross audits, each audit declares :class:`~auditor.audit.CauseRule`
+  objects (``Audit.causes``): which of its findings follow from which codes, and
+  the test. The host applies every declaration after all audits ran, and knows
+  no code itself.
 
 Links always point at a root (a finding with no cause of its own), so the
 console and the HTML report can show one level: the root first, its
@@ -17,101 +19,15 @@ consequences under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from auditor.findings import Finding
 
-__all__ = ["CAUSE_RULES", "CauseRule", "assign_ids", "finalize_findings", "link_findings"]
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.audit import Audit, CauseRule
 
-
-@dataclass(frozen=True)
-class CauseRule:
-    """``effect`` findings follow from a ``cause`` finding when ``test(cause, effect, all)`` holds."""
-
-    cause: str
-    effect: str
-    test: Callable[[Finding, Finding, Sequence[Finding]], bool]
-    why: str
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _normalize_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
-    # TP003 compares 'train' with one evaluation split; a missing Normalize in either explains it.
-    split = cause.evidence.get("split")
-    return split == "train" or split == effect.evidence.get("split")
-
-
-def _untrained_head(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
-    # FZ007 names the evaluation classes the head has no output for; LD002 names those absent from train.
-    return bool(
-        set(map(str, _list(cause.evidence.get("classes"))))
-        & set(map(str, _list(effect.evidence.get("untrained_classes"))))
-    )
-
-
-def _untrained_output(cause: Finding, effect: Finding, everything: Sequence[Finding]) -> bool:
-    # GP010's output is short by exactly the classes missing from train: the head was sized on train.
-    outputs, wanted = effect.evidence.get("outputs"), effect.evidence.get("num_classes")
-    if not isinstance(outputs, int) or not isinstance(wanted, int) or outputs >= wanted:
-        return False
-    missing = {str(c) for f in everything if f.code == "LD002" for c in _list(f.evidence.get("classes"))}
-    return bool(missing) and outputs + len(missing) == wanted
-
-
-def _frozen_batchnorm(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
-    # FZ005 predicts the running statistics of these layers change; GP008 saw them change.
-    layers = {
-        str(layer.get("name")) for layer in _list(cause.evidence.get("layers")) if isinstance(layer, dict)
-    }
-    changed = {str(name).rsplit(".", 1)[0] for name in _list(effect.evidence.get("buffers"))}
-    return bool(layers & changed)
-
-
-def _same_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
-    return cause.evidence.get("split") is not None and cause.evidence.get("split") == effect.evidence.get(
-        "split"
-    )
-
-
-#: Cross-audit causes. Order matters only when two rules could claim one effect: the first wins.
-CAUSE_RULES: tuple[CauseRule, ...] = (
-    CauseRule(
-        "TP001",
-        "TP003",
-        _normalize_split,
-        "a split without the Normalize the weights expect also normalizes differently from the other",
-    ),
-    CauseRule(
-        "LD002",
-        "FZ007",
-        _untrained_head,
-        "a head sized on the training classes lacks outputs for the evaluation-only classes",
-    ),
-    CauseRule(
-        "LD002",
-        "GP010",
-        _untrained_output,
-        "the model output is short by exactly the classes missing from train",
-    ),
-    CauseRule(
-        "FZ005",
-        "GP008",
-        _frozen_batchnorm,
-        "frozen BatchNorm layers in train mode update their running statistics during the probe",
-    ),
-    CauseRule("DL003", "GP012", _same_split, "no training sample loads, so the probe gets no batch"),
-    CauseRule(
-        "DL001", "GP012", _same_split, "training samples cannot be collated, so the probe gets no batch"
-    ),
-    CauseRule(
-        "DL002", "GP012", _same_split, "training samples fail to load, so the probe runs out of batches"
-    ),
-)
+__all__ = ["assign_ids", "finalize_findings", "link_findings"]
 
 
 def assign_ids(findings: Sequence[Finding]) -> None:
@@ -123,24 +39,29 @@ def assign_ids(findings: Sequence[Finding]) -> None:
         finding.id = base if seen[base] == 1 else f"{base}#{seen[base]}"
 
 
-def link_findings(findings: Sequence[Finding], rules: Sequence[CauseRule] = CAUSE_RULES) -> None:
-    """Set ``caused_by`` from the audits' own ``cause`` objects, then from ``rules``; ids must be set."""
+def link_findings(findings: Sequence[Finding], audits: Sequence[Audit] = ()) -> dict[str, list[str]]:
+    """Set ``caused_by`` from the audits' own ``cause`` objects, then from the ``audits``' declared causes.
+
+    Ids must be set. Returns, per audit name, what went wrong applying its declarations (a ``when``
+    that raised): such a rule links nothing, and the run records the note on the audit.
+    """
     present = {id(f) for f in findings}
     for finding in findings:
         cause = finding.cause
         # A cause removed by --ignore/--select is not in the report: leave the finding unlinked.
         if cause is not None and id(cause) in present and cause is not finding:
             finding.caused_by = _root(cause).id
-    for rule in rules:
-        causes = [f for f in findings if f.code == rule.cause]
-        if not causes:
-            continue
-        for effect in findings:
-            if effect.code != rule.effect or effect.caused_by:
-                continue
-            for cause in causes:
-                if rule.test(cause, effect, findings):
-                    effect.caused_by = _root(cause).id
+    problems: dict[str, list[str]] = {}
+    for audit in audits:
+        for rule in audit.causes:
+            for code in rule.caused_by:
+                try:
+                    _apply(rule, code, findings)
+                except Exception as exc:
+                    problems.setdefault(audit.name, []).append(
+                        f"the cause rule {rule.finding} <- {code} could not be applied "
+                        f"({type(exc).__name__}: {exc}); those findings are shown unlinked"
+                    )
                     break
     # One level only: a consequence of a consequence points at the root; a cycle or a dangling id is dropped.
     by_id = {f.id: f for f in findings}
@@ -155,6 +76,25 @@ def link_findings(findings: Sequence[Finding], rules: Sequence[CauseRule] = CAUS
         roots[finding.id] = target.id if ok and target is not None else None
     for finding in findings:
         finding.caused_by = roots[finding.id]
+    return problems
+
+
+def _apply(rule: CauseRule, code: str, findings: Sequence[Finding]) -> None:
+    """Link each unlinked ``rule.finding`` to the first ``code`` finding the rule's test accepts.
+
+    The links are set only once every test returned, so a test that raises leaves no half of them.
+    """
+    causes = [f for f in findings if f.code == code]
+    links: list[tuple[Finding, Finding]] = []
+    for effect in findings if causes else ():
+        if effect.code != rule.finding or effect.caused_by:
+            continue
+        for cause in causes:
+            if cause is not effect and (rule.when is None or rule.when(cause, effect, findings)):
+                links.append((effect, cause))
+                break
+    for effect, cause in links:
+        effect.caused_by = _root(cause).id
 
 
 def _root(finding: Finding) -> Finding:
@@ -165,7 +105,7 @@ def _root(finding: Finding) -> Finding:
     return finding
 
 
-def finalize_findings(findings: Sequence[Finding]) -> None:
-    """Ids then links, once all audits ran (the runner calls this)."""
+def finalize_findings(findings: Sequence[Finding], audits: Sequence[Audit] = ()) -> dict[str, list[str]]:
+    """Ids then links from the ``audits``' declarations, once all audits ran (the runner calls this)."""
     assign_ids(findings)
-    link_findings(findings)
+    return link_findings(findings, audits)

@@ -132,7 +132,9 @@ def run_audits(
         if on_audit_done:
             on_audit_done(result)
     # Ids and cross-audit cause links need every audit's findings, so they come last.
-    finalize_findings([f for r in results for f in r.findings])
+    problems = finalize_findings([f for r in results for f in r.findings], [r.audit for r in results])
+    for result in results:
+        result.notes.extend(problems.get(result.audit.name, []))
     return RunResult(results, time.perf_counter() - started, selection.fail_on, list(broken.values()))
 
 

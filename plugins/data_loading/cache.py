@@ -1,8 +1,8 @@
 """Reuse data_loading's result for a split when nothing it depends on changed.
 
-Same key as transform_parity's measurement cache (each sampled file's path, size
-and mtime, the split's manifest entry and length, the sample count, library
-versions, the loader's code), with the fingerprint taken over the transform
+Keyed like transform_parity's measurement cache (:mod:`auditor_plugins.common.sample_cache`:
+each sampled file's path, size and mtime, the split's manifest entry and length, the sample
+count, library versions, the loader's code), with the fingerprint taken over the transform
 *and* the collate function, tagged so the two caches never share an entry. A
 warm re-run of an unchanged project therefore opens no image (the pre-commit
 hook's promise); the missing-file check is a ``stat`` per file and always runs.
@@ -17,28 +17,27 @@ from typing import Any
 
 from auditor_plugins.common.batching import CollateProblem
 from auditor_plugins.common.json_entries import read_entry, write_entry
+from auditor_plugins.common.sample_cache import CacheEntry, SampleKeys
 from auditor_plugins.data_loading.check import SplitCheck
-from auditor_plugins.transform_parity.measure_cache import CacheEntry, MeasureCache
 
 __all__ = ["LoadCache"]
 
 #: Bump when what is stored, or what it means, changes.
 FORMAT_VERSION = 1
+#: The version the entry keys were made with (the key layout of the shared sample cache).
+_KEY_VERSION = 1
 _SUBFOLDER = "data_loading"
 
 
 class LoadCache:
     def __init__(self, folder: Path, manifest_path: Path, project_dirs: list[str]) -> None:
-        self._keys = MeasureCache(folder, manifest_path, project_dirs)
         self.folder = folder / _SUBFOLDER
+        self._keys = SampleKeys(self.folder, manifest_path, project_dirs, _KEY_VERSION)
         self.problem: str | None = None
 
     def entry(self, split: Any, collate_fn: Any, samples: int) -> CacheEntry | str:
         tagged = (f"data_loading/{FORMAT_VERSION}", split.transform, collate_fn)
-        entry = self._keys.entry(split, tagged, samples, 0)
-        if isinstance(entry, str):
-            return entry
-        return CacheEntry(self.folder / entry.path.name, entry.key)
+        return self._keys.entry(split, tagged, samples, 0)
 
     def load(self, entry: CacheEntry) -> SplitCheck | None:
         return read_entry(entry.path, entry.key, "result", _from_dict)

@@ -8,17 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import AuditContext, Finding
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.kit import DeadlineExceeded
 from auditor_plugins.common.batching import CollateProblem, collate_name, sample_paths, signature, try_collate
+from auditor_plugins.common.sample_cache import spread_indices
 
 __all__ = ["SplitCheck", "check_split"]
-
-
-def _spread(length: int, count: int) -> list[int]:
-    # Evenly spread and deterministic, like transform_parity's sample choice: same files every run.
-    if count >= length:
-        return list(range(length))
-    return [i * length // count for i in range(count)]
 
 
 @dataclass
@@ -177,7 +171,7 @@ def check_split(
 def _load_and_collate(
     result: SplitCheck, split: Any, collate_fn: Any, samples: int, advance: Callable[[int], None] | None
 ) -> None:
-    result.checked = _spread(len(split), samples)
+    result.checked = spread_indices(len(split), samples)  # the samples the cache key names
     signatures: dict[str, int] = {}
     for index in result.checked:
         try:
@@ -206,7 +200,7 @@ def _load_and_collate(
     if result.loaded and not raw_images(split):
         # All loaded samples at once: with shuffling any two of them may share a batch.
         # A custom collate function is user code: it runs under the call deadline like __getitem__.
-        _, result.problem = call_with_deadline(
+        _, result.problem = split.call(
             try_collate,
             result.loaded,
             collate_fn,

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor import SplitSpec
-from auditor.data._storage import RemoteFiles, filesystem, url_of
 from auditor.errors import ManifestError
+from auditor.kit import RemoteFiles, filesystem, url_of
 
 __all__ = ["list_files_under", "list_image_folder", "manifest_error"]
 

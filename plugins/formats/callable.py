@@ -10,7 +10,7 @@ from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor.errors import ManifestError
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.kit import DeadlineExceeded
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
@@ -88,9 +88,7 @@ class CallableSplit(Split):
             targets = []
             for index in range(len(dataset)):
                 try:
-                    item = call_with_deadline(
-                        dataset.__getitem__, index, what=self.describe_call(index, False)
-                    )
+                    item = self.call(dataset.__getitem__, index, what=self.describe_call(index, False))
                     targets.append(_as_target(item[1]))
                 except DeadlineExceeded:
                     raise  # names the item already; the next one could hang as long
@@ -143,9 +141,7 @@ class CallableSplit(Split):
     def training_item(self, index: int) -> Any:
         if self.manifest_transform() is None:
             # the dataset's own item: what its DataLoader collates; user code, so under the deadline
-            return call_with_deadline(
-                self.dataset_object.__getitem__, index, what=self.describe_call(index, True)
-            )
+            return self.call(self.dataset_object.__getitem__, index, what=self.describe_call(index, True))
         return self.sample(index)
 
     def _sample(self, index: int, transformed: bool) -> tuple[Any, Any]:

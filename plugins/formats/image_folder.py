@@ -11,7 +11,7 @@ from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor.errors import ManifestError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.data._storage import RemoteFiles
+    from auditor.kit import RemoteFiles
 
 #: torchvision's IMG_EXTENSIONS, so auditor sees exactly the files training sees.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -21,8 +21,7 @@ def load_image(path: Path | str, storage_options: dict[str, Any] | None = None) 
     """Decode like torchvision's default loader: PIL, converted to RGB (URLs through fsspec)."""
     from PIL import Image
 
-    from auditor.data._regular import open_regular
-    from auditor.data._storage import is_url, open_url
+    from auditor.kit import is_url, open_regular, open_url
 
     # open_regular: a FIFO named x.jpg would block open() until a writer came, maybe never.
     with open_url(path, storage_options) if is_url(path) else open_regular(path) as handle:
@@ -97,8 +96,7 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     root = spec.path("root")
     if root.is_dir():
         return
-    from auditor._util.paths import display_path
-    from auditor._util.suggest import did_you_mean
+    from auditor.kit import did_you_mean, display_path
 
     siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
     yield spec.error(

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
-from auditor._util.paths import display_path
-from auditor._util.suggest import closest, did_you_mean
-from auditor.data._storage import RemoteFiles, is_url
 from auditor.errors import ManifestError
+from auditor.kit import RemoteFiles, closest, did_you_mean, display_path, is_url
 from auditor_plugins.formats.image_folder import load_image
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

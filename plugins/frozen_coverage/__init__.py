@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, ManifestError, hookimpl
+from auditor_plugins.frozen_coverage.causes import CAUSES
 from auditor_plugins.frozen_coverage.codes import CODES
 
 VERSION = "1.0.0"
@@ -36,7 +37,7 @@ def _head(ctx: AuditContext, model: Any) -> Any:
     try:
         return find_head(model, ctx.run.head_name)
     except LookupError:
-        from auditor._util.suggest import did_you_mean
+        from auditor.kit import did_you_mean
 
         names = [n for n, _ in model.named_modules() if n]
         hint = did_you_mean(ctx.run.head_name or "", names)
@@ -302,6 +303,7 @@ AUDIT = Audit(
     version=VERSION,
     prefix="FZ",
     codes=CODES,
+    causes=CAUSES,
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"model"}),

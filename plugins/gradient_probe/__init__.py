@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, SkipAudit, hookimpl
+from auditor_plugins.gradient_probe.causes import CAUSES
 from auditor_plugins.gradient_probe.codes import CODES
 
 VERSION = "1.0.0"
@@ -123,16 +124,15 @@ def _run_within_budget(ctx: AuditContext, options: dict[str, Any]) -> Any:
     budget; this hard stop is for a factory, ``__getitem__`` or ``forward`` that
     hangs, and it names what was running.
     """
-    from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+    from auditor.kit import CallDeadline, DeadlineExceeded
     from auditor_plugins.gradient_probe.runner import Activity, run_probe
 
     budget = float(options["time_budget_s"])
     grace = 5.0 + 0.1 * budget  # a step that started within the budget may finish a little after it
     activity = Activity()
     try:
-        return call_with_deadline(
-            run_probe, ctx, options, activity, what="gradient_probe", seconds=budget + grace
-        )
+        # The probe's own budget, not the run's call deadline: the probe makes many calls.
+        return CallDeadline(budget + grace).call(run_probe, ctx, options, activity, what="gradient_probe")
     except DeadlineExceeded as exc:
         if exc.what != "gradient_probe":
             raise  # a factory or sample under its own call deadline, already named
@@ -149,6 +149,7 @@ AUDIT = Audit(
     version=VERSION,
     prefix="GP",
     codes=CODES,
+    causes=CAUSES,
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data", "model", "optimizer", "loss", "device"}),

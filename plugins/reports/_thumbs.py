@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from auditor.data._regular import open_regular
+from auditor.kit import open_regular
 from auditor.report.evidence import LeakedPair, SampleRef
 
 __all__ = ["MAX_PAIRS", "THUMB_PX", "PairView", "Thumb", "pair_views"]

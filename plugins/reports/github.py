@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
-from auditor._util.printable import printable
+from auditor.kit import printable
 from auditor_plugins.reports import _common
 
 __all__ = ["COMMANDS", "escape_data", "escape_property", "render"]

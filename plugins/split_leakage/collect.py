@@ -19,8 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.data._storage import RemoteFiles, is_url
-from auditor.run._deadline import DeadlineExceeded
+from auditor.kit import DeadlineExceeded, RemoteFiles, is_url
 from auditor_plugins.split_leakage import hashing
 from auditor_plugins.split_leakage._pool import init_worker, stop_pool
 from auditor_plugins.split_leakage.cache import HashCache, file_key

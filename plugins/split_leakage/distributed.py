@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from auditor.data._storage import missing_extra
+from auditor.kit import missing_extra
 
 __all__ = ["run_on_cluster", "scheduler_client"]
 

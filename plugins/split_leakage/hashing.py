@@ -230,7 +230,7 @@ def hash_urls(
     the listed size: otherwise the object changed since it was listed, and a token
     of -1 keeps the result out of the cache.
     """
-    from auditor.data._storage import filesystem
+    from auditor.kit import filesystem
 
     if not urls:
         return []

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, ManifestError, hookimpl
+from auditor_plugins.transform_parity.causes import CAUSES
 from auditor_plugins.transform_parity.codes import CODES
 
 VERSION = "1.0.0"
@@ -208,6 +209,7 @@ AUDIT = Audit(
     version=VERSION,
     prefix="TP",
     codes=CODES,
+    causes=CAUSES,
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),

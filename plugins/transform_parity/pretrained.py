@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor._util.suggest import closest
+from auditor.kit import closest
 
 __all__ = ["Expected", "PretrainedError", "resolve_pretrained"]
 

@@ -14,22 +14,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.run._deadline import DeadlineExceeded, call_with_deadline
+from auditor.kit import DeadlineExceeded
+from auditor_plugins.common.sample_cache import spread_indices
 
-__all__ = ["Measured", "classify_values", "measure_split", "spread_indices"]
+__all__ = ["Measured", "classify_values", "measure_split"]
 
 #: Absolute values above this cannot come from [0, 1] images under any usual normalization
 #: (ImageNet statistics give at most about 2.7).
 OUT_OF_RANGE = 10.0
 #: Above this the values are 0..255 data (normalized or not); double normalization stays near 11.
 BYTE_THRESHOLD = 25.0
-
-
-def spread_indices(length: int, count: int) -> list[int]:
-    """``count`` distinct indices spread evenly over ``range(length)`` (all when count >= length)."""
-    if count >= length:
-        return list(range(length))
-    return [i * length // count for i in range(count)]
 
 
 @dataclass
@@ -151,7 +145,7 @@ def measure_split(
         for position, index in enumerate(result.indices):
             try:
                 # Reading and transforming is user code: under the call deadline, as one call.
-                output, same = call_with_deadline(
+                output, same = split.call(
                     _transform_one,
                     split,
                     transform,

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from conftest import make_image_folder, write_manifest
+from auditor.testing import CliResult, make_image_folder, run_cli, write_manifest
 
 #: User code that misbehaves on purpose. ``HANG_MARKER`` proves a hanging call really started.
 HOSTILE_MODULE = """
@@ -157,24 +155,9 @@ def manifest(root: Path, **sections: Any) -> Path:
 
 def run(
     *args: str | Path, cwd: Path | None = None, timeout: float = 120, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+) -> CliResult:
     """``python -m auditor ARGS``; no bytecode is written beside the user's modules."""
-    full_env = {
-        **os.environ,
-        "COLUMNS": "200",
-        "NO_COLOR": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "auditor", *map(str, args)],
-        cwd=cwd,
-        env=full_env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=cwd, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
 
 
 def snapshot(root: Path, *, outside: Path | None = None) -> dict[str, tuple[int, int, int]]:

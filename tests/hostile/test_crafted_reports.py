@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_image
-
+from auditor.testing import make_image
 from hostile._corpus import manifest, project, run, snapshot
 
 

@@ -50,22 +50,24 @@ def test_hanging_forward_is_stopped_by_the_probe_budget(tmp_path: Path) -> None:
     assert snapshot(root, outside=root / "out") == before
 
 
-def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> None:
+def test_a_call_deadline_passes_results_errors_and_grad_mode_through() -> None:
     import threading
 
     import pytest
     import torch
 
-    from auditor.run._deadline import DeadlineExceeded, abandoned, call_with_deadline
+    from auditor.kit import CallDeadline, DeadlineExceeded
+    from auditor.run._deadline import abandoned
 
-    assert call_with_deadline(lambda a, b=0: a + b, 2, b=3, what="add") == 5
+    deadline = CallDeadline()
+    assert deadline.call(lambda a, b=0: a + b, 2, b=3, what="add") == 5
     with pytest.raises(KeyError, match="missing"):
-        call_with_deadline(lambda: {}["missing"], what="lookup")
+        deadline.call(lambda: {}["missing"], what="lookup")
     with torch.no_grad():
-        assert call_with_deadline(torch.is_grad_enabled, what="grad mode") is False
+        assert deadline.call(torch.is_grad_enabled, what="grad mode") is False
     release = threading.Event()
     with pytest.raises(DeadlineExceeded, match=r"a blocked wait did not return within 0\.2 s"):
-        call_with_deadline(release.wait, what="a blocked wait", seconds=0.2)
+        CallDeadline(0.2).call(release.wait, what="a blocked wait")
     assert "a blocked wait" in abandoned()
     release.set()  # the abandoned thread finishes, and is then no longer listed
     for _ in range(200):
@@ -73,6 +75,18 @@ def test_call_with_deadline_passes_results_errors_and_grad_mode_through() -> Non
             break
         threading.Event().wait(0.05)
     assert "a blocked wait" not in abandoned()
+
+
+def test_a_call_deadline_refuses_a_limit_that_is_not_a_positive_number() -> None:
+    import pytest
+
+    from auditor.kit import DEFAULT_CALL_TIMEOUT_S, CallDeadline
+
+    assert CallDeadline.of(None).seconds == DEFAULT_CALL_TIMEOUT_S
+    assert CallDeadline.of(2).seconds == 2.0
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="expected a finite number of seconds > 0"):
+            CallDeadline(bad)
 
 
 def test_a_dataset_whose_items_never_return_is_abandoned_at_the_first_item(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import make_image_folder, write_manifest
-
+from auditor.testing import make_image_folder, write_manifest
 from hostile._corpus import child_pids, snapshot
 
 #: Enough files that hashing runs in worker processes (400 and more) and lasts well past the first chunks:

@@ -1,6 +1,6 @@
 """A structural fingerprint of a transform pipeline: equal fingerprints mean equal behaviour.
 
-transform_parity caches what a pipeline did to the sampled images; reusing that
+transform_parity and data_loading cache what a pipeline did to the sampled images; reusing that
 is only honest when the pipeline cannot have changed. ``repr`` is not enough
 (``Lambda()`` hides its function, a closure hides its cells), so the fingerprint
 walks the object graph instead:

@@ -1,0 +1,51 @@
+"""The plugin kit: what an audit, a data format or a report format needs from the host.
+
+The built-in plugins use this module and nothing private, so a third-party
+plugin gets the same guarantees they get:
+
+Calls into user code under a deadline
+    :class:`CallDeadline` (one run's ``call_timeout_s``; ``ctx.run.deadline``),
+    :class:`DeadlineExceeded`, :data:`DEFAULT_CALL_TIMEOUT_S`. Audits usually
+    call ``ctx.call(fn, *args, what=...)`` and formats ``split.call(...)``,
+    which use the deadline of the run that makes the call.
+Safe reads of user data
+    :func:`open_regular` opens a file for reading and refuses, at once, a FIFO,
+    socket or device that would block ``open`` forever (:class:`NotRegularFile`).
+Data behind fsspec URLs (``s3://``, ``gs://``, ``memory://``)
+    :func:`is_url`, :func:`filesystem`, :func:`open_url`, :func:`url_of`,
+    :class:`RemoteFiles` (listed sizes and versions, for cache keys) and
+    :func:`missing_extra` (the error for an optional dependency not installed).
+Text for people
+    :func:`printable` (user-controlled names made safe to print),
+    :func:`did_you_mean` / :func:`closest` (suggestions), :func:`display_path`
+    (a path as a message should show it).
+
+Nothing here imports torch, and fsspec is imported only when a URL is opened.
+"""
+
+from __future__ import annotations
+
+from auditor._util.paths import display_path
+from auditor._util.printable import printable
+from auditor._util.suggest import closest, did_you_mean
+from auditor.data._regular import NotRegularFile, open_regular
+from auditor.data._storage import RemoteFiles, filesystem, is_url, missing_extra, open_url, url_of
+from auditor.run._deadline import DEFAULT_CALL_TIMEOUT_S, CallDeadline, DeadlineExceeded
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT_S",
+    "CallDeadline",
+    "DeadlineExceeded",
+    "NotRegularFile",
+    "RemoteFiles",
+    "closest",
+    "did_you_mean",
+    "display_path",
+    "filesystem",
+    "is_url",
+    "missing_extra",
+    "open_regular",
+    "open_url",
+    "printable",
+    "url_of",
+]
