@@ -68,6 +68,9 @@ class SplitSpec:
     resolver: Resolver
     #: dotted key path in the manifest, e.g. ``data.val``; findings use it as location.
     location: str = ""
+    #: The dataset object itself when the caller handed it over (``auditor.check``); a format that
+    #: builds its dataset from a factory (``callable``) uses this one instead of calling anything.
+    dataset: Any = None
 
     def path(self, key: str) -> Path:
         """A manifest path option resolved against the manifest's folder, ``..`` folded away."""

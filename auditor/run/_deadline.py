@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from auditor.manifest.sections import DEFAULTS
+
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
     "DeadlineExceeded",
@@ -43,7 +45,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Seconds one call into user code may take (the manifest's ``call_timeout_s`` overrides it).
-DEFAULT_CALL_TIMEOUT_S = 300.0
+DEFAULT_CALL_TIMEOUT_S = DEFAULTS.call_timeout_s
 
 _timeout_s: float = DEFAULT_CALL_TIMEOUT_S
 _abandoned: list[threading.Thread] = []
