@@ -95,7 +95,9 @@ class ManifestSource:
     def has(self, section: str) -> bool:
         if section == "data":
             return bool(self.manifest.data)
-        return getattr(self.manifest, section, None) is not None
+        if section in ("model", "optimizer", "loss"):
+            return getattr(self.manifest, section) is not None
+        return False
 
     def model(self) -> Any:
         section = self.manifest.model
