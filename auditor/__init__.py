@@ -9,7 +9,7 @@ from auditor.audit import Audit, CauseRule, SkipAudit
 from auditor.data.splits import DataFormat, Split, SplitDataset, SplitSpec
 from auditor.errors import AuditFailed, AuditorError, ManifestError, ManifestInvalid, PluginError, UsageError
 from auditor.findings import CodeInfo, Finding, Severity
-from auditor.live.check import CheckResult, check
+from auditor.live.check import check
 from auditor.report.evidence import (
     ChannelStat,
     ClassCounts,
@@ -36,6 +36,7 @@ from auditor.report.view import (
 )
 from auditor.run.context import AuditContext, RunContext, TaskInfo
 from auditor.run.registry import hookimpl
+from auditor.run.result import CheckResult
 
 __all__ = [
     "Audit",

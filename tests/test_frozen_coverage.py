@@ -172,14 +172,14 @@ def audit(tmp_path, project, image_folder, manifest_writer, run_audit):
 
 
 def _one(outcome, code: str) -> dict[str, Any]:
-    found = [f for f in outcome.findings if f["code"] == code]
-    assert len(found) == 1, (code, outcome.findings)
+    found = [f for f in outcome.report["findings"] if f["code"] == code]
+    assert len(found) == 1, (code, outcome.report["findings"])
     return found[0]
 
 
 def test_fully_trainable_model_with_complete_optimizer_is_clean(audit):
     outcome, entry = audit("resnet", head="fc")
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert entry["status"] == "passed"
     evidence = entry["evidence"]
     assert evidence["totals"]["frozen"] == 0

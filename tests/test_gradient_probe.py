@@ -228,7 +228,7 @@ def probe(
     (audit,) = outcome.report["audits"]
     assert audit["status"] != "errored", audit["error"]
     found: dict[str, list[dict]] = {}
-    for finding in outcome.findings:
+    for finding in outcome.report["findings"]:
         found.setdefault(finding["code"], []).append(finding)
     return outcome, audit, found
 
@@ -293,7 +293,7 @@ def test_huge_learning_rate_is_gp001(tmp_path, project, manifest_writer, run_aud
         assert "became non-finite" in gp001["message"]
         assert audit["evidence"]["steps_done"] < 20
         assert audit["evidence"]["loss_curve"][-1] is None  # NaN is written as null: strict JSON
-        json.dumps([audit, outcome.findings], allow_nan=False)
+        json.dumps([audit, outcome.report["findings"]], allow_nan=False)
     assert "more than 10 x its reference" in gp001["message"]
     (gp006,) = found["GP006"]
     assert "too high" in gp006["message"]

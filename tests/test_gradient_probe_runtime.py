@@ -80,7 +80,7 @@ def test_time_budget_stops_the_probe_early_and_says_so(tmp_path, run_audit):
     path = _project(tmp_path, {"device": "cpu", "steps": 10000, "overfit_steps": 10000, "time_budget_s": 1.5})
     outcome = run_audit(path, only=["gradient_probe"])
     (audit,) = outcome.report["audits"]
-    assert audit["status"] == "passed", outcome.findings
+    assert audit["status"] == "passed", outcome.report["findings"]
     assert 1 <= audit["evidence"]["steps_done"] < 10000
     assert any("the time budget of 1.5 s was reached" in note for note in audit["notes"])
     # No wall-clock assertion: how long 1.5 s of steps takes to stop depends on the machine's load
@@ -191,5 +191,5 @@ def test_resnet18_at_64px_default_configuration_is_clean(tmp_path, run_audit):
     outcome = run_audit(tmp_path / "audit.yaml", only=["gradient_probe"])
     (audit,) = outcome.report["audits"]
     assert audit["evidence"]["steps_done"] == 20 and len(audit["evidence"]["overfit_curve"]) == 20
-    assert outcome.codes() == {"GP011"}, [f["message"] for f in outcome.findings]
+    assert outcome.codes() == {"GP011"}, [f["message"] for f in outcome.report["findings"]]
     assert set(audit["evidence"]["timing"]) >= {"build_s", "probe_steps_s", "overfit_steps_s"}

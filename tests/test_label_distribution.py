@@ -37,7 +37,7 @@ def _run(tmp_path, manifest_writer, run_audit, manifest: dict):
 
 
 def _by_code(outcome, code):
-    return [f for f in outcome.findings if f["code"] == code]
+    return [f for f in outcome.report["findings"] if f["code"] == code]
 
 
 def test_balanced_folders_produce_nothing(tmp_path, image_folder, manifest_writer, run_audit):
@@ -53,7 +53,7 @@ def test_balanced_folders_produce_nothing(tmp_path, image_folder, manifest_write
         run_audit,
         _manifest(tmp_path, data, loss={"factory": "torch.nn:CrossEntropyLoss"}),
     )
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert audit["status"] == "passed"
     assert audit["evidence"]["counts"] == {"train": {"cat": 12, "dog": 12}, "val": {"cat": 4, "dog": 4}}
     assert outcome.exit_code == 0

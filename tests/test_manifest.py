@@ -266,14 +266,14 @@ def test_validating_a_manifest_changes_nothing(data_dir, registry):
     )
     manifest = load_manifest(path, registry)
     schemas = {name: audit.options_schema for name, audit in registry.audits.items()}
-    before = copy.deepcopy((manifest.raw, manifest.audit_options, schemas))
+    before = copy.deepcopy((manifest.as_written(), manifest.audit_options, schemas))
     assert validate_manifest(manifest, registry) == []
     assert validate_manifest(manifest, registry) == []
-    assert (manifest.raw, manifest.audit_options, schemas) == before
+    assert (manifest.as_written(), manifest.audit_options, schemas) == before
 
     # An audit owns its options: changing them touches neither the manifest nor a schema default.
     options = audit_options(manifest, registry)
     assert options["label_distribution"]["max_imbalance_ratio"] == 4
     options["label_distribution"]["max_imbalance_ratio"] = 99
     options["gradient_probe"]["thresholds"]["loss_ratio"] = 1.0
-    assert (manifest.raw, manifest.audit_options, schemas) == before
+    assert (manifest.as_written(), manifest.audit_options, schemas) == before

@@ -112,7 +112,7 @@ def _audit(outcome: Any) -> dict[str, Any]:
 
 def _comparable(outcome: Any, data: Path) -> str:
     """The findings as JSON, with every file spelt relative to the data folder (local or s3)."""
-    text = json.dumps(outcome.findings, sort_keys=True)
+    text = json.dumps(outcome.report["findings"], sort_keys=True)
     for prefix in (f"s3://{BUCKET}/data/", f"{data}/"):
         text = text.replace(prefix, "DATA/")
     return text
@@ -122,7 +122,7 @@ def _comparable(outcome: Any, data: Path) -> str:
 def local_run(data: Path) -> Any:
     """The reference: a plain local run (process pool or in-process) on the local files."""
     outcome = _run(_manifest(data.parent / "reference", _local_roots(data)), use_cache=False)
-    codes = {f["code"] for f in outcome.findings}
+    codes = {f["code"] for f in outcome.report["findings"]}
     assert {"SL001", "SL002", "SL003", "SL006"} <= codes, codes  # the planted duplicates are all found
     return outcome
 
@@ -223,7 +223,9 @@ def test_cluster_run_on_local_files_gives_the_local_findings(
     audit = _audit(outcome)
     assert audit["evidence"]["scheduler"] == local.scheduler_address
     assert audit["evidence"]["files_hashed"] == _audit(local_run)["evidence"]["files_hashed"]
-    assert outcome.findings == local_run.findings  # messages, counts, pairs, evidence: all of it
+    assert (
+        outcome.report["findings"] == local_run.report["findings"]
+    )  # messages, counts, pairs, evidence: all of it
 
 
 def test_s3_bucket_on_the_cluster_gives_the_local_findings_and_a_warm_run_reads_no_object(
@@ -307,9 +309,11 @@ def test_csv_table_and_images_in_the_bucket(data: Path, s3: Any, tmp_path: Path)
         "leaked": 0,
         "duplicate_groups": 0,
     }
-    near = [p for f in outcome.findings if f["code"] == "SL002" for p in f["evidence"]["pairs"]]
+    near = [p for f in outcome.report["findings"] if f["code"] == "SL002" for p in f["evidence"]["pairs"]]
     assert {p["a"]["path"] for p in near} >= {f"s3://{BUCKET}/data/train/cat/0000.jpg"}
-    (missing,) = [f for f in outcome.findings if f["code"] == "SL006" and f["location"] == "data.train"]
+    (missing,) = [
+        f for f in outcome.report["findings"] if f["code"] == "SL006" and f["location"] == "data.train"
+    ]
     assert "no such file" in json.dumps(missing["evidence"])
 
 
@@ -351,7 +355,7 @@ def test_a_worker_killed_mid_run_still_gives_the_local_findings(
     )
     assert progress.acted and progress.done == _audit(local_run)["evidence"]["files_hashed"]
     assert _audit(outcome)["status"] == _audit(local_run)["status"]
-    assert outcome.findings == local_run.findings
+    assert outcome.report["findings"] == local_run.report["findings"]
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
     assert victim not in _worker_pids(client).values()
 
@@ -399,7 +403,7 @@ def test_cli_scheduler_address_and_manifest_key(
     result = run_cli("run", manifest, "--no-cache", "--output-dir", tmp_path / "out", timeout=300)
     assert result.returncode == 1, result.stderr  # SL001 is an error
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["findings"] == local_run.findings
+    assert report["findings"] == local_run.report["findings"]
     audit = next(a for a in report["audits"] if a["name"] == "split_leakage")
     assert audit["evidence"]["scheduler"] == local.scheduler_address
 

@@ -36,7 +36,9 @@ def _manifest(tmp: Path, writer: Any, options: dict[str, Any] | None = None, **s
 
 def _findings(outcome: Any, code: str | None = None) -> list[dict[str, Any]]:
     return [
-        f for f in outcome.findings if f["audit"] == "split_leakage" and (code is None or f["code"] == code)
+        f
+        for f in outcome.report["findings"]
+        if f["audit"] == "split_leakage" and (code is None or f["code"] == code)
     ]
 
 

@@ -77,7 +77,7 @@ def _manifest(project: Path, writer: Any, **splits: dict[str, Any]) -> Path:
 
 
 def _by_code(outcome: Any) -> dict[str, dict[str, Any]]:
-    return {f["code"]: f for f in outcome.findings if f["audit"] == "split_leakage"}
+    return {f["code"]: f for f in outcome.report["findings"] if f["audit"] == "split_leakage"}
 
 
 def test_tensor_datasets_without_leakage_give_no_finding(

@@ -101,10 +101,10 @@ def test_file_urls_read_through_fsspec_give_the_local_findings(tmp_path: Path, r
     )
     expected = run_audit(local, only=["split_leakage", "label_distribution"])  # type: ignore[operator]
     got = run_audit(url, only=["split_leakage", "label_distribution"])  # type: ignore[operator]
-    assert [f["code"] for f in got.findings] == [f["code"] for f in expected.findings]
-    assert "SL001" in [f["code"] for f in got.findings]
-    text = str(got.findings).replace(f"file://{tmp_path}/", "")
-    assert text == str(expected.findings).replace(f"{tmp_path}/", "")
+    assert [f["code"] for f in got.report["findings"]] == [f["code"] for f in expected.report["findings"]]
+    assert "SL001" in [f["code"] for f in got.report["findings"]]
+    text = str(got.report["findings"]).replace(f"file://{tmp_path}/", "")
+    assert text == str(expected.report["findings"]).replace(f"{tmp_path}/", "")
     warm = run_audit(url, only=["split_leakage"])  # type: ignore[operator]
     evidence = next(a["evidence"] for a in warm.report["audits"] if a["name"] == "split_leakage")
     assert evidence["cache_hits"] == evidence["samples"] == 13 and evidence["files_hashed"] == 0

@@ -182,15 +182,17 @@ def audit(tmp_path, project, images, manifest_writer, run_audit):
 
 def _one(outcome, code: str, location: str | None = None) -> dict[str, Any]:
     found = [
-        f for f in outcome.findings if f["code"] == code and (location is None or f["location"] == location)
+        f
+        for f in outcome.report["findings"]
+        if f["code"] == code and (location is None or f["location"] == location)
     ]
-    assert len(found) == 1, (code, outcome.findings)
+    assert len(found) == 1, (code, outcome.report["findings"])
     return found[0]
 
 
 def test_correct_resnet50_pipelines_produce_no_finding(audit):
     outcome, entry = audit("train_ok", "eval_ok")
-    assert outcome.findings == [], outcome.findings
+    assert outcome.report["findings"] == [], outcome.report["findings"]
     evidence = entry["evidence"]
     assert evidence["expected"]["mean"] == [0.485, 0.456, 0.406]
     assert evidence["expected"]["input_size"] == [3, 224, 224] and evidence["expected"]["resize"] == 232
@@ -225,7 +227,7 @@ def test_correct_project_passes_both_static_audits(tmp_path, project, images, ma
         "audits": {"transform_parity": {"samples": 8}, "frozen_coverage": {}},
     }
     outcome = run_audit(manifest_writer(tmp_path, manifest), static=True)
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert {a["name"]: a["status"] for a in outcome.report["audits"]} == {
         "transform_parity": "passed",
         "frozen_coverage": "passed",
@@ -234,7 +236,7 @@ def test_correct_project_passes_both_static_audits(tmp_path, project, images, ma
 
 def test_v2_pipelines(audit):
     outcome, entry = audit("train_v2", "eval_v2")
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert entry["evidence"]["pipelines"]["train"]["normalize"]["scale"] == "unit"
     byte_scale, _ = audit("train_v2", "eval_v2_bytes")
     assert byte_scale.findings == []
@@ -306,7 +308,7 @@ def test_normalize_undone_by_an_opaque_step_tp006(audit):
 
 def test_opaque_step_that_normalizes_correctly_is_accepted(audit):
     outcome, entry = audit("train_ok", "eval_opaque_norm")
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert entry["evidence"]["measured"]["val"]["kind"] == "normalized"
 
 
@@ -325,7 +327,7 @@ def test_random_steps_in_evaluation_tp004(audit):
 
 def test_sizes_tp005(audit):
     outcome, _ = audit("train_ok", "eval_256")
-    messages = sorted(f["message"] for f in outcome.findings if f["code"] == "TP005")
+    messages = sorted(f["message"] for f in outcome.report["findings"] if f["code"] == "TP005")
     assert messages == [
         "'train' feeds 224x224 inputs, 'val' 256x256",
         (
@@ -334,7 +336,7 @@ def test_sizes_tp005(audit):
         ),
     ]
     assert "Resize(232) + CenterCrop(224)" in next(
-        f["hint"] for f in outcome.findings if f["message"].startswith("'val' feeds")
+        f["hint"] for f in outcome.report["findings"] if f["message"].startswith("'val' feeds")
     )
 
 
@@ -349,7 +351,7 @@ def test_varying_sizes_within_a_split_tp005(tmp_path, audit):
     data = {"train": {"format": "image_folder", "root": str(root), "transform": "tp_project:eval_short_side"}}
     outcome, _ = audit(data=data)
     pretrained, varying = sorted(
-        (f for f in outcome.findings if f["code"] == "TP005"), key=lambda f: f["message"]
+        (f for f in outcome.report["findings"] if f["code"] == "TP005"), key=lambda f: f["message"]
     )
     assert varying["message"].startswith("'train' produces 2 different input shapes: ")
     assert "3x224x336 (2)" in varying["message"] and "3x336x224 (2)" in varying["message"]
@@ -367,7 +369,7 @@ def test_grayscale_into_rgb_stem_tp005(audit):
         }
     }
     outcome, entry = audit(data=data, samples=8)
-    channels = [f for f in outcome.findings if f["code"] == "TP005"]
+    channels = [f for f in outcome.report["findings"] if f["code"] == "TP005"]
     assert len(channels) == 1 and "1-channel inputs" in channels[0]["message"]
     assert "Grayscale(num_output_channels=3)" in channels[0]["hint"]
     assert entry["evidence"]["measured"]["train"]["shape"] == [1, 224, 224]
@@ -387,7 +389,7 @@ def test_only_the_requested_samples_are_decoded(audit, project):
     # labels come from the `targets` attribute; each split decodes its 8 samples once (val transforms twice)
     assert sorted(accessed) == sorted(spread * 2)
     assert entry["evidence"]["measured"]["val"]["samples"] == 8
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
 
 
 def test_failing_and_non_tensor_pipelines_are_notes_not_crashes(audit):
@@ -421,7 +423,7 @@ def test_without_pretrained_only_split_comparisons(audit):
 def test_mapping_pretrained(audit):
     mapping = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "input_size": [3, 64, 64]}
     outcome, entry = audit("small_train", "small_eval", pretrained=mapping)
-    assert outcome.findings == []
+    assert outcome.report["findings"] == []
     assert entry["evidence"]["expected"]["source"] == "manifest mapping"
     mismatch, _ = audit("train_ok", "eval_ok", pretrained=mapping)
     assert {"TP002", "TP005"} <= mismatch.codes()

@@ -72,6 +72,9 @@ class SplitSpec:
     location: str = ""
     #: The run's deadline for calls into user code (reading, transforming a sample).
     deadline: CallDeadline = field(default_factory=CallDeadline)
+    #: The dataset object itself when the caller handed it over (``auditor.check``); a format that
+    #: builds its dataset from a factory (``callable``) uses this one instead of calling anything.
+    dataset: Any = None
 
     def path(self, key: str) -> Path:
         """A manifest path option resolved against the manifest's folder, ``..`` folded away."""

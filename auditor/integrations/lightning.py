@@ -30,8 +30,9 @@ except ImportError:  # pragma: no cover - the older package name
             "hint: pip install 'auditor[lightning]'"
         ) from exc
 
-from auditor.errors import AuditFailed
-from auditor.live.check import CheckResult, check
+from auditor.live.check import check
+from auditor.manifest.sections import DEFAULTS
+from auditor.run.result import CheckResult
 
 __all__ = ["AuditCallback", "training_step_loss"]
 
@@ -56,15 +57,16 @@ class AuditCallback(Callback):  # type: ignore[misc]
     default all installed. ``report_dir``: where the reports go (default
     ``<default_root_dir>/auditor``), in ``formats``. Other keywords go to
     :func:`auditor.check` (``pretrained=``, ``head=``, ``task=``, ``ignore=``,
-    ``gradient_probe={"steps": 5}``, ...). The result is kept in ``self.result``.
+    ``gradient_probe={"steps": 5}``, ...). The result (a :class:`auditor.CheckResult`, the type
+    every run returns) is kept in ``self.result``.
     """
 
     def __init__(
         self,
-        fail_on: str = "error",
+        fail_on: str = DEFAULTS.fail_on,
         audits: Sequence[str] | Mapping[str, Any] | None = None,
         report_dir: str | Path | None = None,
-        formats: Sequence[str] = ("json", "html"),
+        formats: Sequence[str] = DEFAULTS.report.formats,
         **check_options: Any,
     ) -> None:
         super().__init__()
@@ -99,8 +101,7 @@ class AuditCallback(Callback):  # type: ignore[misc]
             loss_step=training_step_loss if getattr(pl_module, "automatic_optimization", True) else None,
             **options,
         )
-        if self.result.exit_code != 0:
-            raise AuditFailed(self.result.report)
+        self.result.raise_for_errors()
 
 
 def _optimizer(trainer: Any, module: Any) -> Any:

@@ -1,8 +1,9 @@
 """``auditor.check``: the audits on live objects, for notebooks and training scripts.
 
 Same audits, same report document as ``auditor run``; the difference is only
-where the model, optimizer, loss and data come from (see :mod:`auditor.live._context`).
-Nothing here imports torch until :func:`check` is called.
+where the model, optimizer, loss and data come from: the caller's objects
+(:class:`auditor.live._source.LiveSource`) instead of the manifest's factories.
+Every manifest key is a keyword. Nothing here imports torch until :func:`check` is called.
 """
 
 from __future__ import annotations
@@ -12,98 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.errors import AuditFailed, UsageError
-from auditor.findings import SEVERITIES
+from auditor.errors import UsageError
+from auditor.manifest.sections import DEFAULTS
+from auditor.run.result import CheckResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.findings import Finding
     from auditor.run.registry import Registry
 
 __all__ = ["CheckResult", "check"]
-
-#: Formats written by :func:`check` (``report_dir=``) and :meth:`CheckResult.save` unless told otherwise.
-DEFAULT_FORMATS = ("json", "html")
-
-
-class CheckResult:
-    """What :func:`check` found: the report document and ways to read, save and act on it."""
-
-    def __init__(self, report: dict[str, Any], findings: list[Finding], registry: Registry) -> None:
-        #: The JSON report document, as ``auditor run`` writes to report.json (valid against its schema).
-        self.report = report
-        #: The findings, after ``select``/``ignore``.
-        self.findings = findings
-        self._registry = registry
-        #: (format, path) of every report file written so far.
-        self.written: list[tuple[str, Path]] = []
-
-    @property
-    def exit_code(self) -> int:
-        """What ``auditor run`` would exit with: 0 clean, 1 findings at ``fail_on``, 2 an audit errored."""
-        return int(self.report["exit_code"])
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    def codes(self) -> set[str]:
-        return {f.code for f in self.findings}
-
-    def save(self, directory: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
-        """Write the report in ``formats`` (default json and html; any installed format) into ``directory``."""
-        from auditor.report.files import write_reports
-
-        wanted = list(DEFAULT_FORMATS if formats is None else formats)
-        written = write_reports(self.report, wanted, Path(directory), self._registry)
-        self.written.extend(written)
-        return [path for _, path in written]
-
-    def raise_for_errors(self) -> None:
-        """Raise :class:`auditor.AuditFailed` when ``auditor run`` would exit non-zero; else do nothing."""
-        if self.exit_code == 0:
-            return
-        raise AuditFailed(self.report)
-
-    def html(self) -> str:
-        """The HTML report as a page (what report.html holds)."""
-        fmt = self._registry.report_formats["html"]
-        content = fmt.render(dict(self.report), self._registry.catalog)
-        return content.decode() if isinstance(content, bytes) else content
-
-    def _repr_html_(self) -> str:
-        from auditor.live._notebook import inline_report
-
-        return inline_report(self.html(), summary_line(self.report))
-
-    def __repr__(self) -> str:
-        import io
-
-        from rich.console import Console
-
-        from auditor.report.console import print_report
-
-        buffer = io.StringIO()
-        # Plain text into the buffer: in a notebook rich would otherwise display it as a side effect.
-        console = Console(
-            file=buffer,
-            width=110,
-            no_color=True,
-            color_system=None,
-            force_jupyter=False,
-            force_terminal=False,
-            highlight=False,
-            soft_wrap=False,
-        )
-        print_report(console, self.report, self.written, timings=False)
-        return f"{summary_line(self.report)}\n{buffer.getvalue().rstrip()}"
-
-
-def summary_line(report: Mapping[str, Any]) -> str:
-    summary = report["summary"]
-    counts = ", ".join(
-        f"{summary[s]} {s}{'s' if summary[s] != 1 and s != 'info' else ''}" for s in SEVERITIES
-    )
-    return f"auditor: exit code {report['exit_code']} (fail_on {report['fail_on']}): {counts}"
 
 
 def check(
@@ -114,6 +31,7 @@ def check(
     train: Any = None,
     val: Any = None,
     splits: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
     pretrained: str | Mapping[str, Any] | None = None,
     head: str | None = None,
     task: str | Mapping[str, Any] | None = None,
@@ -123,7 +41,12 @@ def check(
     select: Sequence[str] = (),
     ignore: Sequence[str] = (),
     static: bool = False,
-    fail_on: str = "error",
+    fail_on: str = DEFAULTS.fail_on,
+    call_timeout_s: float | None = None,
+    scheduler: str | None = None,
+    report: Mapping[str, Any] | None = None,
+    pythonpath: Sequence[str] | None = None,
+    version: int = DEFAULTS.version,
     name: str = "auditor.check",
     report_dir: str | Path | None = None,
     formats: Sequence[str] | None = None,
@@ -136,36 +59,37 @@ def check(
 ) -> CheckResult:
     """Run the installed audits on live objects and return the report.
 
-    ``train``/``val`` and the values of ``splits`` are map-style Datasets or
-    DataLoaders (whose batch size, collate function and sampler are used).
-    ``model``, ``optimizer`` and ``loss`` are only read; the gradient probe
-    trains deep copies. Every other keyword mirrors the manifest: ``pretrained``
+    ``train``/``val`` and the values of ``splits`` (or ``data``, the manifest's
+    name for it) are map-style Datasets or DataLoaders (whose batch size,
+    collate function and sampler are used). ``model``, ``optimizer`` and
+    ``loss`` are only read; the gradient probe trains deep copies. Every other
+    manifest key is a keyword and means what it means in YAML: ``pretrained``
     and ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
-    num_classes}``), ``audits`` (names, or name -> options), ``fail_on``, and
-    options per audit as keywords named after it, e.g.
-    ``gradient_probe={"steps": 5}``. ``only``/``skip``/``select``/``ignore``/
-    ``static`` are the command line's options. ``loss_step(model, batch, step)``
+    num_classes}``), ``audits`` (names, or name -> options), ``fail_on``,
+    ``call_timeout_s``, ``scheduler``, ``pythonpath``, ``version``, ``name``,
+    ``report`` (``{dir, formats, redact}``: reports are written there, ``dir``
+    relative to ``base_dir``), and options per audit as keywords named after
+    it, e.g. ``gradient_probe={"steps": 5}``. ``only``/``skip``/``select``/
+    ``ignore``/``static`` are the command line's options; ``report_dir`` and
+    ``formats`` override ``report``'s ``dir`` and ``formats`` as
+    ``--output-dir`` and ``--format`` do. ``loss_step(model, batch, step)``
     replaces ``loss(model(inputs), targets)`` in the gradient probe (the
     Lightning callback passes the module's ``training_step``).
 
     Raises :class:`auditor.ManifestInvalid` when an option is wrong (the same
     messages ``auditor run`` gives for a manifest).
     """
-    from auditor.live._context import (
-        LIVE_PATH_NAME,
-        LiveObjects,
-        LiveResolver,
-        LiveRunContext,
-        live_manifest,
-        unpack_split,
-    )
+    from auditor.live._source import LIVE_PATH_NAME, LiveObjects, LiveSource, unpack_split
+    from auditor.manifest._yaml import LineMap
     from auditor.manifest.load import manifest_from_mapping
+    from auditor.manifest.resolve import Resolver
     from auditor.report.document import build_report
+    from auditor.run.context import RunContext
     from auditor.run.registry import load_registry
     from auditor.run.runner import Selection, run_audits, select_audits
 
     registry = registry or load_registry()
-    named = _named_splits(train, val, splits)
+    named = _named_splits(train, val, splits, data)
     datasets: dict[str, Any] = {}
     loaders = {}
     for split_name, value in named.items():
@@ -184,21 +108,30 @@ def check(
         audit_section["gradient_probe"] = {"batch_size": probe_batch}
     base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     path = base / LIVE_PATH_NAME
-    raw = live_manifest(
-        name=name,
-        base_dir=base,
-        objects=objects,
-        pretrained=_plain(pretrained),
-        head=head,
-        task=_task(task),
-        audits=audit_section,
-        fail_on=fail_on,
-    )
-    manifest = manifest_from_mapping(raw, path, LiveResolver(path, objects), registry)
-    context = LiveRunContext(
+    raw: dict[str, Any] = {"version": version, "name": name}
+    if pythonpath is not None:
+        raw["pythonpath"] = list(pythonpath) if not isinstance(pythonpath, str) else pythonpath
+    if task is not None:
+        raw["task"] = _task(task)
+    model_section = {
+        key: value for key, value in (("pretrained", _plain(pretrained)), ("head", head)) if value is not None
+    }
+    if model is not None and model_section:
+        raw["model"] = model_section
+    if audit_section is not None:
+        raw["audits"] = audit_section
+    for key, value in (("report", report), ("scheduler", scheduler), ("call_timeout_s", call_timeout_s)):
+        if value is not None:
+            raw[key] = dict(value) if isinstance(value, Mapping) else value
+    raw["fail_on"] = fail_on
+    folders = [base / str(p) for p in raw.get("pythonpath") or [] if isinstance(p, str)]
+    resolver = Resolver(path, folders, LineMap())
+    external = [section for section in ("model", "optimizer", "loss", "data") if _given(objects, section)]
+    manifest = manifest_from_mapping(raw, path, resolver, registry, external=external)
+    context = RunContext(
         manifest,
         registry,
-        objects,
+        source=LiveSource(objects, registry, path, resolver),
         use_cache=cache_dir is not None,
         cache_dir=Path(cache_dir).resolve() if cache_dir is not None else None,
         progress=_progress(progress),
@@ -207,26 +140,46 @@ def check(
     started_at = datetime.now(timezone.utc)
     with context.progress("auditing", len(select_audits(context, selection))) as bar:
         result = run_audits(context, selection, on_audit_done=lambda _: bar.advance())
-    report = build_report(context, result, started_at)
-    outcome = CheckResult(report, result.findings, registry)
+    document = build_report(context, result, started_at)
+    if report is not None and manifest.report.redact:
+        from auditor.report._redact import redact
+
+        document = redact(document, base)
+    outcome = CheckResult(document, result.findings, registry)
+    if report is not None and report_dir is None:
+        report_dir = base / Path(manifest.report.dir).expanduser()
+    if report is not None and formats is None:
+        formats = manifest.report.formats
     if report_dir is not None:
         outcome.save(report_dir, formats)
     return outcome
 
 
-def _named_splits(train: Any, val: Any, splits: Mapping[str, Any] | None) -> dict[str, Any]:
+def _given(objects: Any, section: str) -> bool:
+    """True when the caller handed over the objects of ``section``."""
+    if section == "data":
+        return bool(objects.datasets)
+    if section == "loss":
+        return objects.loss is not None or objects.loss_step is not None
+    return getattr(objects, section) is not None
+
+
+def _named_splits(
+    train: Any, val: Any, splits: Mapping[str, Any] | None, data: Mapping[str, Any] | None
+) -> dict[str, Any]:
     named: dict[str, Any] = {}
     if train is not None:
         named["train"] = train
     if val is not None:
         named["val"] = val
-    for split_name, value in dict(splits or {}).items():
-        if split_name in named:
-            raise UsageError(
-                f"auditor.check: split {split_name!r} is given twice (as a keyword and in splits=); "
-                "hint: pass it once"
-            )
-        named[str(split_name)] = value
+    for keyword, given in (("splits", splits), ("data", data)):
+        for split_name, value in dict(given or {}).items():
+            if split_name in named:
+                raise UsageError(
+                    f"auditor.check: split {split_name!r} is given twice (as a keyword and in {keyword}=); "
+                    "hint: pass it once"
+                )
+            named[str(split_name)] = value
     return named
 
 

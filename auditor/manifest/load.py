@@ -9,6 +9,7 @@ the file, the key path and its line, what was expected and what was found.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ from auditor._util.suggest import did_you_mean
 from auditor.errors import ManifestError, ManifestInvalid
 from auditor.manifest._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.manifest.resolve import Resolver
+from auditor.manifest.sections import (
+    FactorySection,
+    ManifestSections,
+    ModelSection,
+    ReportSection,
+    TaskSection,
+)
 from auditor.report.format import unknown_report_formats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,13 +52,25 @@ _REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
 
 @dataclass
 class Manifest:
-    """A loaded manifest. ``raw`` is the YAML as parsed; the rest is derived from it."""
+    """A loaded manifest: typed sections (:attr:`sections`) built from the validated YAML.
+
+    ``raw`` is the YAML as parsed; only this package reads it (validation words its errors
+    from the shape as written). Everyone else reads the typed attributes.
+    """
 
     path: Path
     raw: dict[str, Any]
     lines: LineMap
     resolver: Resolver
     audit_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Sections whose objects the caller hands over (``auditor.check``) instead of factories:
+    #: validation asks for no factory there, and ``data`` need not be written.
+    external: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def sections(self) -> ManifestSections:
+        """Every top-level key, typed, defaults filled in (read only after validation)."""
+        return ManifestSections.from_mapping(self.raw)
 
     @property
     def base_dir(self) -> Path:
@@ -58,35 +78,55 @@ class Manifest:
 
     @property
     def name(self) -> str:
-        return str(self.raw.get("name") or self.path.parent.name)
+        return self.sections.name or self.path.parent.name
+
+    @property
+    def model(self) -> ModelSection | None:
+        return self.sections.model
+
+    @property
+    def optimizer(self) -> FactorySection | None:
+        return self.sections.optimizer
+
+    @property
+    def loss(self) -> FactorySection | None:
+        return self.sections.loss
+
+    @property
+    def task(self) -> TaskSection:
+        return self.sections.task
 
     @property
     def data(self) -> dict[str, dict[str, Any]]:
-        return dict(self.raw.get("data") or {})
+        """Split name -> the split's options as written; a copy, so callers cannot change the manifest."""
+        return {name: dict(split) for name, split in self.sections.data.items()}
 
     @property
     def selected_audits(self) -> list[str] | None:
         """Audits the manifest lists, or None when it lists none (run them all)."""
-        audits = self.raw.get("audits")
+        audits = self.sections.audits
         return None if audits is None else list(audits)
 
     @property
+    def report(self) -> ReportSection:
+        return self.sections.report
+
+    @property
     def fail_on(self) -> str:
-        return str(self.raw.get("fail_on", "error"))
+        return self.sections.fail_on
 
     @property
     def scheduler(self) -> str | None:
         """``scheduler``: ``local`` or a Dask scheduler address (``tcp://HOST:PORT``), or None."""
-        value = self.raw.get("scheduler")
-        return str(value) if value else None
+        return self.sections.scheduler
 
     @property
-    def report_config(self) -> dict[str, Any]:
-        return dict(self.raw.get("report") or {})
+    def call_timeout_s(self) -> float:
+        return self.sections.call_timeout_s
 
-    def section(self, key: str) -> dict[str, Any]:
-        value = self.raw.get(key)
-        return dict(value) if isinstance(value, Mapping) else {}
+    def as_written(self) -> dict[str, Any]:
+        """The manifest as parsed from YAML, a deep copy: for tools that show or compare it as written."""
+        return copy.deepcopy(self.raw)
 
     def line(self, key: str) -> int | None:
         return self.lines.line(key)
@@ -170,10 +210,19 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
 
 
 def manifest_from_mapping(
-    raw: dict[str, Any], path: Path, resolver: Resolver, registry: Registry
+    raw: dict[str, Any],
+    path: Path,
+    resolver: Resolver,
+    registry: Registry,
+    *,
+    external: Iterable[str] = (),
 ) -> Manifest:
-    """A manifest that exists only in memory (``auditor.check``), validated exactly as a file is."""
-    manifest = Manifest(path=path, raw=raw, lines=LineMap(), resolver=resolver)
+    """A manifest that exists only in memory (``auditor.check``), validated exactly as a file is.
+
+    ``external``: sections (``model``, ``optimizer``, ``loss``, ``data``) whose objects the caller
+    holds; their factories are not asked for, the rest of them is validated as written.
+    """
+    manifest = Manifest(path=path, raw=raw, lines=LineMap(), resolver=resolver, external=frozenset(external))
     errors = validate_manifest(manifest, registry)
     if errors:
         raise ManifestInvalid(errors)
@@ -244,7 +293,7 @@ def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
     if key_problems:
         yield from key_problems
         return  # the schema layers would only trip over the same keys
-    yield from validate_against(load_schema("manifest"), manifest.raw, manifest, "")
+    yield from validate_against(_schema(manifest.external), manifest.raw, manifest, "")
     # The deeper layers run on whatever part of the shape is sound, so one pass reports all.
     formats = registry.data_formats
     data = manifest.raw.get("data")
@@ -288,6 +337,24 @@ def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
         names = [name for name in formats if isinstance(name, str)]  # others: reported by the schema
         for unknown in unknown_report_formats(names, registry.report_formats):
             yield manifest.error("report.formats", unknown.expected, repr(unknown.name), hint=unknown.hint)
+
+
+def _schema(external: frozenset[str]) -> dict[str, Any]:
+    """The manifest schema, minus the factories and the ``data`` key that ``external`` objects stand for."""
+    schema = load_schema("manifest")
+    if not external:
+        return schema
+    schema = copy.deepcopy(schema)
+    schema["required"] = [key for key in schema.get("required", []) if key not in external]
+    properties = schema["properties"]
+    for key in external & {"model", "optimizer", "loss"}:
+        section = properties[key]
+        if "$ref" in section:  # optimizer/loss share the factory definition: relax a copy of it
+            name = section["$ref"].rsplit("/", 1)[-1]
+            section = {**copy.deepcopy(schema["$defs"][name]), "description": section.get("description", "")}
+        section["required"] = [r for r in section.get("required", []) if r != "factory"]
+        properties[key] = section
+    return schema
 
 
 def audit_options(manifest: Manifest, registry: Registry) -> dict[str, dict[str, Any]]:
@@ -410,6 +477,12 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+def _section(manifest: Manifest, key: str) -> dict[str, Any]:
+    """A section as written, for the checks that also run on manifests the schema rejected."""
+    value = manifest.raw.get(key)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
 def _under(key: str, bad: set[str]) -> bool:
     """True when ``key`` or a key above or below it already has a problem (reported once, not twice)."""
     return any(key == b or key.startswith(b + ".") or b.startswith(key + ".") for b in bad)
@@ -452,7 +525,7 @@ def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
     from auditor.manifest._pretrained_names import check_pretrained
     from auditor.manifest.resolve import split_ref
 
-    model = manifest.section("model")
+    model = _section(manifest, "model")
     pretrained = model.get("pretrained")
     if not isinstance(pretrained, str) or _under("model.pretrained", bad):
         return []
@@ -491,7 +564,7 @@ def _check_imports(manifest: Manifest) -> list[ManifestError]:
     refs: list[tuple[str, str]] = []
     for key in _REF_KEYS:
         section, _, leaf = key.partition(".")
-        value = manifest.section(section).get(leaf)
+        value = _section(manifest, section).get(leaf)
         if isinstance(value, str):
             refs.append((key, value))
     data = manifest.raw.get("data")

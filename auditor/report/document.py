@@ -121,7 +121,7 @@ def _problem(error: ManifestError) -> dict[str, Any]:
 
 def _task(context: RunContext) -> dict[str, Any] | None:
     # The task is inferred from the data; only report it when a split was opened anyway.
-    if not context.splits_opened and not context.manifest.section("task"):
+    if not context.splits_opened and not context.manifest.task.declared:
         return None
     try:
         task = context.task

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
+from auditor.manifest.sections import DEFAULTS
+
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
     "CallDeadline",
@@ -51,7 +53,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Seconds one call into user code may take (the manifest's ``call_timeout_s`` overrides it).
-DEFAULT_CALL_TIMEOUT_S = 300.0
+DEFAULT_CALL_TIMEOUT_S = DEFAULTS.call_timeout_s
 
 _abandoned: list[threading.Thread] = []
 _lock = threading.Lock()

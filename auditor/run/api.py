@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from auditor.report.format import require_report_formats
 from auditor.run.registry import Registry, load_registry
+from auditor.run.result import CheckResult
 
-__all__ = ["RunOutcome", "run_manifest"]
+__all__ = ["CheckResult", "RunOutcome", "run_manifest"]
 
 
-@dataclass
-class RunOutcome:
-    report: dict[str, Any]
-    written: list[tuple[str, Path]]
-
-    @property
-    def exit_code(self) -> int:
-        return int(self.report["exit_code"])
-
-    @property
-    def findings(self) -> list[dict[str, Any]]:
-        return list(self.report["findings"])
-
-    def codes(self) -> set[str]:
-        return {f["code"] for f in self.report["findings"]}
+#: The result of :func:`run_manifest` is the one result type of every run (``auditor.check``'s too);
+#: the old name stays importable.
+RunOutcome = CheckResult
 
 
 def run_manifest(
@@ -48,8 +36,8 @@ def run_manifest(
     on_audit_done: Callable[[Any], None] | None = None,
     scheduler: str | None = None,
     redact: bool | None = None,
-) -> RunOutcome:
-    """Load, validate and run ``manifest``; write its reports; return the report.
+) -> CheckResult:
+    """Load, validate and run ``manifest``; write its reports; return the result.
 
     Raises :class:`auditor.ManifestInvalid` / :class:`auditor.UsageError` for
     the problems the CLI answers with exit code 2. ``scheduler`` (``local`` or a
@@ -69,10 +57,9 @@ def run_manifest(
         only=only, skip=skip, select=select, ignore=ignore, static=static, fail_on=fail_on or loaded.fail_on
     )
     if formats is None:
-        # report.formats was checked with the manifest (exit 2 naming its line)
-        formats = list(loaded.report_config.get("formats") or [])
-        if not formats:
-            formats = [f for f in ("json", "html") if f in registry.report_formats]
+        # report.formats was checked with the manifest (exit 2 naming its line); the defaults are kept
+        # only where installed, so a project without the html plugin still gets its json.
+        formats = [f for f in loaded.report.formats if f in registry.report_formats]
     else:
         require_report_formats(formats, registry.report_formats, given_as="--format")  # before the audits run
     from auditor.data._storage import check_extras
@@ -82,13 +69,11 @@ def run_manifest(
     started_at = datetime.now(timezone.utc)
     result = run_audits(context, selection, on_audit_done=on_audit_done)
     report = build_report(context, result, started_at)
-    if redact if redact is not None else bool(loaded.report_config.get("redact")):
+    if redact if redact is not None else loaded.report.redact:
         from auditor.report._redact import redact as redacted
 
         report = redacted(report, loaded.base_dir)
     # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
-    target = output_dir or (
-        loaded.base_dir / Path(str(loaded.report_config.get("dir", "reports"))).expanduser()
-    )
+    target = output_dir or (loaded.base_dir / Path(loaded.report.dir).expanduser())
     written = write_reports(report, formats, target, registry)
-    return RunOutcome(report, written)
+    return CheckResult(report, result.findings, registry, written)

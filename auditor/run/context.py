@@ -9,7 +9,6 @@ trains or changes state takes :meth:`RunContext.model_copy` and
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from auditor.audit import SkipAudit
 from auditor.errors import ManifestError
 from auditor.findings import Finding
 from auditor.run._deadline import CallDeadline
+from auditor.run.sources import MODEL_BUILD_SEED
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
@@ -28,14 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.manifest.load import Manifest
     from auditor.run._progress import ProgressFactory, ProgressTask
     from auditor.run.registry import Registry
+    from auditor.run.sources import ObjectSource
 
-__all__ = ["AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
+__all__ = ["MODEL_BUILD_SEED", "AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
 
 T = TypeVar("T")
-
-
-#: Seed of torch's random state while the model factory runs (see ``RunContext.model``).
-MODEL_BUILD_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -61,19 +58,24 @@ class SplitUnavailable(SkipAudit):
 
 
 class RunContext:
-    """Shared, lazily built view of one manifest."""
+    """Shared, lazily built view of one run: the manifest's settings, the objects from its source."""
 
     def __init__(
         self,
         manifest: Manifest,
         registry: Registry,
         *,
+        source: ObjectSource | None = None,
         use_cache: bool = True,
         cache_dir: Path | None = None,
         progress: ProgressFactory | None = None,
         scheduler: str | None = None,
     ) -> None:
+        from auditor.run.sources import ManifestSource
+
         self.manifest = manifest
+        #: Where the model, optimizer, loss and splits come from (the manifest's factories by default).
+        self.source: ObjectSource = source if source is not None else ManifestSource(manifest, registry)
         #: Dask scheduler for distributable work (``local`` or an address); None: this machine.
         self.scheduler = scheduler if scheduler is not None else manifest.scheduler
         self.registry = registry
@@ -84,13 +86,13 @@ class RunContext:
         #: ``(model, batch, step) -> loss`` when training computes its loss itself (a LightningModule's
         #: ``training_step``); ``None``: the loss is ``loss(model(inputs), targets)``. Audits that train
         #: (gradient_probe) call it on their own model copy with the batch as the DataLoader makes it.
-        self.loss_step: Callable[[Any, Any, int], Any] | None = None
+        self.loss_step: Callable[[Any, Any, int], Any] | None = self.source.loss_step
         self._opened: dict[str, Split] = {}
         self._split_problems: dict[str, ManifestError] = {}
         #: This run's limit on one call into user code (the manifest's ``call_timeout_s``). It travels
         #: with the run: the manifest's resolver calls factories under it and every split opened here
         #: carries it, so another run in the same process keeps its own.
-        self.deadline = CallDeadline.of(manifest.raw.get("call_timeout_s"))
+        self.deadline = CallDeadline.of(manifest.call_timeout_s)
         self.resolver.deadline = self.deadline
 
     @property
@@ -110,25 +112,12 @@ class RunContext:
 
     @functools.cached_property
     def model(self) -> Any:
-        """The model as the manifest's factory builds it. Treat as read-only."""
-        section = self.manifest.section("model")
-        if not section:
-            raise self._missing("model")
-        import torch
-
-        # A new head starts from random weights, and the probe's loss checks judge what those weights do: seeding the
-        # build makes two runs of one manifest give the same findings. fork_rng leaves the caller's random
-        # state (a notebook's, a training script's) as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(MODEL_BUILD_SEED)
-            model = self.resolver.call_factory(
-                section["factory"], "model.factory", **dict(section.get("kwargs") or {})
-            )
-        return self._checked(model, "model.factory", "named_parameters", "a torch.nn.Module")
+        """The model, built once by the source. Treat as read-only."""
+        return self.source.model()
 
     def model_copy(self) -> Any:
         """A deep copy of the model for audits that train or change state."""
-        return copy.deepcopy(self.model)
+        return self.source.model_copy(self.model)
 
     @functools.cached_property
     def optimizer(self) -> Any:
@@ -136,77 +125,36 @@ class RunContext:
         return self.make_optimizer(self.model)
 
     def make_optimizer(self, model: Any) -> Any:
-        """A fresh optimizer from the manifest's factory, over ``model``."""
-        section = self.manifest.section("optimizer")
-        if not section:
-            raise self._missing("optimizer")
-        optimizer = self.resolver.call_factory(
-            section["factory"], "optimizer.factory", model, **dict(section.get("kwargs") or {})
-        )
-        return self._checked(optimizer, "optimizer.factory", "param_groups", "a torch.optim.Optimizer")
+        """An optimizer over ``model`` (the shared model, or one from :meth:`model_copy`)."""
+        return self.source.optimizer(model)
 
     @functools.cached_property
     def loss(self) -> Any:
-        section = self.manifest.section("loss")
-        if not section:
-            raise self._missing("loss")
-        return self.make_loss()
+        """The loss, built once by the source. Treat as read-only."""
+        return self.source.loss()
 
     def make_loss(self) -> Any:
-        section = self.manifest.section("loss")
-        loss = self.resolver.call_factory(
-            section["factory"], "loss.factory", **dict(section.get("kwargs") or {})
-        )
-        return self._checked(
-            loss, "loss.factory", "__call__", "a callable loss (e.g. torch.nn.CrossEntropyLoss())"
-        )
-
-    def _checked(self, value: Any, key: str, attribute: str, expected: str) -> Any:
-        """``value`` when it has ``attribute``; otherwise a ManifestError naming the factory."""
-        if hasattr(value, attribute):
-            return value
-        section, _, leaf = key.partition(".")
-        ref = self.manifest.section(section).get(leaf)
-        found = "None" if value is None else f"a {type(value).__name__}"
-        raise ManifestError(
-            self.manifest.path,
-            key,
-            f"a factory returning {expected}",
-            f"{ref} returned {found}",
-            line=self.manifest.line(key),
-            hint="return the object itself from the factory (a missing return?)",
-        )
+        """A loss of the caller's own, for audits that train."""
+        return self.source.fresh_loss()
 
     def has(self, section: str) -> bool:
-        """True when the manifest declares ``model``, ``optimizer``, ``loss`` or ``data``."""
-        return bool(self.manifest.raw.get(section))
+        """True when the run has a ``model``, ``optimizer``, ``loss`` or ``data``."""
+        return self.source.has(section)
 
     @property
     def pretrained(self) -> Any:
         """``model.pretrained`` as written (string or mapping), or None."""
-        return self.manifest.section("model").get("pretrained")
+        return self.manifest.model.pretrained if self.manifest.model is not None else None
 
     @property
     def head_name(self) -> str | None:
-        return self.manifest.section("model").get("head")
+        return self.manifest.model.head if self.manifest.model is not None else None
 
     # -- data -----------------------------------------------------------------------
 
     def open_split(self, name: str) -> Split:
-        """Open split ``name`` through its data format (subclasses may adjust the result); not cached."""
-        from auditor.data.splits import SplitSpec
-
-        config = self.manifest.data[name]
-        fmt = self.registry.data_formats[config["format"]]
-        spec = SplitSpec(
-            name=name,
-            config=dict(config),
-            base_dir=self.manifest.base_dir,
-            resolver=self.resolver,
-            location=f"data.{name}",
-            deadline=self.deadline,
-        )
-        return fmt.open(spec)
+        """Open split ``name`` through the source; not cached."""
+        return self.source.open_split(name)
 
     def _split(self, name: str) -> Split:
         """Split ``name``, opened once; a split that failed to open stops whoever asks for it."""
@@ -224,7 +172,7 @@ class RunContext:
         split each audit happened to touch. Audits that ask for a broken split are
         skipped (:class:`SplitUnavailable`) with a reason that points at it.
         """
-        for name in self.manifest.data:
+        for name in self.source.split_names():
             if name in self._split_problems:
                 continue
             try:
@@ -236,7 +184,7 @@ class RunContext:
                 self._split_problems[name] = ManifestError(
                     self.manifest.path,
                     key,
-                    f"a split the {self.manifest.data[name].get('format')!r} format can open",
+                    f"a split the {self.source.split_format(name)!r} format can open",
                     f"opening it failed with {type(exc).__name__}: {exc}",
                     line=self.manifest.line(key),
                     hint="fix the split's options (auditor validate checks them) or the data it points at",
@@ -255,15 +203,16 @@ class RunContext:
 
     @property
     def splits(self) -> dict[str, Split]:
-        """Every split of the manifest, opened (cheaply) in manifest order."""
-        broken = [name for name in self.manifest.data if name in self._split_problems]
+        """Every split, opened (cheaply) in the order the source lists them."""
+        names = self.source.split_names()
+        broken = [name for name in names if name in self._split_problems]
         if broken:
             raise SplitUnavailable(broken, self._split_problems)
-        return {name: self._split(name) for name in self.manifest.data}
+        return {name: self._split(name) for name in names}
 
     @property
     def train(self) -> Split | None:
-        return self._split("train") if "train" in self.manifest.data else None
+        return self._split("train") if "train" in self.source.split_names() else None
 
     @property
     def eval_splits(self) -> list[Split]:
@@ -271,24 +220,23 @@ class RunContext:
 
     @functools.cached_property
     def task(self) -> TaskInfo:
-        declared = self.manifest.section("task")
+        declared = self.manifest.task
         names: list[str] = []
         for split in self.splits.values():
             for name in split.classes():
                 if name not in names:
                     names.append(name)
         multilabel = any(split.multilabel for split in self.splits.values() if len(split))
-        loss_ref = str(self.manifest.section("loss").get("factory", ""))
-        if declared.get("type"):
-            kind = declared["type"]
+        if declared.type:
+            kind = declared.type
         elif multilabel:
             kind = "multilabel"
-        elif len(names) == 2 and "BCE" in loss_ref:
+        elif len(names) == 2 and self.source.binary_loss():
             kind = "binary"
         else:
             kind = "multiclass"
-        num = declared.get("num_classes") or (len(names) or None)
-        source = "manifest" if declared else "inferred"
+        num = declared.num_classes or (len(names) or None)
+        source = "manifest" if declared.declared else "inferred"
         return TaskInfo(kind, num, source, tuple(names))
 
     # -- infrastructure ---------------------------------------------------------------
@@ -306,15 +254,6 @@ class RunContext:
         factory = self._progress or NullProgress()
         with factory.task(description, total) as task:
             yield task
-
-    def _missing(self, section: str) -> ManifestError:
-        return ManifestError(
-            self.manifest.path,
-            section,
-            f"a '{section}' section with a 'factory'",
-            "none",
-            hint=f"this audit needs the {section}; add it to the manifest or skip the audit",
-        )
 
 
 class AuditContext:

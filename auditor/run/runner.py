@@ -12,6 +12,7 @@ from auditor._util.suggest import did_you_mean
 from auditor.audit import Audit, SkipAudit
 from auditor.errors import ManifestError, UsageError
 from auditor.findings import Finding, severity_at_least
+from auditor.manifest.sections import DEFAULTS
 from auditor.run.context import AuditContext, RunContext
 from auditor.run.finding_links import finalize_findings
 
@@ -27,7 +28,7 @@ class Selection:
     select: Sequence[str] = ()
     ignore: Sequence[str] = ()
     static: bool = False
-    fail_on: str = "error"
+    fail_on: str = DEFAULTS.fail_on
 
 
 @dataclass

@@ -26,6 +26,8 @@ class CallableSplit(Split):
 
     @property
     def dataset_object(self) -> Any:
+        if self._dataset is None and self.spec.dataset is not None:
+            self._dataset = self.spec.dataset
         if self._dataset is None:
             config = self.spec.config
             self._dataset = self.spec.resolver.call_factory(
@@ -97,14 +99,16 @@ class CallableSplit(Split):
             return targets
 
     def _item_error(self, index: int, exc: Exception) -> ManifestError:
-        key = f"{self.location}.factory"
+        handed_over = self.spec.dataset is not None
+        key = self.location if handed_over else f"{self.location}.factory"
+        made_by = f"{self.name}_dataset" if handed_over else f"{self.spec.config.get('factory')}()"
         return ManifestError(
             self.spec.resolver.manifest_path,
             key,
             "a dataset whose every item can be read",
             f"item {index} of split {self.name!r} raised {type(exc).__name__}: {str(exc).strip()[:200]}",
             line=self.spec.resolver.lines.line(key),
-            hint=f"reproduce with `{self.spec.config.get('factory')}()[{index}]`; labels are read from "
+            hint=f"reproduce with `{made_by}[{index}]`; labels are read from "
             "every item when the dataset has no targets/labels attribute",
         )
 

@@ -153,7 +153,7 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
 def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
     if head.outputs is None:
         return
-    if not (ctx.run.has("data") or ctx.manifest.section("task").get("num_classes")):
+    if not (ctx.run.has("data") or ctx.manifest.task.num_classes):
         ctx.note("no data and no task.num_classes: the head size (FZ007) was not checked")
         return
     task = ctx.task
@@ -165,11 +165,7 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
     binary_single = task.type == "binary" and outputs == 1 and wanted == 2
     if outputs == wanted or binary_single:
         return
-    where = (
-        "task.num_classes"
-        if task.source == "manifest" and ctx.manifest.section("task").get("num_classes")
-        else "the data"
-    )
+    where = "task.num_classes" if task.source == "manifest" and ctx.manifest.task.num_classes else "the data"
     extra = ""
     untrained: list[str] = []
     hint = f"replace it with one sized to the data: model.{head.layer} = nn.Linear(in_features, {wanted})"

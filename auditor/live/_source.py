@@ -1,12 +1,14 @@
-"""A run context over live Python objects, for :func:`auditor.check` and the integrations.
+"""The caller's own objects as a run's source, for :func:`auditor.check` and the integrations.
 
-The manifest path builds everything from ``module:attr`` factories. Here the
-caller already holds the model, optimizer, loss and datasets, so this module
-writes the equivalent manifest *in memory* (the same ``raw`` mapping, validated
-by the same schemas, so audit options, ``task``, ``fail_on`` and the rest mean
-exactly what they mean in YAML) and swaps only the step that turns a factory
-reference into an object. Splits open through the ``callable`` data format as
-any factory-made dataset would. The audits cannot tell the two paths apart.
+The manifest path builds everything from ``module:attr`` factories
+(:class:`~auditor.run.sources.ManifestSource`). Here the caller already holds the
+model, optimizer, loss and datasets, and :class:`LiveSource` hands them to the run
+context as they are: no reference is written, none is resolved. The manifest of a
+live run holds only its settings (audit options, ``task``, ``fail_on``, ...),
+validated by the same schemas, so they mean exactly what they mean in YAML.
+Splits open through the ``callable`` data format with the dataset object handed
+over (``SplitSpec.dataset``), as a factory-made dataset would. The audits cannot
+tell the two paths apart.
 
 The caller's objects are never changed: ``model`` and ``optimizer`` are handed
 out read-only (as :class:`~auditor.run.context.RunContext` documents), and
@@ -24,29 +26,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.errors import ManifestError
-from auditor.manifest._yaml import LineMap
-from auditor.manifest.resolve import Resolver
-from auditor.run.context import RunContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.data.splits import Split
-    from auditor.manifest.load import Manifest
+    from auditor.manifest.resolve import Resolver
     from auditor.run.registry import Registry
 
 __all__ = [
     "LIVE_PATH_NAME",
     "LiveObjects",
-    "LiveRunContext",
+    "LiveSource",
     "LoaderSettings",
     "TrainingStepLoss",
-    "live_manifest",
     "unpack_split",
 ]
 
 #: What reports show as the manifest's file name for a run from Python (there is no file).
 LIVE_PATH_NAME = "<auditor.check>"
-#: Factory references written into the in-memory manifest; never imported (see LiveResolver).
-_REF = "__live__:{}"
+#: The data format that opens a dataset object, as it opens one a factory returned.
+_DATASET_FORMAT = "callable"
 
 
 @dataclass(frozen=True)
@@ -113,59 +111,6 @@ def unpack_split(name: str, value: Any) -> tuple[Any, LoaderSettings | None]:
     return value, None
 
 
-def live_manifest(
-    *,
-    name: str,
-    base_dir: Path,
-    objects: LiveObjects,
-    pretrained: Any = None,
-    head: str | None = None,
-    task: Mapping[str, Any] | None = None,
-    audits: Any = None,
-    fail_on: str = "error",
-) -> dict[str, Any]:
-    """The manifest (as parsed YAML would be) that describes ``objects``."""
-    raw: dict[str, Any] = {"version": 1, "name": name}
-    if task:
-        raw["task"] = dict(task)
-    if objects.model is not None:
-        model: dict[str, Any] = {"factory": _ref("model", objects.model)}
-        if pretrained is not None:
-            model["pretrained"] = pretrained
-        if head is not None:
-            model["head"] = head
-        raw["model"] = model
-    if objects.optimizer is not None:
-        raw["optimizer"] = {"factory": _ref("optimizer", objects.optimizer)}
-    if objects.loss is not None:
-        raw["loss"] = {"factory": _ref("loss", objects.loss)}
-    data: dict[str, Any] = {}
-    for split in objects.datasets:
-        entry: dict[str, Any] = {"format": "callable", "factory": _REF.format(_ident(split))}
-        settings = objects.loaders.get(split)
-        if settings is not None and settings.sampler == "weighted":
-            entry["sampler"] = "weighted"
-        data[split] = entry
-    if data:
-        raw["data"] = data
-    if audits is not None:
-        raw["audits"] = audits
-    raw["fail_on"] = fail_on
-    return raw
-
-
-def _ref(role: str, value: Any) -> str:
-    """``__live__:loss.BCEWithLogitsLoss``: the class name is what the manifest path reads from a
-    factory reference (e.g. RunContext.task tells binary from multiclass by 'BCE' in the loss)."""
-    return _REF.format(f"{role}.{_ident(type(value).__name__, '')}")
-
-
-def _ident(split: str, prefix: str = "data_") -> str:
-    """A split name as the attribute part of a reference (the schema's pattern)."""
-    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in str(split))
-    return prefix + (cleaned if cleaned[:1].isalpha() or cleaned[:1] == "_" else "_" + cleaned)
-
-
 class TrainingStepLoss:
     """The loss when only a training step knows it (``loss_step`` and no ``loss``).
 
@@ -179,73 +124,37 @@ class TrainingStepLoss:
         )
 
 
-class LiveResolver(Resolver):
-    """Hands out the caller's datasets where the manifest path would import a factory."""
+class LiveSource:
+    """The caller's objects as the run's source (copied before any training, never changed)."""
 
-    def __init__(self, manifest_path: Path, objects: LiveObjects) -> None:
-        super().__init__(manifest_path, [], LineMap())
+    def __init__(
+        self, objects: LiveObjects, registry: Registry, manifest_path: Path, resolver: Resolver
+    ) -> None:
         self.objects = objects
-        self._by_ref = {_REF.format(_ident(split)): dataset for split, dataset in objects.datasets.items()}
-
-    def __getstate__(self) -> dict[str, Any]:
-        # DataLoader workers pickle splits; the datasets travel with them as they would in training.
-        return dict(self.__dict__)
-
-    def resolve(self, ref: str, key: str) -> Any:
-        if ref in self._by_ref:
-            return self._by_ref[ref]
-        raise ManifestError(
-            self.manifest_path,
-            key,
-            "an object passed to auditor.check",
-            f"reference {ref!r}",
-            hint="pass the object as a keyword of auditor.check",
-        )
-
-    def call_factory(self, ref: str, key: str, *args: Any, **kwargs: Any) -> Any:
-        return self.resolve(ref, key)
-
-    def check(self, ref: str, key: str) -> ManifestError | None:
-        return None
-
-
-class LiveRunContext(RunContext):
-    """A :class:`RunContext` whose factories are the caller's objects (copied before any training)."""
-
-    def __init__(self, manifest: Manifest, registry: Registry, objects: LiveObjects, **kwargs: Any) -> None:
-        super().__init__(manifest, registry, **kwargs)
-        self.objects = objects
+        self.registry = registry
+        self.manifest_path = manifest_path
+        self.resolver = resolver
         self.loss_step = objects.loss_step
         # model copy -> the optimizer copied with it (same deepcopy memo, so it holds the copy's parameters).
         # Weak keys: a copy an audit drops without asking for its optimizer must not stay alive here.
         self._paired: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
+    def has(self, section: str) -> bool:
+        if section == "data":
+            return bool(self.objects.datasets)
+        if section == "loss":
+            return self.objects.loss is not None or self.loss_step is not None
+        return getattr(self.objects, section, None) is not None
+
     # The caller's objects, read-only (as for the manifest path's shared objects).
-    @property
-    def model(self) -> Any:  # type: ignore[override]
+    def model(self) -> Any:
         if self.objects.model is None:
-            raise self._missing("model")
+            raise self.missing("model")
         return self.objects.model
 
-    @property
-    def optimizer(self) -> Any:  # type: ignore[override]
-        if self.objects.optimizer is None:
-            raise self._missing("optimizer")
-        return self.objects.optimizer
-
-    @property
-    def loss(self) -> Any:  # type: ignore[override]
-        if self.objects.loss is not None:
-            return self.objects.loss
-        if self.loss_step is not None:
-            return TrainingStepLoss()
-        raise self._missing("loss")
-
-    def model_copy(self) -> Any:
-        """A deep copy of the model; :meth:`make_optimizer` on it returns the matching optimizer copy."""
-        model, optimizer = self.objects.model, self.objects.optimizer
-        if model is None:
-            raise self._missing("model")
+    def model_copy(self, model: Any) -> Any:
+        """A deep copy of the model; :meth:`optimizer` on it returns the matching optimizer copy."""
+        optimizer = self.objects.optimizer
         if optimizer is None:
             return copy.deepcopy(model)
         # Copy both in one go so the optimizer copy points at the model copy's parameters. The
@@ -256,43 +165,71 @@ class LiveRunContext(RunContext):
         self._paired[model_c] = optimizer_c
         return model_c
 
-    def make_optimizer(self, model: Any) -> Any:
+    def optimizer(self, model: Any) -> Any:
         if self.objects.optimizer is None:
-            raise self._missing("optimizer")
+            raise self.missing("optimizer")
         if model is self.objects.model:
             return self.objects.optimizer
         paired = self._paired.pop(model, None)
         if paired is not None:
             return paired
         raise ManifestError(
-            self.manifest.path,
+            self.manifest_path,
             "optimizer",
             "a model made by RunContext.model_copy()",
             f"a {type(model).__name__} the optimizer was not copied with",
             hint="an audit that trains must take model_copy() and call make_optimizer() on that copy",
         )
 
-    def make_loss(self) -> Any:
-        return copy.deepcopy(self.loss)
+    def loss(self) -> Any:
+        if self.objects.loss is not None:
+            return self.objects.loss
+        if self.loss_step is not None:
+            return TrainingStepLoss()
+        raise self.missing("loss")
 
-    def has(self, section: str) -> bool:
-        if section == "data":
-            return bool(self.objects.datasets)
-        if section == "loss":
-            return self.objects.loss is not None or self.loss_step is not None
-        return bool(self.manifest.raw.get(section))
+    def fresh_loss(self) -> Any:
+        return copy.deepcopy(self.loss())
+
+    def binary_loss(self) -> bool:
+        loss = self.objects.loss
+        if loss is None:
+            return False
+        import torch
+
+        return isinstance(loss, (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss))
+
+    def split_names(self) -> list[str]:
+        return list(self.objects.datasets)
+
+    def split_format(self, name: str) -> str:
+        return _DATASET_FORMAT
 
     def open_split(self, name: str) -> Split:
-        split = super().open_split(name)
+        from auditor.data.splits import SplitSpec
+
         settings = self.objects.loaders.get(name)
+        config: dict[str, Any] = {"format": _DATASET_FORMAT}
+        if settings is not None and settings.sampler == "weighted":
+            config["sampler"] = "weighted"  # what LD004 reads as class balancing, as in a manifest
+        spec = SplitSpec(
+            name=name,
+            config=config,
+            base_dir=self.manifest_path.parent,
+            resolver=self.resolver,
+            deadline=self.resolver.deadline,
+            location=f"data.{name}",
+            dataset=self.objects.datasets[name],
+        )
+        split = self.registry.data_formats[_DATASET_FORMAT].open(spec)
         if settings is not None:
             split.batch_size = settings.batch_size
             split.collate_fn = settings.collate_fn
         return split
 
-    def _missing(self, section: str) -> ManifestError:
+    def missing(self, section: str) -> ManifestError:
         return ManifestError(
-            self.manifest.path,
+            self.manifest_path,
             section,
             f"a {section} passed to auditor.check",
             "none",
