@@ -211,7 +211,9 @@ class LiveSource:
         settings = self.objects.loaders.get(name)
         config: dict[str, Any] = {"format": _DATASET_FORMAT}
         if settings is not None and settings.sampler == "weighted":
-            config["sampler"] = "weighted"  # what LD004 reads as class balancing, as in a manifest
+            config["sampler"] = (
+                "weighted"  # what label_distribution reads as class balancing, as in a manifest
+            )
         spec = SplitSpec(
             name=name,
             config=config,

@@ -105,7 +105,7 @@ class ManifestSource:
             raise self.missing("model")
         import torch
 
-        # A new head starts from random weights, and GP006/GP007 judge what those weights do: seeding the
+        # A new head starts from random weights, and the probe's loss checks judge what those weights do: seeding the
         # build makes two runs of one manifest give the same findings. fork_rng leaves the caller's random
         # state (a notebook's, a training script's) as it was.
         with torch.random.fork_rng(devices=[]):
