@@ -179,20 +179,33 @@ class Project:
         *,
         audits: Mapping[str, Any] | None = None,
         name: str = "audit.yaml",
+        only_listed: bool = True,
         **sections: Any,
     ) -> Path:
         """Write a ``version: 1`` manifest into the project and return its path.
 
         ``data`` maps split names to a split mapping, or to a folder path (made
         by :meth:`image_folder`), which means an ``image_folder`` split there.
-        ``audits`` lists the audits to run (absent: every installed audit);
-        other sections (``model``, ``loss``, ``fail_on``, ...) pass through.
+        ``audits`` maps audit names to their options (``False`` disables one).
+        A manifest's ``audits:`` configures and never selects, so with
+        ``only_listed`` (the default) every other installed audit is written as
+        ``name: false`` and the run reports it ``disabled``: a test of one audit
+        runs that audit only. Absent ``audits``: every installed audit runs.
+        Other sections (``model``, ``loss``, ``fail_on``, ...) pass through.
         """
         manifest: dict[str, Any] = {"version": 1, **sections}
         if data is not None:
             manifest["data"] = {split: self._split(value) for split, value in data.items()}
         if audits is not None:
-            manifest["audits"] = {audit: dict(options or {}) for audit, options in audits.items()}
+            listed = {
+                audit: options if isinstance(options, bool) else dict(options or {})
+                for audit, options in audits.items()
+            }
+            if only_listed:
+                from auditor.run.registry import load_registry
+
+                listed = {**{n: False for n in load_registry().audits if n not in listed}, **listed}
+            manifest["audits"] = listed
         return write_manifest(self.path(name), manifest)
 
     def _split(self, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -48,11 +49,25 @@ def make_image_folder(
     return paths
 
 
-def write_manifest(folder: Path, manifest: Mapping[str, Any], name: str = "audit.yaml") -> Path:
+def write_manifest(
+    folder: Path, manifest: Mapping[str, Any], name: str = "audit.yaml", *, only_listed: bool = True
+) -> Path:
+    """Write ``manifest``; with ``only_listed``, every installed audit its ``audits:`` omits is written as
+    ``name: false``, so the test runs only the audits it lists (``audits:`` configures, it never selects)."""
+    manifest = dict(manifest)
+    if only_listed and isinstance(manifest.get("audits"), Mapping):
+        manifest["audits"] = {**{n: False for n in _installed_audits()}, **manifest["audits"]}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(yaml.safe_dump(dict(manifest), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return path
+
+
+@functools.cache
+def _installed_audits() -> tuple[str, ...]:
+    from auditor.run.registry import load_registry
+
+    return tuple(load_registry().audits)
 
 
 def run_cli(

@@ -65,10 +65,14 @@ class Manifest:
         return dict(self.raw.get("data") or {})
 
     @property
-    def selected_audits(self) -> list[str] | None:
-        """Audits the manifest lists, or None when it lists none (run them all)."""
+    def disabled_audits(self) -> list[str]:
+        """Audits the manifest turns off (``name: false``). ``audits:`` configures; it never selects."""
         audits = self.raw.get("audits")
-        return None if audits is None else list(audits)
+        return (
+            [str(name) for name, value in audits.items() if value is False]
+            if isinstance(audits, Mapping)
+            else []
+        )
 
     @property
     def fail_on(self) -> str:
@@ -278,7 +282,9 @@ def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
                 key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint
             )
             continue
-        options = {} if options is None else options
+        options = (
+            {} if options is None or isinstance(options, bool) else options
+        )  # false: off; true: defaults
         if not isinstance(options, Mapping):
             continue  # already reported by the manifest schema
         yield from validate_against(audit.options_schema, options, manifest, key)
@@ -295,9 +301,13 @@ def audit_options(manifest: Manifest, registry: Registry) -> dict[str, dict[str,
     listed = manifest.raw.get("audits")
     listed = listed if isinstance(listed, Mapping) else {}
     return {
-        name: with_defaults(audit.options_schema, listed.get(name) or {})
+        name: with_defaults(audit.options_schema, _options(listed.get(name)))
         for name, audit in registry.audits.items()
     }
+
+
+def _options(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}  # None, true and false: the defaults
 
 
 def with_defaults(schema: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,13 @@ from auditor.report.numbers import format_duration, plural
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-STATUS_STYLE = {"passed": "green", "failed": "red", "errored": "bold magenta", "skipped": "dim"}
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "errored": "bold magenta",
+    "skipped": "dim",
+    "disabled": "dim",
+}
 
 
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
@@ -133,6 +139,9 @@ def print_report(
         counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ", style="bold magenta")
     if problems:
         counts.append(f"{plural(len(problems), 'manifest problem')}  ", style="bold magenta")
+    disabled = [a["name"] for a in report["audits"] if a["status"] == "disabled"]
+    if disabled:  # turning an audit off is a choice; it stays visible on every run
+        counts.append(f"{plural(len(disabled), 'audit')} disabled ({', '.join(disabled)})  ", style="yellow")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
     timing = f"in {format_duration(report['duration_s'])}; " if timings else ""
     counts.append(f"{timing}fail_on={report.get('fail_on', 'error')}", style="dim")

@@ -92,7 +92,20 @@ class RunContext:
 
     @functools.cached_property
     def model(self) -> Any:
-        """The model as the manifest's factory builds it. Treat as read-only."""
+        """The model in the state training sees it. Treat as read-only.
+
+        A training script runs the factories in order (model, then optimizer, then loss) and calls
+        ``model.train()``; an optimizer factory that sets ``requires_grad`` by parameter name is a common
+        pattern, so audits read the model only after that factory ran on it (and the optimizer it made
+        is the shared one).
+        """
+        model = self._build_model()
+        if self.has("optimizer"):
+            self.__dict__["optimizer"] = self.make_optimizer(model)
+        model.train()
+        return model
+
+    def _build_model(self) -> Any:
         section = self.manifest.section("model")
         if not section:
             raise self._missing("model")

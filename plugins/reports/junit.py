@@ -90,8 +90,8 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
                 )
                 node.text = _clean(error.get("traceback", ""))
                 counts["errors"] += 1
-            elif status == "skipped":
-                ET.SubElement(case, "skipped", message=_clean(audit.get("reason") or "audit skipped"))
+            elif status in ("skipped", "disabled"):
+                ET.SubElement(case, "skipped", message=_clean(audit.get("reason") or f"audit {status}"))
                 counts["skipped"] += 1
             elif failing:
                 node = ET.SubElement(
@@ -105,7 +105,7 @@ def render(report: dict[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
                 )
                 counts["failures"] += 1
             below = [f for f in own if f not in failing]
-            if below and status not in ("errored", "skipped"):
+            if below and status not in ("errored", "skipped", "disabled"):
                 out = ET.SubElement(case, "system-out")
                 out.text = _clean("\n\n".join(_describe(f, _common.finding_line(report, f)) for f in below))
         for key, value in counts.items():
