@@ -1,4 +1,4 @@
-"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD009).
+"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD010).
 
 Counting labels decodes no image: formats read labels from folder names,
 table columns or dataset attributes.
@@ -69,6 +69,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     ctx.evidence["sizes"] = sizes
     ctx.evidence["task"] = ctx.task.type
     from auditor_plugins.label_distribution.label_checks import index_mismatches, label_problems
+    from auditor_plugins.label_distribution.loader_order import check_loader_order
     from auditor_plugins.label_distribution.loss_weights import check_loss_weights
 
     yield from label_problems(ctx)
@@ -101,6 +102,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
 
     yield from _imbalance(ctx, train_counts, present, sizes["train"], multilabel)
     yield from check_loss_weights(ctx, train_counts, multilabel)
+    yield from check_loader_order(ctx)
     coverage = list(_coverage_and_drift(ctx, counts))
     yield from coverage
     yield from index_mismatches(ctx, {f.evidence["split"]: f for f in coverage if f.code == "LD002"})

@@ -209,4 +209,26 @@ class with index 1.
 gets 24 and `malignant` 8.
 """,
     ),
+    CodeInfo(
+        "LD010",
+        Severity.WARNING,
+        "the training loader reads label-ordered data in order",
+        """
+**What it means.** Training reads `train` without shuffling (a DataLoader with a
+`SequentialSampler`, `shuffle=False`; or `shuffle: false` for the split in the manifest)
+and the samples are stored sorted by label (an ImageFolder lists them class by class),
+so at least half the batches hold a single class. The evidence gives the batch size and
+the count of single-class batches.
+
+**Why it breaks training.** Every step pulls the model towards one class, the next
+steps towards another: the loss oscillates, BatchNorm statistics follow the current
+class, and the model ends each epoch biased to the last classes it saw.
+
+**How to fix it.** `DataLoader(train, batch_size=..., shuffle=True)` (or a sampler that
+draws in random order); keep `shuffle: true` for the training split in the manifest.
+
+**Example.** `DataLoader(ImageFolder("train"), batch_size=32)` over 3 classes of 400
+images: 36 of 38 batches hold one class.
+""",
+    ),
 ]
