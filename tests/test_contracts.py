@@ -28,25 +28,56 @@ FACTORIES = textwrap.dedent('''
     gray_tf = transforms.Compose([transforms.Grayscale(1), transforms.ToTensor()])
 
 
+    import collections
+    from collections import OrderedDict
+
+    # GoogLeNet/Inception in train mode return a namedtuple of logits and aux logits.
+    AuxOutputs = collections.namedtuple("AuxOutputs", ["logits", "aux_logits"])
+
+
+    class ModelOutput(OrderedDict):
+        """The shape of transformers' ModelOutput: a dict whose fields are also attributes."""
+
+        def __getattr__(self, name):
+            try:
+                return self[name]
+            except KeyError:
+                raise AttributeError(name) from None
+
+
     class Net(nn.Module):
         """A small CNN whose stem is called conv1, like torchvision's ResNets."""
 
-        def __init__(self, num_classes=3, last=None, detach=False, warn=None):
+        def __init__(self, num_classes=3, last=None, detach=False, warn=None, wrap=None):
             super().__init__()
             torch.manual_seed(0)
             self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(8, num_classes)
             self.last = {"log_softmax": nn.LogSoftmax(dim=1), None: nn.Identity()}[last]
-            self.detach, self.warn = detach, warn
+            self.detach, self.warn, self.wrap = detach, warn, wrap
+            self.aux = nn.Linear(8, num_classes) if wrap else None
 
         def forward(self, x):
             if self.warn == "user":
                 warnings.warn("inputs were not clipped to the expected range", UserWarning)
             elif self.warn == "deprecation":
                 warnings.warn("Net.forward(x) is deprecated; call Net.embed(x)", DeprecationWarning)
-            out = self.last(self.fc(self.pool(torch.relu(self.conv1(x))).flatten(1)))
-            return out.detach() if self.detach else out
+            features = self.pool(torch.relu(self.conv1(x))).flatten(1)
+            out = self.last(self.fc(features))
+            out = out.detach() if self.detach else out
+            if self.aux is None:
+                return out
+            aux = self.aux(features)
+            if self.wrap == "namedtuple":
+                return AuxOutputs(out, aux)
+            if self.wrap == "model_output":
+                return ModelOutput(logits=out, hidden=features)
+            if self.wrap == "dict":
+                return {"out": out, "aux": aux}
+            if self.wrap == "two_heads":
+                return {"species": out, "breed": aux}
+            return out
 
 
     def net(**kwargs):
@@ -263,3 +294,25 @@ def test_a_detached_output_makes_backward_raise_gp019(project):
     gp019 = only(run, "GP019")
     assert "loss.backward() raises on training batch 1" in gp019["message"]
     assert "detaches the graph" in gp019["hint"]
+
+
+# -- item 7: outputs that are objects ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wrap", "field"), [("namedtuple", "logits"), ("model_output", "logits"), ("dict", "out")]
+)
+def test_outputs_that_are_objects_give_the_loss_their_logits_field_with_a_note(project, wrap, field):
+    run = probe(project, model={"wrap": wrap})
+    assert_clean_probe(run)
+    notes = run.audit("gradient_probe")["notes"]
+    assert any(f"the loss was given its '{field}' field, as training code does" in note for note in notes), (
+        notes
+    )
+
+
+def test_a_dict_of_two_heads_is_a_finding_naming_the_fields(project):
+    run = probe(project, model={"wrap": "two_heads"})
+    (gp010,) = run.findings_for("GP010")
+    assert gp010["severity"] == "error" and "['species', 'breed']" in gp010["message"]
+    assert "none named 'logits' or 'out'" in gp010["message"]

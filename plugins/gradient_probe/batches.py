@@ -265,14 +265,30 @@ def output_tensor(output: Any) -> tuple[torch.Tensor | None, str]:
     """The logits tensor inside whatever the model returned, and how it was found."""
     if isinstance(output, torch.Tensor):
         return output, ""
+    kind = type(output).__name__
     if isinstance(output, dict) or hasattr(output, "logits"):
+        # Hugging Face ModelOutput, GoogLeNet/Inception's namedtuples and torchvision's segmentation
+        # dicts name their logits; training code writes loss(out.logits, y) or loss(out["out"], y).
         for key in ("logits", "out"):
             value = output.get(key) if isinstance(output, dict) else getattr(output, key, None)
             if isinstance(value, torch.Tensor):
-                return value, f"used the model output's '{key}'"
+                return (
+                    value,
+                    f"the model returned a {kind}; the loss was given its '{key}' field, as training code does",
+                )
+    if isinstance(output, dict):
+        tensors = [k for k, v in output.items() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return output[
+                tensors[0]
+            ], f"the model returned a {kind}; the loss was given its only tensor '{tensors[0]}'"
+        return None, (
+            f"the model returned a {kind} with the tensors {tensors} and none named 'logits' or 'out': the loss "
+            "cannot take that object and it is not clear which field training would give it"
+        )
     if isinstance(output, (list, tuple)) and output and isinstance(output[0], torch.Tensor):
-        return output[0], f"the model returned a {type(output).__name__}; used its first element"
-    return None, f"the model returned {type(output).__name__}, not a tensor"
+        return output[0], f"the model returned a {kind}; the loss was given its first element"
+    return None, f"the model returned {kind}, not a tensor"
 
 
 def describe_shape(value: Any) -> str:

@@ -69,6 +69,17 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
         return
     yield from _gp001(ctx, probe, thresholds)
     zero = _zero_gradient(probe)
+    if probe.unused_outputs and zero:
+        # Parameters that feed only the output fields the loss was not given (aux logits) never get a
+        # gradient in the probe's step; training code that adds their loss trains them. Not GP002.
+        never = [i for i in zero if probe.none_steps[i] >= probe.steps_done]
+        if never:
+            zero = [i for i in zero if i not in set(never)]
+            ctx.note(
+                f"{len(never)} parameter tensors feed only the output fields {probe.unused_outputs} that the loss "
+                f"was not given, so they got no gradient in the probe (GP002 not judged for them): "
+                f"{_names([probe.names[i] for i in never], 5)}; add their loss in training, or drop them"
+            )
     yield from _gp002(ctx, probe, zero)
     idle = [n for n in probe.unchanged_trainable if n in set(probe.not_in_optimizer)]
     if idle:

@@ -119,6 +119,8 @@ class ProbeRun:
     breach: Breach | None = None
     #: a forward or backward pass that raised (GP019); the probe stopped there
     failure: StepFailure | None = None
+    #: tensor fields of an output object the loss was not given (aux logits): what only they use gets no gradient
+    unused_outputs: list[str] = field(default_factory=list)
     #: warnings seen during forward, loss and backward, by (category, message) (GP017/GP018)
     warnings: dict[tuple[str, str], CapturedWarning] = field(default_factory=dict)
 
@@ -460,6 +462,7 @@ def _manifest_step(
     if step.index == 0:
         book = time.perf_counter()
         probe.output_note = how
+        probe.unused_outputs = _other_tensors(raw_output, out)
         probe.start = output_stats(out, step.inputs, probe.kind)
         probe.trailing = watch.trailing()
         probe.dead_start = watch.dead_layers(0.5)
@@ -512,6 +515,25 @@ def _manifest_step(
     elif watched:
         probe.dead_end = watch.dead_layers(0.5)
     return loss, out, first, bookkeeping
+
+
+def _other_tensors(output: Any, used: torch.Tensor) -> list[str]:
+    """Names of the tensors in an output object other than the one given to the loss."""
+    if isinstance(output, torch.Tensor):
+        return []
+    if isinstance(output, dict):
+        items = list(output.items())
+    elif hasattr(output, "_fields"):  # a namedtuple
+        items = list(zip(output._fields, output, strict=False))
+    elif isinstance(output, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(output)]
+    else:
+        items = (
+            [(k, v) for k, v in vars(output).items() if not k.startswith("_")]
+            if hasattr(output, "__dict__")
+            else []
+        )
+    return [str(k) for k, v in items if isinstance(v, torch.Tensor) and v is not used]
 
 
 def _custom_step(
