@@ -125,9 +125,14 @@ def _first_conv(model: torch.nn.Module) -> str | None:
 
 
 def forward_failure(
-    model: torch.nn.Module, run: Any, inputs: Any, step: int, exc: BaseException
+    model: torch.nn.Module,
+    run: Any,
+    inputs: Any,
+    step: int,
+    exc: BaseException,
+    action: str = "the model's forward pass",
 ) -> StepFailure:
-    """GP019 for a forward pass that raised: the layer, its input shapes, and the fix for the usual causes."""
+    """GP019 for a forward pass (or ``action``) that raised: the layer, its input shapes, the usual fix."""
     error = _error(exc)
     located = _failing_module(model, run)
     batch = _shapes(inputs)
@@ -137,7 +142,7 @@ def forward_failure(
             "forward",
             step,
             error,
-            f"the model's forward pass raises on training batch {step + 1} (inputs {batch}): {error}",
+            f"{action} raises on training batch {step + 1} (inputs {batch}): {error}",
             "run the model on one batch of the train split outside auditor to see the traceback; fix the "
             "transform or the model so the shapes agree",
             evidence,
@@ -175,7 +180,7 @@ def forward_failure(
         "forward",
         step,
         error,
-        f"{what}: the forward pass raises on training batch {step + 1} (inputs {batch}): {error}",
+        f"{what}: {action} raises on training batch {step + 1} (inputs {batch}): {error}",
         hint,
         evidence,
     )

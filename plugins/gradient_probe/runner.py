@@ -349,7 +349,21 @@ def _custom_forward(
     probe: ProbeRun, tools: _Tools, step: _Step, watch: ActivationWatch | None, recording: _Recording
 ) -> bool:
     collated = to_device(step.batch.collated, tools.device)
-    step.loss, step.out = _custom_step(tools.loss_step, tools.model, collated, step.index, watch)
+    try:
+        step.loss, step.out = _custom_step(tools.loss_step, tools.model, collated, step.index, watch)
+    except SkipAudit:
+        raise
+    except RuntimeError as exc:  # the user's training step raised (or returned no tensor): a finding
+        probe.failure = forward_failure(
+            tools.model,
+            lambda: tools.loss_step(tools.model, collated, step.index),
+            collated,
+            step.index,
+            exc.__cause__ or exc,
+            action="the training step",
+        )
+        probe.stopped = f"stopped at step {step.index + 1}: the training step raised"
+        return False
     if step.loss is None:
         probe.stopped = (
             f"stopped after {step.index} steps: the training step returned no loss for batch "
