@@ -32,7 +32,7 @@ COUNTS = {"normal": 40, "benign": 6, "malignant": 2}
 @pytest.fixture
 def project(tmp_path) -> Project:
     project = Project(tmp_path / "project")
-    project.write("src/losses.py", LOSSES)
+    project.write("src/ld_weight_losses.py", LOSSES)
     return project
 
 
@@ -42,7 +42,7 @@ def _run(project: Project, counts: dict[str, int], loss: str, kwargs: dict[str, 
         {"train": root},
         audits={"label_distribution": {}},
         pythonpath=["src"],
-        loss={"factory": f"losses:{loss}", "kwargs": kwargs},
+        loss={"factory": f"ld_weight_losses:{loss}", "kwargs": kwargs},
     )
     return run_in_process(path)
 
@@ -90,6 +90,6 @@ def test_a_pos_weight_for_the_wrong_class_is_ld009_and_the_right_one_is_clean(pr
     assert "pos_weight 0.05 favours the larger class" in ld009["message"]
     assert "BCEWithLogitsLoss(pos_weight=torch.tensor([20.0]))" in ld009["hint"]
     fixed = Project(project.root.parent / "fixed")
-    fixed.write("src/losses.py", LOSSES)
+    fixed.write("src/ld_weight_losses.py", LOSSES)
     run = _run(fixed, {"neg": 40, "pos": 2}, "bce", {"pos_weight": [20.0]})
     assert not run.findings_for("LD009") and not run.findings_for("LD004")
