@@ -110,15 +110,26 @@ def make_image_folder(
     return root
 
 
-def write_manifest(path: Path | str, manifest: Mapping[str, Any]) -> Path:
-    """Write ``manifest`` as YAML to ``path`` (a file name, or a folder to hold ``audit.yaml``)."""
+def write_manifest(path: Path | str, manifest: Mapping[str, Any], *, only_listed: bool = True) -> Path:
+    """Write ``manifest`` as YAML to ``path`` (a file name, or a folder to hold ``audit.yaml``).
+
+    A manifest's ``audits:`` configures and never selects, so with ``only_listed`` (the default) every
+    installed audit its ``audits:`` mapping omits is written as ``name: false`` (reported ``disabled``):
+    a test of one audit runs that audit only. Without an ``audits:`` mapping every installed audit runs.
+    """
     import yaml
 
+    manifest = dict(manifest)
+    audits = manifest.get("audits")
+    if only_listed and isinstance(audits, Mapping):
+        from auditor.run.registry import load_registry
+
+        manifest["audits"] = {**{n: False for n in load_registry().audits if n not in audits}, **audits}
     path = Path(path)
     if path.suffix not in (".yaml", ".yml"):
         path = path / "audit.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(dict(manifest), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -179,21 +190,30 @@ class Project:
         *,
         audits: Mapping[str, Any] | None = None,
         name: str = "audit.yaml",
+        only_listed: bool = True,
         **sections: Any,
     ) -> Path:
         """Write a ``version: 1`` manifest into the project and return its path.
 
         ``data`` maps split names to a split mapping, or to a folder path (made
         by :meth:`image_folder`), which means an ``image_folder`` split there.
-        ``audits`` lists the audits to run (absent: every installed audit);
-        other sections (``model``, ``loss``, ``fail_on``, ...) pass through.
+        ``audits`` maps audit names to their options (``False`` disables one).
+        A manifest's ``audits:`` configures and never selects, so with
+        ``only_listed`` (the default) every other installed audit is written as
+        ``name: false`` and the run reports it ``disabled``: a test of one audit
+        runs that audit only. Absent ``audits``: every installed audit runs.
+        Other sections (``model``, ``loss``, ``fail_on``, ...) pass through.
         """
         manifest: dict[str, Any] = {"version": 1, **sections}
         if data is not None:
             manifest["data"] = {split: self._split(value) for split, value in data.items()}
         if audits is not None:
-            manifest["audits"] = {audit: dict(options or {}) for audit, options in audits.items()}
-        return write_manifest(self.path(name), manifest)
+            listed = {
+                audit: options if isinstance(options, bool) else dict(options or {})
+                for audit, options in audits.items()
+            }
+            manifest["audits"] = listed
+        return write_manifest(self.path(name), manifest, only_listed=only_listed)
 
     def _split(self, value: Any) -> Any:
         if isinstance(value, (str, Path)):

@@ -49,7 +49,7 @@ def test_valid_manifest_loads_with_defaults(data_dir, registry):
     manifest = load_manifest(_write(data_dir, VALID), registry)
     assert manifest.fail_on == "error"
     assert manifest.audit_options["label_distribution"]["max_imbalance_ratio"] == 10
-    assert manifest.selected_audits is None
+    assert manifest.disabled_audits == []
 
 
 def test_missing_file(tmp_path, registry):

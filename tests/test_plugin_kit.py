@@ -106,12 +106,22 @@ def test_project_writes_real_images_and_a_manifest(auditor_project):
     )
     import yaml
 
-    assert yaml.safe_load(manifest.read_text()) == {
+    written = yaml.safe_load(manifest.read_text())
+    audits = written.pop("audits")
+    assert written == {
         "version": 1,
         "fail_on": "info",
         "data": {"train": {"format": "image_folder", "root": "data/train"}},
-        "audits": {"label_distribution": {}},
     }
+    # audits: configures and never selects, so the helper disables every installed audit it does not list
+    assert audits["label_distribution"] == {}
+    assert {name for name, value in audits.items() if value is False} == set(auditor_project_audits()) - {
+        "label_distribution"
+    }
+    every = auditor_project.manifest(
+        data={"train": train}, audits={"label_distribution": None}, only_listed=False, name="every.yaml"
+    )
+    assert yaml.safe_load(every.read_text())["audits"] == {"label_distribution": {}}
 
 
 def test_run_result_assertions(auditor_project, auditor_run):
@@ -350,3 +360,9 @@ if __name__ == "__main__":  # regenerate the hook reference in docs/plugins.md
     head, rest = text.split(START, 1)
     DOCS.write_text(head + START + "\n" + hook_reference() + END + rest.split(END, 1)[1], encoding="utf-8")
     print(f"updated {DOCS.relative_to(REPO)}")
+
+
+def auditor_project_audits() -> list[str]:
+    from auditor.run.registry import load_registry
+
+    return list(load_registry().audits)

@@ -163,7 +163,7 @@ def test_skip_static_and_output_dir(tmp_path, image_folder, manifest_writer, run
     out = tmp_path / "elsewhere"
     outcome = run_manifest(manifest, skip=["label_distribution"], formats=["json"], output_dir=out)
     statuses = {a["name"]: (a["status"], a["reason"]) for a in outcome.report["audits"]}
-    assert statuses["label_distribution"] == ("skipped", "skipped with --skip")
+    assert statuses["label_distribution"] == ("disabled", "disabled by --skip label_distribution")
     assert (out / "report.json").is_file()
     outcome = run_manifest(manifest, static=True, formats=["json"], output_dir=out)
     for audit in outcome.report["audits"]:
@@ -171,7 +171,9 @@ def test_skip_static_and_output_dir(tmp_path, image_folder, manifest_writer, run
             assert audit["status"] == "skipped" and "--static" in audit["reason"]
 
 
-def test_manifest_audits_section_limits_the_run(tmp_path, image_folder, manifest_writer, run_audit):
+def test_manifest_audits_section_configures_and_never_limits_the_run(
+    tmp_path, image_folder, manifest_writer, run_audit
+):
     image_folder(tmp_path / "train", {"cat": 12, "dog": 12})
     manifest = manifest_writer(
         tmp_path,
@@ -180,9 +182,13 @@ def test_manifest_audits_section_limits_the_run(tmp_path, image_folder, manifest
             "data": {"train": {"format": "image_folder", "root": "train"}},
             "audits": {"label_distribution": None},
         },
+        only_listed=False,
     )
     outcome = run_audit(manifest)
-    assert [a["name"] for a in outcome.report["audits"]] == ["label_distribution"]
+    # audits: configures, it never selects: the unlisted audits run with their defaults
+    statuses = {a["name"]: a["status"] for a in outcome.report["audits"]}
+    assert statuses["label_distribution"] == "passed" and statuses["split_leakage"] == "passed"
+    assert "disabled" not in statuses.values()
 
 
 def test_unreadable_data_is_a_recorded_problem_not_a_traceback(tmp_path, manifest_writer, cli):

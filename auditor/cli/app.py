@@ -257,7 +257,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.manifests:
         try:
-            load_manifest(path, registry, check_imports=True)
+            manifest = load_manifest(path, registry, check_imports=True)
         except ManifestInvalid as exc:
             status = 2
             for error in exc.errors:
@@ -265,6 +265,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             out.print(f"[green]ok[/green] {_escape(str(path))}")
+        for name in [] if args.quiet else manifest.disabled_audits:  # a choice, but a visible one
+            out.print(
+                f"[yellow]note:[/yellow] {_escape(str(path))}: audits.{_escape(name)}: false disables "
+                f"{_escape(name)}; every run reports it as disabled"
+            )
     return status
 
 

@@ -50,6 +50,13 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
             "default_collate); called with a list of the dataset's items, e.g. (input, target) pairs"
         ),
     },
+    "shuffle": {
+        "type": "boolean",
+        "description": (
+            "whether training reads this split in random order (DataLoader(shuffle=True)); default true "
+            "for train. false over samples stored class by class is LD010"
+        ),
+    },
     "sampler": {
         "type": "string",
         "description": (

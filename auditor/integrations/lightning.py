@@ -53,8 +53,9 @@ class AuditCallback(Callback):  # type: ignore[misc]
     """Runs auditor on the fit's module, optimizer and DataLoaders before training starts.
 
     ``fail_on`` (error | warning | info | never): findings at or above it stop the fit by
-    raising :class:`auditor.AuditFailed`. ``audits``: names (or name -> options) to run,
-    default all installed. ``report_dir``: where the reports go (default
+    raising :class:`auditor.AuditFailed`. ``audits``: as in :func:`auditor.check` (a list of
+    names selects, every other audit is ``disabled``; a mapping name -> options configures and
+    ``name: False`` disables); default every installed audit. ``report_dir``: where the reports go (default
     ``<default_root_dir>/auditor``), in ``formats``. Other keywords go to
     :func:`auditor.check` (``pretrained=``, ``head=``, ``task=``, ``ignore=``,
     ``gradient_probe={"steps": 5}``, ...). The result (a :class:`auditor.CheckResult`, the type

@@ -54,6 +54,8 @@ class LoaderSettings:
     batch_size: int | None = None
     collate_fn: Callable[[list[Any]], Any] | None = None
     sampler: str | None = None  # "weighted" for a WeightedRandomSampler, else a class name or None
+    #: True for a RandomSampler, False for a SequentialSampler, None when a custom sampler decides
+    shuffle: bool | None = None
 
 
 @dataclass
@@ -97,10 +99,19 @@ def unpack_split(name: str, value: Any) -> tuple[Any, LoaderSettings | None]:
         collate = value.collate_fn
         from torch.utils.data import default_collate
 
+        names = {type(s).__name__ for s in kinds}
+        shuffle = (
+            True
+            if "RandomSampler" in names
+            else False
+            if names <= {"SequentialSampler", "BatchSampler"}
+            else None
+        )
         return value.dataset, LoaderSettings(
             batch_size=int(batch_size) if batch_size else None,
             collate_fn=None if collate is default_collate else collate,
             sampler=how,
+            shuffle=shuffle if how is None else None,  # a weighted or custom sampler decides the order
         )
     if not (hasattr(value, "__getitem__") and hasattr(value, "__len__")):
         raise TypeError(
@@ -214,6 +225,10 @@ class LiveSource:
             config["sampler"] = (
                 "weighted"  # what label_distribution reads as class balancing, as in a manifest
             )
+        if settings is not None and settings.shuffle is not None:
+            config["shuffle"] = (
+                settings.shuffle
+            )  # the real loader's order, as the manifest's data.SPLIT.shuffle
         spec = SplitSpec(
             name=name,
             config=config,

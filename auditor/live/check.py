@@ -65,7 +65,9 @@ def check(
     ``loss`` are only read; the gradient probe trains deep copies. Every other
     manifest key is a keyword and means what it means in YAML: ``pretrained``
     and ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
-    num_classes}``), ``audits`` (names, or name -> options), ``fail_on``,
+    num_classes}``), ``audits`` (a mapping name -> options configures, and
+    ``name: False`` disables, as in the manifest; a list of names selects like
+    ``only``: every other audit is ``disabled``), ``fail_on``,
     ``call_timeout_s``, ``scheduler``, ``pythonpath``, ``version``, ``name``,
     ``report`` (``{dir, formats, redact}``: reports are written there, ``dir``
     relative to ``base_dir``), and options per audit as keywords named after
@@ -86,7 +88,7 @@ def check(
     from auditor.report.document import build_report
     from auditor.run.context import RunContext
     from auditor.run.registry import load_registry
-    from auditor.run.runner import Selection, run_audits, select_audits
+    from auditor.run.runner import run_audits, select_audits
 
     registry = registry or load_registry()
     named = _named_splits(train, val, splits, data)
@@ -104,8 +106,7 @@ def check(
     if probe_batch and audit_section is not None and isinstance(audit_section.get("gradient_probe"), dict):
         audit_section["gradient_probe"].setdefault("batch_size", probe_batch)
     elif probe_batch and audit_section is None and "gradient_probe" in registry.audits:
-        audit_section = {audit: {} for audit in registry.audits}
-        audit_section["gradient_probe"] = {"batch_size": probe_batch}
+        audit_section = {"gradient_probe": {"batch_size": probe_batch}}
     base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     path = base / LIVE_PATH_NAME
     raw: dict[str, Any] = {"version": version, "name": name}
@@ -136,7 +137,7 @@ def check(
         cache_dir=Path(cache_dir).resolve() if cache_dir is not None else None,
         progress=_progress(progress),
     )
-    selection = Selection(only=only, skip=skip, select=select, ignore=ignore, static=static, fail_on=fail_on)
+    selection = _selection(audits, only, skip, select, ignore, static, fail_on)
     started_at = datetime.now(timezone.utc)
     with context.progress("auditing", len(select_audits(context, selection))) as bar:
         result = run_audits(context, selection, on_audit_done=lambda _: bar.advance())
@@ -162,6 +163,41 @@ def _given(objects: Any, section: str) -> bool:
     if section == "loss":
         return objects.loss is not None or objects.loss_step is not None
     return getattr(objects, section) is not None
+
+
+def _selection(
+    audits: Sequence[str] | Mapping[str, Any] | None,
+    only: Sequence[str],
+    skip: Sequence[str],
+    select: Sequence[str],
+    ignore: Sequence[str],
+    static: bool,
+    fail_on: str,
+) -> Any:
+    """The command line's selection; ``audits=`` as a list (or one name) selects like ``--only``."""
+    from auditor.run.runner import Selection
+
+    listed = (
+        [audits]
+        if isinstance(audits, str)
+        else []
+        if audits is None or isinstance(audits, Mapping)
+        else list(audits)
+    )
+    if listed and only:
+        raise UsageError(
+            "auditor.check: audits= as a list selects audits like only=; found both; hint: pass one of them"
+        )
+    return Selection(
+        only=[str(a) for a in listed] or list(only),
+        skip=skip,
+        select=select,
+        ignore=ignore,
+        static=static,
+        fail_on=fail_on,
+        only_by="auditor.check(audits=[...])" if listed else "only=",
+        skip_by="skip=",
+    )
 
 
 def _named_splits(
@@ -197,19 +233,16 @@ def _audit_section(
             f"name of an installed audit {sorted(registry.audits)} (its options)"
             + (f"; hint: {hint}" if hint else "")
         )
-    if audits is None:
-        section = None if not options else {audit: {} for audit in registry.audits}
-    elif isinstance(audits, Mapping):
+    # A mapping configures (name: false disables); a list selects, like --only (see _selected).
+    if isinstance(audits, Mapping):
         section = {str(k): (dict(v) if isinstance(v, Mapping) else v) for k, v in audits.items()}
-    elif isinstance(audits, str):
-        section = {audits: {}}
     else:
-        section = {str(audit): {} for audit in audits}
+        section = None if not options else {}
     for audit, value in options.items():
-        if section is not None and audit not in section and audits is not None:
+        if section is not None and section.get(audit) is False:
             raise UsageError(
-                f"auditor.check: options for {audit!r} were given but audits= does not list it; "
-                f"hint: add {audit!r} to audits=, or drop its options"
+                f"auditor.check: options for {audit!r} were given but audits= disables it ({audit!r}: False); "
+                f"hint: drop one of the two"
             )
         assert section is not None
         section[audit] = dict(value) if isinstance(value, Mapping) else value

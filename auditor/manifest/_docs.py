@@ -146,8 +146,12 @@ def manifest_markdown(registry: Registry) -> str:
             _table(fmt.properties, set(fmt.required), fmt.schema(), "data.SPLIT."),
         ]
     parts += [
-        "## `audits`: which audits run, and their options\n",
+        "## `audits`: options per audit (every installed audit runs)\n",
         f"{audits.get('description', '')}. An unknown option is an error naming the allowed ones.\n",
+        "`audits:` configures; it never selects: an audit the manifest does not list runs with its "
+        "defaults. `name: false` turns one off, and every run reports it with the status `disabled` "
+        "(so do `--only`/`--skip`); `auditor validate` prints a note for it.\n\n"
+        "```yaml\naudits:\n  gradient_probe: {steps: 10}\n  split_leakage: false   # disabled, and reported as such\n```\n",
     ]
     for audit in registry.ordered_audits():
         if registry.audit_plugin[audit.name].distribution.lower() != "auditor":

@@ -102,10 +102,10 @@ class Manifest:
         return {name: dict(split) for name, split in self.sections.data.items()}
 
     @property
-    def selected_audits(self) -> list[str] | None:
-        """Audits the manifest lists, or None when it lists none (run them all)."""
-        audits = self.sections.audits
-        return None if audits is None else list(audits)
+    def disabled_audits(self) -> list[str]:
+        """Audits the manifest turns off (``name: false``). ``audits:`` configures; it never selects."""
+        audits = self.sections.audits or {}
+        return [str(name) for name, value in audits.items() if value is False]
 
     @property
     def report(self) -> ReportSection:
@@ -327,7 +327,9 @@ def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]
                 key, f"one of the installed audits {sorted(audits)}", repr(audit_name), hint=hint
             )
             continue
-        options = {} if options is None else options
+        options = (
+            {} if options is None or isinstance(options, bool) else options
+        )  # false: off; true: defaults
         if not isinstance(options, Mapping):
             continue  # already reported by the manifest schema
         yield from validate_against(audit.options_schema, options, manifest, key)
@@ -362,9 +364,13 @@ def audit_options(manifest: Manifest, registry: Registry) -> dict[str, dict[str,
     listed = manifest.raw.get("audits")
     listed = listed if isinstance(listed, Mapping) else {}
     return {
-        name: with_defaults(audit.options_schema, listed.get(name) or {})
+        name: with_defaults(audit.options_schema, _options(listed.get(name)))
         for name, audit in registry.audits.items()
     }
+
+
+def _options(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}  # None, true and false: the defaults
 
 
 def with_defaults(schema: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:

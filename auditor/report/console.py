@@ -19,7 +19,13 @@ from auditor.report.view import AuditError, AuditView, FindingView, ReportView
 __all__ = ["SEVERITY_STYLE", "make_console", "print_audit_line", "print_report"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-STATUS_STYLE = {"passed": "green", "failed": "red", "errored": "bold magenta", "skipped": "dim"}
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "errored": "bold magenta",
+    "skipped": "dim",
+    "disabled": "dim",
+}
 
 
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
@@ -142,6 +148,9 @@ def _print_counts(console: Console, view: ReportView, *, timings: bool) -> None:
         counts.append(f"{plural(stopped, 'audit')} stopped by the manifest  ", style="bold magenta")
     if view.problems:
         counts.append(f"{plural(len(view.problems), 'manifest problem')}  ", style="bold magenta")
+    disabled = [a.name for a in view.audits if a.status == "disabled"]
+    if disabled:  # turning an audit off is a choice; it stays visible on every run
+        counts.append(f"{plural(len(disabled), 'audit')} disabled ({', '.join(disabled)})  ", style="yellow")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.
     timing = f"in {format_duration(view.duration_s)}; " if timings else ""
     counts.append(f"{timing}fail_on={view.fail_on}", style="dim")

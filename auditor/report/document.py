@@ -29,7 +29,7 @@ __all__ = [
     "validate_report",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: audit status "disabled"
 
 
 def _environment(context: RunContext, result: RunResult) -> dict[str, Any]:

@@ -112,7 +112,13 @@ class RunContext:
 
     @functools.cached_property
     def model(self) -> Any:
-        """The model, built once by the source. Treat as read-only."""
+        """The model in the state training sees it, built once by the source. Treat as read-only.
+
+        A training script runs the factories in order (model, then optimizer, then loss) and calls
+        ``model.train()``; the manifest's source does the same (an optimizer factory that sets
+        ``requires_grad`` by parameter name is a common pattern), so audits read the model only after that
+        factory ran on it. Live objects are the caller's and are handed over as they are.
+        """
         return self.source.model()
 
     def model_copy(self) -> Any:

@@ -25,6 +25,9 @@ class Selection:
 
     only: Sequence[str] = ()
     skip: Sequence[str] = ()
+    #: How ``only``/``skip`` were given, for the reason of a ``disabled`` audit (``auditor.check`` says its own).
+    only_by: str = "--only"
+    skip_by: str = "--skip"
     select: Sequence[str] = ()
     ignore: Sequence[str] = ()
     static: bool = False
@@ -34,7 +37,7 @@ class Selection:
 @dataclass
 class AuditResult:
     audit: Audit
-    status: str  # passed | failed | errored | skipped
+    status: str  # passed | failed | errored | skipped | disabled
     duration_s: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     reason: str = ""
@@ -70,11 +73,16 @@ def matches_code(code: str, patterns: Sequence[str]) -> bool:
     return any(code.startswith(p.upper()) for p in patterns)
 
 
-def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit, str]]:
-    """Audits to consider in stable order, each with '' or the reason it is skipped."""
+def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit, str, str]]:
+    """Every installed audit in stable order, with its status before running and why.
+
+    ``("", "")`` means the audit runs. ``disabled`` is a choice (the manifest's ``name: false``,
+    ``--only``, ``--skip``): ``audits:`` configures audits, it never selects them, so an audit the
+    manifest does not mention runs with its defaults. ``skipped`` means the audit cannot run here.
+    """
     registry = context.registry
     known = set(registry.audits)
-    for option, names in (("--only", selection.only), ("--skip", selection.skip)):
+    for option, names in ((selection.only_by, selection.only), (selection.skip_by, selection.skip)):
         for name in names:
             if name not in known:
                 hint = did_you_mean(name, known)
@@ -82,18 +90,18 @@ def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit
                     f"{option} {name}: expected one of the installed audits {sorted(known)}, found "
                     f"{name!r}" + (f"; {hint}" if hint else "")
                 )
-    listed = context.manifest.selected_audits
-    chosen: list[tuple[Audit, str]] = []
+    off = set(context.manifest.disabled_audits)
+    chosen: list[tuple[Audit, str, str]] = []
     for audit in registry.ordered_audits():
-        if listed is not None and audit.name not in listed:
-            continue
+        status, reason = "", ""
         if selection.only and audit.name not in selection.only:
-            continue
-        reason = ""
-        if audit.name in selection.skip:
-            reason = "skipped with --skip"
+            status, reason = "disabled", f"disabled by {selection.only_by} {','.join(selection.only)}"
+        elif audit.name in selection.skip:
+            status, reason = "disabled", f"disabled by {selection.skip_by} {audit.name}"
+        elif audit.name in off:
+            status, reason = "disabled", f"disabled in the manifest (audits.{audit.name}: false)"
         elif selection.static and audit.runs_model:
-            reason = "runs the model; skipped with --static"
+            status, reason = "skipped", "runs the model; skipped with --static"
         else:
             missing = [
                 need
@@ -101,8 +109,8 @@ def select_audits(context: RunContext, selection: Selection) -> list[tuple[Audit
                 if need in audit.needs and not context.has(need)
             ]
             if missing:
-                reason = f"the manifest has no {', '.join(missing)} section"
-        chosen.append((audit, reason))
+                status, reason = "skipped", f"the manifest has no {', '.join(missing)} section"
+        chosen.append((audit, status, reason))
     return chosen
 
 
@@ -118,13 +126,13 @@ def run_audits(
     results = []
     chosen = select_audits(context, selection)
     broken: dict[str, ManifestError] = {}
-    if any(not reason for _, reason in chosen) and context.has("data"):
+    if any(not status for _, status, _ in chosen) and context.has("data"):
         broken = context.open_splits()
     # An audit that then asks for a broken split is skipped (SplitUnavailable); one that needs only
     # the splits that opened (gradient_probe with a broken val) still runs.
-    for audit, skip_reason in chosen:
-        if skip_reason:
-            result = AuditResult(audit, "skipped", reason=skip_reason)
+    for audit, status, reason in chosen:
+        if status:
+            result = AuditResult(audit, status, reason=reason)
         else:
             if on_audit_start:
                 on_audit_start(audit)

@@ -91,6 +91,8 @@ class ManifestSource:
     def __init__(self, manifest: Manifest, registry: Registry) -> None:
         self.manifest = manifest
         self.registry = registry
+        #: (the shared model, the optimizer its factory made on it): asked again, the same one.
+        self._shared_optimizer: tuple[Any, Any] | None = None
 
     def has(self, section: str) -> bool:
         if section == "data":
@@ -111,7 +113,13 @@ class ManifestSource:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(MODEL_BUILD_SEED)
             model = self.manifest.resolver.call_factory(section.factory, "model.factory", **section.kwargs)
-        return self._checked(model, "model", section.factory, "named_parameters", "a torch.nn.Module")
+        model = self._checked(model, "model", section.factory, "named_parameters", "a torch.nn.Module")
+        # As a training script: the optimizer factory runs on the model before anything reads it (it may
+        # set requires_grad by name), then model.train(). Its optimizer is the one shared with the audits.
+        if self.has("optimizer"):
+            self._shared_optimizer = (model, self.optimizer(model))
+        model.train()
+        return model
 
     def model_copy(self, model: Any) -> Any:
         import copy
@@ -119,6 +127,9 @@ class ManifestSource:
         return copy.deepcopy(model)
 
     def optimizer(self, model: Any) -> Any:
+        shared = self._shared_optimizer
+        if shared is not None and shared[0] is model:
+            return shared[1]
         section = self.manifest.optimizer
         if section is None or section.factory is None:
             raise self.missing("optimizer")

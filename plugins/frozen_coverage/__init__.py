@@ -150,6 +150,25 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
     )
 
 
+#: Losses for which the head's width is not a class count (torch's names, matched on the class and its bases).
+_ELEMENTWISE_LOSSES = frozenset({"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss"})
+_BINARY_LOSSES = frozenset({"BCEWithLogitsLoss", "BCELoss"})
+
+
+def _loss_name(ctx: AuditContext) -> str:
+    """The torch class the manifest's loss is (or derives from); '' without a loss or when it cannot be built."""
+    if not ctx.run.has("loss"):
+        return ""
+    try:
+        loss = ctx.run.loss
+    except Exception:  # a broken loss factory is reported by the audits that need the loss
+        return ""
+    for cls in type(loss).__mro__:
+        if cls.__module__.startswith("torch.nn") and cls.__name__ in _ELEMENTWISE_LOSSES | _BINARY_LOSSES:
+            return cls.__name__
+    return type(loss).__name__
+
+
 def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
     if head.outputs is None:
         return
@@ -162,7 +181,14 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
         ctx.note("the number of classes is unknown: the head size (FZ007) was not checked")
         return
     outputs = head.outputs
-    binary_single = task.type == "binary" and outputs == 1 and wanted == 2
+    loss = _loss_name(ctx)
+    if loss in _ELEMENTWISE_LOSSES:
+        ctx.note(
+            f"the loss is {loss}, which compares outputs with targets element by element (regression): "
+            "the head size was not compared with the class count (FZ007)"
+        )
+        return
+    binary_single = (task.type == "binary" or loss in _BINARY_LOSSES) and outputs == 1 and wanted == 2
     if outputs == wanted or binary_single:
         return
     where = "task.num_classes" if task.source == "manifest" and ctx.manifest.task.num_classes else "the data"

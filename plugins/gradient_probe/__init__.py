@@ -1,4 +1,4 @@
-"""gradient_probe: a short real training run that catches silent failures (GP001-GP012).
+"""gradient_probe: a short real training run that catches silent failures (GP001-GP019).
 
 The probe takes a deep copy of the model, a fresh optimizer and loss from the
 manifest's factories, and runs ``steps`` real optimizer steps on shuffled batches
@@ -17,7 +17,7 @@ from auditor import Audit, AuditContext, Finding, SkipAudit, hookimpl
 from auditor_plugins.gradient_probe.causes import CAUSES
 from auditor_plugins.gradient_probe.codes import CODES
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 #: Defaults of the ``thresholds`` option; docs/gradient_probe.md gives the reasoning and sources.
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -83,9 +83,11 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     if len(train) == 0:
         raise SkipAudit("the 'train' split is empty")
     if not any(p.requires_grad for p in ctx.run.model.parameters()):
-        # Nothing can train, so there is nothing to probe; FZ001 (frozen_coverage) reports the cause.
+        # Nothing can train, so there is nothing to probe. The reason names no other audit's code: that
+        # audit may be disabled, and a skip must never point at a finding that was not reported.
         raise SkipAudit(
-            "every parameter of the model is frozen (requires_grad=False): nothing to train; see FZ001"
+            "every parameter of the model is frozen (requires_grad=False) after the model and optimizer "
+            "factories ran: nothing to train, and training's first loss.backward() would raise"
         )
     from auditor.report.document import strict_json  # NaN and infinity as null, as in report.json
     from auditor_plugins.gradient_probe.checks import evidence, judge

@@ -44,6 +44,13 @@ LOGIT_LOSSES = {
     "MultiLabelSoftMarginLoss": "bce_logits",
 }
 PROBABILITY_LOSSES = {"NLLLoss": "nll", "BCELoss": "bce_probs"}
+#: Element-wise losses (output and target compared position by position).
+REGRESSION_LOSSES = {
+    "MSELoss": "regression",
+    "L1Loss": "regression",
+    "SmoothL1Loss": "regression",
+    "HuberLoss": "regression",
+}
 
 
 def pick_device(requested: str) -> tuple[torch.device, str]:
@@ -117,36 +124,47 @@ def collate(
     items: Sequence[tuple[bool, int, Any, Any, Any]],
     user_collate: Any = None,
     keep_batch: bool = False,
-) -> tuple[Any, list[Any], list[tuple[int, str]], Any, CollateProblem | None]:
-    """Stack inputs, keep raw targets as a list (multilabel rows differ in length), pass failures on.
+) -> tuple[Any, list[Any], list[tuple[int, str]], Any, CollateProblem | None, Any]:
+    """Collate the dataset's items as the training DataLoader does; pass failures on.
 
-    ``user_collate`` is the training DataLoader's collate function: when given, the inputs are what it
-    makes of the samples (the first element of its batch), as in training. With ``keep_batch`` the
-    whole collated batch comes back too, for a training step that takes the batch as training does.
-    A batch that cannot be collated comes back as a :class:`CollateProblem`, not raised: it is what
-    the probe reports (GP012), and an exception raised in a worker would lose the samples' details.
+    Returns ``(inputs, raw targets, failures, batch, problem, training targets)``. The training
+    targets are the second element of the batch the training collate function (``user_collate``, or
+    torch's ``default_collate``) makes of the items: what the loss gets in training, never converted.
+    They are None where the batch is not an ``(inputs, targets, ...)`` sequence, or where the split's
+    labels are a table format's label lists (multilabel rows of different lengths). The raw targets are
+    the split's labels as a list, for the probe's own diagnosis (GP010). With ``keep_batch`` the whole
+    collated batch comes back too, for a training step that takes the batch as training does. A batch
+    that cannot be collated comes back as a :class:`CollateProblem`, not raised: it is what the probe
+    reports (GP012), and an exception raised in a worker would lose the samples' details.
     """
     from torch.utils.data import default_collate
 
     good = [(index, value, target, item) for ok, index, value, target, item in items if ok]
     failures = [(index, message) for ok, index, message, _, _ in items if not ok]
     if not good:
-        return None, [], failures, None, None
+        return None, [], failures, None, None, None
     targets = [target for _, _, target, _ in good]
     values = [(index, value, value) for index, value, _, _ in good]
-    if user_collate is None and not keep_batch:
+    # A table format's multilabel labels are auditor's own lists (rows of different lengths), not
+    # what a user's loader gives: those batches keep their inputs only, and the probe builds the targets.
+    listed = [item[1] for _, _, _, item in good if isinstance(item, (tuple, list)) and len(item) > 1]
+    if user_collate is None and listed and isinstance(listed[0], (list, tuple)):
         inputs, problem = try_collate(values, None)
-        return inputs, targets, failures, None, problem
+        return inputs, targets, failures, None, problem, None
     batch, problem = try_collate(
         [(index, value, item) for index, value, _, item in good], user_collate or default_collate
     )
     if problem is not None:
-        return None, [], failures, None, problem
+        return None, [], failures, None, problem, None
+    real = None
     if isinstance(batch, (list, tuple)) and batch:
         inputs = batch[0]
+        real = batch[1] if len(batch) > 1 else None
     else:  # a dict or custom batch object: the probe's own view of the inputs
         inputs, problem = try_collate(values, None)
-    return inputs, targets, failures, batch if keep_batch else None, problem
+        if isinstance(batch, dict):
+            real = batch.get("labels", batch.get("label"))
+    return inputs, targets, failures, batch if keep_batch else None, problem, real
 
 
 @dataclass
@@ -156,6 +174,8 @@ class Batch:
     load_s: float
     #: The batch as the training loop receives it (only kept for a custom training step).
     collated: Any = None
+    #: The targets as the training loop receives them (None: see :func:`collate`).
+    real_targets: Any = None
 
 
 @dataclass
@@ -202,7 +222,7 @@ class BatchStream:
                 self._loader = self._loader or self._make_loader(timeout_s)
                 self._iterator = iter(self._loader)
             try:
-                inputs, targets, failures, collated, problem = next(self._iterator)
+                inputs, targets, failures, collated, problem, real = next(self._iterator)
             except StopIteration:
                 self._iterator = None
                 continue
@@ -211,7 +231,7 @@ class BatchStream:
                 self.problem = problem
                 raise RuntimeError(f"a batch cannot be collated by {problem.collate}: {problem.error}")
             if inputs is not None:
-                return Batch(inputs, targets, time.perf_counter() - started, collated)
+                return Batch(inputs, targets, time.perf_counter() - started, collated, real)
             empty_in_a_row += 1
             if empty_in_a_row >= 3:
                 shown = "; ".join(f"sample {i}: {m}" for i, m in self.failures[:3])
@@ -245,14 +265,30 @@ def output_tensor(output: Any) -> tuple[torch.Tensor | None, str]:
     """The logits tensor inside whatever the model returned, and how it was found."""
     if isinstance(output, torch.Tensor):
         return output, ""
+    kind = type(output).__name__
     if isinstance(output, dict) or hasattr(output, "logits"):
+        # Hugging Face ModelOutput, GoogLeNet/Inception's namedtuples and torchvision's segmentation
+        # dicts name their logits; training code writes loss(out.logits, y) or loss(out["out"], y).
         for key in ("logits", "out"):
             value = output.get(key) if isinstance(output, dict) else getattr(output, key, None)
             if isinstance(value, torch.Tensor):
-                return value, f"used the model output's '{key}'"
+                return (
+                    value,
+                    f"the model returned a {kind}; the loss was given its '{key}' field, as training code does",
+                )
+    if isinstance(output, dict):
+        tensors = [k for k, v in output.items() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return output[
+                tensors[0]
+            ], f"the model returned a {kind}; the loss was given its only tensor '{tensors[0]}'"
+        return None, (
+            f"the model returned a {kind} with the tensors {tensors} and none named 'logits' or 'out': the loss "
+            "cannot take that object and it is not clear which field training would give it"
+        )
     if isinstance(output, (list, tuple)) and output and isinstance(output[0], torch.Tensor):
-        return output[0], f"the model returned a {type(output).__name__}; used its first element"
-    return None, f"the model returned {type(output).__name__}, not a tensor"
+        return output[0], f"the model returned a {kind}; the loss was given its first element"
+    return None, f"the model returned {kind}, not a tensor"
 
 
 def describe_shape(value: Any) -> str:
@@ -260,10 +296,14 @@ def describe_shape(value: Any) -> str:
 
 
 def loss_kind(loss: Any) -> str:
-    """ce | nll | bce_logits | bce_probs | other, by the loss's class (or its torch base class)."""
+    """ce | nll | bce_logits | bce_probs | regression | other, by the loss's class (or its torch base class)."""
     for cls in type(loss).__mro__:
         if cls.__module__.startswith("torch.nn"):
-            kind = LOGIT_LOSSES.get(cls.__name__) or PROBABILITY_LOSSES.get(cls.__name__)
+            kind = (
+                LOGIT_LOSSES.get(cls.__name__)
+                or PROBABILITY_LOSSES.get(cls.__name__)
+                or REGRESSION_LOSSES.get(cls.__name__)
+            )
             if kind:
                 return kind
     return "other"
@@ -326,6 +366,8 @@ def plan_targets(
         return TargetPlan(
             problem=f"{labels}: negative labels cannot index the output {out_shape}", fatal=True
         )
+    if kind == "regression":
+        return float_targets(raw, output, multilabel, device, labels)
     if kind in ("ce", "nll") or (kind == "other" and not multilabel):
         if output.ndim != 2:
             if kind == "other":

@@ -21,6 +21,7 @@ LOSS_NAMES = {
     "nll": "NLLLoss",
     "bce_logits": "BCEWithLogitsLoss",
     "bce_probs": "BCELoss",
+    "regression": "the regression loss",
     "other": "the loss",
 }
 
@@ -40,12 +41,45 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
         yield _gp012(ctx, probe)
     if probe.target.problem:
         yield _gp010(ctx, probe)
+    stop = None
+    if probe.breach is not None:
+        breach = probe.breach
+        stop = ctx.finding(
+            breach.code,
+            f"{breach.message}. The probe stopped before any optimizer step.",
+            hint=breach.hint,
+            location="loss",
+            evidence=breach.evidence,
+        )
+        yield stop
+    if probe.failure is not None:
+        failure = probe.failure
+        stop = ctx.finding(
+            "GP019",
+            f"{failure.message}. Training would crash here; the probe stopped.",
+            hint=failure.hint,
+            location="model" if failure.phase == "forward" else "loss",
+            evidence=failure.evidence,
+        )
+        yield stop
+    yield from _warnings(ctx, probe, stop)
     if probe.trailing or probe.start:
         yield from _gp009(ctx, probe)
     if not probe.steps_done:
         return
     yield from _gp001(ctx, probe, thresholds)
     zero = _zero_gradient(probe)
+    if probe.unused_outputs and zero:
+        # Parameters that feed only the output fields the loss was not given (aux logits) never get a
+        # gradient in the probe's step; training code that adds their loss trains them. Not GP002.
+        never = [i for i in zero if probe.none_steps[i] >= probe.steps_done]
+        if never:
+            zero = [i for i in zero if i not in set(never)]
+            ctx.note(
+                f"{len(never)} parameter tensors feed only the output fields {probe.unused_outputs} that the loss "
+                f"was not given, so they got no gradient in the probe (GP002 not judged for them): "
+                f"{_names([probe.names[i] for i in never], 5)}; add their loss in training, or drop them"
+            )
     yield from _gp002(ctx, probe, zero)
     idle = [n for n in probe.unchanged_trainable if n in set(probe.not_in_optimizer)]
     if idle:
@@ -60,6 +94,31 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
     yield from _gp007(ctx, probe, thresholds)
     yield from _gp008(ctx, probe)
     yield _gp011(ctx, probe)
+
+
+def _warnings(ctx: AuditContext, probe: ProbeRun, cause: Finding | None) -> Iterator[Finding]:
+    """GP017/GP018: every warning seen during forward, loss and backward, once per category and message."""
+    for seen in probe.warnings.values():
+        times = f" ({seen.count} times)" if seen.count > 1 else ""
+        broadcast = "broadcast" in seen.message.lower() and cause is not None and cause.code == "GP015"
+        yield ctx.finding(
+            "GP018" if seen.deprecation else "GP017",
+            f"{seen.category} during {seen.where}{times}: {seen.message[:400]}",
+            hint=(
+                "move off the deprecated API before it is removed (the message names the replacement)"
+                if seen.deprecation
+                else "read the warning: torch warns where training silently does something else than meant; "
+                "fix its cause rather than filtering it"
+            ),
+            location="model",
+            evidence={
+                "category": seen.category,
+                "message": seen.message,
+                "source": seen.source,
+                "count": seen.count,
+            },
+            cause=cause if broadcast else None,
+        )
 
 
 def _gp012(ctx: AuditContext, probe: ProbeRun) -> Finding:

@@ -275,4 +275,146 @@ be equal size, but got [3, 224, 224] at entry 0 and [1, 224, 224] at entry 5`;
 the probe trained 0 of 20 steps.
 """,
     ),
+    CodeInfo(
+        "GP013",
+        Severity.ERROR,
+        "the first real training step fails in the loss",
+        """
+**What it means.** The loss raised when given the model's output and the targets of
+the first training batch exactly as your dataset and collate function produce them
+(dtype, shape and device unchanged). The message quotes the exception and both
+dtypes and shapes.
+
+**Why it breaks training.** Training calls the same loss on the same batch: it crashes
+on its first step. auditor never casts, squeezes or one-hot-encodes targets for you,
+so a probe that passes means the real step works.
+
+**How to fix it.** Follow the hint: class indices as integers for
+`CrossEntropyLoss`/`NLLLoss`; float targets shaped like the output for
+`BCEWithLogitsLoss`/`BCELoss`; `float32` rather than `float64` (Python floats collate to
+`float64`).
+
+**Example.** A dataset that returns labels read from a CSV as `1.0`:
+`CrossEntropyLoss` raises `expected scalar type Long but found Double`.
+""",
+    ),
+    CodeInfo(
+        "GP014",
+        Severity.ERROR,
+        "the model's outputs are not what the loss reads them as",
+        """
+**What it means.** On the first real batch, before any optimizer step: `NLLLoss` gets
+outputs that are not log-probabilities (the `exp` of each row does not sum to 1), or
+`BCELoss` gets outputs outside `[0, 1]`. (Probabilities given to a loss that expects
+logits are GP009.)
+
+**Why it breaks training.** `NLLLoss` on raw logits only picks the target's logit and
+negates it: the loss falls below 0 without bound by making every logit larger, and
+nothing learns to separate the classes. `BCELoss` raises on values outside `[0, 1]`.
+
+**How to fix it.** End the model with `nn.LogSoftmax(dim=1)`, or keep raw logits and use
+`nn.CrossEntropyLoss()`; for `BCELoss` use `nn.BCEWithLogitsLoss()` on raw outputs.
+
+**Example.** `resnet18` with a new `fc` and `NLLLoss()`: row sums of `exp` 3.1..9.8,
+loss -0.2 after three steps.
+""",
+    ),
+    CodeInfo(
+        "GP015",
+        Severity.ERROR,
+        "a regression loss compares outputs and targets of different shapes",
+        """
+**What it means.** `MSELoss`, `L1Loss`, `SmoothL1Loss` or `HuberLoss` got an output and
+targets whose shapes differ but broadcast (`[B, 1]` and `[B]` become `[B, B]`). torch
+computes a value and only emits a `UserWarning`.
+
+**Why it breaks training.** Every output is compared with every target of the batch,
+so the best the model can do is predict the batch mean: training runs, the loss
+falls a little, and the model learns nothing about its inputs.
+
+**How to fix it.** Give the targets the output's shape (`target.float().view_as(output)`)
+or squeeze the output (`output.squeeze(1)`) in the training step.
+
+**Example.** A one-output regression head, `MSELoss()`, targets `[8]`: the loss is
+computed over `[8, 8]` pairs.
+""",
+    ),
+    CodeInfo(
+        "GP016",
+        Severity.ERROR,
+        "the targets break the loss's contract although it computes a value",
+        """
+**What it means.** On the first real batch the targets are not what the loss means:
+`BCEWithLogitsLoss`/`BCELoss` targets outside `[0, 1]` (class indices given to a binary
+loss), or float `CrossEntropyLoss` targets read as class probabilities whose rows do
+not sum to 1 (multi-hot multilabel rows given to a softmax loss).
+
+**Why it breaks training.** torch accepts both and returns a number, so training runs,
+but it optimises a different objective: targets of 2 push a sigmoid beyond 1, and
+multi-hot rows under softmax make labels compete that should not.
+
+**How to fix it.** One label out of several classes: `CrossEntropyLoss` with integer
+class indices. Several labels per sample: `BCEWithLogitsLoss` with multi-hot rows of 0/1.
+
+**Example.** Three classes given as 0/1/2 to `BCEWithLogitsLoss` on a one-logit head.
+""",
+    ),
+    CodeInfo(
+        "GP017",
+        Severity.WARNING,
+        "torch or your code warned during a training step",
+        """
+**What it means.** A warning was emitted during the probe's forward pass, loss or
+backward pass (by torch or by your model, loss or dataset code). The finding quotes
+its category, message and source line; each distinct warning is reported once, with
+how often it came.
+
+**Why it breaks training.** torch warns where it does something other than what you
+probably meant (broadcasting in a loss, a non-contiguous gradient, an implicit
+dimension choice). In a training log these scroll past once and are lost.
+
+**How to fix it.** Fix the cause the message names rather than filtering the warning.
+
+**Example.** `UserWarning: Using a target size (torch.Size([8])) that is different to
+the input size (torch.Size([8, 1]))` from `MSELoss` (see GP015).
+""",
+    ),
+    CodeInfo(
+        "GP018",
+        Severity.INFO,
+        "a deprecation warning during a training step",
+        """
+**What it means.** A `DeprecationWarning`, `PendingDeprecationWarning` or `FutureWarning`
+was emitted during the probe's forward pass, loss or backward pass.
+
+**Why it matters.** The code still works with this torch version; the next one may
+change its behaviour or remove it, and a training job that worked starts failing.
+
+**How to fix it.** Move to the replacement the message names.
+
+**Example.** `FutureWarning: torch.cuda.amp.autocast(args...) is deprecated`.
+""",
+    ),
+    CodeInfo(
+        "GP019",
+        Severity.ERROR,
+        "a forward or backward pass raises on a real training batch",
+        """
+**What it means.** The model's forward pass or `loss.backward()` raised on a training
+batch. For a forward pass the probe replays it with a hook on every module and names
+the innermost layer that raised, its input shapes and what it expected (input
+channels of a convolution, input features of a linear layer).
+
+**Why it breaks training.** Training runs the same step on the same kind of batch: it
+crashes on its first step.
+
+**How to fix it.** Follow the hint: a `Grayscale(1)` transform before a 3-channel stem
+needs `Grayscale(num_output_channels=3)`; a head sized for another input resolution
+needs the input resized (or an adaptive pooling layer); a backward that finds no
+gradient means every parameter is frozen or the graph is detached.
+
+**Example.** `resnet18` after `Grayscale(1)`: the first conv `conv1` expects 3 input
+channels, the batch has 1.
+""",
+    ),
 ]

@@ -25,14 +25,20 @@ from auditor_plugins.gradient_probe.batches import (
     TargetPlan,
     TrainingItems,
     call_model,
-    describe_shape,
-    float_targets,
     isolated_rng,
     loss_kind,
     output_tensor,
     pick_device,
     plan_targets,
     to_device,
+)
+from auditor_plugins.gradient_probe.contracts import Breach, loss_failed, output_contract, target_contract
+from auditor_plugins.gradient_probe.failures import (
+    CapturedWarning,
+    StepFailure,
+    backward_failure,
+    capture_warnings,
+    forward_failure,
 )
 from auditor_plugins.gradient_probe.stats import (
     ActivationWatch,
@@ -109,6 +115,14 @@ class ProbeRun:
     bookkeeping_s: float = 0.0
     lrs: list[float] = field(default_factory=list)
     not_in_optimizer: list[str] = field(default_factory=list)
+    #: the loss's contract broken on the first real batch (GP013-GP016); the probe stopped there
+    breach: Breach | None = None
+    #: a forward or backward pass that raised (GP019); the probe stopped there
+    failure: StepFailure | None = None
+    #: tensor fields of an output object the loss was not given (aux logits): what only they use gets no gradient
+    unused_outputs: list[str] = field(default_factory=list)
+    #: warnings seen during forward, loss and backward, by (category, message) (GP017/GP018)
+    warnings: dict[tuple[str, str], CapturedWarning] = field(default_factory=dict)
 
     #: What runs now, for the message when the probe passes its hard deadline.
     activity: Activity = field(default_factory=Activity)
@@ -147,6 +161,12 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         torch.cuda.reset_peak_memory_stats(device)
     with isolated_rng(int(options["seed"]), device):
         started = time.perf_counter()
+        # The factories in the order a training script runs them: model, optimizer, loss.
+        activity.doing = "building and copying the model (model.factory, deepcopy, .to, .train)"
+        model = ctx.run.model_copy().to(device)
+        model.train()
+        activity.doing = "building the optimizer (optimizer.factory)"
+        optimizer = ctx.run.make_optimizer(model)
         activity.doing = "building the loss (loss.factory)"
         loss_fn = ctx.run.make_loss()
         probe = ProbeRun(
@@ -155,11 +175,6 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         if device_note:
             probe.notes.append(device_note)
         probe.activity = activity
-        activity.doing = "building and copying the model (model.factory, deepcopy, .to, .train)"
-        model = ctx.run.model_copy().to(device)
-        model.train()
-        activity.doing = "building the optimizer (optimizer.factory)"
-        optimizer = ctx.run.make_optimizer(model)
         probe.lrs = [float(group.get("lr", float("nan"))) for group in optimizer.param_groups]
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
         probe.not_in_optimizer = [
@@ -169,26 +184,24 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             loss_fn = loss_fn.to(device)
         probe.build_s = time.perf_counter() - started
         loss_step = getattr(ctx.run, "loss_step", None)
-        user_collate = train.training_collate()
-        samples = (
-            TrainingItems(train) if user_collate is not None or loss_step is not None else train.dataset()
-        )
+        # The dataset's own items, collated as training collates them: the loss gets those targets.
         stream = BatchStream(
-            samples,
+            TrainingItems(train),
             probe.batch_size,
             int(options["num_workers"]),
             int(options["seed"]),
             pin_memory=device.type == "cuda",
-            user_collate=user_collate,
+            user_collate=train.training_collate(),
             keep_batch=loss_step is not None,
         )
+        tools = _Tools(model, optimizer, loss_fn, stream, device, budget, loss_step)
         try:
-            first = _probe_steps(ctx, probe, model, optimizer, loss_fn, stream, device, budget)
+            first = _probe_steps(ctx, probe, tools)
         finally:
             probe.load_failures = list(stream.failures)
             probe.batch_problem = stream.problem
             stream.close()
-        if first is not None and probe.nonfinite_step != 0:
+        if first is not None and probe.nonfinite_step != 0 and probe.failure is None:
             started = time.perf_counter()
             activity.doing = "building the model and optimizer for the one-batch overfit run"
             overfit_model = ctx.run.model_copy().to(device)
@@ -217,182 +230,324 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
     return probe
 
 
-def _probe_steps(
-    ctx: Any,
-    probe: ProbeRun,
-    model: Any,
-    optimizer: Any,
-    loss_fn: Any,
-    stream: BatchStream,
-    device: torch.device,
-    budget: _Budget,
-) -> tuple[Any, Any] | None:
-    """The probe's steps; returns the first batch (inputs, targets) on the device for the overfit run.
+@dataclass
+class _Tools:
+    """What every step uses, built once by :func:`run_probe`."""
 
-    With the context's ``loss_step`` (a training step that computes its own loss, e.g. a
-    LightningModule's ``training_step``) the first batch is ``(collated batch, None)``.
+    model: Any
+    optimizer: Any
+    loss_fn: Any
+    stream: BatchStream
+    device: torch.device
+    budget: _Budget
+    #: ``(model, batch, step) -> loss`` when training computes its own loss; None: ``loss(model(x), y)``
+    loss_step: Any = None
+
+
+@dataclass
+class _Recording:
+    """Snapshots and gradient history the judges read after the steps, and the seconds spent on them."""
+
+    snapshot: Snapshot
+    recorder: GradRecorder
+    bookkeeping_s: float = 0.0
+
+
+@dataclass
+class _Step:
+    """One training step's objects."""
+
+    index: int
+    started: float
+    batch: Any = None
+    inputs: Any = None
+    out: Any = None
+    loss: Any = None
+    #: at step 0: (inputs, targets) on the device, for the one-batch overfit run
+    first: tuple[Any, Any] | None = None
+
+
+def _probe_steps(ctx: Any, probe: ProbeRun, tools: _Tools) -> tuple[Any, Any] | None:
+    """The probe's steps as named phases; returns the first batch (inputs, targets) for the overfit run.
+
+    With a ``loss_step`` (a training step that computes its own loss, e.g. a LightningModule's
+    ``training_step``) the first batch is ``(collated batch, None)``.
     """
-    loss_step = getattr(ctx.run, "loss_step", None)
-    book_started = time.perf_counter()
-    snapshot = Snapshot.take(model)
-    recorder = GradRecorder(snapshot.trainable, probe.steps_requested, device)
+    recording = _start_recording(probe, tools)
+    first: tuple[Any, Any] | None = None
+    last: _Step | None = None
+    for index in range(probe.steps_requested):
+        if not _budget_allows(probe, tools.budget, index):
+            break
+        step = _Step(index, time.perf_counter())
+        if not _load(probe, tools, step):
+            break
+        with capture_warnings(probe.warnings, f"training step {index + 1}"):
+            if not _forward_and_loss(ctx, probe, tools, step, recording):
+                break
+            first = first or step.first
+            last = step
+            if not _backward_and_step(probe, tools, step):
+                break
+        if not _record(probe, recording, step):
+            break
+    _finish_recording(probe, recording, last)
+    return first
+
+
+def _start_recording(probe: ProbeRun, tools: _Tools) -> _Recording:
+    started = time.perf_counter()
+    snapshot = Snapshot.take(tools.model)
+    recorder = GradRecorder(snapshot.trainable, probe.steps_requested, tools.device)
     probe.names = recorder.names
     probe.param_norms = snapshot.start_norms().tolist()
     probe.param_ndims = [p.ndim for _, p in snapshot.trainable]
     probe.param_sizes = [p.numel() for _, p in snapshot.trainable]
-    bookkeeping = time.perf_counter() - book_started
-    first: tuple[Any, Any] | None = None
-    out = None
-    inputs = None
-    for step in range(probe.steps_requested):
-        estimate = _median(probe.step_times) if probe.step_times else 0.0
-        if step and not budget.allows(estimate):
-            probe.stopped = (
-                f"stopped after {step} of {probe.steps_requested} steps: the time budget of "
-                f"{budget.seconds:g} s was reached"
-            )
-            break
-        step_started = time.perf_counter()
-        probe.activity.doing = (
-            f"loading the training batch of step {step + 1} (the dataset's __getitem__ and transform)"
+    return _Recording(snapshot, recorder, time.perf_counter() - started)
+
+
+def _budget_allows(probe: ProbeRun, budget: _Budget, index: int) -> bool:
+    estimate = _median(probe.step_times) if probe.step_times else 0.0
+    if index and not budget.allows(estimate):
+        probe.stopped = (
+            f"stopped after {index} of {probe.steps_requested} steps: the time budget of "
+            f"{budget.seconds:g} s was reached"
         )
-        try:
-            batch = stream.next(budget.left())
-        except RuntimeError as exc:  # worker timeout, unreadable samples or a batch that cannot be collated
-            probe.stopped = f"stopped after {step} steps: training batches could not be loaded ({exc})"
-            probe.load_stop = str(exc)
-            break
-        inputs = to_device(batch.inputs, device)
-        watch = ActivationWatch()
-        watched = step == 0 or step == probe.steps_requested - 1
-        model.zero_grad(set_to_none=True)
-        optimizer.zero_grad(set_to_none=True)
-        probe.activity.doing = f"the model's forward pass and the loss on training step {step + 1}"
-        if loss_step is not None:
-            collated = to_device(batch.collated, device)
-            loss, out = _custom_step(loss_step, model, collated, step, watch if watched else None)
-            if loss is None:
-                probe.stopped = (
-                    f"stopped after {step} steps: the training step returned no loss for batch "
-                    f"{step + 1}, so there is nothing to probe"
-                )
-                break
-            if step == 0:
-                first = (collated, None)
-                book = time.perf_counter()
-                probe.trailing = watch.trailing()
-                probe.dead_start = watch.dead_layers(0.5)
-                if out is not None:
-                    probe.start = output_stats(out, inputs, probe.kind)
-                else:
-                    probe.notes.append(
-                        "the training step's model output was not seen (it does not call the "
-                        "model itself): output checks GP004, GP005, GP007 and GP009 were not run"
-                    )
-                bookkeeping += time.perf_counter() - book
-            elif watched:
-                probe.dead_end = watch.dead_layers(0.5)
-        else:
-            loss, out, first_step, book_s = _manifest_step(
-                ctx, probe, model, inputs, batch, loss_fn, device, watch, watched, step
-            )
-            bookkeeping += book_s
-            if loss is None:
-                break
-            if first_step is not None:
-                first = first_step
-        probe.activity.doing = f"the backward pass on training step {step + 1}"
-        loss.backward()
-        probe.activity.doing = f"optimizer.step() on training step {step + 1}"
-        optimizer.step()
-        probe.activity.doing = f"recording gradients of training step {step + 1}"
+        return False
+    return True
+
+
+def _load(probe: ProbeRun, tools: _Tools, step: _Step) -> bool:
+    probe.activity.doing = (
+        f"loading the training batch of step {step.index + 1} (the dataset's __getitem__ and transform)"
+    )
+    try:
+        step.batch = tools.stream.next(tools.budget.left())
+    except RuntimeError as exc:  # worker timeout, unreadable samples or a batch that cannot be collated
+        probe.stopped = f"stopped after {step.index} steps: training batches could not be loaded ({exc})"
+        probe.load_stop = str(exc)
+        return False
+    step.inputs = to_device(step.batch.inputs, tools.device)
+    return True
+
+
+def _forward_and_loss(ctx: Any, probe: ProbeRun, tools: _Tools, step: _Step, recording: _Recording) -> bool:
+    tools.model.zero_grad(set_to_none=True)
+    tools.optimizer.zero_grad(set_to_none=True)
+    probe.activity.doing = f"the model's forward pass and the loss on training step {step.index + 1}"
+    watch = ActivationWatch()
+    watched = step.index in (0, probe.steps_requested - 1)
+    if tools.loss_step is not None:
+        return _custom_forward(probe, tools, step, watch if watched else None, recording)
+    loss, out, first, book_s = _manifest_step(ctx, probe, tools, step, watch, watched)
+    recording.bookkeeping_s += book_s
+    step.loss, step.out, step.first = loss, out, first
+    return loss is not None
+
+
+def _custom_forward(
+    probe: ProbeRun, tools: _Tools, step: _Step, watch: ActivationWatch | None, recording: _Recording
+) -> bool:
+    collated = to_device(step.batch.collated, tools.device)
+    try:
+        step.loss, step.out = _custom_step(tools.loss_step, tools.model, collated, step.index, watch)
+    except SkipAudit:
+        raise
+    except RuntimeError as exc:  # the user's training step raised (or returned no tensor): a finding
+        probe.failure = forward_failure(
+            tools.model,
+            lambda: tools.loss_step(tools.model, collated, step.index),
+            collated,
+            step.index,
+            exc.__cause__ or exc,
+            action="the training step",
+        )
+        probe.stopped = f"stopped at step {step.index + 1}: the training step raised"
+        return False
+    if step.loss is None:
+        probe.stopped = (
+            f"stopped after {step.index} steps: the training step returned no loss for batch "
+            f"{step.index + 1}, so there is nothing to probe"
+        )
+        return False
+    if step.index == 0:
+        step.first = (collated, None)
         book = time.perf_counter()
-        total = recorder.record()
-        loss_value, grad_total = torch.stack([loss.detach().float().reshape(()), total]).tolist()
-        record_s = time.perf_counter() - book
-        probe.losses.append(loss_value)
-        probe.load_times.append(batch.load_s)
-        probe.step_times.append(time.perf_counter() - step_started - record_s)
-        bookkeeping += record_s
-        if not finite(loss_value) or not finite(grad_total):
-            probe.nonfinite_step = step
-            row = recorder.history[step]
-            probe.nonfinite_grads = [
-                n for n, ok in zip(recorder.names, torch.isfinite(row).tolist(), strict=False) if not ok
-            ]
-            break
+        probe.trailing = watch.trailing() if watch else None
+        probe.dead_start = watch.dead_layers(0.5) if watch else []
+        if step.out is not None:
+            probe.start = output_stats(step.out, step.inputs, probe.kind)
+        else:
+            probe.notes.append(
+                "the training step's model output was not seen (it does not call the "
+                "model itself): output checks GP004, GP005, GP007 and GP009 were not run"
+            )
+        recording.bookkeeping_s += time.perf_counter() - book
+    elif watch is not None:
+        probe.dead_end = watch.dead_layers(0.5)
+    return True
+
+
+def _backward_and_step(probe: ProbeRun, tools: _Tools, step: _Step) -> bool:
+    probe.activity.doing = f"the backward pass on training step {step.index + 1}"
+    try:
+        step.loss.backward()
+    except Exception as exc:
+        trainable = sum(1 for p in tools.model.parameters() if p.requires_grad)
+        probe.failure = backward_failure(step.index, exc, trainable)
+        probe.stopped = f"stopped at step {step.index + 1}: loss.backward() raised"
+        return False
+    probe.activity.doing = f"optimizer.step() on training step {step.index + 1}"
+    tools.optimizer.step()
+    return True
+
+
+def _record(probe: ProbeRun, recording: _Recording, step: _Step) -> bool:
+    """Keep the step's loss, gradients and times; False when they are no longer finite (GP001)."""
+    probe.activity.doing = f"recording gradients of training step {step.index + 1}"
     book = time.perf_counter()
-    probe.grad_history = recorder.finished()
-    probe.none_steps = recorder.none_steps[:]
-    if out is not None and probe.steps_done:
-        probe.end = output_stats(out, inputs, probe.kind)
+    recorder = recording.recorder
+    total = recorder.record()
+    loss_value, grad_total = torch.stack([step.loss.detach().float().reshape(()), total]).tolist()
+    record_s = time.perf_counter() - book
+    probe.losses.append(loss_value)
+    probe.load_times.append(step.batch.load_s)
+    probe.step_times.append(time.perf_counter() - step.started - record_s)
+    recording.bookkeeping_s += record_s
+    if finite(loss_value) and finite(grad_total):
+        return True
+    probe.nonfinite_step = step.index
+    row = recorder.history[step.index]
+    probe.nonfinite_grads = [
+        n for n, ok in zip(recorder.names, torch.isfinite(row).tolist(), strict=False) if not ok
+    ]
+    return False
+
+
+def _finish_recording(probe: ProbeRun, recording: _Recording, last: _Step | None) -> None:
+    book = time.perf_counter()
+    snapshot = recording.snapshot
+    probe.grad_history = recording.recorder.finished()
+    probe.none_steps = recording.recorder.none_steps[:]
+    if last is not None and last.out is not None and probe.steps_done:
+        probe.end = output_stats(last.out, last.inputs, probe.kind)
     if probe.steps_done:
         probe.changed_frozen = snapshot.changed(snapshot.frozen)
         probe.changed_buffers = snapshot.changed(snapshot.frozen_buffers)
         changed = set(snapshot.changed(snapshot.trainable))
         probe.unchanged_trainable = [name for name, _ in snapshot.trainable if name not in changed]
-    probe.bookkeeping_s = bookkeeping + time.perf_counter() - book
-    return first
+    probe.bookkeeping_s = recording.bookkeeping_s + time.perf_counter() - book
+
+
+def _forward(probe: ProbeRun, tools: _Tools, step: _Step, watch: ActivationWatch, watched: bool) -> Any:
+    """The model's output on the step's inputs; a forward that raises becomes ``probe.failure`` (GP019)."""
+    try:
+        if watched:
+            with watch.watching(tools.model):
+                return call_model(tools.model, step.inputs)
+        return call_model(tools.model, step.inputs)
+    except SkipAudit:
+        raise
+    except Exception as exc:
+        probe.failure = forward_failure(
+            tools.model, lambda: call_model(tools.model, step.inputs), step.inputs, step.index, exc
+        )
+        probe.stopped = f"stopped at step {step.index + 1}: the model's forward pass raised"
+        return None
 
 
 def _manifest_step(
-    ctx: Any,
-    probe: ProbeRun,
-    model: Any,
-    inputs: Any,
-    batch: Any,
-    loss_fn: Any,
-    device: torch.device,
-    watch: ActivationWatch,
-    watched: bool,
-    step: int,
+    ctx: Any, probe: ProbeRun, tools: _Tools, step: _Step, watch: ActivationWatch, watched: bool
 ) -> tuple[Any, Any, tuple[Any, Any] | None, float]:
     """``loss(model(inputs), targets)``: (loss, output, first batch at step 0, bookkeeping seconds).
 
-    A loss of None stops the probe (``probe.target`` says why).
+    The loss gets the targets exactly as the user's dataset and collate function give them. A loss of
+    None stops the probe (``probe.target``, ``probe.breach`` or ``probe.failure`` says why).
     """
     bookkeeping = 0.0
-    first: tuple[Any, Any] | None = None
-    try:
-        if watched:
-            with watch.watching(model):
-                raw_output = call_model(model, inputs)
-        else:
-            raw_output = call_model(model, inputs)
-    except Exception as exc:
-        raise RuntimeError(
-            f"the model's forward pass failed on a training batch of {describe_shape(inputs)} "
-            f"(after the train transform): {type(exc).__name__}: {exc}"
-        ) from exc
+    raw_output = _forward(probe, tools, step, watch, watched)
+    if raw_output is None:
+        return None, None, None, bookkeeping
     out, how = output_tensor(raw_output)
     if out is None:
         probe.target = TargetPlan(problem=how, fatal=True)
         return None, None, None, bookkeeping
-    if step == 0:
+    batch, device = step.batch, tools.device
+    if step.index == 0:
         book = time.perf_counter()
         probe.output_note = how
-        probe.start = output_stats(out, inputs, probe.kind)
+        probe.unused_outputs = _other_tensors(raw_output, out)
+        probe.start = output_stats(out, step.inputs, probe.kind)
         probe.trailing = watch.trailing()
         probe.dead_start = watch.dead_layers(0.5)
         bookkeeping += time.perf_counter() - book
-    plan = plan_targets(batch.targets, out, probe.kind, ctx.task.num_classes, _class_source(ctx), device)
-    if step == 0 or plan.fatal:
+    # The plan only diagnoses (GP010: output width against the labels) and the loss gets the real
+    # targets. It reads the split's labels, which say what the targets mean only where training's
+    # targets are class indices (or where there are none to read: a table's multilabel lists).
+    real = batch.real_targets
+    indices = isinstance(real, torch.Tensor) and real.ndim == 1 and not real.is_floating_point()
+    if real is None or indices:
+        plan = plan_targets(batch.targets, out, probe.kind, ctx.task.num_classes, _class_source(ctx), device)
+    else:
+        plan = TargetPlan(real)
+    if probe.kind == "other" and plan.fatal and batch.real_targets is not None:
+        plan = TargetPlan()  # a custom loss decides itself what fits; calling it on the real batch tells
+    if step.index == 0 or plan.fatal:
         probe.target = plan
     if plan.fatal:
         return None, out, None, bookkeeping
-    loss, plan = _loss(loss_fn, out, batch.targets, plan, probe.kind, device)
-    if loss is None:
-        probe.target = plan
+    targets = to_device(batch.real_targets, device) if batch.real_targets is not None else plan.targets
+    if step.index == 0 and batch.real_targets is None:
+        probe.target.note = (
+            "the split's multilabel label lists were given to the loss as multi-hot rows (the table "
+            "format's own representation; a training DataLoader over your dataset decides this itself)"
+        )
+    if step.index == 0:
+        breach = output_contract(probe.kind, tools.loss_fn, out) or target_contract(
+            probe.kind, tools.loss_fn, out, targets
+        )
+        if breach is not None:
+            probe.breach = breach
+            probe.stopped = (
+                "stopped before the first optimizer step: the loss's contract is broken (see the error)"
+            )
+            return None, out, None, bookkeeping
+    try:
+        loss = tools.loss_fn(out, targets)
+    except SkipAudit:
+        raise
+    except Exception as exc:
+        probe.breach = loss_failed(tools.loss_fn, out, targets, exc)
+        probe.stopped = f"stopped at step {step.index + 1}: the loss raised on a real batch"
         return None, out, None, bookkeeping
-    if step == 0:
-        probe.target = plan
-        first = (inputs, plan.targets)
+    first: tuple[Any, Any] | None = None
+    if step.index == 0:
+        first = (step.inputs, targets)
         book = time.perf_counter()
-        probe.uniform_loss, probe.prior_loss = _reference_losses(ctx, loss_fn, out, plan.targets, probe.kind)
+        probe.uniform_loss, probe.prior_loss = _reference_losses(ctx, tools.loss_fn, out, targets, probe.kind)
         bookkeeping += time.perf_counter() - book
     elif watched:
         probe.dead_end = watch.dead_layers(0.5)
     return loss, out, first, bookkeeping
+
+
+def _other_tensors(output: Any, used: torch.Tensor) -> list[str]:
+    """Names of the tensors in an output object other than the one given to the loss."""
+    if isinstance(output, torch.Tensor):
+        return []
+    if isinstance(output, dict):
+        items = list(output.items())
+    elif hasattr(output, "_fields"):  # a namedtuple
+        items = list(zip(output._fields, output, strict=False))
+    elif isinstance(output, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(output)]
+    else:
+        items = (
+            [(k, v) for k, v in vars(output).items() if not k.startswith("_")]
+            if hasattr(output, "__dict__")
+            else []
+        )
+    return [str(k) for k, v in items if isinstance(v, torch.Tensor) and v is not used]
 
 
 def _custom_step(
@@ -425,30 +580,6 @@ def _class_source(ctx: Any) -> str:
         if task.source == "manifest"
         else f"inferred from the splits' class names: {', '.join(task.class_names[:8])}"
         + (", ..." if len(task.class_names) > 8 else "")
-    )
-
-
-def _loss(
-    loss_fn: Any, out: torch.Tensor, raw: list[Any], plan: TargetPlan, kind: str, device: torch.device
-) -> tuple[Any, TargetPlan]:
-    """The loss, or (None, plan with the GP010 message) when the loss rejects output and targets."""
-    try:
-        return loss_fn(out, plan.targets), plan
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    if kind == "other":
-        retry = float_targets(
-            raw, out, bool(raw) and isinstance(raw[0], (list, tuple)), device, "the targets"
-        )
-        if not retry.fatal:
-            with contextlib.suppress(
-                Exception
-            ):  # the float retry failing too leaves the first error standing
-                return loss_fn(out, retry.targets), retry
-    return None, TargetPlan(
-        problem=f"{type(loss_fn).__name__} rejected the model output {describe_shape(out)} "
-        f"with targets {describe_shape(plan.targets)} ({error})",
-        fatal=True,
     )
 
 
@@ -527,16 +658,26 @@ def _overfit(
         probe.activity.doing = f"step {step + 1} of the one-batch overfit run (forward, loss, backward, step)"
         model.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
-        if step_fn is not None:
-            loss = step_fn(model, step)
-            if loss is None:
-                result.stopped = f"stopped after {step} of {steps} steps: the training step returned no loss"
-                break
-        else:
-            out, _ = output_tensor(call_model(model, inputs))
-            loss = loss_fn(out, targets)
-        loss.backward()
-        optimizer.step()
+        try:
+            with capture_warnings(probe.warnings, "the one-batch overfit run"):
+                if step_fn is not None:
+                    loss = step_fn(model, step)
+                else:
+                    out, _ = output_tensor(call_model(model, inputs))
+                    loss = loss_fn(out, targets)
+                if loss is not None:
+                    loss.backward()
+                    optimizer.step()
+        except SkipAudit:
+            raise
+        except Exception as exc:  # the probe's steps passed on this batch; say so rather than crash
+            result.stopped = (
+                f"stopped after {step} of {steps} steps: the step raised {type(exc).__name__}: {exc}"
+            )
+            break
+        if loss is None:
+            result.stopped = f"stopped after {step} of {steps} steps: the training step returned no loss"
+            break
         value = float(loss.detach())
         result.step_times.append(time.perf_counter() - started)
         book = time.perf_counter()

@@ -1,4 +1,4 @@
-"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD008).
+"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD010).
 
 Counting labels decodes no image: formats read labels from folder names,
 table columns or dataset attributes.
@@ -6,13 +6,14 @@ table columns or dataset attributes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor import Audit, AuditContext, Finding, hookimpl
 from auditor_plugins.label_distribution.codes import CODES
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 OPTIONS_SCHEMA: dict[str, Any] = {
@@ -68,6 +69,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     ctx.evidence["sizes"] = sizes
     ctx.evidence["task"] = ctx.task.type
     from auditor_plugins.label_distribution.label_checks import index_mismatches, label_problems
+    from auditor_plugins.label_distribution.loader_order import check_loader_order
+    from auditor_plugins.label_distribution.loss_weights import check_loss_weights
 
     yield from label_problems(ctx)
 
@@ -98,6 +101,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         return
 
     yield from _imbalance(ctx, train_counts, present, sizes["train"], multilabel)
+    yield from check_loss_weights(ctx, train_counts, multilabel)
+    yield from check_loader_order(ctx)
     coverage = list(_coverage_and_drift(ctx, counts))
     yield from coverage
     yield from index_mismatches(ctx, {f.evidence["split"]: f for f in coverage if f.code == "LD002"})
@@ -162,6 +167,15 @@ def _imbalance(
             f"CrossEntropyLoss(weight=torch.tensor({ordered})) (inverse class frequency, in class-index "
             "order), or a WeightedRandomSampler"
         )
+    if ctx.run.has("loss"):
+        from auditor_plugins.label_distribution.loss_weights import loss_class, weighting_hint
+
+        # The fix in the loss's own terms (pos_weight for BCEWithLogitsLoss, weight for CrossEntropyLoss);
+        # a loss factory that fails is reported by the audits that need the loss.
+        with contextlib.suppress(Exception):
+            hint = weighting_hint(ctx, loss_class(ctx.run.loss), present, train_size, multilabel) + (
+                ", or a WeightedRandomSampler"
+            )
     yield ctx.finding(
         "LD001",
         f"'{largest}' has {present[largest]} training samples, '{smallest}' {present[smallest]}: "
@@ -172,6 +186,10 @@ def _imbalance(
     )
     weighted, how = _loss_is_weighted(ctx)
     if weighted is False:
+        from auditor_plugins.label_distribution.loss_weights import loss_class, weighting_hint
+
+        # The hint in the loss's own terms (pos_weight for BCEWithLogitsLoss), whatever the task says.
+        hint = weighting_hint(ctx, loss_class(ctx.run.loss), present, train_size, multilabel)
         yield ctx.finding(
             "LD004",
             f"training data is imbalanced (ratio {ratio:.1f}) but {how}",

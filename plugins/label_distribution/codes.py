@@ -183,4 +183,52 @@ training.
 **Example.** `img/0007.jpg,` (empty label) in a CSV whose other labels are `0`, `1`, `2`.
 """,
     ),
+    CodeInfo(
+        "LD009",
+        Severity.ERROR,
+        "the loss's class weights do not fit the training classes",
+        """
+**What it means.** The loss carries a class weighting (`weight` of `CrossEntropyLoss` or
+`NLLLoss`, `pos_weight` of `BCEWithLogitsLoss`) that does not fit the training data: its
+length differs from the number of classes (labels), or it weights the larger classes
+more than the smaller ones. The finding shows the class-index mapping training uses
+and the corrected vector computed from the real counts.
+
+**Why it breaks training.** A weight vector is read by class index. Weights computed in
+the order the classes were listed (not the order of `class_to_idx`, alphabetical for an
+ImageFolder) land on the wrong classes and make the imbalance worse; a vector of the
+wrong length raises on the first step (or silently weights only some classes).
+
+**How to fix it.** Compute the weights from the dataset's own mapping:
+`counts[idx]` for `idx in range(num_classes)` with `class_to_idx`, e.g. inverse class
+frequency `N / (C * n_c)`, and for `BCEWithLogitsLoss` `pos_weight = neg / pos` of the
+class with index 1.
+
+**Example.** Classes listed as `normal, benign, malignant` (400, 60, 20 images), weights
+`[1.2, 8, 24]`; ImageFolder's indices are `benign=0, malignant=1, normal=2`, so `normal`
+gets 24 and `malignant` 8.
+""",
+    ),
+    CodeInfo(
+        "LD010",
+        Severity.WARNING,
+        "the training loader reads label-ordered data in order",
+        """
+**What it means.** Training reads `train` without shuffling (a DataLoader with a
+`SequentialSampler`, `shuffle=False`; or `shuffle: false` for the split in the manifest)
+and the samples are stored sorted by label (an ImageFolder lists them class by class),
+so at least half the batches hold a single class. The evidence gives the batch size and
+the count of single-class batches.
+
+**Why it breaks training.** Every step pulls the model towards one class, the next
+steps towards another: the loss oscillates, BatchNorm statistics follow the current
+class, and the model ends each epoch biased to the last classes it saw.
+
+**How to fix it.** `DataLoader(train, batch_size=..., shuffle=True)` (or a sampler that
+draws in random order); keep `shuffle: true` for the training split in the manifest.
+
+**Example.** `DataLoader(ImageFolder("train"), batch_size=32)` over 3 classes of 400
+images: 36 of 38 batches hold one class.
+""",
+    ),
 ]

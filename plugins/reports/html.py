@@ -38,7 +38,7 @@ MAX_PAIRS_PER_PAGE = 60
 MAX_FIX_FIRST = 12
 #: Consequences nest this deep in "Fix these first"; deeper ones are counted, not listed.
 MAX_CAUSE_DEPTH = 3
-_STATUS_ORDER = {"errored": 0, "failed": 1, "passed": 2, "skipped": 3}
+_STATUS_ORDER = {"errored": 0, "failed": 1, "passed": 2, "skipped": 3, "disabled": 4}
 
 
 @lru_cache(maxsize=1)

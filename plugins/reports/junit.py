@@ -109,8 +109,8 @@ def _suite(
             )
             node.text = _clean(error.traceback)
             counts["errors"] += 1
-        elif audit.status == "skipped":
-            ET.SubElement(case, "skipped", message=_clean(audit.reason or "audit skipped"))
+        elif audit.status in ("skipped", "disabled"):
+            ET.SubElement(case, "skipped", message=_clean(audit.reason or f"audit {audit.status}"))
             counts["skipped"] += 1
         elif failing:
             node = ET.SubElement(
@@ -119,7 +119,7 @@ def _suite(
             node.text = _clean("\n\n".join(_describe(f, view.line_of(f)) for f in failing))
             counts["failures"] += 1
         below = [f for f in own if f not in failing]
-        if below and audit.status not in ("errored", "skipped"):
+        if below and audit.status not in ("errored", "skipped", "disabled"):
             out = ET.SubElement(case, "system-out")
             out.text = _clean("\n\n".join(_describe(f, view.line_of(f)) for f in below))
     for key, value in counts.items():

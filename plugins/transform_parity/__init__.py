@@ -1,4 +1,4 @@
-"""transform_parity: do the pipelines feed the backbone what it was pretrained on? (TP001-TP006)
+"""transform_parity: do the pipelines feed the backbone what it was pretrained on? (TP001-TP008)
 
 Each split's transform is read statically (normalization, sizes, random steps,
 opaque steps) and then measured on ``samples`` real samples, without running
@@ -17,7 +17,7 @@ from auditor import Audit, AuditContext, Finding, ManifestError, hookimpl
 from auditor_plugins.transform_parity.causes import CAUSES
 from auditor_plugins.transform_parity.codes import CODES
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 OPTIONS_SCHEMA: dict[str, Any] = {
@@ -69,6 +69,7 @@ def _expected(ctx: AuditContext) -> Any:
 
 def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.transform_parity.checks import SplitView, check_all
+    from auditor_plugins.transform_parity.contracts import check_contracts
     from auditor_plugins.transform_parity.pipeline import analyze
 
     expected = _expected(ctx)
@@ -104,6 +105,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         ctx.note(cache.problem)
     _evidence(ctx, views, expected)
     yield from check_all(ctx, views, expected)
+    yield from check_contracts(ctx, views, {name: split.transform for name, split in splits.items()})
 
 
 def _measure_cache(ctx: AuditContext) -> tuple[Any, str]:

@@ -144,4 +144,47 @@ rescales.
 STD)])`: measured max around 1100.
 """,
     ),
+    CodeInfo(
+        "TP007",
+        Severity.ERROR,
+        "the pipeline gives a channel count the model's first convolution cannot take",
+        """
+**What it means.** Samples of a split, measured after its pipeline, have a number of
+channels other than the `in_channels` of the model's first convolution (e.g. 1 channel
+after `Grayscale(1)`, 4 from RGBA files, for a 3-channel stem).
+
+**Why it breaks training.** The first forward pass raises (`expected input to have 3
+channels, but got 1`), or, for a stem that accepts it through broadcasting tricks, the
+pretrained filters see inputs they were never trained on.
+
+**How to fix it.** `Grayscale(num_output_channels=3)` keeps grayscale images usable by an
+RGB stem; `.convert("RGB")` in the dataset fixes RGBA and palette files. Rebuilding the
+stem for another channel count discards its pretrained weights.
+
+**Example.** `Compose([Grayscale(1), ToTensor()])` into `resnet18`: 1-channel inputs,
+`conv1` takes 3.
+""",
+    ),
+    CodeInfo(
+        "TP008",
+        Severity.ERROR,
+        "inputs are normalized twice",
+        """
+**What it means.** A split's pipeline normalizes every sample twice: two `Normalize`
+steps, or a step that already normalizes (a torchvision weights preset from
+`weights.transforms()`, an image processor with `do_normalize=True`) followed by the
+recipe's own `Normalize`. The finding names both steps and, when measured, the
+resulting statistics.
+
+**Why it breaks training.** The second normalization shifts and stretches inputs that
+were already centred: ImageNet statistics applied twice give a mean about -2 and values
+from about -11 to 8, so the pretrained features see inputs far from anything they were
+trained on (and train and evaluation often differ in exactly this step).
+
+**How to fix it.** Keep one normalization: either the preset or image processor, or your
+own `Normalize`, not both.
+
+**Example.** `Compose([weights.transforms(), Normalize(IMAGENET_MEAN, IMAGENET_STD)])`.
+""",
+    ),
 ]
