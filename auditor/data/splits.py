@@ -54,7 +54,7 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
         "type": "boolean",
         "description": (
             "whether training reads this split in random order (DataLoader(shuffle=True)); default true "
-            "for train. false over samples stored class by class is LD010"
+            "for train. false over samples stored class by class gives batches of one class (label_distribution warns)"
         ),
     },
     "sampler": {
