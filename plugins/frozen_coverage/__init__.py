@@ -138,7 +138,7 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
     yield ctx.finding(
         "FZ003",
         f"all {frozen:,} backbone parameters{pretrained} are frozen; only the head '{head.name}' "
-        f"({counts.trainable:,} parameters) trains",
+        f"({counts.trainable:,} parameters) trains; {_feature_fit_verdict(ctx)}",
         hint=hint,
         location="model",
         evidence={
@@ -147,6 +147,19 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
             "blocks": [{"name": n, "parameters": s} for n, s in blocks],
         },
     )
+
+
+def _feature_fit_verdict(ctx: AuditContext) -> str:
+    """Who judges whether the frozen features fit: feature_fit, unless the weights are not pretrained."""
+    from auditor_plugins.common.pretrained_weights import weights_origin
+
+    try:
+        origin = weights_origin(ctx.run)
+    except Exception as exc:  # the second model build (user code) failed: say so, the finding stands
+        return f"whether the weights are pretrained could not be read ({type(exc).__name__}: {exc})"
+    if origin.pretrained is True:
+        return "whether these frozen features fit the data is feature_fit's verdict (FF001 or FF004)"
+    return f"feature_fit cannot judge whether frozen features fit the data: {origin.reason}"
 
 
 def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:

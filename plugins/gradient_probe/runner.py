@@ -34,6 +34,7 @@ from auditor_plugins.gradient_probe.batches import (
     plan_targets,
     to_device,
 )
+from auditor_plugins.gradient_probe.pretrained_watch import attach_watch
 from auditor_plugins.gradient_probe.stats import (
     ActivationWatch,
     GradRecorder,
@@ -109,6 +110,8 @@ class ProbeRun:
     bookkeeping_s: float = 0.0
     lrs: list[float] = field(default_factory=list)
     not_in_optimizer: list[str] = field(default_factory=list)
+    #: what the watch on pretrained blocks saw (GP020; pretrained_watch.py), None when not watched
+    pretrained: dict[str, Any] | None = None
 
     #: What runs now, for the message when the probe passes its hard deadline.
     activity: Activity = field(default_factory=Activity)
@@ -167,6 +170,8 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         ]
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(device)
+        activity.doing = "copying the model to watch its pretrained blocks"
+        watch = attach_watch(ctx, model, optimizer, probe.notes)
         probe.build_s = time.perf_counter() - started
         loss_step = getattr(ctx.run, "loss_step", None)
         user_collate = train.training_collate()
@@ -188,6 +193,8 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             probe.load_failures = list(stream.failures)
             probe.batch_problem = stream.problem
             stream.close()
+        activity.doing = "the features of the watched pretrained blocks (forward on a fixed batch)"
+        probe.pretrained = watch.finish(probe.notes) if watch is not None else None
         if first is not None and probe.nonfinite_step != 0:
             started = time.perf_counter()
             activity.doing = "building the model and optimizer for the one-batch overfit run"

@@ -20,6 +20,10 @@ audit that writes the same keys gets the same charts:
     "expected_std": [..]}}``) -> measured per-channel statistics of transformed
     inputs vs what the pretrained normalization should give (transform_parity).
 
+``bn_divergence``
+    ``[{"name", "divergence"}]`` in depth order -> divergence of the data from the stored
+    running statistics at each BatchNorm layer, log scale (feature_fit).
+
 A key that is absent or malformed gives no chart, never an exception.
 """
 
@@ -239,12 +243,31 @@ def channel_stats(evidence: Mapping[str, Any]) -> Chart | None:
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 
+def bn_divergence(evidence: Mapping[str, Any]) -> Chart | None:
+    raw = evidence.get("bn_divergence")
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        return None
+    rows = [(str(r.get("name", "?")), _number(r.get("divergence"))) for r in raw if isinstance(r, Mapping)]
+    if not rows:
+        return None
+    shown, note = _sample(rows, MAX_LAYERS)
+    threshold = _number(evidence.get("bn_threshold"))
+    svg = _svg.log_bars("BatchNorm divergence per layer, input to output (log scale)", shown, note)
+    caption = (
+        f"{len(rows)} BatchNorm layers by depth; KL of the data's channel statistics from the stored ones"
+    )
+    if threshold is not None:
+        caption += f"; above {_svg.fmt_number(threshold)} is a gap"
+    return Chart("bn_divergence", "BatchNorm divergence per layer", svg, caption)
+
+
 _BUILDERS: tuple[Callable[[Mapping[str, Any]], Chart | None], ...] = (
     class_counts,
     trainable_frozen,
     grad_norms,
     loss_curve,
     channel_stats,
+    bn_divergence,
 )
 
 
