@@ -78,6 +78,11 @@ def _same_split(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> boo
     )
 
 
+def _input_scale(cause: Finding, effect: Finding, _all: Sequence[Finding]) -> bool:
+    # FF002 measured the gap on train's sample; only a gap at the first layers is the input's scale.
+    return bool(effect.evidence.get("early_gap")) and cause.evidence.get("split") in (None, "train")
+
+
 #: Cross-audit causes. Order matters only when two rules could claim one effect: the first wins.
 CAUSE_RULES: tuple[CauseRule, ...] = (
     CauseRule(
@@ -103,6 +108,15 @@ CAUSE_RULES: tuple[CauseRule, ...] = (
         "GP008",
         _frozen_batchnorm,
         "frozen BatchNorm layers in train mode update their running statistics during the probe",
+    ),
+    *(
+        CauseRule(
+            code,
+            "FF002",
+            _input_scale,
+            "inputs normalized otherwise than the weights expect already differ at the first BatchNorm layer",
+        )
+        for code in ("TP001", "TP002", "TP006")
     ),
     CauseRule("DL003", "GP012", _same_split, "no training sample loads, so the probe gets no batch"),
     CauseRule(
