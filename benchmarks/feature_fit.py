@@ -58,7 +58,7 @@ def main() -> None:
                 f"{sample.get('device', '?')} ({audit['status']})"
             )
             for note in audit.get("notes") or []:
-                if "time budget" in note:
+                if "time budget" in note or "budget" in note:
                     print(f"{'':<18} note: {note}")
 
 

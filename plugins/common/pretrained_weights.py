@@ -9,9 +9,9 @@ the same. So the weights decide where they can:
   of them at their initial values: random initialisation, whatever the manifest says.
 - A model without BatchNorm is built a second time with another random seed:
   parameters identical in both builds were loaded by the factory, the others (a new
-  head) are random. With ``model.pretrained`` declared, identical backbone weights
-  are enough; without it they also have to leave PyTorch's default initialisation
-  range, since a factory that seeds itself builds identical random weights too.
+  head) are random. Identical weights also have to leave PyTorch's default
+  initialisation range (``|w| <= 1/sqrt(fan_in)``), since a factory that seeds itself
+  builds identical random weights too; otherwise the answer is "cannot tell".
 
 feature_fit (skipped on random weights), gradient_probe (GP020 watches the
 pretrained blocks) and frozen_coverage (FZ003 says when feature_fit cannot judge)
@@ -156,20 +156,13 @@ def _compare_builds(run: Any, model: Any, declared: str, said: str) -> WeightsOr
             declared,
             loaded,
         )
-    if declared:
-        return WeightsOrigin(
-            True,
-            f"{len(same)} of {total} parameter tensors are identical in two builds with different random "
-            f"seeds (loaded by the factory), and model.pretrained is {declared!r}",
-            declared,
-            loaded,
-        )
     if _default_init(model, same):
         return WeightsOrigin(
             None,
             "two builds with different random seeds give identical weights, but every layer is still within "
-            "PyTorch's default initialisation range (a factory that seeds itself?), so whether they are "
-            "pretrained cannot be told; declare model.pretrained",
+            "PyTorch's default initialisation range (a factory that seeds itself?)"
+            + (f" although model.pretrained is {declared!r}" if declared else "")
+            + ", so whether they are pretrained cannot be told",
             declared,
             loaded,
         )

@@ -137,8 +137,13 @@ def extract(
                 elapsed = time.perf_counter() - started
                 if per_sample is not None and elapsed + per_sample * len(chunk) > budget_s:
                     result.stopped = (
-                        f"the time budget of {budget_s:g} s was reached: {features.size} of "
-                        f"{len(indices)} planned samples of {split.name!r} were used"
+                        f"the time budget was reached: {features.size} of {len(indices)} planned samples of "
+                        f"{split.name!r} were used"
+                        + (
+                            ", evaluation splits were not sampled"
+                            if split.name == "train" and len(plan) > 1
+                            else ""
+                        )
                     )
                     break
                 inputs, kept = _load(split, chunk, labels[start : start + batch_size], features, activity)
