@@ -20,6 +20,9 @@ import torch
 
 __all__ = ["BnStats", "Extraction", "SplitFeatures", "extract", "pick_indices"]
 
+#: Samples in the first batch, whose time sets the size of the next ones.
+_FIRST_BATCH = 4
+
 
 @dataclass
 class BnStats:
@@ -132,10 +135,14 @@ def extract(
             features = SplitFeatures(split.name, len(indices))
             result.splits[split.name] = features
             current["split"] = features
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                elapsed = time.perf_counter() - started
-                if per_sample is not None and elapsed + per_sample * len(chunk) > budget_s:
+            start = 0
+            while start < len(indices):
+                # A first batch of a few samples measures the cost; later batches are as large as the
+                # budget left allows, so one batch never carries the pass far past the budget.
+                size = batch_size if per_sample is not None else min(batch_size, _FIRST_BATCH)
+                if per_sample is not None:
+                    size = min(size, int((budget_s - (time.perf_counter() - started)) / per_sample))
+                if size < 1:
                     result.stopped = (
                         f"the time budget was reached: {features.size} of {len(indices)} planned samples of "
                         f"{split.name!r} were used"
@@ -146,7 +153,9 @@ def extract(
                         )
                     )
                     break
-                inputs, kept = _load(split, chunk, labels[start : start + batch_size], features, activity)
+                chunk = indices[start : start + size]
+                inputs, kept = _load(split, chunk, labels[start : start + size], features, activity)
+                start += size
                 if inputs is None:
                     continue
                 activity["doing"] = f"the model's forward pass on samples of {split.name!r}"

@@ -72,7 +72,7 @@ def _plan_samples(ctx: AuditContext, options: dict[str, Any]) -> tuple[list[Any]
 
 
 def extract_within_budget(
-    ctx: AuditContext, options: dict[str, Any], plan: Plan
+    ctx: AuditContext, options: dict[str, Any], plan: Plan, started: float
 ) -> tuple[Extraction, list[str]]:
     """The feature pass, stopped hard at ``time_budget_s`` plus a grace even when user code never returns."""
     from auditor.run._deadline import DeadlineExceeded, call_with_deadline
@@ -85,26 +85,26 @@ def extract_within_budget(
     samples, names = _plan_samples(ctx, options)
     activity = {"doing": "copying the model"}
 
-    started = time.perf_counter()
-
     def work() -> Extraction:
         with isolated_rng(int(options["seed"]), device), torch.no_grad():
             model = ctx.run.model_copy().to(device)
             model.eval()
             head = model.get_submodule(plan.head) if plan.head else None
-            # The copy counts against the budget, and a tenth of it is kept for the scores after the pass.
+            # Building and copying the model count against the budget (it runs from the audit's start);
+            # a tenth of it is kept for the scores after the pass.
             left = 0.9 * budget - (time.perf_counter() - started)
             return extract(model, head, samples, device, int(options["batch_size"]), left, activity)
 
     grace = 5.0 + 0.1 * budget
+    seconds = max(1.0, budget + grace - (time.perf_counter() - started))
     try:
-        return call_with_deadline(work, what="feature_fit", seconds=budget + grace), names
+        return call_with_deadline(work, what="feature_fit", seconds=seconds), names
     except DeadlineExceeded as exc:
         if exc.what != "feature_fit":
             raise  # a sample read under its own deadline, already named
         raise DeadlineExceeded(
             f"feature_fit: {activity['doing']}",
-            budget + grace,
+            seconds,
             hint=f"feature_fit's time_budget_s is {budget:g} s; make that call return, or raise "
             "time_budget_s if it is merely slow",
         ) from exc
