@@ -15,6 +15,7 @@ a random backbone is meant to move. Only imported from inside the probe.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Iterator
@@ -118,7 +119,8 @@ class PretrainedWatch:
             try:
                 inputs = torch.cat(self.fixed)
                 before = self._features(self.start, inputs)
-                after = self._features(self.model, inputs)
+                with _buffers_of(self.model, self.start):
+                    after = self._features(self.model, inputs)
             except Exception as exc:  # the user's forward on the fixed batch: the ratios still stand
                 before = after = None
                 if notes is not None:
@@ -132,6 +134,29 @@ class PretrainedWatch:
                 result["fixed_batch"] = int(before.shape[0])
         self.start = None
         return result
+
+
+@contextlib.contextmanager
+def _buffers_of(model: Any, start: Any) -> Iterator[None]:
+    """``model`` with ``start``'s buffers (BatchNorm running statistics) for a while.
+
+    The drift GP020 judges is the weights': BatchNorm layers re-estimating their statistics
+    on a new domain during the probe is what FF002 asks for, not pretraining being erased.
+    """
+    theirs = dict(start.named_buffers())
+    saved = []
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            other = theirs.get(name)
+            if other is not None and other.shape == buffer.shape:
+                saved.append((buffer, buffer.clone()))
+                buffer.copy_(other)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def _part_dict(part: _Part) -> dict[str, Any]:
