@@ -283,9 +283,11 @@ the probe trained 0 of 20 steps.
 **What it means.** During the probe, the pretrained backbone blocks (weights loaded, not
 the new head) moved faster than fine-tuning should: the median per-step update of a
 block, `||w_after - w_before|| / ||w_before||`, is above `pretrained_update_ratio`
-(default 2% per step), or the backbone's features on a fixed batch of training inputs
-(the head's input, in eval mode) drifted to a linear CKA below `pretrained_min_cka`
-(default 0.8) with their start. The message names the blocks, the param groups with
+(default 2% per step). How far the backbone's features on a fixed batch of training
+inputs (the head's input, in eval mode, with the start's BatchNorm statistics) moved is
+measured too (linear CKA with their start) and quoted when below `pretrained_min_cka`
+(default 0.8); features that move at a sane rate are only a note, since they must move
+where the pretrained features do not fit the data. The message names the blocks, the param groups with
 their learning rates, and the loss, which often still falls: the head learns while the
 features it needs are destroyed. Per-block and per-group ratios are in the evidence.
 

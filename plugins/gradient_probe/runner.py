@@ -194,7 +194,9 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             probe.batch_problem = stream.problem
             stream.close()
         activity.doing = "the features of the watched pretrained blocks (forward on a fixed batch)"
-        probe.pretrained = watch.finish(probe.notes) if watch is not None else None
+        probe.pretrained = (
+            watch.finish(probe.notes, budget.left(), _median(probe.step_times)) if watch is not None else None
+        )
         if first is not None and probe.nonfinite_step != 0:
             started = time.perf_counter()
             activity.doing = "building the model and optimizer for the one-batch overfit run"
