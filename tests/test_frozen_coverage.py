@@ -364,7 +364,7 @@ def test_norm_layer_rules():
     """Running statistics decide, not the class: GroupNorm has none; momentum 0 never updates."""
     from torch import nn
 
-    from auditor_plugins.frozen_coverage.model_parts import updating_norm_layers
+    from auditor_plugins.common.model_parts import updating_norm_layers
 
     frozen = nn.Sequential(
         nn.Conv2d(3, 4, 3),
@@ -382,7 +382,7 @@ def test_norm_layer_rules():
 def test_backbone_blocks_of_common_architectures():
     from torchvision import models
 
-    from auditor_plugins.frozen_coverage.model_parts import backbone_blocks, find_head
+    from auditor_plugins.common.model_parts import backbone_blocks, find_head
 
     expected = {
         "resnet18": ("fc", "layer4"),

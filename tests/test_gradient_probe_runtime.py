@@ -161,7 +161,7 @@ def test_plugin_import_stays_torch_free():
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
-    assert result.returncode == 0 and result.stdout.strip() == "19", result.stderr
+    assert result.returncode == 0 and result.stdout.strip() == "20", result.stderr
 
 
 @pytest.mark.slow

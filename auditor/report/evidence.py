@@ -168,6 +168,9 @@ class Measurements:
     channel_stats: tuple[ChannelStat, ...] = ()
     #: transform_parity's pipelines as text columns, one per split.
     side_by_side: str = ""
+    #: feature_fit's divergence per BatchNorm layer, input to output, and the gap threshold.
+    bn_divergence: tuple[tuple[str, float | None], ...] = ()
+    bn_threshold: float | None = None
 
 
 def _class_counts(evidence: Mapping[str, Any]) -> tuple[ClassCounts, ...]:
@@ -288,4 +291,14 @@ def measurements(evidence: Mapping[str, Any], *, strict: bool = False) -> Measur
         overfit_curve=read(_curve, evidence.get("overfit_curve")),
         channel_stats=read(_channel_stats, evidence),
         side_by_side=side_by_side if isinstance(side_by_side, str) else "",
+        bn_divergence=read(_bn_divergence, evidence.get("bn_divergence")),
+        bn_threshold=_number(evidence.get("bn_threshold")),
+    )
+
+
+def _bn_divergence(raw: Any) -> tuple[tuple[str, float | None], ...]:
+    if not _sequence(raw):
+        return ()
+    return tuple(
+        (str(r.get("name", "?")), _number(r.get("divergence"))) for r in raw if isinstance(r, Mapping)
     )

@@ -32,7 +32,7 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 
 
 def _head(ctx: AuditContext, model: Any) -> Any:
-    from auditor_plugins.frozen_coverage.model_parts import find_head
+    from auditor_plugins.common.model_parts import find_head
 
     try:
         return find_head(model, ctx.run.head_name)
@@ -98,7 +98,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
 
 
 def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterator[Finding]:
-    from auditor_plugins.frozen_coverage.model_parts import backbone_blocks
+    from auditor_plugins.common.model_parts import backbone_blocks
 
     inferred = " (inferred; set model.head if that is wrong)" if head.how == "inferred" else ""
     if counts.frozen:
@@ -139,7 +139,7 @@ def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterat
     yield ctx.finding(
         "FZ003",
         f"all {frozen:,} backbone parameters{pretrained} are frozen; only the head '{head.name}' "
-        f"({counts.trainable:,} parameters) trains",
+        f"({counts.trainable:,} parameters) trains; {_feature_fit_verdict(ctx)}",
         hint=hint,
         location="model",
         evidence={
@@ -167,6 +167,19 @@ def _loss_name(ctx: AuditContext) -> str:
         if cls.__module__.startswith("torch.nn") and cls.__name__ in _ELEMENTWISE_LOSSES | _BINARY_LOSSES:
             return cls.__name__
     return type(loss).__name__
+
+
+def _feature_fit_verdict(ctx: AuditContext) -> str:
+    """Who judges whether the frozen features fit: feature_fit, unless the weights are not pretrained."""
+    from auditor_plugins.common.pretrained_weights import weights_origin
+
+    try:
+        origin = weights_origin(ctx.run)
+    except Exception as exc:  # the second model build (user code) failed: say so, the finding stands
+        return f"whether the weights are pretrained could not be read ({type(exc).__name__}: {exc})"
+    if origin.pretrained is True:
+        return "whether these frozen features fit the data is feature_fit's verdict (FF001 or FF004)"
+    return f"feature_fit cannot judge whether frozen features fit the data: {origin.reason}"
 
 
 def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
@@ -292,7 +305,7 @@ def _optimizer(ctx: AuditContext, model: Any, head: Any, limit: int) -> Iterator
 
 
 def _norm_layers(ctx: AuditContext, limit: int) -> Iterator[Finding]:
-    from auditor_plugins.frozen_coverage.model_parts import updating_norm_layers
+    from auditor_plugins.common.model_parts import updating_norm_layers
 
     try:
         model = ctx.run.model_copy()

@@ -54,19 +54,23 @@ make sure the param groups together cover every trainable parameter. A group wit
     ),
     CodeInfo(
         "FZ003",
-        Severity.WARNING,
+        Severity.INFO,
         "the whole pretrained backbone is frozen; only the head trains",
         """
-**What it means.** Every parameter outside the head is frozen: the run is a linear
-probe of fixed features.
+**What it means.** Information: every parameter outside the head is frozen, so the run
+is a linear probe of fixed features. A frozen backbone is a choice, not a mistake
+(v0.3; it was a warning before): whether it works on this data is feature_fit's
+verdict, FF001 (the frozen features barely separate the classes, an error) or FF004
+(they separate them well). The message says when feature_fit cannot judge: a
+random-init backbone, or feature_fit not run.
 
-**Why it breaks training.** Fixed features are often too far from a new domain
-(medical images, satellite photos, small objects): accuracy plateaus early, well
-below what fine-tuning reaches. Fine when it is a deliberate first stage.
+**Why it matters.** Fixed features can be too far from a new domain (medical images,
+satellite photos, faint textures): accuracy then plateaus early, well below what
+fine-tuning reaches. Fine when the features fit, or as a deliberate first stage.
 
-**How to fix it.** Unfreeze the last block(s) of the backbone (the hint names them)
-and give them a lower learning rate than the head, commonly 10x lower, with a
-separate param group; or unfreeze gradually after the head has converged.
+**How to fix it.** Nothing to fix by itself. Read FF001/FF004; to fine-tune, unfreeze
+the last block(s) of the backbone (the hint names them) with a learning rate about
+10x lower than the head's, in a separate param group.
 
 **Example.**
 `SGD([{"params": model.layer4.parameters(), "lr": 1e-4}, {"params": model.fc.parameters(), "lr": 1e-3}])`.

@@ -28,6 +28,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "stuck_margin": 0.1,  # GP005: median distance of probabilities from uniform below this
     "overfit_min_drop": 0.3,  # GP006: one-batch loss must fall by at least this fraction
     "initial_loss_tolerance": 0.5,  # GP007: relative distance from the uniform / prior loss
+    "pretrained_update_ratio": 0.02,  # GP020: median per-step |update| / |weight| of a pretrained block
+    "pretrained_min_cka": 0.8,  # GP020: linear CKA of backbone features before vs after the probe
 }
 
 

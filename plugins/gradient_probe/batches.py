@@ -6,17 +6,16 @@ importing torch at module level here does not slow ``auditor validate``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from auditor_plugins.common.batching import CollateProblem, try_collate
+from auditor_plugins.common.torch_env import isolated_rng, pick_device
 
 __all__ = [
     "Batch",
@@ -51,40 +50,6 @@ REGRESSION_LOSSES = {
     "SmoothL1Loss": "regression",
     "HuberLoss": "regression",
 }
-
-
-def pick_device(requested: str) -> tuple[torch.device, str]:
-    """The device to probe on and a note when the request could not be honoured."""
-    has_cuda = torch.cuda.is_available()
-    if requested == "cpu" or (requested == "auto" and not has_cuda):
-        return torch.device("cpu"), ""
-    if not has_cuda:
-        return torch.device(
-            "cpu"
-        ), "device 'cuda' was requested but CUDA is not available here; probed on cpu"
-    return torch.device("cuda", torch.cuda.current_device()), ""
-
-
-@contextlib.contextmanager
-def isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch, numpy and random for the probe and give the caller its RNG state back afterwards."""
-    import numpy as np
-
-    saved_torch = torch.get_rng_state()
-    saved_numpy = np.random.get_state()
-    saved_random = random.getstate()
-    saved_cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        torch.set_rng_state(saved_torch)
-        np.random.set_state(saved_numpy)
-        random.setstate(saved_random)
-        if saved_cuda is not None:
-            torch.cuda.set_rng_state_all(saved_cuda)
 
 
 class TrainingItems:

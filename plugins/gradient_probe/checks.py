@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor import AuditContext, Finding
+from auditor_plugins.gradient_probe import pretrained_watch
 from auditor_plugins.gradient_probe.runner import ProbeRun
 
 __all__ = ["evidence", "judge"]
@@ -93,6 +94,7 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
     yield from _gp006(ctx, probe, thresholds)
     yield from _gp007(ctx, probe, thresholds)
     yield from _gp008(ctx, probe)
+    yield from pretrained_watch.judge(ctx, probe.pretrained, probe.losses, thresholds)
     yield _gp011(ctx, probe)
 
 

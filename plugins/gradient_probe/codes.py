@@ -417,4 +417,34 @@ gradient means every parameter is frozen or the graph is detached.
 channels, the batch has 1.
 """,
     ),
+    CodeInfo(
+        "GP020",
+        Severity.ERROR,
+        "the learning rate overwrites the pretrained layers",
+        """
+**What it means.** During the probe, the pretrained backbone blocks (weights loaded, not
+the new head) moved faster than fine-tuning should: the median per-step update of a
+block, `||w_after - w_before|| / ||w_before||`, is above `pretrained_update_ratio`
+(default 2% per step). How far the backbone's features on a fixed batch of training
+inputs (the head's input, in eval mode, with the start's BatchNorm statistics) moved is
+measured too (linear CKA with their start) and quoted when below `pretrained_min_cka`
+(default 0.8); features that move at a sane rate are only a note, since they must move
+where the pretrained features do not fit the data. The message names the blocks, the param groups with
+their learning rates, and the loss, which often still falls: the head learns while the
+features it needs are destroyed. Per-block and per-group ratios are in the evidence.
+
+**Why it breaks training.** A from-scratch learning rate (ImageNet's `SGD(lr=0.1)`)
+rewrites pretrained filters within the first hundred steps. Training loss falls
+(the network memorises the batch), held-out accuracy collapses towards chance, and
+the benefit of pretraining is gone before the first validation.
+
+**How to fix it.** Put the backbone in its own param group with a learning rate about
+10x lower than the head's (the hint suggests one from the measured ratio), add a
+warm-up, or keep the backbone frozen until the head has converged.
+
+**Example.** `SGD(model.parameters(), lr=0.1, momentum=0.9)` on a pretrained CNN:
+`layer1` moves 7.4% of its norm per step, features at CKA 0.62 after 20 steps;
+`Adam([{"params": backbone, "lr": 1e-4}, {"params": head, "lr": 1e-3}])` stays at 0.1%.
+""",
+    ),
 ]

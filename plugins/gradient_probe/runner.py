@@ -40,6 +40,7 @@ from auditor_plugins.gradient_probe.failures import (
     capture_warnings,
     forward_failure,
 )
+from auditor_plugins.gradient_probe.pretrained_watch import attach_watch
 from auditor_plugins.gradient_probe.stats import (
     ActivationWatch,
     GradRecorder,
@@ -123,6 +124,8 @@ class ProbeRun:
     unused_outputs: list[str] = field(default_factory=list)
     #: warnings seen during forward, loss and backward, by (category, message) (GP017/GP018)
     warnings: dict[tuple[str, str], CapturedWarning] = field(default_factory=dict)
+    #: what the watch on pretrained blocks saw (GP020; pretrained_watch.py), None when not watched
+    pretrained: dict[str, Any] | None = None
 
     #: What runs now, for the message when the probe passes its hard deadline.
     activity: Activity = field(default_factory=Activity)
@@ -182,6 +185,8 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
         ]
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(device)
+        activity.doing = "copying the model to watch its pretrained blocks"
+        watch = attach_watch(ctx, model, optimizer, probe.notes)
         probe.build_s = time.perf_counter() - started
         loss_step = getattr(ctx.run, "loss_step", None)
         # The dataset's own items, collated as training collates them: the loss gets those targets.
@@ -201,6 +206,10 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             probe.load_failures = list(stream.failures)
             probe.batch_problem = stream.problem
             stream.close()
+        activity.doing = "the features of the watched pretrained blocks (forward on a fixed batch)"
+        probe.pretrained = (
+            watch.finish(probe.notes, budget.left(), _median(probe.step_times)) if watch is not None else None
+        )
         if first is not None and probe.nonfinite_step != 0 and probe.failure is None:
             started = time.perf_counter()
             activity.doing = "building the model and optimizer for the one-batch overfit run"

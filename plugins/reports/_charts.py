@@ -21,6 +21,10 @@ reads them into :class:`auditor.report.evidence.Measurements` (``AuditView.measu
     "expected_std": [..]}}``) -> measured per-channel statistics of transformed
     inputs vs what the pretrained normalization should give (transform_parity).
 
+``bn_divergence``
+    ``[{"name", "divergence"}]`` in depth order -> divergence of the data from the stored
+    running statistics at each BatchNorm layer, log scale (feature_fit).
+
 A key that is absent or malformed gives no chart, never an exception.
 """
 
@@ -155,12 +159,27 @@ def channel_stats(evidence: Measurements) -> Chart | None:
     return Chart("channel_stats", "Input statistics per channel", svg, caption)
 
 
+def bn_divergence(evidence: Measurements) -> Chart | None:
+    rows = list(evidence.bn_divergence)
+    if not rows:
+        return None
+    shown, note = _sample(rows, MAX_LAYERS)
+    svg = _svg.log_bars("BatchNorm divergence per layer, input to output (log scale)", shown, note)
+    caption = (
+        f"{len(rows)} BatchNorm layers by depth; KL of the data's channel statistics from the stored ones"
+    )
+    if evidence.bn_threshold is not None:
+        caption += f"; above {_svg.fmt_number(evidence.bn_threshold)} is a gap"
+    return Chart("bn_divergence", "BatchNorm divergence per layer", svg, caption)
+
+
 _BUILDERS: tuple[Callable[[Measurements], Chart | None], ...] = (
     class_counts,
     trainable_frozen,
     grad_norms,
     loss_curve,
     channel_stats,
+    bn_divergence,
 )
 
 
