@@ -233,7 +233,8 @@ def test_knn_and_logme_rank_separable_features_above_shuffled_labels():
 def test_bn_divergence_is_zero_on_the_stored_statistics_and_grows_with_the_shift():
     import torch
 
-    from auditor_plugins.feature_fit.scores import bn_divergence, linear_cka
+    from auditor_plugins.common.similarity import linear_cka
+    from auditor_plugins.feature_fit.scores import bn_divergence
 
     mean, var = torch.zeros(8), torch.ones(8)
     assert bn_divergence(mean, var, mean, var, 1e-5) == pytest.approx(0, abs=1e-9)

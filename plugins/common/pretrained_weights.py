@@ -116,8 +116,8 @@ def _judge(run: Any) -> WeightsOrigin:
             "state dict",
             declared,
         )
-    factory = str(run.manifest.section("model").get("factory", ""))
-    if factory.startswith("__live__"):
+    section = run.manifest.model
+    if section is None or not section.factory:
         # auditor.check was given the model object: there is no factory to build it twice.
         if declared:
             return WeightsOrigin(True, f"the caller declared pretrained={declared!r}", declared)
@@ -133,12 +133,10 @@ def _judge(run: Any) -> WeightsOrigin:
 def _compare_builds(run: Any, model: Any, declared: str, said: str) -> WeightsOrigin:
     import torch
 
-    section = run.manifest.section("model")
+    section = run.manifest.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SECOND_BUILD_SEED)
-        other = run.resolver.call_factory(
-            section["factory"], "model.factory", **dict(section.get("kwargs") or {})
-        )
+        other = run.resolver.call_factory(section.factory, "model.factory", **section.kwargs)
     theirs = dict(other.named_parameters()) if hasattr(other, "named_parameters") else {}
     same: set[str] = set()
     total = 0

@@ -91,6 +91,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         raise SkipAudit("the 'train' split is empty")
     if train.multilabel:
         raise SkipAudit("multilabel targets: feature_fit judges single-label classification only")
+    # Every split it will sample, opened first: a split that cannot be opened skips the audit pointing at it.
+    ctx.eval_splits  # noqa: B018
     from auditor_plugins.common.pretrained_weights import weights_origin
 
     origin = weights_origin(ctx.run)

@@ -19,7 +19,6 @@ __all__ = [
     "bn_divergence",
     "class_shift",
     "knn_accuracy",
-    "linear_cka",
     "logme",
     "wilson",
 ]
@@ -188,17 +187,6 @@ def class_shift(
         rows.append({"class": int(cls), "accuracy": round(hits / (2 * m), 4), "n": 2 * m})
     rows.sort(key=lambda r: -r["accuracy"])
     return Accuracy(correct, total, *wilson(correct, total)), rows
-
-
-def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear CKA (Kornblith et al., 2019) between two feature matrices of the same samples."""
-    x = x.double().flatten(1)
-    y = y.double().flatten(1)
-    x = x - x.mean(dim=0, keepdim=True)
-    y = y - y.mean(dim=0, keepdim=True)
-    cross = (y.T @ x).norm() ** 2
-    denom = (x.T @ x).norm() * (y.T @ y).norm()
-    return float(cross / denom) if float(denom) > 0 else float("nan")
 
 
 def bn_divergence(

@@ -106,7 +106,7 @@ class PretrainedWatch:
     def finish(
         self, notes: list[str] | None = None, seconds_left: float | None = None, step_s: float = 0.0
     ) -> dict[str, Any]:
-        from auditor_plugins.feature_fit.scores import linear_cka
+        from auditor_plugins.common.similarity import linear_cka
 
         for handle in self.handles:
             handle.remove()
