@@ -208,6 +208,10 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
             hint=did_you_mean(table.name, siblings) or "paths are relative to the manifest's folder",
         )
         return
+    bounded = _bounds_problem(spec, table)
+    if bounded is not None:
+        yield bounded
+        return
     try:
         header = read_header(table)
     except ImportError as exc:
@@ -226,7 +230,7 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
             hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
         )
         return
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, csv.Error) as exc:
         # pyarrow raises ArrowInvalid (a ValueError) for a file that is not Parquet.
         yield spec.error(
             "path",
@@ -256,6 +260,35 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         yield spec.error(
             key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint
         )
+
+
+def _bounds_problem(spec: SplitSpec, table: Path) -> ManifestError | None:
+    """The table refused for its size, rows, line length or NUL bytes (see _table_bounds), or None."""
+    from auditor_plugins.formats._table_bounds import csv_problem, parquet_problem
+
+    config = spec.config
+    shown = display_path(table)
+    columns = [
+        str(config.get("path_column", DEFAULT_PATH_COLUMN)),
+        str(config.get("label_column", DEFAULT_LABEL_COLUMN)),
+    ]
+    try:
+        if table.suffix.lower() in PARQUET_SUFFIXES:
+            problem = parquet_problem(table, columns)
+        else:
+            problem = csv_problem(table)
+    except (ImportError, ValueError):
+        return None  # no Parquet engine, or not Parquet at all: the header read words it
+    except OSError as exc:
+        return spec.error("path", "a readable CSV or Parquet file", f"{shown}: {exc.strerror or exc}")
+    if problem is None:
+        return None
+    return spec.error(
+        "path",
+        "a CSV or Parquet table within auditor's bounds (see docs/reliability.md)",
+        f"{shown}: {problem}",
+        hint="check that the file is the table you meant; split a bigger table into several splits",
+    )
 
 
 FORMAT = DataFormat(
