@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from auditor._util.paths import display_path
 from auditor._util.schemas import load_schema
 from auditor._util.suggest import did_you_mean
 from auditor.errors import ManifestError, ManifestInvalid
