@@ -20,8 +20,10 @@ from auditor.errors import ManifestError, ManifestInvalid
 
 __all__ = ["MAX_MANIFEST_BYTES", "locate_manifest", "read_manifest_text", "shown_path"]
 
-#: Largest manifest read (1 MiB). Real manifests are a few KB; file lists belong in a table (csv format).
-MAX_MANIFEST_BYTES = 1024 * 1024
+#: Largest manifest read (256 KiB). Real manifests are a few KB; file lists belong in a table (csv
+#: format). PyYAML's pure-Python parser (needed for line numbers and bounded nesting) reads about
+#: 150 KB of dense YAML a second, so this also bounds the parse to a second or two.
+MAX_MANIFEST_BYTES = 256 * 1024
 #: Paths longer than this are shown with their middle cut out.
 _SHOW_CHARS = 160
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -117,7 +119,7 @@ def _too_big(path: Path, size: int) -> ManifestInvalid:
     return _error(
         path,
         f"a manifest of at most {MAX_MANIFEST_BYTES // 1024} KiB",
-        f"{size / 1024 / 1024:.1f} MiB",
+        f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB",
         "a manifest names files and settings; list many files in a table (format: csv) and "
         "point data.SPLIT.path at it",
     )

@@ -48,7 +48,8 @@ def cache_folder(ctx: Any) -> tuple[Path | None, str]:
     """The cache folder, or ``(None, reason)`` when it must not be used.
 
     The folder is created and tagged here, so an unsafe one (a symlink, a planted link as its
-    tag) is refused before any audit writes a byte: the reason then starts with ``skipped``.
+    tag) is refused before any audit writes a byte: the audit notes a warning and the reason
+    starts with ``skipped``.
     """
     if not ctx.run.use_cache:
         return None, "disabled (--no-cache)"
@@ -63,7 +64,10 @@ def cache_folder(ctx: Any) -> tuple[Path | None, str]:
     try:
         prepare_cache_dir(folder).close()
     except OSError as exc:
-        return None, f"skipped, running uncached: cannot use the cache folder ({_reason(exc)})"
+        reason = f"skipped, running uncached: cannot use the cache folder ({_reason(exc)})"
+        # Each audit that would have used the cache says so: the run goes on, slower, not silently.
+        ctx.note(f"warning: cache {reason}")
+        return None, reason
     return folder, str(folder)
 
 

@@ -78,12 +78,14 @@ class CacheDir:
         try:
             fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
         except OSError as exc:
-            with contextlib.suppress(OSError):
+            try:
                 info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
-                    raise UnsafeCache(exc.errno, _describe(shown, info)) from exc
-                if not stat.S_ISDIR(info.st_mode):
-                    raise UnsafeCache(exc.errno, f"{shown} is not a folder") from exc
+            except OSError:
+                raise exc from None
+            if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+                raise UnsafeCache(exc.errno, _describe(shown, info)) from exc
+            if not stat.S_ISDIR(info.st_mode):
+                raise UnsafeCache(exc.errno, f"{shown} is not a folder") from exc
             raise
         info = os.fstat(fd)
         problem = None

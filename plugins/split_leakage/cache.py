@@ -116,8 +116,9 @@ class HashCache:
                     connection.close()
                     raise
         except (OSError, sqlite3.Error) as exc:
-            reason = exc.strerror if isinstance(exc, UnsafeCache) and exc.strerror else exc
-            return None, f"hash cache skipped, hashing uncached: cannot use {path} safely ({reason})"
+            if isinstance(exc, UnsafeCache):
+                return None, f"warning: hash cache skipped, hashing uncached: {exc.strerror or exc}"
+            return None, f"hash cache disabled: cannot use {path} ({exc})"
         return cls(connection, version, path), None
 
     @staticmethod
