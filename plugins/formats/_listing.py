@@ -5,9 +5,9 @@ it descends into symlinked folders. A link to the folder itself or to one above 
 .``) then makes the walk revisit that folder forever, a level deeper each time (two such links
 double the listing at every level): the user's own training hangs in ImageFolder's constructor,
 and a naive listing here grew to 9 GiB. This walk descends the same way (links followed, folders
-and files in sorted order) but keeps the folders on the current path by identity
-(``st_dev``, ``st_ino``); a link that leads back to one of them is recorded as a
-:class:`LinkLoop` and not entered. Memory and time stay proportional to the real tree.
+and files in sorted order) but keeps the folders on the current path, and every folder above
+the class folder, by identity (``st_dev``, ``st_ino``); a link that leads back to one of them
+is recorded as a :class:`LinkLoop` and not entered. Memory and time stay proportional to the real tree.
 
 A link to a folder elsewhere (not an ancestor) is followed, as ImageFolder follows it: its
 images are listed once more under the link's path, exactly what training would see.
@@ -48,7 +48,18 @@ def walk_following_links(top: str, loops: list[LinkLoop]) -> Iterator[tuple[str,
         start = _identity(os.stat(top))
     except OSError:
         return
+    # A link to any folder above ``top`` loops too: that folder holds the way back down to ``top``.
     on_path: dict[tuple[int, int], str] = {}
+    above = os.path.dirname(os.path.realpath(top))
+    while True:
+        try:
+            on_path.setdefault(_identity(os.stat(above)), above)
+        except OSError:
+            break
+        parent = os.path.dirname(above)
+        if parent == above:
+            break
+        above = parent
     # ("enter", path, identity) visits a folder; ("leave", ...) takes it off the current path.
     stack: list[tuple[bool, str, tuple[int, int]]] = [(True, top, start)]
     while stack:
