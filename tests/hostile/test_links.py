@@ -180,7 +180,7 @@ def test_a_dangling_tag_link_creates_nothing_at_its_target(tmp_path: Path) -> No
     folder = tmp_path / "cache"
     folder.mkdir()
     (folder / "CACHEDIR.TAG").symlink_to(tmp_path / "planted")
-    with pytest.raises(UnsafeCache, match="CACHEDIR.TAG is a symbolic link"):
+    with pytest.raises(UnsafeCache, match=r"CACHEDIR\.TAG is a symbolic link"):
         prepare_cache_dir(folder)
     assert not (tmp_path / "planted").exists()
     # A fresh cache folder is private and tagged.
