@@ -134,7 +134,9 @@ def main() -> None:
             if code.lstrip("-").isdigit() and int(code) < 0:
                 code = f"sig{-int(code)}"
             tail = lines[1] if len(lines) > 1 else ""
-            print(f"{name:<38} {code:>7} {float(fields['S']):>8.2f} {int(fields['RSS']) / 1024:>9.0f}  {tail[:110]}")
+            print(
+                f"{name:<38} {code:>7} {float(fields['S']):>8.2f} {int(fields['RSS']) / 1024:>9.0f}  {tail[:110]}"
+            )
 
 
 if __name__ == "__main__":

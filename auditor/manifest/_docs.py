@@ -136,7 +136,9 @@ def manifest_markdown(registry: Registry) -> str:
     from auditor.manifest._read import MAX_MANIFEST_BYTES
     from auditor.manifest._yaml import MAX_DEPTH, MAX_EXPANDED
 
-    intro = _INTRO.format(max_bytes=MAX_MANIFEST_BYTES // 1024, max_depth=MAX_DEPTH, max_expanded=MAX_EXPANDED)
+    intro = _INTRO.format(
+        max_bytes=MAX_MANIFEST_BYTES // 1024, max_depth=MAX_DEPTH, max_expanded=MAX_EXPANDED
+    )
     parts = [intro, "## Top-level keys\n", _table(top, set(schema.get("required") or []), schema)]
     data = schema["properties"]["data"]
     audits = schema["properties"]["audits"]

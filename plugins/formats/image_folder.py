@@ -102,9 +102,19 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     if spec.is_url("root") or not isinstance(spec.config.get("root"), str):
         return
     root = spec.path("root")
-    if root.is_dir():
-        return
     from auditor.kit import did_you_mean, display_path
+
+    try:
+        if root.is_dir():
+            return
+        root.exists()
+    except OSError as exc:  # a name too long for the file system, a folder without permission
+        yield spec.error(
+            "root",
+            "a folder with one sub-folder per class",
+            f"{display_path(root)}, which cannot be opened: {exc.strerror or exc}",
+        )
+        return
 
     siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
     yield spec.error(

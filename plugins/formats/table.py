@@ -177,6 +177,18 @@ def read_header(path: Path) -> list[str]:
 
 def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     """The table exists, the image root exists, and the header has the path and label columns."""
+    try:
+        yield from _check_table(spec)
+    except OSError as exc:  # a name too long for the file system, a folder without permission
+        where = display_path(exc.filename) if isinstance(exc.filename, str) else "a path"
+        yield spec.error(
+            "path",
+            "a readable CSV or Parquet file",
+            f"{where}, which cannot be opened: {exc.strerror or exc}",
+        )
+
+
+def _check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     config = spec.config
     if config.get("root") and not spec.is_url("root") and not spec.path("root").is_dir():
         root = spec.path("root")

@@ -304,3 +304,21 @@ def test_a_class_folder_with_self_links_is_dl007_within_bounded_memory(tmp_path:
     assert snapshot(tmp_path / "data") == before
     explained = run("explain", "DL007", cwd=tmp_path)
     assert explained.exit_code == 0 and "ImageFolder" in explained.stdout
+
+
+def test_data_paths_too_long_to_open_are_worded_not_crashes(tmp_path: Path) -> None:
+    name = "x" * 5000
+    for split, words in (
+        ({"format": "image_folder", "root": name}, "data.train.root: expected a folder with one sub-folder"),
+        (
+            {"format": "csv", "path": f"{name}.csv"},
+            "data.train.path: expected a readable CSV or Parquet file",
+        ),
+    ):
+        path = write_manifest(tmp_path / "audit.yaml", {"version": 1, "data": {"train": split}})
+        done = run("validate", path, cwd=tmp_path)
+        assert done.exit_code == 2, done.output
+        assert words in done.stderr and "which cannot be opened: File name too long" in done.stderr, (
+            done.stderr
+        )
+        assert "crashed" not in done.output and "Traceback" not in done.output
