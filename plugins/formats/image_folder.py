@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,18 +106,21 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     from auditor.kit import did_you_mean, display_path
 
     try:
-        if root.is_dir():
+        if stat.S_ISDIR(os.stat(root).st_mode):
             return
-        root.exists()
-    except OSError as exc:  # a name too long for the file system, a folder without permission
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a link loop (ELOOP), a name too long, a folder without permission
         yield spec.error(
             "root",
             "a folder with one sub-folder per class",
             f"{display_path(root)}, which cannot be opened: {exc.strerror or exc}",
         )
         return
-
-    siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
+    try:
+        siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
+    except OSError:
+        siblings = []
     yield spec.error(
         "root",
         "a folder with one sub-folder per class",

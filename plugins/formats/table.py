@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterable
@@ -202,6 +203,8 @@ def _check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         return
     table = spec.path("path")
     shown = display_path(table)
+    with contextlib.suppress(FileNotFoundError):
+        os.stat(table)  # ELOOP, ENAMETOOLONG, EACCES: worded by check_table, not "does not exist"
     if not table.is_file():
         if table.exists():  # is_file is False for a FIFO too, which reading would wait on forever
             yield spec.error(

@@ -322,3 +322,28 @@ def test_data_paths_too_long_to_open_are_worded_not_crashes(tmp_path: Path) -> N
             done.stderr
         )
         assert "crashed" not in done.output and "Traceback" not in done.output
+
+
+def test_data_paths_in_a_link_loop_name_the_loop(tmp_path: Path) -> None:
+    (tmp_path / "r1").symlink_to("r2")
+    (tmp_path / "r2").symlink_to("r1")
+    path = write_manifest(
+        tmp_path / "audit.yaml",
+        {
+            "version": 1,
+            "data": {
+                "train": {"format": "image_folder", "root": "r1"},
+                "val": {"format": "csv", "path": "r2"},
+            },
+        },
+    )
+    done = run("validate", path, cwd=tmp_path)
+    assert done.exit_code == 2, done.output
+    assert (
+        "data.train.root: expected a folder with one sub-folder per class, found r1, which cannot be opened: Too many levels of symbolic links"
+        in done.stderr
+    ), done.stderr
+    assert (
+        "data.val.path: expected a readable CSV or Parquet file, found r2, which cannot be opened: Too many levels"
+        in done.stderr
+    )
