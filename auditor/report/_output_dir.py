@@ -16,6 +16,7 @@ fix: pass the target itself as ``--output-dir``, or replace the link by a folder
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -38,9 +39,11 @@ def check_output_dir(folder: Path) -> None:
     except FileNotFoundError:
         return  # created when the reports are written
     except OSError as exc:
+        # Worded as a failed write (auditor.report.files.ReportWriteError), only earlier.
+        code = f" [{errno.errorcode.get(exc.errno, exc.errno)}]" if exc.errno else ""
         raise OutputDirRefused(
-            f"cannot use the output folder {printable(folder)}: {exc.strerror or exc}\n"
-            "  hint: pass --output-dir with a folder you can write to"
+            f"cannot write the reports into {printable(folder)}: {exc.strerror or exc}{code}\n"
+            "  hint: make the folder writable and give it free space, or pass --output-dir"
         ) from exc
     if stat.S_ISLNK(info.st_mode):
         try:
