@@ -265,6 +265,14 @@ class Split(abc.ABC):
         """
         return {}, []
 
+    def link_loops(self) -> list[dict[str, str]]:
+        """Symlinked folders whose listing leads back to a folder above them (data_loading reports them).
+
+        Each as ``{"link", "target", "revisits"}``; the listing did not enter them. A format that
+        walks folders with links followed (as torchvision's ImageFolder does) overrides it.
+        """
+        return []
+
     def class_index(self) -> dict[str, int]:
         """Class name -> the index training uses for it (a dataset's ``class_to_idx``), compared across splits."""
         return {name: index for index, name in enumerate(self.classes())}

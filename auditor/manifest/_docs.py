@@ -30,6 +30,12 @@ the manifest's own schema.
 
 Paths are relative to the manifest's folder; `module:attr` strings are imported
 with `pythonpath` prepended to `sys.path`. `auditor run DIR` reads `DIR/audit.yaml`.
+
+Limits (each refused with exit 2 and a message naming the file; see
+[reliability](reliability.md#paths-caches-and-parsers)): a manifest is at most
+{max_bytes} KiB; values nest at most {max_depth} levels deep, as written and once
+aliases are expanded; aliases may add at most {max_expanded:,} values; no number
+may be NaN or infinite (`.nan`, `.inf`): for no practical limit write a large one.
 """
 
 
@@ -127,7 +133,13 @@ def _table(
 def manifest_markdown(registry: Registry) -> str:
     schema = load_schema("manifest")
     top = {k: v for k, v in schema["properties"].items() if k not in ("data", "audits")}
-    parts = [_INTRO, "## Top-level keys\n", _table(top, set(schema.get("required") or []), schema)]
+    from auditor.manifest._read import MAX_MANIFEST_BYTES
+    from auditor.manifest._yaml import MAX_DEPTH, MAX_EXPANDED
+
+    intro = _INTRO.format(
+        max_bytes=MAX_MANIFEST_BYTES // 1024, max_depth=MAX_DEPTH, max_expanded=MAX_EXPANDED
+    )
+    parts = [intro, "## Top-level keys\n", _table(top, set(schema.get("required") or []), schema)]
     data = schema["properties"]["data"]
     audits = schema["properties"]["audits"]
     parts += [

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from auditor._util.paths import display_path
 from auditor._util.schemas import load_schema
 from auditor._util.suggest import did_you_mean
 from auditor.errors import ManifestError, ManifestInvalid
-from auditor.manifest._yaml import MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
+from auditor.manifest._read import locate_manifest, read_manifest_text
+from auditor.manifest._yaml import MAX_DEPTH, MAX_EXPANDED, LineMap, YamlRefused, load_with_lines
 from auditor.manifest.resolve import Resolver
 from auditor.manifest.sections import (
     FactorySection,
@@ -138,40 +138,19 @@ class Manifest:
 def manifest_file(given: Path | str) -> Path:
     """The file a manifest argument names: `auditor run DIR` means DIR/audit.yaml (SPEC v0.2)."""
     path = Path(given)
-    return path / DEFAULT_NAME if path.is_dir() else path
+    try:
+        return path / DEFAULT_NAME if path.is_dir() else path
+    except OSError:  # a name too long, a loop: load_manifest words it
+        return path
 
 
 def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool = False) -> Manifest:
     """Read, parse and validate ``path``; raise ManifestInvalid with every problem found."""
-    folder = Path(path)
-    path = manifest_file(folder)
-    if path != folder and not path.is_file():
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display_path(folder),
-                    "",
-                    f"a folder with an {DEFAULT_NAME}",
-                    "a folder without one",
-                    hint=f"pass the manifest's path, or create {display_path(path)}",
-                )
-            ]
-        )
-    if not path.is_file():
-        raise ManifestInvalid(
-            [
-                ManifestError(
-                    display_path(path),
-                    "",
-                    "a manifest file",
-                    "no such file",
-                    hint="pass the path of your audit.yaml or its folder, e.g. `auditor run audit.yaml`",
-                )
-            ]
-        )
+    path = locate_manifest(Path(path), DEFAULT_NAME)
+    text = read_manifest_text(path)  # bounded; every OS error worded with the path
     path = path.resolve()
     try:
-        raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+        raw, lines = load_with_lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ManifestInvalid(
@@ -185,10 +164,12 @@ def load_manifest(path: Path | str, registry: Registry, *, check_imports: bool =
                 )
             ]
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise ManifestInvalid([ManifestError(path, "", "UTF-8 text", f"undecodable bytes ({exc})")]) from exc
     except YamlRefused as exc:
         raise ManifestInvalid(_refused(path, exc)) from exc
+    except RecursionError as exc:  # a last guard: the bounded loader should have refused it
+        raise ManifestInvalid(
+            [ManifestError(path, "", f"nesting of at most {MAX_DEPTH} levels", "nesting too deep to read")]
+        ) from exc
     if not isinstance(raw, dict):
         raise ManifestInvalid(
             [ManifestError(path, "", "a mapping with 'version: 1' at the top", _describe(raw), line=1)]
@@ -252,6 +233,18 @@ def _refused(path: Path, refused: YamlRefused) -> list[ManifestError]:
                 hint="write the values out, or nest fewer aliases",
             )
         )
+    if refused.depth_line is not None:
+        how = "once its aliases are expanded" if refused.through_aliases else "as written"
+        errors.append(
+            ManifestError(
+                path,
+                "",
+                f"values nested at most {MAX_DEPTH} levels deep",
+                f"nesting deeper than that {how}",
+                line=refused.depth_line,
+                hint="a manifest is a few levels of keys; flatten the structure",
+            )
+        )
     return errors
 
 
@@ -288,7 +281,43 @@ def validate_manifest(manifest: Manifest, registry: Registry) -> list[ManifestEr
     return list(_problems(manifest, registry))
 
 
+def _non_finite(manifest: Manifest) -> Iterable[ManifestError]:
+    """NaN and infinity anywhere (YAML's ``.nan``, ``.inf``): no setting means them.
+
+    JSON Schema's ``minimum`` lets NaN through (every comparison with it is false), and an
+    infinite ``call_timeout_s`` overflows the deadline clock; so both are refused by name here
+    rather than crashing an audit later. A run without a practical limit writes a large number.
+    """
+    import math
+
+    stack: list[tuple[str, Any]] = [("", manifest.raw)]
+    seen: set[int] = set()  # an alias reused (or one that contains itself) is walked once
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, (Mapping, list)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            written = ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+            yield manifest.error(
+                key,
+                "a finite number",
+                written,
+                hint="NaN and infinity are no setting; for no practical limit write a large number "
+                "(e.g. call_timeout_s: 86400)",
+            )
+        elif isinstance(value, Mapping):
+            stack.extend((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{key}.{i}", v) for i, v in enumerate(value))
+
+
 def _problems(manifest: Manifest, registry: Registry) -> Iterable[ManifestError]:
+    non_finite = list(_non_finite(manifest))
+    if non_finite:
+        yield from non_finite
+        return  # every schema check below would compare with NaN and say nothing true
     key_problems = list(_key_types(manifest))
     if key_problems:
         yield from key_problems

@@ -86,9 +86,10 @@ def _print_problems(console: Console, view: ReportView) -> None:
     )
     for problem in view.problems:
         where = display_path(view.manifest.path) + (f":{problem.line}" if problem.line else "")
-        console.print(Text.assemble(("  error ", "bold red"), (f"{where}: {problem.message}", "")))
+        # The message quotes the manifest (a root named with an OSC sequence would retitle the terminal).
+        console.print(Text.assemble(("  error ", "bold red"), (_p(f"{where}: {problem.message}"), "")))
         if problem.hint:
-            console.print(Text(f"          hint: {problem.hint}", style="dim"))
+            console.print(Text(f"          hint: {_p(problem.hint)}", style="dim"))
 
 
 def _print_errored(console: Console, audit: AuditView, *, verbose: bool) -> None:

@@ -195,6 +195,24 @@ def validate_report(report: Mapping[str, Any]) -> None:
     jsonschema.validate(report, load_schema("report"))
 
 
+#: Nesting a report may have; auditor's own reports stay below 15 levels.
+MAX_REPORT_DEPTH = 100
+
+
+def _depth(value: Any) -> int:
+    """How deep containers nest in parsed JSON, without recursion (stops counting past the limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_REPORT_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def load_report(path: Path) -> dict[str, Any]:
     try:
         from auditor.data._regular import open_regular
@@ -202,10 +220,23 @@ def load_report(path: Path) -> dict[str, Any]:
         with open_regular(path) as handle:  # a FIFO given as the report must not block
             # A report written before report.json was strict may hold bare NaN or Infinity: read them as null.
             report = json.loads(handle.read().decode("utf-8"), parse_constant=lambda _name: None)
+    except RecursionError as exc:
+        # json's scanner recurses per level: a file of 100,000 '[' ends here, not in a traceback.
+        raise UsageError(
+            f"report {path}: expected a JSON report written by `auditor run`, found JSON nested "
+            f"deeper than Python's parser can read"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise UsageError(
             f"report {path}: expected a JSON report written by `auditor run`, found: {exc}"
         ) from exc
+    depth = _depth(report)
+    if depth > MAX_REPORT_DEPTH:
+        # Schema validation and every renderer walk the report recursively.
+        raise UsageError(
+            f"report {path}: expected a JSON report written by `auditor run` (nested at most "
+            f"{MAX_REPORT_DEPTH} levels), found values nested {depth} levels deep"
+        )
     version = report.get("schema_version") if isinstance(report, dict) else None
     if isinstance(version, str) and version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         # Another major version may mean other fields: rendering it could silently drop findings.

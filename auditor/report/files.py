@@ -6,7 +6,8 @@ name: a planted symlink is never followed, two concurrent runs never share a
 name) in the target folder, and renamed over the target. A reader sees the old
 report or the new one, never half of one. When writing fails (a read-only or
 full folder) the temporary file is removed and :class:`ReportWriteError` names
-the folder and the OS error; the CLI answers it with exit code 2.
+the folder and the OS error; the CLI answers it with exit code 2. The output
+folder itself must be a real folder, never a symlink (:mod:`._output_dir`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.errors import AuditorError
+from auditor.report._output_dir import make_output_dir
 from auditor.report.format import require_report_formats
 from auditor.report.view import ReportView
 
@@ -59,7 +61,7 @@ def write_reports(
     wanted = ["json", *[f for f in asked if f != "json"]] if include_json else asked
     require_report_formats(wanted, registry.report_formats, given_as="report format")
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(output_dir)  # a real folder only: a symlinked one is refused (exit 2)
     except OSError as exc:
         raise ReportWriteError("the reports", output_dir, exc) from exc
     written = []

@@ -46,6 +46,7 @@ def run_manifest(
     to the manifest and no host details (see ``auditor.report._redact``).
     """
     from auditor.manifest.load import load_manifest
+    from auditor.report._output_dir import check_output_dir
     from auditor.report.document import build_report
     from auditor.report.files import write_reports
     from auditor.run.context import RunContext
@@ -65,6 +66,9 @@ def run_manifest(
     from auditor.data._storage import check_extras
 
     check_extras(loaded, scheduler)
+    # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
+    target = output_dir or (loaded.base_dir / Path(loaded.report.dir).expanduser())
+    check_output_dir(target)  # a symlinked output folder is refused before any audit runs
     context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
     started_at = datetime.now(timezone.utc)
     result = run_audits(context, selection, on_audit_done=on_audit_done)
@@ -73,7 +77,5 @@ def run_manifest(
         from auditor.report._redact import redact as redacted
 
         report = redacted(report, loaded.base_dir)
-    # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
-    target = output_dir or (loaded.base_dir / Path(loaded.report.dir).expanduser())
     written = write_reports(report, formats, target, registry)
     return CheckResult(report, result.findings, registry, written)

@@ -1,4 +1,4 @@
-"""data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003)?
+"""data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003, DL007)?
 
 For each split, ``samples`` samples spread over it are loaded exactly as training
 loads them (the format's ``__getitem__`` with the manifest's transform), and the
@@ -6,8 +6,9 @@ ones that load are collated together with the split's collate function
 (``data.<split>.collate_fn``, else torch's ``default_collate``). Files a split
 lists are checked for existence (a ``stat`` each, no read). A failure that would
 stop training becomes an error before training: DL001 (cannot batch), DL002
-(some samples raise), DL003 (no sample loads). torch is imported only when the
-audit runs.
+(some samples raise), DL003 (no sample loads), DL007 (a symlinked folder that
+leads back above itself, which ImageFolder would walk forever). torch is imported
+only when the audit runs.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     reuse: dict[str, str] = {}
     with ctx.progress("loading samples", total or None) as task:
         for name, split in ctx.splits.items():
+            yield from _link_loops(ctx, split)
             if not len(split):
                 ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
                 continue
@@ -69,6 +71,27 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     ctx.evidence["cache"] = reuse
     if cache is not None and cache.problem:
         ctx.note(cache.problem)
+
+
+def _link_loops(ctx: AuditContext, split: Any) -> Iterator[Finding]:
+    """DL007 for each symlinked folder of the split that leads back above itself (not followed)."""
+    from auditor.kit import display_path
+
+    loops = sorted(split.link_loops(), key=lambda loop: loop["link"])
+    if not loops:
+        return
+    first = loops[0]
+    more = f" (and {len(loops) - 1} more)" if len(loops) > 1 else ""
+    yield ctx.finding(
+        "DL007",
+        f"'{split.name}': {display_path(first['link'])} is a symbolic link to {first['target']}, which "
+        f"leads back to {display_path(first['revisits'])}{more}: torchvision's ImageFolder walks with "
+        "os.walk(followlinks=True) and would loop through it, listing the same folder ever deeper; "
+        "auditor left the link out of the listing",
+        hint="remove the link (rm on the link itself, never rm -r) or point it outside the class folder",
+        location=split.location,
+        evidence={"split": split.name, "loops": loops[:20], "count": len(loops)},
+    )
 
 
 def _cache(ctx: AuditContext) -> Any:

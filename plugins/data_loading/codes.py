@@ -82,4 +82,29 @@ shows failing on the first samples.
 `root: data/images`, so every path is looked up beside the CSV.
 """,
     ),
+    CodeInfo(
+        "DL007",
+        Severity.ERROR,
+        "a symlinked folder leads back to a folder above it: ImageFolder would list it forever",
+        """
+**What it means.** Inside a class folder of an `image_folder` split, a symbolic link
+points to a folder that contains it (itself, its class folder or one above). The
+finding names the link, what it points to and the folder it leads back to.
+auditor found it without following it: the listing left the link out.
+
+**Why it breaks training.** torchvision's `ImageFolder` lists every class folder
+with `os.walk(followlinks=True)`, which enters the link, finds the link again one
+level deeper, and again: the path grows until the system refuses it, and two such
+links double the listing at every level. Building the dataset hangs (or exhausts
+memory) before the first epoch, and every image below the link is counted many
+times over even when the walk does end.
+
+**How to fix it.** Remove the link (`rm cat/loop`, never `rm -r`: that would follow
+it), or point it at a folder outside the class folder; to share images between
+classes, link the files, not a parent folder.
+
+**Example.** `data/train/cat/more -> ..` (made by `ln -s .. more` in the wrong
+folder): `data/train/cat/more/cat/more/cat/...` has no end.
+""",
+    ),
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor.errors import ManifestError
+from auditor_plugins.formats._listing import LinkLoop, walk_following_links
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.kit import RemoteFiles
@@ -37,6 +39,11 @@ class ImageFolderSplit(Split):
         self._index: tuple[list[str], list[str], list[int]] | None = None
         self._paths: list[Path] | None = None
         self._remote: RemoteFiles | None = None
+        self._loops: list[dict[str, str]] = []
+
+    def link_loops(self) -> list[dict[str, str]]:
+        self._scan()
+        return list(self._loops)
 
     def _scan(self) -> tuple[list[str], list[str], list[int]]:
         if self._index is None and self.root_url is not None:
@@ -54,13 +61,15 @@ class ImageFolderSplit(Split):
             paths: list[str] = []
             targets: list[int] = []
             root = os.fspath(self.root)
+            loops: list[LinkLoop] = []
             for index, name in enumerate(classes):
-                for dirpath, dirnames, filenames in os.walk(os.path.join(root, name), followlinks=True):
-                    dirnames.sort()
+                # As ImageFolder walks (links followed), except that a link back up is not entered.
+                for dirpath, filenames in walk_following_links(os.path.join(root, name), loops):
                     prefix = os.path.join(dirpath, "")  # joined once per folder, not per file
-                    found = [prefix + f for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS)]
+                    found = [prefix + f for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS)]
                     paths.extend(found)
                     targets.extend([index] * len(found))
+            self._loops = [loop.to_dict() for loop in loops]
             self._index = (classes, paths, targets)
         return self._index
 
@@ -94,11 +103,24 @@ def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:
     if spec.is_url("root") or not isinstance(spec.config.get("root"), str):
         return
     root = spec.path("root")
-    if root.is_dir():
-        return
     from auditor.kit import did_you_mean, display_path
 
-    siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
+    try:
+        if stat.S_ISDIR(os.stat(root).st_mode):
+            return
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a link loop (ELOOP), a name too long, a folder without permission
+        yield spec.error(
+            "root",
+            "a folder with one sub-folder per class",
+            f"{display_path(root)}, which cannot be opened: {exc.strerror or exc}",
+        )
+        return
+    try:
+        siblings = sorted(p.name for p in root.parent.iterdir() if p.is_dir()) if root.parent.is_dir() else []
+    except OSError:
+        siblings = []
     yield spec.error(
         "root",
         "a folder with one sub-folder per class",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterable
@@ -177,6 +178,18 @@ def read_header(path: Path) -> list[str]:
 
 def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     """The table exists, the image root exists, and the header has the path and label columns."""
+    try:
+        yield from _check_table(spec)
+    except OSError as exc:  # a name too long for the file system, a folder without permission
+        where = display_path(exc.filename) if isinstance(exc.filename, str) else "a path"
+        yield spec.error(
+            "path",
+            "a readable CSV or Parquet file",
+            f"{where}, which cannot be opened: {exc.strerror or exc}",
+        )
+
+
+def _check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     config = spec.config
     if config.get("root") and not spec.is_url("root") and not spec.path("root").is_dir():
         root = spec.path("root")
@@ -190,6 +203,8 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         return
     table = spec.path("path")
     shown = display_path(table)
+    with contextlib.suppress(FileNotFoundError):
+        os.stat(table)  # ELOOP, ENAMETOOLONG, EACCES: worded by check_table, not "does not exist"
     if not table.is_file():
         if table.exists():  # is_file is False for a FIFO too, which reading would wait on forever
             yield spec.error(
@@ -207,6 +222,10 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
             f"{shown} does not exist",
             hint=did_you_mean(table.name, siblings) or "paths are relative to the manifest's folder",
         )
+        return
+    bounded = _bounds_problem(spec, table)
+    if bounded is not None:
+        yield bounded
         return
     try:
         header = read_header(table)
@@ -226,7 +245,7 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
             hint="re-save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
         )
         return
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, csv.Error) as exc:
         # pyarrow raises ArrowInvalid (a ValueError) for a file that is not Parquet.
         yield spec.error(
             "path",
@@ -256,6 +275,35 @@ def check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         yield spec.error(
             key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint
         )
+
+
+def _bounds_problem(spec: SplitSpec, table: Path) -> ManifestError | None:
+    """The table refused for its size, rows, line length or NUL bytes (see _table_bounds), or None."""
+    from auditor_plugins.formats._table_bounds import csv_problem, parquet_problem
+
+    config = spec.config
+    shown = display_path(table)
+    columns = [
+        str(config.get("path_column", DEFAULT_PATH_COLUMN)),
+        str(config.get("label_column", DEFAULT_LABEL_COLUMN)),
+    ]
+    try:
+        if table.suffix.lower() in PARQUET_SUFFIXES:
+            problem = parquet_problem(table, columns)
+        else:
+            problem = csv_problem(table)
+    except (ImportError, ValueError):
+        return None  # no Parquet engine, or not Parquet at all: the header read words it
+    except OSError as exc:
+        return spec.error("path", "a readable CSV or Parquet file", f"{shown}: {exc.strerror or exc}")
+    if problem is None:
+        return None
+    return spec.error(
+        "path",
+        "a CSV or Parquet table within auditor's bounds (see docs/reliability.md)",
+        f"{shown}: {problem}",
+        hint="check that the file is the table you meant; split a bigger table into several splits",
+    )
 
 
 FORMAT = DataFormat(

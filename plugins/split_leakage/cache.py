@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from auditor_plugins.common.cache_folder import prepare_cache_dir
+from auditor_plugins.common.safe_files import CacheDir, UnsafeCache
 
 __all__ = ["CachedHash", "HashCache", "file_key"]
 
@@ -84,20 +85,39 @@ class HashCache:
 
     @classmethod
     def open(cls, folder: Path, version: int) -> tuple[HashCache | None, str | None]:
-        """The cache in ``folder``, or ``(None, reason)`` when it cannot be used."""
+        """The cache in ``folder``, or ``(None, reason)`` when it cannot be used.
+
+        The database and its companions (``-wal``, ``-shm``, ``-journal``) must be absent or this
+        user's own regular files: SQLite follows links, so a planted ``split_leakage.sqlite``
+        pointing at another database is refused here (and the run goes on uncached) instead of
+        being written through.
+        """
         path = folder / _FILENAME
         try:
-            prepare_cache_dir(folder)
-            try:
-                connection = cls._connect(path)
-            except sqlite3.OperationalError:
-                raise  # locked, read-only, disk I/O: not a reason to delete anything
-            except sqlite3.DatabaseError:
-                # Our own file, corrupt (e.g. a disk filled up mid-write): start afresh.
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-                connection = cls._connect(path)
+            with prepare_cache_dir(folder) as cache:
+                _check_database_files(cache)
+                # Created by us, exclusively and without following a link, before SQLite opens it.
+                cache.ensure_file(_FILENAME, "")
+                real = Path(os.path.realpath(folder)) / _FILENAME
+                try:
+                    connection = cls._connect(real)
+                except sqlite3.OperationalError:
+                    raise  # locked, read-only, disk I/O: not a reason to delete anything
+                except sqlite3.DatabaseError:
+                    # Our own file, corrupt (e.g. a disk filled up mid-write): start afresh.
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(f"{_FILENAME}{suffix}", dir_fd=cache.fd)
+                    cache.ensure_file(_FILENAME, "")
+                    connection = cls._connect(real)
+                try:
+                    _check_database_files(cache)  # what SQLite created beside it is ours too
+                except OSError:
+                    connection.close()
+                    raise
         except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, UnsafeCache):
+                return None, f"warning: hash cache skipped, hashing uncached: {exc.strerror or exc}"
             return None, f"hash cache disabled: cannot use {path} ({exc})"
         return cls(connection, version, path), None
 
@@ -218,6 +238,12 @@ class HashCache:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # closing never matters for results
             self.connection.close()
+
+
+def _check_database_files(cache: CacheDir) -> None:
+    """Raise UnsafeCache when the database or a file SQLite keeps beside it is a link or not ours."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        cache.check_file(f"{_FILENAME}{suffix}")
 
 
 def file_key(path: str, resolved_dirs: dict[str, str]) -> tuple[str, int, int] | str:
