@@ -81,7 +81,7 @@ def check_modes(ctx: AuditContext, limit: int) -> Iterator[Finding]:
     state = "the whole model is in eval() mode" if whole else "some submodules are in eval() mode"
     yield ctx.finding(
         "FZ011",
-        f"{state} where training starts: {len(found)} {'/'.join(kinds)} modules that train stay in eval(), "
+        f"{state} for training: {len(found)} {'/'.join(kinds)} modules that train stay in eval(), "
         f"so {_effect(kinds)}: {shown}",
         hint="call model.train() before the first step (from_pretrained returns the model in eval(); "
         "Lightning 2.2+ keeps each submodule's mode: call self.model.train() in on_fit_start or "

@@ -476,7 +476,7 @@ batch: the rate is 0.1% of its base at step 9.
         "the learning-rate schedule barely moves over the planned run",
         """
 **What it means.** Over the planned run the schedule is stepped far fewer times than its
-own length (less than 10% of `total_steps`, `T_max`, `total_iters`), or the rate never
+own length (less than 25% of `total_steps`, `T_max`, `total_iters`), or the rate never
 changes at all: the learning rate stays where the schedule starts.
 
 **Why it breaks training.** A warm-up schedule that is never stepped past its first

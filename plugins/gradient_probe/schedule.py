@@ -34,7 +34,7 @@ CURVE_POINTS = 200
 #: GP025: below this share of the base, before the midpoint, after the peak.
 LOW_SHARE = 0.01
 #: GP026: a schedule stepped fewer times than this share of its declared length barely moves.
-COVERED_SHARE = 0.1
+COVERED_SHARE = 0.25
 #: GP027: tolerance above the declared peak (float rounding of closed forms).
 PEAK_TOLERANCE = 1.01
 
