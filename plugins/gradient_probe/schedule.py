@@ -101,7 +101,8 @@ def check_schedule(ctx: AuditContext, batch_size: int) -> Iterator[Finding]:
             location=where,
             evidence={"scheduler_step": run.failed_at, "optimizer_step": step, "error": run.failed},
         )
-    yield from _judge(ctx, run, plan, per_epoch)
+    if not run.failed:  # a curve cut short by the exception would only repeat it in other words
+        yield from _judge(ctx, run, plan, per_epoch)
 
 
 def _steps_per_epoch(ctx: AuditContext, plan: Any, batch_size: int) -> tuple[int, str]:
