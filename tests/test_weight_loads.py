@@ -233,3 +233,29 @@ def test_a_load_result_of_the_wrong_type_is_a_usage_error():
             audits=["frozen_coverage"],
             progress=False,
         )
+
+
+def test_a_folder_given_as_checkpoint_is_said(project: Path):
+    report = auditor.check(
+        live_net(project), checkpoint=project / "src", train=TRAIN, audits=["frozen_coverage"], progress=False
+    )
+    [finding] = [f for f in report.findings if f.code == "FZ012"]
+    assert "src" in finding.message
+
+
+def test_interleaved_recordings_never_leave_a_wrapper_behind():
+    from auditor.run.weight_loads import recording_loads
+
+    original = torch.nn.Module.load_state_dict
+    first, second = recording_loads("first"), recording_loads("second")
+    seen_first, seen_second = first.__enter__(), second.__enter__()
+    nn.Linear(2, 2).load_state_dict(nn.Linear(2, 2).state_dict())
+    first.__exit__(None, None, None)  # the build that started first ends first
+    nn.Linear(2, 2).load_state_dict(nn.Linear(2, 2).state_dict(), strict=False)
+    second.__exit__(None, None, None)
+    assert torch.nn.Module.load_state_dict is original
+    assert [r.where for r in seen_first] == ["first"]
+    assert [(r.where, r.strict, r.share) for r in seen_second] == [
+        ("second", True, 1.0),
+        ("second", False, 1.0),
+    ]

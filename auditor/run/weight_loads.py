@@ -13,6 +13,7 @@ duration of the model factory (always restored) and records each call with what 
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -86,35 +87,56 @@ class WeightLoad:
         }
 
 
+#: Record lists of the builds now running (two runs in two threads may build at once). The patch is
+#: installed while this is non-empty and removed with the last one, so interleaved builds never leave
+#: a wrapper behind or restore another build's.
+_active: list[tuple[str, list[WeightLoad]]] = []
+_lock = threading.Lock()
+_original: Any = None
+
+
 @contextmanager
-def recording_loads(where: str, root: list[Any] | None = None) -> Iterator[list[WeightLoad]]:
+def recording_loads(where: str) -> Iterator[list[WeightLoad]]:
     """Record every ``torch.nn.Module.load_state_dict`` call made inside the block.
 
-    The patch lives on the class for the block only and is removed however the block ends (an
-    exception, an abandoned factory). Calls from other threads during the block are recorded too: a
-    model factory that loads in a helper thread is still the factory loading. Each record names the
+    The patch lives on the class while a block is open and is removed however the last block ends
+    (an exception, an abandoned factory). Calls from other threads during the block are recorded too:
+    a model factory that loads in a helper thread is still the factory loading. Each record names the
     module the load went into; :func:`locate` later finds it inside the built model.
     """
+    global _original
     import torch
 
     records: list[WeightLoad] = []
-    original = torch.nn.Module.load_state_dict
+    entry = (where, records)
+    with _lock:
+        if not _active:
+            _original = torch.nn.Module.load_state_dict
+            torch.nn.Module.load_state_dict = _make_recorder(_original)  # type: ignore[method-assign]
+        _active.append(entry)
+    try:
+        yield records
+    finally:
+        with _lock:
+            _active.remove(entry)
+            if not _active:
+                torch.nn.Module.load_state_dict = _original  # type: ignore[method-assign]
+                _original = None
 
+
+def _make_recorder(original: Any) -> Any:
     @functools.wraps(original)
     def load_state_dict(self: Any, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(self, state_dict, *args, **kwargs)
         try:
             strict = kwargs.get("strict", args[0] if args else True)
-            records.append(_record(where, self, state_dict, result, bool(strict)))
+            for where, records in list(_active):
+                records.append(_record(where, self, state_dict, result, bool(strict)))
         except Exception:  # recording never changes what the user's load does
             pass
         return result
 
-    torch.nn.Module.load_state_dict = load_state_dict  # type: ignore[method-assign]
-    try:
-        yield records
-    finally:
-        torch.nn.Module.load_state_dict = original  # type: ignore[method-assign]
+    return load_state_dict
 
 
 def _weight_keys(keys: Iterable[str]) -> list[str]:
@@ -238,7 +260,8 @@ def from_checkpoint(path: str | Path, model: Any, where: str) -> WeightLoad:
             problem=f"{shown} holds a {type(raw).__name__}, not a state dict (a mapping of names to tensors)",
         )
     given = {str(k): v for k, v in state.items()}
-    own = {k: v for k, v in model.state_dict(keep_vars=True).items() if k in set(_weight_keys([k]))}
+    full = model.state_dict(keep_vars=True)
+    own = {k: full[k] for k in _weight_keys(full)}
     best: tuple[float, str, int, int, list[str], list[str]] | None = None
     for prefix in _candidate_prefixes(list(own), given):
         scope = {k[len(prefix) :]: v for k, v in own.items() if k.startswith(prefix)}
