@@ -232,6 +232,24 @@ def test_check_without_planned_epochs_says_the_dry_run_was_not_done():
     assert any("no planned epochs" in note for note in audit.get("notes", [])), json.dumps(audit.get("notes"))
 
 
+def test_a_schedule_on_a_metric_is_said_not_dry_run():
+    model, optimizer = objects()
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    result = auditor.check(
+        model,
+        optimizer,
+        nn.CrossEntropyLoss(),
+        train=TRAIN,
+        lr_scheduler={"scheduler": scheduler, "epochs": 3},
+        gradient_probe=PROBE,
+        audits=["gradient_probe"],
+        progress=False,
+    )
+    assert not [f for f in result.findings if f.code in ("GP025", "GP026", "GP027", "GP028")]
+    audit = next(a for a in result.report["audits"] if a["name"] == "gradient_probe")
+    assert any("ReduceLROnPlateau steps on a validation metric" in note for note in audit.get("notes", []))
+
+
 def test_check_rejects_a_wrong_interval():
     model, optimizer = objects()
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5)

@@ -54,6 +54,8 @@ class DryRun:
     failed: str = ""
     failed_at: int | None = None
     truncated: bool = False
+    #: Why the schedule cannot be dry-run (it steps on a metric), else "".
+    not_run: str = ""
 
     def at_step(self, index: int) -> int:
         """The optimizer step scheduler call ``index`` happens after."""
@@ -85,6 +87,9 @@ def check_schedule(ctx: AuditContext, batch_size: int) -> Iterator[Finding]:
             location=where,
             evidence={"error": f"{type(exc).__name__}: {exc}"},
         )
+        return
+    if run.not_run:
+        ctx.note(f"{plan.described}: {run.not_run}; the learning-rate dry run (GP025-GP028) was not done")
         return
     ctx.evidence.update(_evidence(run, plan, per_epoch, how))
     if run.truncated:
@@ -128,6 +133,9 @@ def _dry_run(plan: Any, optimizer: Any, per_epoch: int) -> DryRun:
     calls = steps // span
     run = DryRun(steps=steps, span=span)
     optimizer_copy, scheduler = plan.copies(optimizer)
+    if type(scheduler).__name__ == "ReduceLROnPlateau":
+        run.not_run = "ReduceLROnPlateau steps on a validation metric, which only training gives"
+        return run
     group = optimizer_copy.param_groups[0]
     bases = list(getattr(scheduler, "base_lrs", None) or [group.get("initial_lr", group["lr"])])
     run.base = float(bases[0])
