@@ -82,6 +82,7 @@ def manifest(root: Path, name: str, lr_scheduler: dict[str, object]) -> Path:
     )
 
 
+@pytest.mark.slow  # a subprocess `auditor run` (torch import): the in-process cases below cover the logic
 def test_cosine_in_epochs_stepped_per_batch_warns_with_the_curve_through_auditor_run(project: Path):
     path = manifest(
         project,

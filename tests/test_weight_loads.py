@@ -96,6 +96,7 @@ def manifest(root: Path, name: str, **kwargs: object) -> Path:
     )
 
 
+@pytest.mark.slow  # a subprocess `auditor run` (torch import): the in-process cases below cover the logic
 def test_dataparallel_checkpoint_loaded_with_strict_false_exits_1_through_auditor_run(project: Path):
     path = manifest(project, "ddp", checkpoint=str(project / "ddp.pt"))
     result = run_cli("run", path, "--format", "json", output_dir=path.parent / "reports")
