@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from auditor.manifest.sections import DEFAULTS, FactorySection, ManifestSections, ModelSection
+from auditor.manifest.sections import (
+    DEFAULTS,
+    FactorySection,
+    LRSchedulerSection,
+    ManifestSections,
+    ModelSection,
+)
 
 SCHEMA = json.loads((REPO / "schemas" / "manifest.schema.json").read_text(encoding="utf-8"))
 
@@ -64,7 +70,7 @@ def test_typed_defaults_equal_the_schema_defaults(key: str, default: Any):
     # Sections absent by default (model, optimizer, loss) still declare their leaves' defaults.
     typed = getattr(DEFAULTS, section)
     if typed is None:
-        typed = {"model": ModelSection}.get(section, FactorySection)()
+        typed = {"model": ModelSection, "lr_scheduler": LRSchedulerSection}.get(section, FactorySection)()
     assert _plain(getattr(typed, leaf)) == default, key
 
 

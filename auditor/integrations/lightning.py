@@ -10,6 +10,13 @@ DataLoaders, exactly as :func:`auditor.check` would. The gradient probe trains a
 deep copy of the module through the module's own ``training_step``, so a loss
 computed inside the module is the loss probed. The module, its optimizer and the
 DataLoaders are left as they were; the fit then starts as if nothing happened.
+
+The learning-rate schedule from ``configure_optimizers`` (its ``interval``, default ``epoch``,
+and ``frequency``) is dry-run over the fit's planned epochs (``max_epochs``, or ``max_steps``)
+and steps per epoch. Lightning 2.2+ keeps each submodule's training mode instead of calling
+``train()``: the modes are audited at the start of the fit, and audited again (frozen_coverage
+alone) when training starts after the sanity check and after the first validation, if they
+changed; those results are kept in ``self.mode_results``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,13 @@ class AuditCallback(Callback):  # type: ignore[misc]
         self.formats = list(formats)
         self.check_options = check_options
         self.result: CheckResult | None = None
+        #: Re-audits of the module's training modes, by moment ("training starts", "after the first
+        #: validation"), made only when the modes differ from the last audited ones.
+        self.mode_results: dict[str, CheckResult] = {}
+        self._modes: dict[str, bool] = {}
+        self._validated = False
+        self._unchanged: set[str] = set()  # moments whose modes were the ones already audited
+        self._target: Path | None = None
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:
@@ -89,6 +103,10 @@ class AuditCallback(Callback):  # type: ignore[misc]
             if self.report_dir is not None
             else Path(trainer.default_root_dir) / "auditor"
         )
+        if "lr_scheduler" not in options:
+            options["lr_scheduler"] = _lr_scheduler(trainer)
+        self._target = target
+        self._modes = _modes(pl_module)
         self.result = check(
             pl_module,
             _optimizer(trainer, pl_module),
@@ -103,6 +121,79 @@ class AuditCallback(Callback):  # type: ignore[misc]
             **options,
         )
         self.result.raise_for_errors()
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        # After the sanity check's validation, whose hooks may have left modules in eval().
+        self._recheck_modes(trainer, pl_module, "training starts")
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        moment = "after the first validation"
+        if self._validated and moment not in self.mode_results and moment not in self._unchanged:
+            self._recheck_modes(trainer, pl_module, moment)
+
+    def _recheck_modes(self, trainer: Any, pl_module: Any, moment: str) -> None:
+        """frozen_coverage again on the module when its modes changed since they were last audited."""
+        if not trainer.is_global_zero or self.result is None:
+            return
+        modes = _modes(pl_module)
+        if modes == self._modes:
+            self._unchanged.add(moment)
+            return
+        self._modes = modes
+        options = {
+            k: v for k, v in self.check_options.items() if k in ("pretrained", "head", "task", "ignore")
+        }
+        slug = moment.replace(" ", "-")
+        result = check(
+            pl_module,
+            _optimizer(trainer, pl_module),
+            train=_first(trainer.train_dataloader),
+            audits=["frozen_coverage"],
+            fail_on=self.fail_on,
+            name=f"{type(pl_module).__name__} ({moment})",
+            report_dir=(self._target or Path(trainer.default_root_dir) / "auditor") / slug,
+            formats=self.formats,
+            progress=False,
+            **options,
+        )
+        self.mode_results[moment] = result
+        result.raise_for_errors()
+
+
+def _modes(module: Any) -> dict[str, bool]:
+    return {name: sub.training for name, sub in module.named_modules()}
+
+
+def _lr_scheduler(trainer: Any) -> Any:
+    """The fit's first learning-rate schedule as auditor.check takes it, with the planned run; None if none."""
+    import math
+
+    configs = list(getattr(trainer, "lr_scheduler_configs", None) or [])
+    if not configs:
+        return None
+    config = configs[0]
+    batches = getattr(trainer, "num_training_batches", None)
+    accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1) or 1))
+    per_epoch = (
+        max(1, math.ceil(batches / accumulate))
+        if isinstance(batches, (int, float)) and math.isfinite(batches) and batches > 0
+        else None
+    )
+    epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else None
+    if trainer.max_steps not in (None, -1) and per_epoch:
+        by_steps = math.ceil(trainer.max_steps / per_epoch)
+        epochs = min(epochs, by_steps) if epochs else by_steps
+    return {
+        "scheduler": config.scheduler,
+        "interval": config.interval,
+        "frequency": int(config.frequency or 1),
+        "epochs": epochs,
+        "steps_per_epoch": per_epoch,
+    }
 
 
 def _optimizer(trainer: Any, module: Any) -> Any:

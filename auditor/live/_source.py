@@ -30,7 +30,9 @@ from auditor.errors import ManifestError
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.data.splits import Split
     from auditor.manifest.resolve import Resolver
+    from auditor.run.lr_schedule import LRSchedule
     from auditor.run.registry import Registry
+    from auditor.run.weight_loads import WeightLoad
 
 __all__ = [
     "LIVE_PATH_NAME",
@@ -69,6 +71,12 @@ class LiveObjects:
     loaders: Mapping[str, LoaderSettings] = None  # type: ignore[assignment]
     #: ``(model, batch, step) -> loss tensor`` replacing ``loss(model(inputs), targets)`` in the probe.
     loss_step: Callable[[Any, Any, int], Any] | None = None
+    #: What the caller's own ``load_state_dict`` calls returned (``_IncompatibleKeys``), judged on the model.
+    load_results: tuple[Any, ...] = ()
+    #: State-dict files the caller loaded (or will load) into the model: compared, never loaded into it.
+    checkpoints: tuple[str, ...] = ()
+    #: The learning-rate schedule training steps (``auditor.check(lr_scheduler=...)``), or None.
+    lr_schedule: LRSchedule | None = None
 
     def __post_init__(self) -> None:
         self.datasets = dict(self.datasets or {})
@@ -243,6 +251,26 @@ class LiveSource:
             split.batch_size = settings.batch_size
             split.collate_fn = settings.collate_fn
         return split
+
+    def weight_loads(self, model: Any) -> list[WeightLoad]:
+        from auditor.run.weight_loads import from_checkpoint, from_load_result
+
+        records = [
+            from_load_result(
+                result, model, "load_result" if len(self.objects.load_results) == 1 else f"load_result[{i}]"
+            )
+            for i, result in enumerate(self.objects.load_results)
+        ]
+        for path in self.objects.checkpoints:
+            records.append(
+                self.resolver.deadline.call(
+                    from_checkpoint, path, model, f"checkpoint {path}", what=f"reading checkpoint {path}"
+                )
+            )
+        return records
+
+    def lr_schedule(self) -> LRSchedule | None:
+        return self.objects.lr_schedule
 
     def missing(self, section: str) -> ManifestError:
         return ManifestError(

@@ -54,6 +54,9 @@ def check(
     base_dir: str | Path | None = None,
     progress: bool | None = None,
     loss_step: Callable[[Any, Any, int], Any] | None = None,
+    lr_scheduler: Any = None,
+    load_result: Any = None,
+    checkpoint: str | Path | Sequence[str | Path] | None = None,
     registry: Registry | None = None,
     **audit_options: Mapping[str, Any] | None,
 ) -> CheckResult:
@@ -78,6 +81,18 @@ def check(
     replaces ``loss(model(inputs), targets)`` in the gradient probe (the
     Lightning callback passes the module's ``training_step``).
 
+    ``lr_scheduler``: the learning-rate schedule training steps, dry-run on copies by
+    gradient_probe: a scheduler object (stepped once per epoch), Lightning's config mapping
+    ``{"scheduler": obj, "interval": "step"|"epoch", "frequency": n}`` plus the plan's
+    ``"epochs"`` (and ``"steps_per_epoch"``; default: the train loader's length), or the
+    manifest's form ``{"factory": "module:attr", "kwargs": {...}, "interval": ..., "epochs": n}``
+    (the factory is called with the optimizer). ``load_result``: what your own
+    ``load_state_dict(..., strict=False)`` returned (or a list of them), and ``checkpoint``: the
+    state-dict file(s) you load into ``model`` (read with ``weights_only=True``, compared by key
+    and shape, never loaded into it); frozen_coverage reports a load that filled few of the
+    module's keys. A model handed over is audited in the mode it is in: modules with dropout,
+    BatchNorm or drop-path left in ``eval()`` where they train are reported.
+
     Raises :class:`auditor.ManifestInvalid` when an option is wrong (the same
     messages ``auditor run`` gives for a manifest).
     """
@@ -98,8 +113,17 @@ def check(
         datasets[split_name], settings = unpack_split(split_name, value)
         if settings is not None:
             loaders[split_name] = settings
+    schedule, schedule_section = _lr_schedule(lr_scheduler)
     objects = LiveObjects(
-        model=model, optimizer=optimizer, loss=loss, datasets=datasets, loaders=loaders, loss_step=loss_step
+        model=model,
+        optimizer=optimizer,
+        loss=loss,
+        datasets=datasets,
+        loaders=loaders,
+        loss_step=loss_step,
+        load_results=_listed(load_result, "load_result"),
+        checkpoints=tuple(str(p) for p in _listed(checkpoint, "checkpoint")),
+        lr_schedule=schedule,
     )
     audit_section = _audit_section(audits, audit_options, registry)
     probe_batch = loaders["train"].batch_size if "train" in loaders else None
@@ -121,6 +145,8 @@ def check(
         raw["model"] = model_section
     if audit_section is not None:
         raw["audits"] = audit_section
+    if schedule_section is not None:
+        raw["lr_scheduler"] = schedule_section
     for key, value in (("report", report), ("scheduler", scheduler), ("call_timeout_s", call_timeout_s)):
         if value is not None:
             raw[key] = dict(value) if isinstance(value, Mapping) else value
@@ -129,6 +155,10 @@ def check(
     resolver = Resolver(path, folders, LineMap())
     external = [section for section in ("model", "optimizer", "loss", "data") if _given(objects, section)]
     manifest = manifest_from_mapping(raw, path, resolver, registry, external=external)
+    if schedule_section is not None:
+        from auditor.run.lr_schedule import from_section
+
+        objects.lr_schedule = from_section(manifest.lr_scheduler, manifest.resolver)
     context = RunContext(
         manifest,
         registry,
@@ -154,6 +184,32 @@ def check(
     if report_dir is not None:
         outcome.save(report_dir, formats)
     return outcome
+
+
+def _listed(value: Any, keyword: str) -> tuple[Any, ...]:
+    """One value or a list/tuple of them (``load_result=``, ``checkpoint=``), as a tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)) and not hasattr(value, "missing_keys"):
+        return tuple(value)  # _IncompatibleKeys is a namedtuple: one result, not a list of two
+    if keyword == "load_result" and not hasattr(value, "missing_keys"):
+        raise UsageError(
+            f"auditor.check: load_result= expected what load_state_dict returned (with missing_keys and "
+            f"unexpected_keys), found {type(value).__name__}; hint: result = model.load_state_dict(sd, "
+            "strict=False), then load_result=result"
+        )
+    return (value,)
+
+
+def _lr_schedule(value: Any) -> tuple[Any, dict[str, Any] | None]:
+    """``(live schedule, None)`` for a scheduler object or Lightning's config; ``(None, section)`` for a factory."""
+    if value is None:
+        return None, None
+    if isinstance(value, Mapping) and "factory" in value:
+        return None, dict(value)  # validated by the manifest schema like the YAML key, built below
+    from auditor.run.lr_schedule import from_live
+
+    return from_live(value), None
 
 
 def _given(objects: Any, section: str) -> bool:

@@ -25,6 +25,7 @@ from auditor.manifest._yaml import MAX_DEPTH, MAX_EXPANDED, LineMap, YamlRefused
 from auditor.manifest.resolve import Resolver
 from auditor.manifest.sections import (
     FactorySection,
+    LRSchedulerSection,
     ManifestSections,
     ModelSection,
     ReportSection,
@@ -47,7 +48,7 @@ __all__ = [
 #: The manifest a folder stands for: `auditor run DIR` reads DIR/audit.yaml.
 DEFAULT_NAME = "audit.yaml"
 #: Keys whose values are ``module:attr`` strings; ``validate`` checks they exist.
-_REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory")
+_REF_KEYS = ("model.factory", "optimizer.factory", "loss.factory", "lr_scheduler.factory")
 
 
 @dataclass
@@ -91,6 +92,10 @@ class Manifest:
     @property
     def loss(self) -> FactorySection | None:
         return self.sections.loss
+
+    @property
+    def lr_scheduler(self) -> LRSchedulerSection | None:
+        return self.sections.lr_scheduler
 
     @property
     def task(self) -> TaskSection:
@@ -378,12 +383,13 @@ def _schema(external: frozenset[str]) -> dict[str, Any]:
     schema = copy.deepcopy(schema)
     schema["required"] = [key for key in schema.get("required", []) if key not in external]
     properties = schema["properties"]
-    for key in external & {"model", "optimizer", "loss"}:
+    for key in external & {"model", "optimizer", "loss", "lr_scheduler"}:
         section = properties[key]
         if "$ref" in section:  # optimizer/loss share the factory definition: relax a copy of it
             name = section["$ref"].rsplit("/", 1)[-1]
             section = {**copy.deepcopy(schema["$defs"][name]), "description": section.get("description", "")}
-        section["required"] = [r for r in section.get("required", []) if r != "factory"]
+        # A live scheduler may come without planned epochs: the dry run then says it could not plan.
+        section["required"] = [r for r in section.get("required", []) if r not in ("factory", "epochs")]
         properties[key] = section
     return schema
 

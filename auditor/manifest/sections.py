@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "DEFAULTS",
     "FactorySection",
+    "LRSchedulerSection",
     "ManifestSections",
     "ModelSection",
     "ReportSection",
@@ -59,6 +60,33 @@ class ModelSection(FactorySection):
             kwargs=dict(value.get("kwargs") or {}),
             pretrained=dict(pretrained) if isinstance(pretrained, Mapping) else pretrained,
             head=value.get("head"),
+        )
+
+
+@dataclass(frozen=True)
+class LRSchedulerSection(FactorySection):
+    """``lr_scheduler``: a factory ``(optimizer, **kwargs) -> LRScheduler`` and how training steps it.
+
+    ``scheduler`` (top level) stays the Dask scheduler; this is the learning-rate schedule that
+    gradient_probe dry-runs over the planned steps.
+    """
+
+    #: ``step``: ``scheduler.step()`` after every optimizer step; ``epoch``: once per epoch (Lightning's default).
+    interval: str = "epoch"
+    #: Planned epochs of training; None only where the caller gave none (``auditor.check``).
+    epochs: int | None = None
+    #: Optimizer steps per epoch; None: from the train split's length and batch size.
+    steps_per_epoch: int | None = None
+
+    @classmethod
+    def from_mapping(cls, value: Mapping[str, Any]) -> LRSchedulerSection:
+        epochs, steps = value.get("epochs"), value.get("steps_per_epoch")
+        return cls(
+            factory=value.get("factory"),
+            kwargs=dict(value.get("kwargs") or {}),
+            interval=str(value.get("interval", "epoch")),
+            epochs=int(epochs) if epochs is not None else None,
+            steps_per_epoch=int(steps) if steps is not None else None,
         )
 
 
@@ -115,6 +143,8 @@ class ManifestSections:
     model: ModelSection | None = None
     optimizer: FactorySection | None = None
     loss: FactorySection | None = None
+    #: The learning-rate schedule training steps; None where the manifest has none.
+    lr_scheduler: LRSchedulerSection | None = None
     #: Split name -> the split's options as written (each data format validates its own keys).
     data: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Audit name -> its options as written, or None: every installed audit with defaults.
@@ -137,6 +167,7 @@ class ManifestSections:
             return value if isinstance(value, Mapping) and value else None
 
         model, optimizer, loss = section("model"), section("optimizer"), section("loss")
+        lr_scheduler = section("lr_scheduler")
         audits = raw.get("audits")
         timeout = raw.get("call_timeout_s")
         return cls(
@@ -147,6 +178,7 @@ class ManifestSections:
             model=ModelSection.from_mapping(model) if model is not None else None,
             optimizer=FactorySection.from_mapping(optimizer) if optimizer is not None else None,
             loss=FactorySection.from_mapping(loss) if loss is not None else None,
+            lr_scheduler=LRSchedulerSection.from_mapping(lr_scheduler) if lr_scheduler is not None else None,
             data={str(k): dict(v) for k, v in (section("data") or {}).items()},
             audits=None
             if audits is None

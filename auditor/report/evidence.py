@@ -171,6 +171,9 @@ class Measurements:
     #: feature_fit's divergence per BatchNorm layer, input to output, and the gap threshold.
     bn_divergence: tuple[tuple[str, float | None], ...] = ()
     bn_threshold: float | None = None
+    #: gradient_probe's learning-rate dry run: the rate at evenly spaced optimizer steps, and the spacing.
+    lr_curve: tuple[float | None, ...] = ()
+    lr_curve_every_steps: float | None = None
 
 
 def _class_counts(evidence: Mapping[str, Any]) -> tuple[ClassCounts, ...]:
@@ -293,6 +296,8 @@ def measurements(evidence: Mapping[str, Any], *, strict: bool = False) -> Measur
         side_by_side=side_by_side if isinstance(side_by_side, str) else "",
         bn_divergence=read(_bn_divergence, evidence.get("bn_divergence")),
         bn_threshold=_number(evidence.get("bn_threshold")),
+        lr_curve=read(_curve, evidence.get("lr_curve")),
+        lr_curve_every_steps=_number(evidence.get("lr_curve_every_steps")),
     )
 
 

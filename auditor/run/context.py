@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.data.splits import Split
     from auditor.manifest.load import Manifest
     from auditor.run._progress import ProgressFactory, ProgressTask
+    from auditor.run.lr_schedule import LRSchedule
     from auditor.run.registry import Registry
     from auditor.run.sources import ObjectSource
+    from auditor.run.weight_loads import WeightLoad
 
 __all__ = ["MODEL_BUILD_SEED", "AuditContext", "RunContext", "SplitUnavailable", "TaskInfo"]
 
@@ -146,6 +148,20 @@ class RunContext:
     def has(self, section: str) -> bool:
         """True when the run has a ``model``, ``optimizer``, ``loss`` or ``data``."""
         return self.source.has(section)
+
+    @functools.cached_property
+    def weight_loads(self) -> list[WeightLoad]:
+        """Every load of weights into the model while it was built, or that the caller reported.
+
+        The manifest's model factory runs with ``load_state_dict`` recorded; ``auditor.check``
+        turns ``load_result=`` and ``checkpoint=`` into the same records. Builds the model first.
+        """
+        return self.source.weight_loads(self.model)
+
+    @functools.cached_property
+    def lr_schedule(self) -> LRSchedule | None:
+        """The learning-rate schedule training steps (manifest ``lr_scheduler``), or None."""
+        return self.source.lr_schedule()
 
     @property
     def pretrained(self) -> Any:

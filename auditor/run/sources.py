@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from auditor.data.splits import Split
     from auditor.manifest.load import Manifest
+    from auditor.run.lr_schedule import LRSchedule
     from auditor.run.registry import Registry
+    from auditor.run.weight_loads import WeightLoad
 
 __all__ = ["MODEL_BUILD_SEED", "ManifestSource", "ObjectSource"]
 
@@ -82,6 +84,14 @@ class ObjectSource(Protocol):
         """The error for an audit that needs ``section`` where this source has none."""
         ...
 
+    def weight_loads(self, model: Any) -> list[WeightLoad]:
+        """Every load of weights into ``model`` (the shared one, already built) this source knows of."""
+        ...
+
+    def lr_schedule(self) -> LRSchedule | None:
+        """The learning-rate schedule training steps, as a plan to dry-run; None where there is none."""
+        ...
+
 
 class ManifestSource:
     """Objects built from the manifest's ``module:attr`` factories, under the call deadline."""
@@ -93,6 +103,8 @@ class ManifestSource:
         self.registry = registry
         #: (the shared model, the optimizer its factory made on it): asked again, the same one.
         self._shared_optimizer: tuple[Any, Any] | None = None
+        #: Every load_state_dict call the model factory made (see auditor.run.weight_loads).
+        self._loads: list[WeightLoad] = []
 
     def has(self, section: str) -> bool:
         if section == "data":
@@ -110,10 +122,13 @@ class ManifestSource:
         # A new head starts from random weights, and the probe's loss checks judge what those weights do: seeding the
         # build makes two runs of one manifest give the same findings. fork_rng leaves the caller's random
         # state (a notebook's, a training script's) as it was.
-        with torch.random.fork_rng(devices=[]):
+        from auditor.run.weight_loads import locate, recording_loads
+
+        with torch.random.fork_rng(devices=[]), recording_loads("model.factory") as loads:
             torch.manual_seed(MODEL_BUILD_SEED)
             model = self.manifest.resolver.call_factory(section.factory, "model.factory", **section.kwargs)
         model = self._checked(model, "model", section.factory, "named_parameters", "a torch.nn.Module")
+        self._loads = locate(loads, model)
         # As a training script: the optimizer factory runs on the model before anything reads it (it may
         # set requires_grad by name), then model.train(). Its optimizer is the one shared with the audits.
         if self.has("optimizer"):
@@ -187,6 +202,17 @@ class ManifestSource:
             "none",
             hint=f"this audit needs the {section}; add it to the manifest or skip the audit",
         )
+
+    def weight_loads(self, model: Any) -> list[WeightLoad]:
+        return list(self._loads)
+
+    def lr_schedule(self) -> LRSchedule | None:
+        section = self.manifest.lr_scheduler
+        if section is None or section.factory is None:
+            return None
+        from auditor.run.lr_schedule import from_section
+
+        return from_section(section, self.manifest.resolver)
 
     def _checked(self, value: Any, section: str, ref: str, attribute: str, expected: str) -> Any:
         """``value`` when it has ``attribute``; otherwise a ManifestError naming the factory."""

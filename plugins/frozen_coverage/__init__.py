@@ -1,4 +1,4 @@
-"""frozen_coverage: what trains, what the optimizer updates, and what the head predicts (FZ001-FZ008).
+"""frozen_coverage: what trains, what the optimizer updates, what loaded, what the head predicts (FZ001-FZ012).
 
 Reads the model and the optimizer exactly as the manifest's factories build them;
 nothing runs forward or backward. ``model.train()`` is called on a copy, so
@@ -26,6 +26,14 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "minimum": 1,
             "default": 10,
             "description": "parameter/module names listed in a message before '... and N more'",
+        },
+        "min_load_match": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.5,
+            "description": "share of a module's keys a load_state_dict call must fill; below it the load is "
+            "reported as weights that never loaded",
         },
     },
 }
@@ -95,6 +103,11 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     else:
         ctx.note("the manifest has no optimizer: optimizer coverage (FZ002, FZ006, FZ008) was not checked")
     yield from _norm_layers(ctx, limit)
+    from auditor_plugins.frozen_coverage.loads import check_loads
+    from auditor_plugins.frozen_coverage.modes import check_modes
+
+    yield from check_loads(ctx, float(ctx.options["min_load_match"]))
+    yield from check_modes(ctx, limit)
 
 
 def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterator[Finding]:

@@ -184,4 +184,75 @@ params from `model.fc`.
 **Example.** `[{"params": model.parameters()}, {"params": model.fc.parameters(), "lr": 1e-2}]`.
 """,
     ),
+    CodeInfo(
+        "FZ010",
+        Severity.ERROR,
+        "a load_state_dict call filled few or none of the module's weights",
+        """
+**What it means.** While the model factory built the model, a `load_state_dict` call
+(recorded for the duration of the build), or the load you reported to `auditor.check`
+(`load_result=` or `checkpoint=`), filled less than `min_load_match` (default 50%) of
+the module's keys. The message gives the share, the first unfilled names and the first
+names of the file that fit nothing; the evidence has every load.
+
+**Why it breaks training.** `load_state_dict(sd, strict=False)` raises nothing when the
+keys do not fit. The module keeps its random initialisation and trains from scratch
+while everything else (the normalization, the learning rate, a frozen backbone) was
+chosen for pretrained weights: accuracy far below what the checkpoint promised, with
+no error anywhere.
+
+**How to fix it.** Make the keys fit and load with `strict=True`. A checkpoint saved from
+`DataParallel` or `DistributedDataParallel` prefixes every key with `module.`:
+`{k.removeprefix("module."): v for k, v in sd.items()}`. A checkpoint nested under
+`"state_dict"` needs `sd["state_dict"]`. A backbone-only file goes into
+`model.backbone`, not into the whole model.
+
+**Example.** `model.load_state_dict(torch.load("ddp.pt"), strict=False)`: 0 of 62 keys
+filled; the file's keys start with `module.`.
+""",
+    ),
+    CodeInfo(
+        "FZ011",
+        Severity.ERROR,
+        "modules that train are in eval() mode when training starts",
+        """
+**What it means.** Dropout, BatchNorm or drop-path modules (the ones whose `training`
+flag changes what they compute) are in `eval()` mode although they, or the module
+around them, have trainable parameters. The manifest's model is read after
+`model.train()`; a model handed to `auditor.check` as it is; the Lightning callback
+reads the module at the start of the fit and again after the first validation.
+
+**Why it breaks training.** In `eval()` dropout and drop-path do nothing, so the
+regularisation you configured is off, and BatchNorm normalizes with its stored running
+statistics and never updates them: the model overfits, or fine-tunes against
+statistics of another dataset. Nothing raises.
+
+**How to fix it.** Call `model.train()` before the first step. Hugging Face
+`from_pretrained` returns the model in `eval()`; Lightning 2.2+ no longer calls
+`train()` on the whole module, it keeps each submodule's mode, so call
+`self.model.train()` in `__init__` or `on_fit_start`. A frozen part may stay in `eval()`
+on purpose: freeze its parameters too and it is not reported.
+
+**Example.** A LightningModule holding `AutoModel.from_pretrained(...)`: 37 `Dropout`
+modules in `eval()` at the first step.
+""",
+    ),
+    CodeInfo(
+        "FZ012",
+        Severity.WARNING,
+        "a weight load could not be checked",
+        """
+**What it means.** A checkpoint given as `auditor.check(checkpoint=...)` could not be
+read as a state dict (`torch.load(path, weights_only=True)` failed, or the file holds
+no mapping of names to tensors), so whether its weights fit the model is unknown.
+
+**Why it breaks training.** It may not: the other checks then assume weights that were
+never compared with the model.
+
+**How to fix it.** Save the weights as `torch.save(model.state_dict(), path)` and pass
+that file; or pass what your own `load_state_dict(...)` returned as `load_result=`.
+
+**Example.** `checkpoint="model.pkl"` holding a pickled whole model, not a state dict.
+""",
+    ),
 ]

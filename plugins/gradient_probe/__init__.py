@@ -1,9 +1,10 @@
-"""gradient_probe: a short real training run that catches silent failures (GP001-GP019).
+"""gradient_probe: a short real training run that catches silent failures (GP001-GP028).
 
 The probe takes a deep copy of the model, a fresh optimizer and loss from the
 manifest's factories, and runs ``steps`` real optimizer steps on shuffled batches
 of ``train`` (through the train transform, on CUDA when present), then overfits
-one batch for ``overfit_steps`` on a second fresh copy. The user's objects and
+one batch for ``overfit_steps`` on a second fresh copy. Before that, a learning-rate schedule
+(``lr_scheduler``) is dry-run on copies over the planned steps (schedule.py). The user's objects and
 random streams are left as they were. Threshold defaults and their sources are in
 docs/gradient_probe.md. torch is imported only when the audit runs.
 """
@@ -95,6 +96,12 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.gradient_probe.checks import evidence, judge
 
     options = dict(ctx.options)
+    from auditor_plugins.gradient_probe.schedule import check_schedule
+
+    # The learning-rate dry run needs no forward pass: it runs first, whatever the probe then meets.
+    for finding in check_schedule(ctx, int(options["batch_size"])):
+        finding.evidence = strict_json(finding.evidence)
+        yield finding
     thresholds = {**DEFAULT_THRESHOLDS, **dict(options.get("thresholds") or {})}
     probe = _run_within_budget(ctx, options)
     ctx.evidence.update(evidence(probe))

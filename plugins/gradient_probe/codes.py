@@ -447,4 +447,91 @@ warm-up, or keep the backbone frozen until the head has converged.
 `Adam([{"params": backbone, "lr": 1e-4}, {"params": head, "lr": 1e-3}])` stays at 0.1%.
 """,
     ),
+    CodeInfo(
+        "GP025",
+        Severity.WARNING,
+        "the learning rate falls to ~0 before the middle of training",
+        """
+**What it means.** The learning-rate schedule (manifest `lr_scheduler`,
+`auditor.check(lr_scheduler=...)` or the Lightning module's) was stepped on a copy over
+the planned steps (`epochs` x steps per epoch, stepped per `interval`): after its peak
+the rate falls below 1% of its base before the run's midpoint. The HTML report draws
+the curve; the message gives the step and the scheduler's length.
+
+**Why it breaks training.** From that step on the model barely learns: most of the
+planned epochs are spent at a rate of ~0, and a periodic schedule (cosine) then climbs
+back up and down again, far from what was planned.
+
+**How to fix it.** Give the schedule's length in the unit it is stepped in: a cosine
+`T_max` in epochs is stepped per epoch (`interval: epoch`); stepped every batch it needs
+`T_max = epochs * steps_per_epoch`.
+
+**Example.** `CosineAnnealingLR(opt, T_max=10)` with 10 epochs of 100 batches, stepped per
+batch: the rate is 0.1% of its base at step 9.
+""",
+    ),
+    CodeInfo(
+        "GP026",
+        Severity.WARNING,
+        "the learning-rate schedule barely moves over the planned run",
+        """
+**What it means.** Over the planned run the schedule is stepped far fewer times than its
+own length (less than 25% of `total_steps`, `T_max`, `total_iters`), or the rate never
+changes at all: the learning rate stays where the schedule starts.
+
+**Why it breaks training.** A warm-up schedule that is never stepped past its first
+steps trains the whole run at the warm-up rate (OneCycleLR starts at `max_lr / 25`):
+training is slow and converges to a worse model, with no error.
+
+**How to fix it.** Step the scheduler in the unit its length is given in. Lightning's
+default `interval` is `"epoch"`: a per-step schedule such as `OneCycleLR(total_steps=...)`
+needs `{"scheduler": s, "interval": "step"}` in `configure_optimizers`; in the manifest
+`lr_scheduler.interval: step`.
+
+**Example.** `OneCycleLR(opt, max_lr=0.1, total_steps=1000)` returned from
+`configure_optimizers` without `"interval": "step"`: 10 epochs step it 10 times, the rate
+stays at 0.004.
+""",
+    ),
+    CodeInfo(
+        "GP027",
+        Severity.WARNING,
+        "the learning rate exceeds the schedule's declared peak",
+        """
+**What it means.** In the dry run the rate rises above its base (the optimizer's `lr`)
+by more than the schedule declares: above `max_lr` for OneCycleLR/CyclicLR, above the
+base for every other schedule.
+
+**Why it breaks training.** A multiplier that keeps growing (a warm-up lambda that never
+stops at 1, `LambdaLR(opt, lambda s: s / 10)`) drives the rate far past anything tuned:
+the loss diverges part-way through training.
+
+**How to fix it.** End warm-up factors at 1 (`lambda s: min(1.0, (s + 1) / warmup)`) and
+set the peak with the optimizer's `lr` or `max_lr`.
+
+**Example.** `LambdaLR(opt, lambda step: step / 100)` over 1,000 steps: the rate reaches 10x
+its base.
+""",
+    ),
+    CodeInfo(
+        "GP028",
+        Severity.ERROR,
+        "the learning-rate scheduler fails within the planned run",
+        """
+**What it means.** Building the scheduler on a copy of the optimizer, or calling its
+`step()` as often as the planned run will, raised. The message gives the scheduler step,
+the optimizer step and epoch, and the exception.
+
+**Why it breaks training.** Training raises the same exception at that step, after
+hours of work, often in the last epoch.
+
+**How to fix it.** Size the schedule to the planned run: `OneCycleLR(total_steps=...)`
+must be at least `epochs * steps_per_epoch` when stepped per batch (or pass
+`epochs=` and `steps_per_epoch=`). For a factory, make it take the optimizer first and
+return the scheduler.
+
+**Example.** `OneCycleLR(opt, max_lr=0.1, total_steps=500)` stepped per batch for 10
+epochs of 100 batches: `ValueError: Tried to step 502 times` at epoch 6.
+""",
+    ),
 ]

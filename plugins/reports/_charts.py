@@ -25,6 +25,10 @@ reads them into :class:`auditor.report.evidence.Measurements` (``AuditView.measu
     ``[{"name", "divergence"}]`` in depth order -> divergence of the data from the stored
     running statistics at each BatchNorm layer, log scale (feature_fit).
 
+``lr_curve`` (with ``lr_curve_every_steps``)
+    ``[float]`` -> the learning rate over the planned run, from the schedule's dry run
+    (gradient_probe).
+
 A key that is absent or malformed gives no chart, never an exception.
 """
 
@@ -173,6 +177,28 @@ def bn_divergence(evidence: Measurements) -> Chart | None:
     return Chart("bn_divergence", "BatchNorm divergence per layer", svg, caption)
 
 
+def lr_curve(evidence: Measurements) -> Chart | None:
+    values = list(evidence.lr_curve)
+    if len(values) < 2:
+        return None
+    every = evidence.lr_curve_every_steps
+    x_label = f"optimizer step / {_svg.fmt_number(every)}" if every and every != 1 else "optimizer step"
+    svg = _svg.line_chart(
+        "learning rate over the planned run",
+        [_svg.Series("learning rate", values)],
+        x_label=x_label,
+        y_label="lr",
+    )
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    caption = "dry run of the schedule on a copy of the optimizer"
+    if finite:
+        caption += (
+            f": starts at {_svg.fmt_number(finite[0])}, ranges {_svg.fmt_number(min(finite))} to "
+            f"{_svg.fmt_number(max(finite))}"
+        )
+    return Chart("lr_curve", "Learning-rate schedule", svg, caption)
+
+
 _BUILDERS: tuple[Callable[[Measurements], Chart | None], ...] = (
     class_counts,
     trainable_frozen,
@@ -180,6 +206,7 @@ _BUILDERS: tuple[Callable[[Measurements], Chart | None], ...] = (
     loss_curve,
     channel_stats,
     bn_divergence,
+    lr_curve,
 )
 
 
