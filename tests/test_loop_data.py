@@ -184,8 +184,11 @@ def _imbalanced(n_major=30, n_minor=3):
 def test_one_weight_per_class_is_dl011_and_the_pass_reaches_two_samples():
     dataset, targets = _imbalanced()
     counts = torch.bincount(targets).double()
-    sampler = WeightedRandomSampler(1.0 / counts, num_samples=len(dataset))
+    generator = torch.Generator().manual_seed(0)
+    sampler = WeightedRandomSampler(1.0 / counts, num_samples=len(dataset), generator=generator)
+    state = generator.get_state()
     result = auditor.check(train=DataLoader(dataset, batch_size=8, sampler=sampler), audits=["data_loading"])
+    assert torch.equal(generator.get_state(), state)  # the user's sampler draws as if auditor never ran
     dl011 = _one(result, "DL011")
     assert dl011.severity.value == "error"
     assert (
@@ -193,8 +196,8 @@ def test_one_weight_per_class_is_dl011_and_the_pass_reaches_two_samples():
     )
     assert "it only ever draws indices 0-1" in dl011.message and "class_weights[targets]" in dl011.hint
     dl012 = _one(result, "DL012")
-    assert "draws 33 indices reaching 2 of the 33 samples of 'train' (6.1%)" in dl012.message
-    assert dl012.evidence["unique"] == 2
+    assert "draws 33 indices reaching 1 of the 33 samples of 'train' (3.0%)" in dl012.message
+    assert dl012.evidence["unique"] == 1 and dl012.caused_by == dl011.id
 
 
 def test_one_weight_per_sample_is_clean():
@@ -383,3 +386,63 @@ def test_workers_copying_a_held_generator_is_dl016():
 def test_workers_drawing_from_torch_are_clean():
     loader = DataLoader(TorchRandom(), batch_size=4, shuffle=True, num_workers=2)
     assert not _loud(auditor.check(train=loader, audits=["data_loading"]))
+
+
+class Endless(torch.utils.data.Sampler):
+    """A sampler that never ends (as some "infinite" training samplers do): the pass is cut, not hung."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __iter__(self):
+        while True:
+            yield from range(self.size + 2)  # two indices past the end, every round
+
+
+def test_an_endless_sampler_with_indices_past_the_end_is_cut_and_reported():
+    dataset, _ = _imbalanced(30, 10)
+    finding = _one(
+        auditor.check(train=DataLoader(dataset, sampler=Endless(40)), audits=["data_loading"]), "DL012"
+    )
+    assert "2 distinct indices are outside the dataset (first 40): the DataLoader raises IndexError" in (
+        finding.message
+    )
+    assert finding.evidence["draws"] == 1_000_000
+
+
+class Stuck(torch.utils.data.Sampler):
+    def __init__(self) -> None:
+        import threading
+
+        self.never = threading.Event()
+
+    def __iter__(self):
+        self.never.wait()  # a sampler waiting on something that never comes
+        yield 0
+
+
+def test_a_sampler_that_hangs_is_stopped_by_the_call_deadline():
+    dataset, _ = _imbalanced(30, 10)
+    sampler = Stuck()
+    try:
+        result = auditor.check(
+            train=DataLoader(dataset, sampler=sampler), audits=["data_loading"], call_timeout_s=1
+        )
+    finally:
+        sampler.never.set()  # let the abandoned thread finish
+    audit = next(a for a in result.report["audits"] if a["name"] == "data_loading")
+    assert audit["status"] == "errored" and "one pass of the training DataLoader's sampler (Stuck)" in str(
+        audit["error"]
+    )
+
+
+def test_a_concat_dataset_holding_the_evaluation_split_is_dl010(folder):
+    base = ImageFolder(str(folder), transform=TRAIN_TF)
+    extra = TensorDataset(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long))
+    val = Subset(base, [0, 1, 2])
+    train = torch.utils.data.ConcatDataset([extra, val])
+    finding = _one(auditor.check(train=train, val=val, audits=["data_loading"]), "DL010")
+    assert (
+        "'train' (ConcatDataset[1] of Subset of ImageFolder) and 'val' (Subset of ImageFolder)"
+        in finding.message
+    )

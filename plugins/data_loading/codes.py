@@ -165,9 +165,11 @@ indices reaching 2 samples (6.1%).
         Severity.WARNING,
         "the training sampler makes class balance worse",
         """
-**What it means.** One real pass of the training sampler draws the classes in
-proportions further apart than the training data holds them (largest/smallest
-ratio 1.5 times the data's, and above 2), or never draws a class at all.
+**What it means.** The training sampler draws the classes in proportions
+further apart than the training data holds them (largest/smallest ratio 1.5
+times the data's, and above 2), or never draws a class at all. For a
+`WeightedRandomSampler` the shares are exact, from its weights; for any other
+sampler they are counted over one real pass (200 draws at least).
 
 **Why it breaks training.** A sampler is usually there to balance classes. Weights
 inverted (class counts instead of their inverse) or attached to the wrong

@@ -95,7 +95,7 @@ def check_sampler(ctx: AuditContext) -> Iterator[Finding]:
         "truncated": counted.truncated,
     }
     yield from _reach(ctx, train, counted, where, size, weights_finding)
-    yield from _balance(ctx, train, counted, where)
+    yield from _balance(ctx, train, sampler, counted, where)
 
 
 def _weights(ctx: AuditContext, split: Any, sampler: Any, where: str, size: int) -> Finding | None:
@@ -128,7 +128,17 @@ def _one_pass(split: Any, sampler: Any, where: str, size: int) -> SamplerPass:
     import torch
 
     def draw_all() -> list[int]:
-        with torch.random.fork_rng(devices=[]):  # the user's global generator is not advanced
+        # Neither the global generator nor the sampler's own (restored below) is advanced by this pass.
+        own = getattr(getattr(sampler, "sampler", sampler), "generator", None)
+        saved = own.get_state() if isinstance(own, torch.Generator) else None
+        try:
+            return _draw_all()
+        finally:
+            if saved is not None:
+                own.set_state(saved)
+
+    def _draw_all() -> list[int]:
+        with torch.random.fork_rng(devices=[]):
             drawn: list[int] = []
             for value in itertools.islice(iter(sampler), MAX_DRAWS + 1):
                 if isinstance(value, (list, tuple)):  # a batch sampler yields batches of indices
@@ -155,7 +165,8 @@ def _one_pass(split: Any, sampler: Any, where: str, size: int) -> SamplerPass:
 def _reach(
     ctx: AuditContext, split: Any, counted: SamplerPass, where: str, size: int, cause: Finding | None
 ) -> Iterator[Finding]:
-    replicas = getattr(getattr(split, "loader", None) and split.loader.sampler, "num_replicas", None)
+    loader = getattr(split, "loader", None)  # not `loader and ...`: a loader's truth is its len()
+    replicas = getattr(loader.sampler, "num_replicas", None) if loader is not None else None
     share = SLIVER / replicas if isinstance(replicas, int) and replicas > 1 else SLIVER
     sliver = size >= 10 and counted.draws > 0 and counted.unique < share * size
     if not (sliver or counted.out_of_range or counted.draws == 0):
@@ -191,43 +202,73 @@ def _reach(
     )
 
 
-def _balance(ctx: AuditContext, split: Any, counted: SamplerPass, where: str) -> Iterator[Finding]:
-    if split.multilabel or counted.draws < 20:
+def _balance(
+    ctx: AuditContext, split: Any, sampler: Any, counted: SamplerPass, where: str
+) -> Iterator[Finding]:
+    if split.multilabel:
         return
-    held = Counter(int(t) for t in split.targets())
+    targets = split.targets()
+    held = Counter(int(t) for t in targets)
     if len(held) < 2:
         return
-    drawn = counted.drawn_classes
-    held_ratio = max(held.values()) / min(held.values())
-    missing = [c for c in held if drawn.get(c, 0) == 0]
-    drawn_ratio = (
-        (max(drawn.values()) / min(drawn[c] for c in held if drawn.get(c, 0))) if not missing else None
-    )
+    expected = _expected_shares(sampler, targets, len(held))
+    if expected is not None:
+        drawn = expected  # the weights say exactly what each class gets: no sampling noise
+        how = "its weights give"
+    elif counted.draws >= 200:
+        total = sum(counted.drawn_classes.values()) or 1
+        drawn = {c: counted.drawn_classes.get(c, 0) / total for c in held}
+        how = f"one pass of {counted.draws} draws gives"
+    else:
+        return  # too few draws to tell a worse balance from chance
+    total_held = sum(held.values())
+    held_share = {c: n / total_held for c, n in held.items()}
+    held_ratio = max(held_share.values()) / min(held_share.values())
+    missing = [c for c in held if drawn.get(c, 0.0) <= 0.0]
+    present = [drawn[c] for c in held if drawn.get(c, 0.0) > 0.0]
+    drawn_ratio = max(present) / min(present) if present and not missing else None
     if missing:
         worse = f"it never draws {', '.join(repr(_class(split, c)) for c in missing[:5])}"
     elif drawn_ratio is not None and drawn_ratio > held_ratio * WORSE_FACTOR and drawn_ratio > 2:
         worse = f"its largest/smallest class ratio is {drawn_ratio:.1f} against {held_ratio:.1f} in the data"
     else:
         return
-    total_held, total_drawn = sum(held.values()), sum(drawn.values())
     shown = ", ".join(
-        f"{_class(split, c)} {100 * drawn.get(c, 0) / total_drawn:.0f}% (data {100 * n / total_held:.0f}%)"
-        for c, n in held.most_common(5)
+        f"{_class(split, c)} {100 * drawn.get(c, 0.0):.0f}% (data {100 * held_share[c]:.0f}%)"
+        for c, _ in held.most_common(5)
     )
     yield ctx.finding(
         "DL013",
-        f"{where} makes class balance worse on '{split.name}': {worse}; drawn per class: {shown}",
+        f"{where} makes class balance worse on '{split.name}': {worse}; {how} per class: {shown}",
         hint="weight each sample by the inverse frequency of its class (1.0 / class_counts[target]), or drop the "
         "sampler and use shuffle=True",
         location=split.location,
         evidence={
-            "drawn": {_class(split, c): drawn.get(c, 0) for c in held},
+            "drawn_share": {_class(split, c): round(drawn.get(c, 0.0), 4) for c in held},
             "held": {_class(split, c): n for c, n in held.items()},
             "drawn_ratio": drawn_ratio,
             "held_ratio": held_ratio,
+            "from_weights": expected is not None,
             "sampler": where,
         },
     )
+
+
+def _expected_shares(sampler: Any, targets: list[Any], classes: int) -> dict[int, float] | None:
+    """Each class's expected share of a WeightedRandomSampler's draws (one weight per sample), else None."""
+    from torch.utils.data import WeightedRandomSampler
+
+    inner = getattr(sampler, "sampler", sampler)
+    if not isinstance(inner, WeightedRandomSampler) or len(inner.weights) != len(targets):
+        return None
+    weights = [float(w) for w in inner.weights]
+    total = sum(w for w in weights if w > 0)
+    if total <= 0:
+        return None
+    shares: dict[int, float] = {}
+    for target, weight in zip(targets, weights, strict=True):
+        shares[int(target)] = shares.get(int(target), 0.0) + max(weight, 0.0) / total
+    return shares
 
 
 def _class(split: Any, index: int) -> str:
