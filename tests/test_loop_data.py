@@ -446,3 +446,33 @@ def test_a_concat_dataset_holding_the_evaluation_split_is_dl010(folder):
         "'train' (ConcatDataset[1] of Subset of ImageFolder) and 'val' (Subset of ImageFolder)"
         in finding.message
     )
+
+
+class Hostile(Dataset):
+    """A dataset whose transform property raises and whose __getattr__ answers every name."""
+
+    def __init__(self) -> None:
+        self.data = torch.randn(20, 3)
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, index):
+        return self.data[index], index % 2
+
+    @property
+    def transform(self):
+        raise RuntimeError("no transform here")
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return f"<script>{name}</script>"
+
+
+def test_a_hostile_dataset_object_does_not_crash_the_checks():
+    base = Hostile()
+    train, val = random_split(base, [15, 5])
+    result = auditor.check(train=train, val=val, audits=["data_loading"])
+    audit = next(a for a in result.report["audits"] if a["name"] == "data_loading")
+    assert audit["status"] == "passed" and not _loud(result)

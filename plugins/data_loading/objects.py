@@ -76,7 +76,7 @@ def leaves(dataset: Any, path: str = "", depth: int = 0) -> Iterator[View]:
             for index, part in enumerate(dataset.datasets):
                 yield from leaves(part, f"{here}[{index}]", depth + 1)
             return
-        inner = getattr(dataset, "dataset", None)
+        inner = _attr(dataset, "dataset")
         if isinstance(dataset, Subset) or (
             inner is not None and hasattr(inner, "__getitem__") and transform_of(dataset) is None
         ):
@@ -88,10 +88,18 @@ def leaves(dataset: Any, path: str = "", depth: int = 0) -> Iterator[View]:
 def transform_of(dataset: Any) -> Any:
     """The per-sample transform a dataset object applies (``transform``, else ``transforms``), or None."""
     for attr in ("transform", "transforms"):
-        value = getattr(dataset, attr, None)
+        value = _attr(dataset, attr)
         if value is not None and callable(value):
             return value
     return None
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, also None when a property or ``__getattr__`` of the user's raises."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
 
 
 def random_steps(transform: Any) -> list[str]:
