@@ -232,8 +232,9 @@ def test_a_subset_sampler_over_a_sliver_is_dl012():
 def _sampler_project(tmp_path, per_sample: bool, **extra) -> Project:
     project = Project(tmp_path / f"sampler-{per_sample}-{len(extra)}")
     project.image_folder("data/train", {"cat": 20, "dog": 4}, size=8)
+    module = f"samplers_{per_sample}_{len(extra)}".lower()  # in-process runs share sys.modules
     project.write(
-        "samplers.py",
+        f"{module}.py",
         textwrap.dedent(
             f"""
             import torch
@@ -246,7 +247,7 @@ def _sampler_project(tmp_path, per_sample: bool, **extra) -> Project:
             """
         ),
     )
-    split = {"format": "image_folder", "root": "data/train", "sampler": "samplers:balanced", **extra}
+    split = {"format": "image_folder", "root": "data/train", "sampler": f"{module}:balanced", **extra}
     project.manifest({"train": split}, audits={"data_loading": {}}, pythonpath=["."])
     return project
 
@@ -255,18 +256,18 @@ def test_manifest_sampler_factory_is_drawn(tmp_path):
     triggered = run_cli("run", "audit.yaml", cwd=_sampler_project(tmp_path, False).root)
     (dl011,) = triggered.findings_for("DL011")
     assert (
-        "data.train.sampler (samplers:balanced -> WeightedRandomSampler) has 2 weights for the 24"
+        "data.train.sampler (samplers_false_0:balanced -> WeightedRandomSampler) has 2 weights for the 24"
         in (dl011["message"])
     )
     assert triggered.findings_for("DL012") and triggered.returncode == 1
-    clean = run_cli("run", "audit.yaml", cwd=_sampler_project(tmp_path, True).root)
-    assert not clean.findings_for("DL011") and not clean.findings_for("DL012") and clean.returncode == 0
+    clean = run_in_process(_sampler_project(tmp_path, True).path("audit.yaml"))
+    assert not clean.findings_for("DL011") and not clean.findings_for("DL012") and clean.exit_code == 0
 
 
 def test_manifest_sampler_and_shuffle_is_dl014(tmp_path):
     run = run_in_process(_sampler_project(tmp_path, True, shuffle=True).path("audit.yaml"))
     (finding,) = run.findings_for("DL014")
-    assert "declares both sampler: samplers:balanced and shuffle: true" in finding["message"]
+    assert "declares both sampler: samplers_true_1:balanced and shuffle: true" in finding["message"]
     assert finding["location"] == "data.train.shuffle"
 
 
