@@ -61,7 +61,8 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
         "type": "string",
         "description": (
             "how training samples are drawn: 'weighted' (or module:attr of a sampler factory) "
-            "counts as class balancing (label_distribution's imbalance check)"
+            "counts as class balancing (label_distribution's imbalance check); a factory is called with the "
+            "split's dataset and returns the sampler, of which data_loading draws and counts one pass"
         ),
     },
 }
@@ -121,6 +122,9 @@ class Split(abc.ABC):
     #: the loader's batch size, and its collate function (``None``: torch's ``default_collate``).
     batch_size: int | None = None
     collate_fn: Callable[[list[Any]], Any] | None = None
+    #: The DataLoader training iterates, when the caller handed one over (``auditor.check``): audits
+    #: read its sampler, ``drop_last`` and workers. Read-only; ``None`` for a manifest's splits.
+    loader: Any = None
 
     def __init__(self, spec: SplitSpec) -> None:
         self.spec = spec
@@ -300,6 +304,11 @@ class SplitDataset:
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.split.sample(index)
+
+    @property
+    def targets(self) -> list[Any]:
+        """Every sample's target (no decode), as torchvision datasets expose them: what a sampler factory reads."""
+        return self.split.targets()
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ class LoaderSettings:
     sampler: str | None = None  # "weighted" for a WeightedRandomSampler, else a class name or None
     #: True for a RandomSampler, False for a SequentialSampler, None when a custom sampler decides
     shuffle: bool | None = None
+    #: The DataLoader itself, for audits that check what it really iterates (sampler, last batch, workers).
+    loader: Any = None
 
 
 @dataclass
@@ -120,6 +122,7 @@ def unpack_split(name: str, value: Any) -> tuple[Any, LoaderSettings | None]:
             collate_fn=None if collate is default_collate else collate,
             sampler=how,
             shuffle=shuffle if how is None else None,  # a weighted or custom sampler decides the order
+            loader=value,
         )
     if not (hasattr(value, "__getitem__") and hasattr(value, "__len__")):
         raise TypeError(
@@ -250,6 +253,7 @@ class LiveSource:
         if settings is not None:
             split.batch_size = settings.batch_size
             split.collate_fn = settings.collate_fn
+            split.loader = settings.loader
         return split
 
     def weight_loads(self, model: Any) -> list[WeightLoad]:

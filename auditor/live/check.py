@@ -64,7 +64,7 @@ def check(
 
     ``train``/``val`` and the values of ``splits`` (or ``data``, the manifest's
     name for it) are map-style Datasets or DataLoaders (whose batch size,
-    collate function and sampler are used). ``model``, ``optimizer`` and
+    collate function, sampler, ``drop_last`` and workers are used). ``model``, ``optimizer`` and
     ``loss`` are only read; the gradient probe trains deep copies. Every other
     manifest key is a keyword and means what it means in YAML: ``pretrained``
     and ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,

@@ -1,4 +1,5 @@
-"""data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003, DL007)?
+"""data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003,
+DL007), and do the objects the training loop iterates do what training needs (DL010-DL016)?
 
 For each split, ``samples`` samples spread over it are loaded exactly as training
 loads them (the format's ``__getitem__`` with the manifest's transform), and the
@@ -9,6 +10,12 @@ stop training becomes an error before training: DL001 (cannot batch), DL002
 (some samples raise), DL003 (no sample loads), DL007 (a symlinked folder that
 leads back above itself, which ImageFolder would walk forever). torch is imported
 only when the audit runs.
+
+Then the loop's own objects, where the run has them (a ``callable`` split's dataset, a
+DataLoader handed to ``auditor.check``, a ``data.train.sampler`` factory): splits that are
+views of one dataset object (DL010), the sampler counted over one real pass (DL011-DL014),
+a last batch of one sample into BatchNorm (DL015), workers that draw the same augmentation
+(DL016). Splits a format builds itself cost nothing here.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "maximum": 100000,
             "default": 64,
             "description": "samples per split loaded through the transform and collated together",
+        },
+        "draws": {
+            "type": "integer",
+            "minimum": 2,
+            "maximum": 20,
+            "default": 3,
+            "description": "reads of one training sample when two splits share a dataset (does its pipeline vary?)",
         },
         "check_files": {
             "type": "boolean",
@@ -69,6 +83,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             yield from result.findings(ctx)
     ctx.evidence["splits"] = per_split
     ctx.evidence["cache"] = reuse
+    yield from _loop_objects(ctx)
     if cache is not None and cache.problem:
         ctx.note(cache.problem)
 
@@ -92,6 +107,19 @@ def _link_loops(ctx: AuditContext, split: Any) -> Iterator[Finding]:
         location=split.location,
         evidence={"split": split.name, "loops": loops[:20], "count": len(loops)},
     )
+
+
+def _loop_objects(ctx: AuditContext) -> Iterator[Finding]:
+    """The checks of what the training loop iterates (DL010-DL016)."""
+    from auditor_plugins.data_loading.last_batch import check_last_batch
+    from auditor_plugins.data_loading.sampler import check_sampler
+    from auditor_plugins.data_loading.shared import check_shared
+    from auditor_plugins.data_loading.workers import check_workers
+
+    yield from check_shared(ctx, int(ctx.options["draws"]))
+    yield from check_sampler(ctx)
+    yield from check_last_batch(ctx)
+    yield from check_workers(ctx)
 
 
 def _cache(ctx: AuditContext) -> Any:

@@ -107,4 +107,178 @@ classes, link the files, not a parent folder.
 folder): `data/train/cat/more/cat/more/cat/...` has no end.
 """,
     ),
+    CodeInfo(
+        "DL010",
+        Severity.ERROR,
+        "the training split and an evaluation split share one dataset object or one random transform",
+        """
+**What it means.** Two splits are views of one dataset object (`Subset`,
+`random_split`, `ConcatDataset` over the same `ImageFolder`), so they read it
+through its one `transform`; or two dataset objects hold one transform object
+whose draws vary. The finding names both splits, how each reaches the shared
+object, the pipeline, and what reading the same training sample a few times
+showed.
+
+**Why it breaks training.** `train, val = random_split(ImageFolder(root,
+transform=train_tf), ...)` then `val.dataset.transform = eval_tf` changes
+both splits: training now runs without augmentation (the draws of one training
+sample are identical) and overfits sooner. Left the other way round, the
+evaluation split is read through random crops and flips, and its metrics are
+noisy and biased low.
+
+**How to fix it.** One dataset object per pipeline, and split the indices, not
+the object: `train_ds = ImageFolder(root, transform=train_tf)`, `val_ds =
+ImageFolder(root, transform=eval_tf)`, `idx = torch.randperm(len(train_ds))`,
+`Subset(train_ds, idx[:n])`, `Subset(val_ds, idx[n:])`. A bare dataset split by
+index with a transform applied by a per-split wrapper is fine and not reported;
+so is one deterministic pipeline held by two separate datasets. If you really
+mean to train without augmentation on a shared object, the fix still makes that
+explicit.
+
+**Example.** `train` (`Subset of ImageFolder`) and `val` (`Subset of
+ImageFolder`) are views of one ImageFolder with `Compose(Resize, CenterCrop,
+ToTensor)`: 3 draws of train[0] are identical.
+""",
+    ),
+    CodeInfo(
+        "DL011",
+        Severity.ERROR,
+        "a WeightedRandomSampler whose weights are not one per sample",
+        """
+**What it means.** The training `WeightedRandomSampler` holds a different number
+of weights than the training dataset has samples; most often one weight per
+class (`1.0 / class_counts`) instead of one per sample.
+
+**Why it breaks training.** The sampler draws indices `0 .. len(weights) - 1`:
+with one weight per class it only ever yields indices 0 and 1 (two images,
+repeated for the whole epoch); with more weights than samples it yields indices
+past the end, and the DataLoader raises `IndexError` mid-epoch.
+
+**How to fix it.** Index the class weights by each sample's target:
+`class_weights = 1.0 / class_counts`, `WeightedRandomSampler(class_weights[targets],
+num_samples=len(dataset))`.
+
+**Example.** `WeightedRandomSampler(1.0 / torch.tensor([30, 3]), num_samples=33)` on
+33 samples: 2 weights for 33 samples.
+""",
+    ),
+    CodeInfo(
+        "DL012",
+        Severity.ERROR,
+        "one pass of the training sampler reaches only a sliver of the data",
+        """
+**What it means.** One real pass of the training sampler (the DataLoader's, or the
+one `data.train.sampler`'s factory builds) was drawn and counted: it reaches
+fewer than 10% of the training samples (divided by the world size under a
+`DistributedSampler`), draws nothing, or yields indices outside the dataset.
+The finding gives the draws, the distinct samples reached and the classes drawn.
+
+**Why it breaks training.** Every epoch trains on the same few samples: the
+model memorises them and validation never improves; indices past the end raise
+`IndexError`.
+
+**How to fix it.** Check the sampler's weights (one per sample, all positive; see
+DL011) and `num_samples` (`len(dataset)` for an epoch of the usual length); a
+`SubsetRandomSampler` should get the training indices, not a handful.
+
+**Example.** A `WeightedRandomSampler` with 2 weights over 33 samples draws 33
+indices reaching 2 samples (6.1%).
+""",
+    ),
+    CodeInfo(
+        "DL013",
+        Severity.WARNING,
+        "the training sampler makes class balance worse",
+        """
+**What it means.** The training sampler draws the classes in proportions
+further apart than the training data holds them (largest/smallest ratio 1.5
+times the data's, and above 2), or never draws a class at all. For a
+`WeightedRandomSampler` the shares are exact, from its weights; for any other
+sampler they are counted over one real pass (200 draws at least).
+
+**Why it breaks training.** A sampler is usually there to balance classes. Weights
+inverted (class counts instead of their inverse) or attached to the wrong
+samples oversample the majority class: the model sees the rare classes even
+less than with plain shuffling and predicts the majority class.
+
+**How to fix it.** Weight each sample by the inverse frequency of its class:
+`weights = 1.0 / class_counts[targets]`; or drop the sampler and use
+`shuffle=True` with a class-weighted loss.
+
+**Example.** Data 60% / 40%; the sampler draws 95% / 5% because the weights are
+`class_counts[targets]`.
+""",
+    ),
+    CodeInfo(
+        "DL014",
+        Severity.WARNING,
+        "a sampler and shuffle are both declared for the training split",
+        """
+**What it means.** The manifest's `data.train` declares a `sampler` and
+`shuffle: true`.
+
+**Why it breaks training.** `DataLoader(sampler=..., shuffle=True)` raises
+`ValueError: sampler option is mutually exclusive with shuffle`; a script
+that makes it run drops one of the two, and either loses the balancing the
+sampler gave or reads the samples in the sampler's order.
+
+**How to fix it.** Pass only the sampler (it decides the order; a
+`WeightedRandomSampler` draws at random) and declare `shuffle: false`.
+
+**Example.** `data.train: {sampler: weighted, shuffle: true}`.
+""",
+    ),
+    CodeInfo(
+        "DL015",
+        Severity.ERROR,
+        "the last training batch holds one sample and the model's BatchNorm cannot train on it",
+        """
+**What it means.** The training loader (its sampler's length per process, which
+a `DistributedSampler` divides by the world size, its `batch_size` and
+`drop_last=False`) ends each epoch with a batch of one sample, and a copy of
+the model in train mode given one real sample raises "Expected more than 1
+value per channel when training" in a BatchNorm layer (or the model has
+`BatchNorm1d` layers in train mode and the forward could not be run).
+
+**Why it breaks training.** A BatchNorm layer in train mode normalises with the
+batch's statistics and refuses a batch with one value per channel (a
+`BatchNorm1d` head after pooling). Training crashes at the end of the first
+epoch, after a whole epoch of compute.
+
+**How to fix it.** `DataLoader(..., drop_last=True)` for the training loader, or a
+batch size that leaves no single sample over.
+
+**Example.** 33 training samples, `batch_size=32`, `drop_last=False`, a head with
+`BatchNorm1d`: the 2nd batch holds 1 sample.
+""",
+    ),
+    CodeInfo(
+        "DL016",
+        Severity.WARNING,
+        "DataLoader workers draw identical augmentations (a generator the dataset holds)",
+        """
+**What it means.** With `num_workers > 0`, the same training sample read once in
+worker 0 and once in worker 1 came out identical, although two reads in one
+process differ: the pipeline is random, but every worker draws the same numbers.
+The finding names the dataset attribute holding the generator (e.g.
+`self.rng = np.random.default_rng(0)`) when it finds one.
+
+**Why it breaks training.** Each worker process gets a copy of the dataset in the
+state it had when the workers started. torch reseeds its own generator (and
+Python's `random`) in every worker, but not a generator the dataset keeps: all
+workers draw the same crops and flips, and, as workers are started afresh
+each epoch, every epoch repeats the last. Augmentation is far weaker than
+declared.
+
+**How to fix it.** Draw from torch's generator (`torch.rand`, torchvision's
+random transforms), or reseed the dataset's generator in each worker:
+`DataLoader(..., worker_init_fn=seed_worker)` with `def seed_worker(i):
+info = torch.utils.data.get_worker_info(); info.dataset.rng =
+np.random.default_rng(torch.initial_seed() % 2**32)`; or make a per-call
+generator inside `__getitem__`.
+
+**Example.** `self.rng = np.random.default_rng(0)` in `__init__` and
+`self.rng.integers(...)` for the crop offset in `__getitem__`, `num_workers=4`.
+""",
+    ),
 ]

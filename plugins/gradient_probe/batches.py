@@ -161,6 +161,14 @@ class BatchStream:
     _iterator: Any = None
     _loader: Any = None
 
+    @property
+    def single_last(self) -> bool:
+        """True when an epoch would end on a batch of one sample, which the probe leaves out: a BatchNorm
+        layer in train mode raises on it, and that is the training loader's problem to report
+        (data_loading's last-batch check), not a crash of the probe."""
+        size = len(self.dataset)
+        return size > self.batch_size and size % self.batch_size == 1
+
     def _make_loader(self, timeout_s: float) -> Any:
         from torch.utils.data import DataLoader
 
@@ -169,6 +177,7 @@ class BatchStream:
             _SafeSamples(self.dataset),
             batch_size=self.batch_size,
             shuffle=True,
+            drop_last=self.single_last,
             generator=generator,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -199,6 +199,12 @@ def run_probe(ctx: Any, options: dict[str, Any], activity: Activity | None = Non
             user_collate=train.training_collate(),
             keep_batch=loss_step is not None,
         )
+        if stream.single_last:
+            probe.notes.append(
+                f"an epoch of {len(train)} samples in batches of {probe.batch_size} ends on a batch of one sample: "
+                "the probe leaves it out (drop_last), since BatchNorm in train mode cannot take it; the training "
+                "loader's own last batch is data_loading's to check"
+            )
         tools = _Tools(model, optimizer, loss_fn, stream, device, budget, loss_step)
         try:
             first = _probe_steps(ctx, probe, tools)
