@@ -53,7 +53,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     with ctx.progress("loading samples", total or None) as task:
         for name, split in ctx.splits.items():
             if not len(split):
-                ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
+                ctx.note(f"'{name}' is empty: nothing to load{ctx.see('LD006')}")
                 continue
             result, reuse[name] = check_split(
                 split, samples, bool(ctx.options["check_files"]), advance=task.advance, cache=cache
