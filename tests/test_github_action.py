@@ -84,7 +84,9 @@ def test_annotations_stay_within_what_github_shows_and_one_notice_counts_the_res
     assert last_kind == "notice"
     left = summary["total"] - (kinds["error"] + kinds["warning"] + kinds["notice"] - 1)
     assert last_text.startswith(f"{left} more annotations not shown")
-    assert f"{summary['error'] - 10} errors" in last_text and f"{summary['warning'] - 10} warnings" in last_text
+    assert (
+        f"{summary['error'] - 10} errors" in last_text and f"{summary['warning'] - 10} warnings" in last_text
+    )
     # Highest severity first: every error is printed before any warning.
     order = [kind for kind, _, _ in annotations[:-1]]
     assert order == sorted(order, key=["error", "warning", "notice"].index)
@@ -127,9 +129,9 @@ def test_sarif_has_relative_uris_start_lines_and_stable_fingerprints(many):
     assert len(set(prints)) == len(prints)
     # The same findings on a second run (another output folder, other timestamps): the same fingerprints.
     again = json.loads((many["workspace"] / "out-again" / "report.sarif").read_text(encoding="utf-8"))
-    assert sorted(r["partialFingerprints"]["auditorFinding/v1"] for r in again["runs"][0]["results"]) == sorted(
-        prints
-    )
+    assert sorted(
+        r["partialFingerprints"]["auditorFinding/v1"] for r in again["runs"][0]["results"]
+    ) == sorted(prints)
     # And they are the fingerprints report.json states, the ones a baseline records.
     assert sorted(prints) == sorted(f["fingerprint"] for f in many["report"]["findings"])
 
@@ -190,7 +192,9 @@ def test_validate_mode_summarises_the_command_output(tmp_path):
 
 def test_a_wrong_input_stops_the_step_with_the_allowed_values(tmp_path):
     env = {**os.environ, "INPUT_MODE": "everything", "GITHUB_OUTPUT": str(tmp_path / "o")}
-    done = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode != 0
     assert "input mode: expected one of ['run', 'static', 'validate'], found 'everything'" in done.stderr
 
@@ -213,7 +217,9 @@ def test_action_yml_is_a_composite_action_wired_to_the_script():
 
 
 def test_the_examples_workflow_uses_the_action():
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "auditor-examples.yml").read_text(encoding="utf-8"))
+    workflow = yaml.safe_load(
+        (REPO / ".github" / "workflows" / "auditor-examples.yml").read_text(encoding="utf-8")
+    )
     uses = [step.get("uses") for job in workflow["jobs"].values() for step in job["steps"]]
     assert uses.count("./") >= 2
     manifests = [
@@ -233,7 +239,11 @@ def test_quickstart_through_the_action(tmp_path):
 
     from conftest import QUICKSTART
 
-    shutil.copytree(QUICKSTART, tmp_path / "examples" / "quickstart", ignore=shutil.ignore_patterns("reports", ".auditor-cache"))
+    shutil.copytree(
+        QUICKSTART,
+        tmp_path / "examples" / "quickstart",
+        ignore=shutil.ignore_patterns("reports", ".auditor-cache"),
+    )
     done = run_action(tmp_path, manifest="examples/quickstart/audit.yaml", fail_on="never")
     assert done["outputs"]["exit-code"] == "0"
     report = json.loads((tmp_path / "auditor-reports" / "report.json").read_text(encoding="utf-8"))

@@ -29,7 +29,9 @@ def test_every_issue_has_the_fields_gitlab_requires(tmp_path):
         assert re.fullmatch(r"[A-Z]{2,4}[0-9]{3}", issue["check_name"])
         assert issue["severity"] in GITLAB_SEVERITIES
         assert issue["location"]["path"] == "proj/audit.yaml"  # relative to where CI runs
-        assert isinstance(issue["location"]["lines"]["begin"], int) and issue["location"]["lines"]["begin"] >= 1
+        assert (
+            isinstance(issue["location"]["lines"]["begin"], int) and issue["location"]["lines"]["begin"] >= 1
+        )
         assert re.fullmatch(r"[0-9a-f]{32}(:[0-9]+)?", issue["fingerprint"])
     assert len({i["fingerprint"] for i in issues}) == len(issues)
     by_code = {i["check_name"]: i["severity"] for i in issues}
@@ -58,10 +60,19 @@ def test_a_crashed_audit_and_a_broken_split_are_blocker_issues(tmp_path):
     manifest = many_findings_project(tmp_path / "proj")
     run_cli("run", manifest, cwd=tmp_path)
     report = json.loads((tmp_path / "proj" / "reports" / "report.json").read_text(encoding="utf-8"))
-    report["audits"][0].update(status="errored", error={"type": "RuntimeError", "message": "boom", "traceback": ""})
-    report["problems"] = [{"key": "data.e00", "message": "data.e00: expected a folder, found none", "line": 7}]
+    report["audits"][0].update(
+        status="errored", error={"type": "RuntimeError", "message": "boom", "traceback": ""}
+    )
+    report["problems"] = [
+        {"key": "data.e00", "message": "data.e00: expected a folder, found none", "line": 7}
+    ]
     issues = code_quality(report)
     blockers = [i for i in issues if i["severity"] == "blocker"]
     assert {i["check_name"] for i in blockers} == {"auditor/audit-crashed", "auditor/manifest-problem"}
-    assert next(i for i in blockers if i["check_name"] == "auditor/manifest-problem")["location"]["lines"]["begin"] == 7
+    assert (
+        next(i for i in blockers if i["check_name"] == "auditor/manifest-problem")["location"]["lines"][
+            "begin"
+        ]
+        == 7
+    )
     assert "gitlab" in load_registry().report_formats
