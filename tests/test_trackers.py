@@ -68,7 +68,7 @@ def test_mlflow_file_store_holds_metrics_tags_reports_and_the_findings_table(res
     live = table[table["accepted"] == ""]
     assert sorted(live["fingerprint"]) == sorted(f["fingerprint"] for f in report["findings"])
     assert set(table[table["accepted"] != ""]["accepted"]) == {"ignore: tiny on purpose"}
-    assert list(live["severity"])[0] == "error"  # most severe first
+    assert next(iter(live["severity"])) == "error"  # most severe first
 
 
 def test_mlflow_without_an_active_run_starts_and_ends_its_own(result, tmp_path, monkeypatch):
