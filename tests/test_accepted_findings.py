@@ -39,7 +39,7 @@ def test_an_ignore_entry_accepts_findings_with_its_reason_shown(tmp_path):
             ]
         },
     )
-    done = run_cli("run", manifest, "--format", "markdown,sarif", cwd=tmp_path)
+    done = run_cli("run", manifest, "--format", "markdown,sarif,html", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr  # 11 LD002 nobody accepted
     report = _report(tmp_path)
     accepted = report["accepted"]
@@ -55,6 +55,9 @@ def test_an_ignore_entry_accepts_findings_with_its_reason_shown(tmp_path):
     assert "accepted by ignore: few samples per class on purpose: a smoke-test set" in done.stdout
     markdown = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
     assert "15 accepted findings" in markdown and "e00 holds an out-of-distribution class" in markdown
+    html = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "Accepted findings (15; they do not fail the run)" in html
+    assert "few samples per class on purpose: a smoke-test set" in html
     sarif = json.loads((tmp_path / "reports" / "report.sarif").read_text(encoding="utf-8"))
     suppressed = [r for r in sarif["runs"][0]["results"] if r.get("suppressions")]
     assert len(suppressed) == 15
