@@ -107,10 +107,10 @@ def test_auditor_list_never_cuts_a_name_when_piped(tmp_path):
     assert done.returncode == 0, done.stderr
     registry = load_registry()
     for audit in registry.ordered_audits():
-        line = next(line for line in done.stdout.splitlines() if line.strip().startswith(audit.name + " "))
+        row = done.listed_audit(audit.name)
         owner = registry.audit_plugin[audit.name]
-        assert f"{owner.distribution} {owner.version}" in line
-        assert " ".join(c.code for c in audit.codes) in line
+        assert row["distribution"] == f"{owner.distribution} {owner.version}"
+        assert row["codes"] == " ".join(c.code for c in audit.codes)
     assert "\u2026" not in done.stdout
     assert "report formats: " + ", ".join(sorted(registry.report_formats)) in done.stdout
 

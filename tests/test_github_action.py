@@ -124,13 +124,13 @@ def test_sarif_has_relative_uris_start_lines_and_stable_fingerprints(many):
         uri = location["artifactLocation"]["uri"]
         assert uri == "proj/audit.yaml" and location["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
         assert isinstance(location["region"]["startLine"], int) and location["region"]["startLine"] >= 1
-        assert re.fullmatch(r"[0-9a-f]{32}(:[0-9]+)?", result["partialFingerprints"]["auditorFinding/v1"])
-    prints = [r["partialFingerprints"]["auditorFinding/v1"] for r in results]
+        assert re.fullmatch(r"[0-9a-f]{32}(:[0-9]+)?", result["partialFingerprints"]["auditorFinding/v2"])
+    prints = [r["partialFingerprints"]["auditorFinding/v2"] for r in results]
     assert len(set(prints)) == len(prints)
     # The same findings on a second run (another output folder, other timestamps): the same fingerprints.
     again = json.loads((many["workspace"] / "out-again" / "report.sarif").read_text(encoding="utf-8"))
     assert sorted(
-        r["partialFingerprints"]["auditorFinding/v1"] for r in again["runs"][0]["results"]
+        r["partialFingerprints"]["auditorFinding/v2"] for r in again["runs"][0]["results"]
     ) == sorted(prints)
     # And they are the fingerprints report.json states, the ones a baseline records.
     assert sorted(prints) == sorted(f["fingerprint"] for f in many["report"]["findings"])

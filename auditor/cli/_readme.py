@@ -1,7 +1,7 @@
 """The README's tables of audits and report formats, generated from the plugin registry.
 
-Hand-kept tables go stale (the code column once stopped at FZ007 when FZ008 existed), so the
-README holds them between markers and this module writes them:
+Hand-kept tables go stale (the code column once stopped one code short of its audit's last), so
+the README holds them between markers and this module writes them:
 
     .venv/bin/python -m auditor.cli._readme            # rewrite README.md in place
     .venv/bin/python -m auditor.cli._readme --check    # exit 1 when README.md is stale
@@ -29,7 +29,7 @@ _BLOCK = re.compile(
 
 
 def code_ranges(codes: Iterable[str]) -> str:
-    """``LD001\u2013LD008, GP020``: runs of consecutive codes of one prefix, joined with an en dash."""
+    """``AB001\u2013AB008, AB020``: runs of consecutive codes of one prefix, joined with an en dash."""
     parsed = sorted({(c[:-3], int(c[-3:])) for c in codes})
     parts: list[str] = []
     run: list[tuple[str, int]] = []

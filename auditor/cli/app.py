@@ -369,10 +369,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             table.add_row(*(_escape(cell) for cell in row))
         out.print(table)
     else:
-        # Piped or captured: plain lines, nothing cut to a terminal width that is not there.
-        sys.stdout.write("audits:\n")
-        for row in rows:
-            sys.stdout.write("  " + "  ".join(_plain(cell) for cell in row) + "\n")
+        # Piped or captured: tab-separated lines under a header (what `cut -f` and scripts read),
+        # nothing cut to a terminal width that is not there.
+        for row in (columns, *rows):
+            sys.stdout.write("\t".join(_plain(cell) for cell in row) + "\n")
     lines = [
         "data formats: " + ", ".join(sorted(registry.data_formats)),
         "report formats: " + ", ".join(sorted(registry.report_formats)),

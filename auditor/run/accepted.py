@@ -5,8 +5,8 @@ with who accepted it and why), and it no longer decides the exit code: a run the
 findings nobody accepted. Both ways need a reason, so a reader of the report knows why a finding
 is tolerated.
 
-- ``ignore:`` in the manifest: ``{code: SL004, location: data.val, reason: ...}``; ``code`` may be
-  a prefix (``SL``), ``location`` (optional) the manifest key the finding concerns.
+- ``ignore:`` in the manifest: ``{code: XY004, location: data.val, reason: ...}``; ``code`` may be
+  a prefix (``XY``), ``location`` (optional) the manifest key the finding concerns.
 - a baseline (``auditor baseline``, default ``auditor-baseline.json`` beside the manifest): today's
   findings by fingerprint (:mod:`auditor.report.fingerprints`), each with the reason given.
 """

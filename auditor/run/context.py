@@ -312,7 +312,7 @@ class AuditContext:
         self.notes.append(text)
 
     def refers(self, code: str) -> bool:
-        """True when a message of this audit may point the reader at ``code`` ("see LD006").
+        """True when a message of this audit may point the reader at ``code`` ("see XY006").
 
         That is when the audit declaring ``code`` runs in this run (not disabled, not skipped, not
         errored when it already finished) and ``--select``/``--ignore`` keep the code: a hint that
@@ -326,7 +326,7 @@ class AuditContext:
         return self.run.finished.get(owner.name, "passed") in ("passed", "failed")
 
     def see(self, *codes: str, prefix: str = " (see ", suffix: str = ")") -> str:
-        """``" (see LD006)"`` for the ``codes`` this run can report (:meth:`refers`), else ``""``."""
+        """``" (see XY006)"`` for the ``codes`` this run can report (:meth:`refers`), else ``""``."""
         shown = [code for code in codes if self.refers(code)]
         return f"{prefix}{', '.join(shown)}{suffix}" if shown else ""
 

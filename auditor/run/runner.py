@@ -152,15 +152,13 @@ def run_audits(
     problems = finalize_findings([f for r in results for f in r.findings], [r.audit for r in results])
     for result in results:
         result.notes.extend(problems.get(result.audit.name, []))
-    accepted = _accept(results, selection, context.manifest.name)
+    accepted = _accept(results, selection)
     return RunResult(
         results, time.perf_counter() - started, selection.fail_on, list(broken.values()), accepted
     )
 
 
-def _accept(
-    results: list[AuditResult], selection: Selection, manifest_name: str
-) -> list[tuple[Finding, Acceptance]]:
+def _accept(results: list[AuditResult], selection: Selection) -> list[tuple[Finding, Acceptance]]:
     """Give every finding its fingerprint, then move the accepted ones out of their audit's findings.
 
     An audit whose failing findings were all accepted did its whole job and found nothing left to
@@ -169,7 +167,7 @@ def _accept(
     from auditor.report.fingerprints import fingerprints
 
     everything = [f for r in results for f in r.findings]
-    for finding, fingerprint in zip(everything, fingerprints(everything, manifest_name), strict=True):
+    for finding, fingerprint in zip(everything, fingerprints(everything), strict=True):
         finding.fingerprint = fingerprint
     accepted: list[tuple[Finding, Acceptance]] = []
     for result in results:

@@ -85,12 +85,12 @@ def display_path(path: Path | None, base: str | os.PathLike[str] | None = None) 
         return Path(path).as_posix()
 
 
-def fingerprint(finding: FindingView, manifest_name: str = "") -> str:
+def fingerprint(finding: FindingView) -> str:
     """A stable identity of a finding across runs: the host's one definition (code, location, subject)."""
-    return finding_fingerprint(finding.code, finding.location, finding.evidence, manifest_name)
+    return finding_fingerprint(finding.code, finding.location, finding.evidence)
 
 
-def fingerprints_of(findings: Sequence[FindingView], manifest_name: str = "") -> list[str]:
+def fingerprints_of(findings: Sequence[FindingView]) -> list[str]:
     """Each finding's fingerprint: as the report states it (1.2 on), else derived the same way.
 
     SARIF, GitLab and the baseline then name a finding alike, and a report saved before fingerprints
@@ -98,7 +98,7 @@ def fingerprints_of(findings: Sequence[FindingView], manifest_name: str = "") ->
     """
     if findings and all(f.fingerprint for f in findings):
         return [f.fingerprint for f in findings]
-    return fingerprints(findings, manifest_name)
+    return fingerprints(findings)
 
 
 _MD_MARKS = re.compile(r"\*\*|__|`")

@@ -85,7 +85,7 @@ def code_quality(report: ReportView | Mapping[str, Any]) -> list[dict[str, Any]]
                 )
             )
     findings = _common.sorted_findings(view.findings)
-    for finding, fingerprint in zip(findings, _common.fingerprints_of(findings, name), strict=True):
+    for finding, fingerprint in zip(findings, _common.fingerprints_of(findings), strict=True):
         text = f"{finding.code} {finding.message}"
         if finding.hint:
             text += f" (hint: {finding.hint})"

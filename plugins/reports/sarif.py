@@ -38,7 +38,8 @@ __all__ = ["LEVELS", "MAX_RESULTS", "SARIF_SCHEMA", "render", "sarif_log"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
-FINGERPRINT_KEY = "auditorFinding/v1"
+#: v2: the shared definition (auditor.report.fingerprints), without the manifest's name.
+FINGERPRINT_KEY = "auditorFinding/v2"
 #: Code scanning shows the top 5,000 results of a run (and refuses uploads beyond 25,000).
 MAX_RESULTS = 5000
 #: Code scanning keeps at most 20 tags per rule.
@@ -154,7 +155,7 @@ def sarif_log(report: ReportView | Mapping[str, Any], catalog: Mapping[str, Code
     manifest_name = report.manifest.name
     # Live findings first (most severe first), then the accepted ones: what the cap drops is the least.
     ranked = [*live, *accepted]
-    prints = dict(zip(map(id, ranked), _common.fingerprints_of(ranked, manifest_name), strict=True))
+    prints = dict(zip(map(id, ranked), _common.fingerprints_of(ranked), strict=True))
     baselined = any(f.accepted_by == "baseline" for f in accepted)
     results = []
     for finding in ranked[:MAX_RESULTS]:
