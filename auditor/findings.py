@@ -107,6 +107,8 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     id: str = ""
     caused_by: str | None = None
+    #: Its identity across runs (:mod:`auditor.report.fingerprints`), set by the host with ``id``.
+    fingerprint: str = ""
     #: The finding this one follows from, when the audit itself knows it (resolved to ``caused_by``).
     cause: Finding | None = field(default=None, repr=False, compare=False)
 
@@ -122,4 +124,5 @@ class Finding:
             "evidence": self.evidence,
             "id": self.id,
             "caused_by": self.caused_by,
+            **({"fingerprint": self.fingerprint} if self.fingerprint else {}),
         }

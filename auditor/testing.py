@@ -346,8 +346,12 @@ class CliResult(_Findings):
         """The row of audit ``name`` in the table ``auditor list`` printed, as ``{column: text}``."""
         header: list[str] | None = None
         for line in self.stdout.splitlines():
+            # Piped (as here), `auditor list` prints tab-separated lines under a header; on a terminal,
             # rich draws the header between heavy bars "┃" and the rows between light ones "│".
-            cells = [cell.strip() for cell in re.split("[\u2502\u2503]", line)[1:-1]]
+            if "\t" in line:
+                cells = [cell.strip() for cell in line.split("\t")]
+            else:
+                cells = [cell.strip() for cell in re.split("[\u2502\u2503]", line)[1:-1]]
             if not cells:
                 continue
             if header is None:

@@ -98,20 +98,34 @@ def test_results_point_at_the_manifest_line_of_their_key(qs, log):
 
 
 def test_fingerprints_are_unique_and_survive_changing_numbers(qs, log):
-    prints = [r["partialFingerprints"]["auditorFinding/v1"] for r in log["runs"][0]["results"]]
+    prints = [r["partialFingerprints"]["auditorFinding/v2"] for r in log["runs"][0]["results"]]
     assert len(set(prints)) == len(prints)
+    # The run wrote each finding's fingerprint; SARIF uses exactly those (the baseline matches them).
+    assert prints == [f["fingerprint"] for f in _sorted_findings(qs.report)]
     later = copy.deepcopy(qs.report)
     for finding in later["findings"]:
+        finding.pop("fingerprint")  # a report saved before 1.2: derived the same way when rendered
         finding["message"] = finding["message"].replace("1", "7") + " (changed)"
         finding["evidence"]["count"] = 12345
     later["started_at"] = "2031-01-01T00:00:00+00:00"
     again = _render(later)["runs"][0]["results"]
-    assert sorted(r["partialFingerprints"]["auditorFinding/v1"] for r in again) == sorted(prints)
+    assert sorted(r["partialFingerprints"]["auditorFinding/v2"] for r in again) == sorted(prints)
     moved = copy.deepcopy(qs.report)
+    for finding in moved["findings"]:
+        finding.pop("fingerprint")
     moved["findings"][0]["location"] = "somewhere.else"
     assert sorted(
-        r["partialFingerprints"]["auditorFinding/v1"] for r in _render(moved)["runs"][0]["results"]
+        r["partialFingerprints"]["auditorFinding/v2"] for r in _render(moved)["runs"][0]["results"]
     ) != sorted(prints)
+
+
+def _sorted_findings(report):
+    from auditor.findings import severity_rank
+
+    return sorted(
+        report["findings"],
+        key=lambda f: (-severity_rank(f["severity"]), f["code"], f["location"], f["message"], f["hint"]),
+    )
 
 
 def test_crashed_audit_is_a_tool_notification(qs):

@@ -88,6 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)"
     )
     run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="accept the findings recorded in this baseline (default: auditor-baseline.json beside "
+        "the manifest, when it exists); they are listed apart and do not fail the run",
+    )
+    run.add_argument("--no-baseline", action="store_true", help="read no baseline file")
+
+    baseline = sub.add_parser(
+        "baseline",
+        help="record today's findings as accepted (auditor-baseline.json); runs then fail only on new ones",
+    )
+    baseline.add_argument("manifest", nargs="?", default="audit.yaml", help="manifest (default: audit.yaml)")
+    baseline.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why these findings are accepted (shown in reports)"
+    )
+    baseline.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="the baseline file (default: auditor-baseline.json beside the manifest)",
+    )
+    baseline.add_argument("--only", action="append", metavar="AUDIT", help="run only these audits")
+    baseline.add_argument("--skip", action="append", metavar="AUDIT", help="skip these audits")
+    baseline.add_argument("--static", action="store_true", help="skip every audit that runs the model")
 
     validate = sub.add_parser(
         "validate", help="check manifests (schema, options, imports) without running anything"
@@ -177,6 +203,7 @@ def _escape(text: str) -> str:
 def _dispatch(args: argparse.Namespace) -> int:
     handler = {
         "run": _cmd_run,
+        "baseline": _cmd_baseline,
         "validate": _cmd_validate,
         "list": _cmd_list,
         "explain": _cmd_explain,
@@ -218,11 +245,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
         redact=args.redact,
         scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
+        baseline=False if args.no_baseline else args.baseline,
     )
     _echo(outcome.written, registry)
     if not quiet or outcome.exit_code != 0:
         print_report(out, outcome.report, outcome.written, verbose=args.verbose, timings=not quiet)
     return outcome.exit_code
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    """Run the audits with no baseline, then record every finding they report in the baseline file."""
+    from auditor.manifest.load import manifest_file
+    from auditor.report.console import make_console
+    from auditor.run.accepted import BASELINE_NAME, read_baseline, write_baseline
+    from auditor.run.api import run_manifest
+
+    if not args.reason.strip():
+        raise UsageError("--reason: expected why these findings are accepted, found an empty text")
+    target = args.output or manifest_file(args.manifest).parent / BASELINE_NAME
+    previous = read_baseline(target) if target.exists() else None
+    outcome = run_manifest(
+        args.manifest,
+        only=_split_csv(args.only),
+        skip=_split_csv(args.skip),
+        static=args.static,
+        formats=[],
+        baseline=False,
+    )
+    out = make_console()
+    if outcome.exit_code == 2:
+        # A crashed audit or a broken split reported only part of what it would find: recording that
+        # would accept too little today and let tomorrow's complete run fail on old findings.
+        make_console(stderr=True).print(
+            f"[bold red]error:[/bold red] the run errored (exit code 2; see {_escape(str(outcome.written[0][1]))}): "
+            "expected a run whose audits all finished before recording a baseline; nothing was written"
+        )
+        return 2
+    entries = write_baseline(
+        target, outcome.report["findings"], args.reason, str(outcome.report["manifest"]["name"]), previous
+    )
+    kept = sum(1 for e in entries if previous is not None and e.fingerprint in previous.entries)
+    out.print(
+        f"recorded {len(entries)} finding{'s' if len(entries) != 1 else ''} in {_escape(str(target))}"
+        + (f" ({kept} already there kept their reason)" if kept else "")
+        + "; `auditor run` now fails only on findings not in it"
+    )
+    return 0
 
 
 def _scheduler(value: str | None) -> str | None:
@@ -274,34 +342,59 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from auditor.report.console import make_console
     from auditor.run.registry import load_registry
 
     registry = load_registry()
-    out = make_console()
-    table = Table(title="audits", title_justify="left")
-    for column in ("audit", "version", "distribution", "runs model", "codes"):
-        table.add_column(column)
-    for audit in registry.ordered_audits():
-        owner = registry.audit_plugin[audit.name]
-        table.add_row(
+    rows = [
+        (
             audit.name,
             audit.version,
-            f"{owner.distribution} {owner.version}",
+            f"{registry.audit_plugin[audit.name].distribution} {registry.audit_plugin[audit.name].version}",
             "yes" if audit.runs_model else "no",
             " ".join(c.code for c in audit.codes),
         )
-    out.print(table)
-    out.print("data formats: " + ", ".join(sorted(registry.data_formats)))
-    out.print("report formats: " + ", ".join(sorted(registry.report_formats)))
+        for audit in registry.ordered_audits()
+    ]
+    columns = ("audit", "version", "distribution", "runs model", "codes")
+    out = make_console()
+    if sys.stdout.isatty():
+        from rich.table import Table
+
+        table = Table(title="audits", title_justify="left")
+        for column in columns:
+            # fold, never ellipsis: a long plugin name wraps onto the next line, whole.
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(_escape(cell) for cell in row))
+        out.print(table)
+    else:
+        # Piped or captured: tab-separated lines under a header (what `cut -f` and scripts read),
+        # nothing cut to a terminal width that is not there.
+        for row in (columns, *rows):
+            sys.stdout.write("\t".join(_plain(cell) for cell in row) + "\n")
+    lines = [
+        "data formats: " + ", ".join(sorted(registry.data_formats)),
+        "report formats: " + ", ".join(sorted(registry.report_formats)),
+    ]
+    for line in lines:
+        if sys.stdout.isatty():
+            out.print(_escape(line))
+        else:
+            sys.stdout.write(_plain(line) + "\n")
+    sys.stdout.flush()
     for broken in registry.broken:
         out.print(
             f"[bold red]broken plugin[/bold red] {_escape(broken.name)} "
             f"({_escape(broken.distribution)}): {_escape(broken.error)}"
         )
     return 0
+
+
+def _plain(text: str) -> str:
+    from auditor._util.printable import printable
+
+    return printable(text)
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

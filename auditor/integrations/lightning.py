@@ -66,7 +66,10 @@ class AuditCallback(Callback):  # type: ignore[misc]
     ``<default_root_dir>/auditor``), in ``formats``. Other keywords go to
     :func:`auditor.check` (``pretrained=``, ``head=``, ``task=``, ``ignore=``,
     ``gradient_probe={"steps": 5}``, ...). The result (a :class:`auditor.CheckResult`, the type
-    every run returns) is kept in ``self.result``.
+    every run returns) is kept in ``self.result``. It prints one line when the audit passes and the
+    top findings with their fixes when it fails, with the report's path; ``log_to_logger`` (default
+    True) logs the results through the trainer's loggers (MLflow and W&B: the full report; others:
+    the counts as metrics).
     """
 
     def __init__(
@@ -75,9 +78,11 @@ class AuditCallback(Callback):  # type: ignore[misc]
         audits: Sequence[str] | Mapping[str, Any] | None = None,
         report_dir: str | Path | None = None,
         formats: Sequence[str] = DEFAULTS.report.formats,
+        log_to_logger: bool = True,
         **check_options: Any,
     ) -> None:
         super().__init__()
+        self.log_to_logger = log_to_logger
         self.fail_on = fail_on
         self.audits = audits
         self.report_dir = report_dir
@@ -120,6 +125,7 @@ class AuditCallback(Callback):  # type: ignore[misc]
             loss_step=training_step_loss if getattr(pl_module, "automatic_optimization", True) else None,
             **options,
         )
+        _report_outcome(trainer, self.result, log=self.log_to_logger)
         self.result.raise_for_errors()
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -194,6 +200,15 @@ def _lr_scheduler(trainer: Any) -> Any:
         "epochs": epochs,
         "steps_per_epoch": per_epoch,
     }
+
+
+def _report_outcome(trainer: Any, result: CheckResult, *, log: bool) -> None:
+    """One line on pass, the top findings with their fixes on failure; then the trainer's loggers."""
+    from auditor.integrations._callback_output import log_to_loggers, print_outcome
+
+    print_outcome(result)
+    if log:
+        log_to_loggers(getattr(trainer, "loggers", None) or [], result)
 
 
 def _optimizer(trainer: Any, module: Any) -> Any:

@@ -477,6 +477,18 @@ def _word(error: Any, manifest: Manifest, prefix: str) -> ManifestError:
             hint=str(schema.get("properties", {}).get(missing, {}).get("description", "")),
         )
     expected = _expected(error.validator, error.validator_value, schema)
+    if len(path) == 2 and path[0] == "ignore" and not prefix and isinstance(error.instance, str):
+        # The migration of a bare code (the --ignore form) to an entry with its reason, in its own words.
+        code = error.instance.strip()
+        return ManifestError(
+            manifest.path,
+            key,
+            "an entry {code, reason} (an accepted finding needs a reason)",
+            _describe(error.instance),
+            line=manifest.line(key),
+            hint=f"write '- {{code: {code}, reason: why it is accepted}}'; to drop {code} without a "
+            f"reason in one run only, pass --ignore {code} on the command line",
+        )
     return ManifestError(
         manifest.path,
         key,

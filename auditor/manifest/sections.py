@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "DEFAULTS",
     "FactorySection",
+    "IgnoreEntry",
     "LRSchedulerSection",
     "ManifestSections",
     "ModelSection",
@@ -130,6 +131,25 @@ class ReportSection:
 
 
 @dataclass(frozen=True)
+class IgnoreEntry:
+    """One ``ignore:`` entry: findings of ``code`` (a code or prefix) at ``location`` accepted, and why."""
+
+    code: str
+    reason: str
+    #: The manifest key the accepted findings concern (and keys below it); None: anywhere.
+    location: str | None = None
+
+    @classmethod
+    def from_mapping(cls, value: Mapping[str, Any]) -> IgnoreEntry:
+        location = value.get("location")
+        return cls(
+            code=str(value["code"]).upper(),
+            reason=" ".join(str(value["reason"]).split()),
+            location=str(location) if location else None,
+        )
+
+
+@dataclass(frozen=True)
 class ManifestSections:
     """Every top-level key of a valid manifest, typed, with the schema's defaults."""
 
@@ -156,6 +176,8 @@ class ManifestSections:
     scheduler: str | None = None
     #: Seconds one call into user code may take before it is abandoned.
     call_timeout_s: float = 300.0
+    #: Findings accepted on purpose, each with its reason (reported apart; they do not fail the run).
+    ignore: tuple[IgnoreEntry, ...] = ()
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> ManifestSections:
@@ -187,6 +209,11 @@ class ManifestSections:
             fail_on=str(raw.get("fail_on", default.fail_on)),
             scheduler=str(raw["scheduler"]) if raw.get("scheduler") else None,
             call_timeout_s=float(timeout) if timeout is not None else default.call_timeout_s,
+            ignore=tuple(
+                IgnoreEntry.from_mapping(entry)
+                for entry in raw.get("ignore") or ()
+                if isinstance(entry, Mapping)
+            ),
         )
 
 

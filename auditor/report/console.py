@@ -71,6 +71,7 @@ def print_report(
             _print_errored(console, audit, verbose=verbose)
         else:
             _print_audit(console, audit, view.findings_of(audit.name), by_id, consequences)
+    _print_accepted(console, view)
     _print_counts(console, view, timings=timings)
     for name, path in written:
         console.print(f"  [dim]{escape(_p(name))} report:[/dim] {escape(_p(path))}")
@@ -134,6 +135,26 @@ def _print_audit(
         console.print(Text(f"          note: {_p(note)}", style="dim"))
 
 
+def _print_accepted(console: Console, view: ReportView) -> None:
+    """Findings accepted on purpose: one line each with who accepted it and why, after the live ones."""
+    if not view.accepted:
+        return
+    console.print()
+    console.rule(
+        Text(f"accepted ({len(view.accepted)}; they do not fail the run)", style="dim"), align="left"
+    )
+    for finding in view.accepted:
+        line = Text(f"  {finding.code} {finding.severity:<7} {_p(finding.message)}", style="dim")
+        if finding.location:
+            line.append(f"  [{_p(finding.location)}]", style="dim")
+        console.print(line)
+        console.print(
+            Text(
+                f"          accepted by {_p(finding.accepted_by)}: {_p(finding.accepted_reason)}", style="dim"
+            )
+        )
+
+
 def _print_counts(console: Console, view: ReportView, *, timings: bool) -> None:
     console.print()
     counts = Text("  ")
@@ -150,6 +171,8 @@ def _print_counts(console: Console, view: ReportView, *, timings: bool) -> None:
     if view.problems:
         counts.append(f"{plural(len(view.problems), 'manifest problem')}  ", style="bold magenta")
     disabled = [a.name for a in view.audits if a.status == "disabled"]
+    if view.accepted:
+        counts.append(f"{len(view.accepted)} accepted  ", style="dim")
     if disabled:  # turning an audit off is a choice; it stays visible on every run
         counts.append(f"{plural(len(disabled), 'audit')} disabled ({', '.join(disabled)})  ", style="yellow")
     # Timings vary run to run; pre-commit users expect byte-stable output, so --quiet drops them.

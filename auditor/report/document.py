@@ -29,7 +29,7 @@ __all__ = [
     "validate_report",
 ]
 
-SCHEMA_VERSION = "1.1"  # 1.1: audit status "disabled"
+SCHEMA_VERSION = "1.2"  # 1.1: audit status "disabled"; 1.2: finding fingerprints, accepted findings
 
 
 def _environment(context: RunContext, result: RunResult) -> dict[str, Any]:
@@ -100,8 +100,9 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
         "findings": strict_json(findings),
         "summary": summary,
         "exit_code": result.exit_code,
-        "lines": _lines(context, findings),
+        "lines": _lines(context, [*findings, *(f.to_dict() for f, _ in result.accepted)]),
         "problems": [_problem(error) for error in result.problems],
+        "accepted": strict_json([{**f.to_dict(), "accepted": why.to_dict()} for f, why in result.accepted]),
     }
     context.registry.hook.auditor_run_finished(report=report)
     return strict_json(report)  # again: a plugin's auditor_run_finished may have added anything

@@ -195,11 +195,18 @@ class FindingView:
     pairs: tuple[LeakedPair, ...] = ()
     #: How many pairs there are in all (``evidence["count"]``), of which ``pairs`` lists the closest.
     pair_count: int = 0
+    #: Its identity across runs as the report states it; "" in reports saved before 1.2
+    #: (:func:`auditor.report.fingerprints.fingerprints` derives the same value from the view).
+    fingerprint: str = ""
+    #: For an accepted finding (``ReportView.accepted``): ``ignore`` or ``baseline``, and the reason.
+    accepted_by: str = ""
+    accepted_reason: str = ""
 
     @classmethod
     def from_document(cls, raw: Mapping[str, Any]) -> FindingView:
         evidence = _mapping(raw.get("evidence"))
         cause = raw.get("caused_by")
+        accepted = _mapping(raw.get("accepted"))
         return cls(
             code=_text(raw.get("code")),
             audit=_text(raw.get("audit"), "?"),
@@ -213,6 +220,9 @@ class FindingView:
             evidence=evidence,
             pairs=leaked_pairs(evidence),
             pair_count=pair_count(evidence),
+            fingerprint=_text(raw.get("fingerprint")) if isinstance(raw.get("fingerprint"), str) else "",
+            accepted_by=_text(accepted.get("by")),
+            accepted_reason=_text(accepted.get("reason")),
         )
 
 
@@ -296,6 +306,8 @@ class ReportView:
     problems: tuple[ProblemView, ...]
     #: The whole document as read: what the JSON format writes, and keys this version does not type.
     document: Mapping[str, Any] = field(hash=False, repr=False)
+    #: Findings accepted on purpose (``ignore:`` entries, a baseline), listed apart; not in ``summary``.
+    accepted: tuple[FindingView, ...] = ()
 
     @classmethod
     def of(cls, report: ReportView | Mapping[str, Any]) -> ReportView:
@@ -327,6 +339,7 @@ class ReportView:
             lines={str(k): v for k, v in lines.items() if isinstance(v, int) and v > 0},
             problems=tuple(_problem(p) for p in _items(document.get("problems"))),
             document=document,
+            accepted=tuple(FindingView.from_document(f) for f in _items(document.get("accepted"))),
         )
 
     def line_of(self, finding: FindingView) -> int | None:

@@ -11,7 +11,7 @@ from auditor.report.format import require_report_formats
 from auditor.run.registry import Registry, load_registry
 from auditor.run.result import CheckResult
 
-__all__ = ["CheckResult", "RunOutcome", "run_manifest"]
+__all__ = ["CheckResult", "RunOutcome", "accept_rules", "run_manifest"]
 
 
 #: The result of :func:`run_manifest` is the one result type of every run (``auditor.check``'s too);
@@ -36,6 +36,7 @@ def run_manifest(
     on_audit_done: Callable[[Any], None] | None = None,
     scheduler: str | None = None,
     redact: bool | None = None,
+    baseline: Path | str | bool | None = None,
 ) -> CheckResult:
     """Load, validate and run ``manifest``; write its reports; return the result.
 
@@ -44,6 +45,8 @@ def run_manifest(
     Dask scheduler address) overrides the manifest's ``scheduler`` key.
     ``redact`` (default: the manifest's ``report.redact``) writes paths relative
     to the manifest and no host details (see ``auditor.report._redact``).
+    ``baseline``: a baseline file whose findings are accepted (``auditor baseline`` writes it); None
+    reads ``auditor-baseline.json`` beside the manifest when it exists, False reads none.
     """
     from auditor.manifest.load import load_manifest
     from auditor.report._output_dir import check_output_dir
@@ -55,7 +58,13 @@ def run_manifest(
     registry = registry or load_registry()
     loaded = load_manifest(manifest, registry)
     selection = Selection(
-        only=only, skip=skip, select=select, ignore=ignore, static=static, fail_on=fail_on or loaded.fail_on
+        only=only,
+        skip=skip,
+        select=select,
+        ignore=ignore,
+        static=static,
+        fail_on=fail_on or loaded.fail_on,
+        accept=accept_rules(loaded.sections.ignore, loaded.base_dir, baseline),
     )
     if formats is None:
         # report.formats was checked with the manifest (exit 2 naming its line); the defaults are kept
@@ -79,3 +88,26 @@ def run_manifest(
         report = redacted(report, loaded.base_dir)
     written = write_reports(report, formats, target, registry)
     return CheckResult(report, result.findings, registry, written)
+
+
+def accept_rules(ignore: Any, manifest_dir: Path, baseline: Path | str | bool | None) -> Any:
+    """The run's :class:`~auditor.run.accepted.AcceptRules`: the manifest's ``ignore:`` and the baseline.
+
+    A baseline named explicitly must exist (a typo must not silently accept nothing); the default one
+    is read only when it is there.
+    """
+    from auditor.errors import UsageError
+    from auditor.run.accepted import BASELINE_NAME, AcceptRules, read_baseline
+
+    if baseline is False:
+        return AcceptRules(tuple(ignore))
+    if baseline is None or baseline is True:
+        default = manifest_dir / BASELINE_NAME
+        return AcceptRules(tuple(ignore), read_baseline(default) if default.exists() else None)
+    path = Path(baseline)
+    if not path.exists():
+        raise UsageError(
+            f"--baseline {path}: expected a baseline file written by `auditor baseline`, found no such "
+            f"file; record one with `auditor baseline MANIFEST --reason TEXT --output {path}`"
+        )
+    return AcceptRules(tuple(ignore), read_baseline(path))

@@ -96,6 +96,12 @@ class RunContext:
         #: carries it, so another run in the same process keeps its own.
         self.deadline = CallDeadline.of(manifest.call_timeout_s)
         self.resolver.deadline = self.deadline
+        #: Audits this run runs (set by the runner once it selected them; None: not known yet), the
+        #: status of each that finished, and whether a code survives --select/--ignore: what
+        #: :meth:`AuditContext.refers` answers from, so no text points at a code that did not run.
+        self.running: frozenset[str] | None = None
+        self.finished: dict[str, str] = {}
+        self.code_kept: Callable[[str], bool] = lambda code: True
 
     @property
     def call_timeout_s(self) -> float:
@@ -320,6 +326,25 @@ class AuditContext:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def refers(self, code: str) -> bool:
+        """True when a message of this audit may point the reader at ``code`` ("see XY006").
+
+        That is when the audit declaring ``code`` runs in this run (not disabled, not skipped, not
+        errored when it already finished) and ``--select``/``--ignore`` keep the code: a hint that
+        names a code the report cannot contain sends the reader looking for nothing.
+        """
+        owner = self.run.registry.audit_for_code(code)
+        if owner is None or not self.run.code_kept(code):
+            return False
+        if self.run.running is not None and owner.name not in self.run.running:
+            return False
+        return self.run.finished.get(owner.name, "passed") in ("passed", "failed")
+
+    def see(self, *codes: str, prefix: str = " (see ", suffix: str = ")") -> str:
+        """``" (see XY006)"`` for the ``codes`` this run can report (:meth:`refers`), else ``""``."""
+        shown = [code for code in codes if self.refers(code)]
+        return f"{prefix}{', '.join(shown)}{suffix}" if shown else ""
 
     def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` under the run's call deadline (see :meth:`RunContext.call`)."""

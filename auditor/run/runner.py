@@ -13,6 +13,7 @@ from auditor.audit import Audit, SkipAudit
 from auditor.errors import ManifestError, UsageError
 from auditor.findings import Finding, severity_at_least
 from auditor.manifest.sections import DEFAULTS
+from auditor.run.accepted import Acceptance, AcceptRules
 from auditor.run.context import AuditContext, RunContext
 from auditor.run.finding_links import finalize_findings
 
@@ -32,6 +33,8 @@ class Selection:
     ignore: Sequence[str] = ()
     static: bool = False
     fail_on: str = DEFAULTS.fail_on
+    #: Findings accepted on purpose (the manifest's ``ignore:``, a baseline): reported apart.
+    accept: AcceptRules = field(default_factory=AcceptRules)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class RunResult:
     fail_on: str
     #: Problems of the manifest found while running (a split that cannot be opened), each once.
     problems: list[ManifestError] = field(default_factory=list)
+    #: Findings accepted on purpose, with why: listed apart, they never decide the exit code.
+    accepted: list[tuple[Finding, Acceptance]] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -125,6 +130,8 @@ def run_audits(
     context.registry.hook.auditor_run_started(context=context)
     results = []
     chosen = select_audits(context, selection)
+    context.running = frozenset(audit.name for audit, status, _ in chosen if not status)
+    context.code_kept = lambda code: _kept(code, selection)
     broken: dict[str, ManifestError] = {}
     if any(not status for _, status, _ in chosen) and context.has("data"):
         broken = context.open_splits()
@@ -138,13 +145,45 @@ def run_audits(
                 on_audit_start(audit)
             result = _run_one(context, audit, selection)
         results.append(result)
+        context.finished[audit.name] = result.status
         if on_audit_done:
             on_audit_done(result)
     # Ids and cross-audit cause links need every audit's findings, so they come last.
     problems = finalize_findings([f for r in results for f in r.findings], [r.audit for r in results])
     for result in results:
         result.notes.extend(problems.get(result.audit.name, []))
-    return RunResult(results, time.perf_counter() - started, selection.fail_on, list(broken.values()))
+    accepted = _accept(results, selection)
+    return RunResult(
+        results, time.perf_counter() - started, selection.fail_on, list(broken.values()), accepted
+    )
+
+
+def _accept(results: list[AuditResult], selection: Selection) -> list[tuple[Finding, Acceptance]]:
+    """Give every finding its fingerprint, then move the accepted ones out of their audit's findings.
+
+    An audit whose failing findings were all accepted did its whole job and found nothing left to
+    fix: it is ``passed`` again.
+    """
+    from auditor.report.fingerprints import fingerprints
+
+    everything = [f for r in results for f in r.findings]
+    for finding, fingerprint in zip(everything, fingerprints(everything), strict=True):
+        finding.fingerprint = fingerprint
+    accepted: list[tuple[Finding, Acceptance]] = []
+    for result in results:
+        kept = []
+        for finding in result.findings:
+            why = selection.accept.acceptance(finding, finding.fingerprint)
+            if why is None:
+                kept.append(finding)
+            else:
+                accepted.append((finding, why))
+        result.findings = kept
+        if result.status == "failed" and not any(
+            severity_at_least(f.severity, selection.fail_on) for f in kept
+        ):
+            result.status = "passed"
+    return accepted
 
 
 def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:

@@ -69,7 +69,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         for name, split in ctx.splits.items():
             yield from _link_loops(ctx, split)
             if not len(split):
-                ctx.note(f"'{name}' is empty: nothing to load (see LD006)")
+                ctx.note(f"'{name}' is empty: nothing to load{ctx.see('LD006')}")
                 continue
             result, reuse[name] = check_split(
                 split, samples, bool(ctx.options["check_files"]), advance=task.advance, cache=cache

@@ -204,5 +204,5 @@ def _load(
         shapes = sorted({tuple(v.shape) for v in values})
         raise TypeError(
             f"samples of {split.name!r} have different shapes after the transform ({shapes[:3]}): "
-            "they cannot be batched (see DL/GP012)"
+            "they cannot be batched, and a DataLoader over them raises the same way"
         ) from exc

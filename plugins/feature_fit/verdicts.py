@@ -109,7 +109,7 @@ def bn_gap(
             f"the input already differs at the first BatchNorm layer{'s' if len(early_gap) > 1 else ''} "
             f"({', '.join(repr(r['name']) for r in early_gap)}, divergence "
             f"{max(r['divergence'] for r in early_gap):.3g}): the input's scale or normalization is not "
-            "what the weights were trained with (see TP001, TP002, TP006)"
+            f"what the weights were trained with{ctx.see('TP001', 'TP002', 'TP006')}"
         )
     hints = []
     if deep_gap:

@@ -190,6 +190,8 @@ def _feature_fit_verdict(ctx: AuditContext) -> str:
         origin = weights_origin(ctx.run)
     except Exception as exc:  # the second model build (user code) failed: say so, the finding stands
         return f"whether the weights are pretrained could not be read ({type(exc).__name__}: {exc})"
+    if origin.pretrained is True and not ctx.refers("FF001"):
+        return "feature_fit does not run here, so nothing judges whether these frozen features fit the data"
     if origin.pretrained is True:
         return "whether these frozen features fit the data is feature_fit's verdict (FF001 or FF004)"
     return f"feature_fit cannot judge whether frozen features fit the data: {origin.reason}"
@@ -232,7 +234,7 @@ def _head_size(ctx: AuditContext, head: Any) -> Iterator[Finding]:
         untrained = list(others)
         extra = (
             f"; it fits the {outputs} classes of 'train', but evaluation labels include "
-            f"{', '.join(repr(c) for c in others[:5])}, which no output can predict (see LD002)"
+            f"{', '.join(repr(c) for c in others[:5])}, which no output can predict{ctx.see('LD002')}"
         )
         hint = (
             f"drop {', '.join(repr(c) for c in others[:5])} from the evaluation splits, or add training "

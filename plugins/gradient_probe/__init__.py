@@ -117,7 +117,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         count = len(probe.load_failures)
         ctx.note(
             f"{count} training sample{'s' if count != 1 else ''} could not be loaded and {'were' if count != 1 else 'was'} skipped "
-            f"by the probe (first: sample {index}: {message}); a real DataLoader stops there (see DL002)"
+            f"by the probe (first: sample {index}: {message}); a real DataLoader stops there{ctx.see('DL002')}"
         )
     for note in (probe.output_note, probe.target.note):
         if note:

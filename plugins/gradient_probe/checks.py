@@ -85,8 +85,8 @@ def judge(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> I
     idle = [n for n in probe.unchanged_trainable if n in set(probe.not_in_optimizer)]
     if idle:
         ctx.note(
-            f"{len(idle)} trainable parameter tensors are not held by the optimizer and did not change "
-            f"(see FZ002): {_names(idle, 5)}"
+            f"{len(idle)} trainable parameter tensors are not held by the optimizer and did not change"
+            f"{ctx.see('FZ002')}: {_names(idle, 5)}"
         )
     yield from _gp003(ctx, probe, thresholds, zero)
     yield from _gp004(ctx, probe, thresholds)
@@ -155,7 +155,9 @@ def _gp012(ctx: AuditContext, probe: ProbeRun) -> Finding:
             where = f"sample {index}" + (f" ({paths[index]})" if paths and 0 <= index < len(paths) else "")
             first = f" (first: {where}: {error})"
         message = f"{trained}: training batches of 'train' could not be loaded{first}"
-        hint = "fix or drop the samples that fail to load (see DL002/DL003), then run the probe again"
+        hint = (
+            f"fix or drop the samples that fail to load{ctx.see('DL002', 'DL003')}, then run the probe again"
+        )
     return ctx.finding("GP012", message, hint=hint, location="data.train", evidence=evidence)
 
 
@@ -510,7 +512,7 @@ def _gp007(ctx: AuditContext, probe: ProbeRun, thresholds: dict[str, float]) -> 
         message = f"the initial loss {initial:.4g} is far above {reference} (> {1 + tolerance:g} x)"
         hint = (
             "the fresh model is confidently wrong: logits are too large at initialisation; check the input "
-            "normalisation (TP001/TP006) and the head's initialisation scale"
+            f"normalisation{ctx.see('TP001', 'TP006', prefix=' (')} and the head's initialisation scale"
         )
     elif prior is not None and initial < prior * (1 - tolerance):
         message = f"the initial loss {initial:.4g} is far below {reference} (< {1 - tolerance:g} x)"

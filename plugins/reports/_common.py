@@ -8,14 +8,14 @@ here works from the view's typed fields.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from auditor.findings import SEVERITIES, severity_at_least, severity_rank
+from auditor.report.fingerprints import finding_fingerprint, fingerprints
 from auditor.report.view import FindingView, ReportView
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "display_path",
     "explanation_summary",
     "fingerprint",
+    "fingerprints_of",
     "plain_markdown",
     "reaches",
     "root_causes",
@@ -84,17 +85,20 @@ def display_path(path: Path | None, base: str | os.PathLike[str] | None = None) 
         return Path(path).as_posix()
 
 
-#: Evidence keys that name *what* a finding is about (not how bad it is), so a
-#: fingerprint survives counts changing between runs.
-_SUBJECT_KEYS = ("split", "split_a", "split_b", "class", "direction", "problem", "pipeline", "module")
+def fingerprint(finding: FindingView) -> str:
+    """A stable identity of a finding across runs: the host's one definition (code, location, subject)."""
+    return finding_fingerprint(finding.code, finding.location, finding.evidence)
 
 
-def fingerprint(finding: FindingView, manifest_name: str = "") -> str:
-    """A stable identity of a finding across runs: code, location and subject, not the numbers."""
-    evidence = finding.evidence
-    subject = [f"{k}={evidence[k]}" for k in _SUBJECT_KEYS if isinstance(evidence.get(k), (str, int))]
-    key = "\x1f".join([manifest_name, finding.code, finding.location, *subject])
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+def fingerprints_of(findings: Sequence[FindingView]) -> list[str]:
+    """Each finding's fingerprint: as the report states it (1.2 on), else derived the same way.
+
+    SARIF, GitLab and the baseline then name a finding alike, and a report saved before fingerprints
+    were written re-renders with the values the run would have written.
+    """
+    if findings and all(f.fingerprint for f in findings):
+        return [f.fingerprint for f in findings]
+    return fingerprints(findings)
 
 
 _MD_MARKS = re.compile(r"\*\*|__|`")

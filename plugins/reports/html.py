@@ -340,6 +340,17 @@ def context(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeIn
         "audits": audits,
         "fix_first": _fix_first(report, anchors),
         "problems": _problems(report),
+        "accepted": [
+            {
+                "code": f.code,
+                "severity": f.severity,
+                "location": f.location,
+                "message": f.message,
+                "by": f.accepted_by,
+                "reason": f.accepted_reason,
+            }
+            for f in _common.sorted_findings(report.accepted)
+        ],
         "has_findings": bool(anchors) or bool(report.problems),
         "explanations": _explanations(report, catalog),
         "environment": _environment_rows(report),

@@ -57,6 +57,7 @@ def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInf
             f"{format_duration(seconds) if seconds is not None else ''} |"
         )
     out += _findings(view)
+    out += _accepted(view)
     for audit in view.audits:
         if audit.status == "errored":
             error = audit.error
@@ -98,6 +99,28 @@ def _findings(view: ReportView) -> list[str]:
     if len(findings) > MAX_ROWS:
         out += ["", f"... and {len(findings) - MAX_ROWS} more findings in the full report."]
     return out
+
+
+def _accepted(view: ReportView) -> list[str]:
+    """Findings accepted on purpose, apart from the live ones, each with who accepted it and why."""
+    accepted = _common.sorted_findings(view.accepted)
+    if not accepted:
+        return []
+    out = [
+        "",
+        f"<details><summary>{plural(len(accepted), 'accepted finding')} (they do not fail the run)</summary>",
+        "",
+        "| code | where | finding | accepted by | reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for finding in accepted[:MAX_ROWS]:
+        out.append(
+            f"| {cell(finding.code)} | {cell(finding.location)} | {cell(finding.message, 200)} | "
+            f"{cell(finding.accepted_by)} | {cell(finding.accepted_reason, 200)} |"
+        )
+    if len(accepted) > MAX_ROWS:
+        out += ["", f"... and {len(accepted) - MAX_ROWS} more accepted findings in the full report."]
+    return [*out, "", "</details>"]
 
 
 @hookimpl

@@ -9,8 +9,16 @@ about (code, location, split or class), not its numbers, so a finding keeps
 its identity while its counts change from run to run.
 
 Paths are relative to ``$GITHUB_WORKSPACE`` (else the current folder) when the
-manifest lies under it, as code scanning expects; otherwise an absolute
-``file://`` URI.
+manifest lies under it, as code scanning expects (with ``uriBaseId``
+``%SRCROOT%``); otherwise an absolute ``file://`` URI. Every result has a
+``region.startLine`` (line 1 when the finding concerns no one key).
+
+Within GitHub code scanning's documented limits: results are ranked (most
+severe first, the order every format uses) and at most :data:`MAX_RESULTS`
+(5,000, what code scanning keeps of a run) are written; the rest are counted in
+a tool notification and the run's properties. Findings accepted on purpose
+(``ignore:``, a baseline) are written as suppressed results with the reason as
+justification, so code scanning closes their alerts instead of losing them.
 """
 
 from __future__ import annotations
@@ -26,11 +34,17 @@ from auditor import CodeInfo, ReportFormat, ReportView, hookimpl
 from auditor.report.view import AuditError, FindingView
 from auditor_plugins.reports import _common
 
-__all__ = ["LEVELS", "SARIF_SCHEMA", "render"]
+__all__ = ["LEVELS", "MAX_RESULTS", "SARIF_SCHEMA", "render", "sarif_log"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
-FINGERPRINT_KEY = "auditorFinding/v1"
+#: v2: the shared definition (auditor.report.fingerprints), without the manifest's name.
+FINGERPRINT_KEY = "auditorFinding/v2"
+#: Code scanning shows the top 5,000 results of a run (and refuses uploads beyond 25,000).
+MAX_RESULTS = 5000
+#: Code scanning keeps at most 20 tags per rule.
+MAX_TAGS = 20
+SRCROOT = "%SRCROOT%"
 
 
 def _uri(report: ReportView) -> str:
@@ -59,11 +73,19 @@ def _rule(code: str, audit: str, info: CodeInfo | None, fallback_title: str) -> 
         "shortDescription": {"text": title},
         "fullDescription": {"text": summary or title},
         "defaultConfiguration": {"level": LEVELS.get(severity, "warning")},
-        "properties": {"tags": sorted({"auditor", audit, "transfer-learning"}), "severity": severity},
+        "properties": {
+            "tags": sorted({"auditor", audit, "transfer-learning"})[:MAX_TAGS],
+            "severity": severity,
+        },
     }
     if explanation:
         rule["help"] = {"text": _common.plain_markdown(explanation), "markdown": explanation}
     return rule
+
+
+def _artifact(uri: str) -> dict[str, Any]:
+    relative = not uri.startswith("file:")
+    return {"uri": uri, **({"uriBaseId": SRCROOT} if relative else {})}
 
 
 def _result(
@@ -72,10 +94,11 @@ def _result(
     message = finding.message
     if finding.hint:
         message += f"\nhint: {finding.hint}"
-    physical: dict[str, Any] = {"artifactLocation": {"uri": uri, "index": 0}}
-    line = report.line_of(finding)
-    if line:
-        physical["region"] = {"startLine": line}
+    physical: dict[str, Any] = {
+        "artifactLocation": {**_artifact(uri), "index": 0},
+        # A finding about the whole manifest (no key) still needs a line for code scanning to show it.
+        "region": {"startLine": report.line_of(finding) or 1},
+    }
     location: dict[str, Any] = {"physicalLocation": physical}
     if finding.location:
         location["logicalLocations"] = [{"fullyQualifiedName": finding.location, "kind": "member"}]
@@ -116,48 +139,75 @@ def _invocation(report: ReportView) -> dict[str, Any]:
 
 def sarif_log(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> dict[str, Any]:
     report = ReportView.of(report)
-    findings = _common.sorted_findings(report.findings)
-    titles = {f.code: f.title for f in findings}
+    live = _common.sorted_findings(report.findings)
+    accepted = _common.sorted_findings(report.accepted)
+    titles = {f.code: f.title for f in (*live, *accepted)}
     owners: dict[str, str] = {}
     for audit, codes in _common.audit_codes(report).items():
         for code in codes:
             owners.setdefault(code, audit)
+    for finding in accepted:
+        owners.setdefault(finding.code, finding.audit)
     codes = sorted(owners)
     rules = [_rule(code, owners[code], catalog.get(code), titles.get(code, "")) for code in codes]
     index = {code: i for i, code in enumerate(codes)}
     uri = _uri(report)
     manifest_name = report.manifest.name
-    seen: dict[str, int] = {}
+    # Live findings first (most severe first), then the accepted ones: what the cap drops is the least.
+    ranked = [*live, *accepted]
+    prints = dict(zip(map(id, ranked), _common.fingerprints_of(ranked), strict=True))
+    baselined = any(f.accepted_by == "baseline" for f in accepted)
     results = []
-    for finding in findings:
-        base = _common.fingerprint(finding, manifest_name)
-        seen[base] = seen.get(base, 0) + 1
-        # Two findings about the same subject (rare) still get distinct, stable fingerprints.
-        fingerprint = base if seen[base] == 1 else f"{base}:{seen[base]}"
-        results.append(_result(report, finding, index.get(finding.code, -1), uri, fingerprint))
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
+    for finding in ranked[:MAX_RESULTS]:
+        result = _result(report, finding, index.get(finding.code, -1), uri, prints[id(finding)])
+        if finding.accepted_by:
+            result["suppressions"] = [
+                {
+                    # The manifest is the file analysed: an ignore: entry there is in source.
+                    "kind": "inSource" if finding.accepted_by == "ignore" else "external",
+                    "status": "accepted",
+                    "justification": finding.accepted_reason,
+                }
+            ]
+        if baselined:
+            result["baselineState"] = "unchanged" if finding.accepted_by == "baseline" else "new"
+        results.append(result)
+    omitted = max(0, len(ranked) - MAX_RESULTS)
+    invocation = _invocation(report)
+    if omitted:
+        invocation.setdefault("toolExecutionNotifications", []).append(
             {
-                "tool": {
-                    "driver": {
-                        "name": report.tool.name,
-                        "version": report.tool.version,
-                        "rules": rules,
-                    }
+                "level": "warning",
+                "message": {
+                    "text": f"{omitted} more results not written: code scanning keeps {MAX_RESULTS} per "
+                    "run; the least severe were left out (report.json has them all)"
                 },
-                "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
-                "invocations": [_invocation(report)],
-                "results": results,
-                "properties": {
-                    "manifest": manifest_name,
-                    "fail_on": report.fail_on,
-                    "summary": report.summary.as_dict(),
-                },
+                "descriptor": {"id": "auditor/results-capped"},
             }
-        ],
+        )
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": report.tool.name,
+                "version": report.tool.version,
+                "rules": rules,
+            }
+        },
+        "artifacts": [{"location": _artifact(uri), "roles": ["analysisTarget"]}],
+        "invocations": [invocation],
+        "results": results,
+        "properties": {
+            "manifest": manifest_name,
+            "fail_on": report.fail_on,
+            "summary": report.summary.as_dict(),
+            "accepted": len(accepted),
+            "omitted_results": omitted,
+        },
     }
+    if not uri.startswith("file:"):
+        # Relative URIs resolve against the repository root (where CI runs): code scanning maps them itself.
+        run["originalUriBaseIds"] = {SRCROOT: {"description": {"text": "the repository root"}}}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
 def render(report: ReportView | Mapping[str, Any], catalog: Mapping[str, CodeInfo]) -> str:
