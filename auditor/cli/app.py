@@ -24,6 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_parser", "main"]
 
 
+def _gib(value: str) -> float:
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB > 0 (e.g. 8 or 0.5), found {value!r}")
+    return number
+
+
 def _split_csv(values: Sequence[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -88,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="print nothing when the run passes (for pre-commit)"
     )
     run.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of crashed audits")
+    run.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the audits in this process, not a supervised worker (for debugging with pdb or a "
+        "profiler; user code that exits or crashes then ends the run: see docs/reliability.md)",
+    )
+    run.add_argument(
+        "--memory-limit",
+        type=_gib,
+        metavar="GIB",
+        help="stop the worker above this resident memory, in GiB, and report the call that grew it "
+        "(default: 80%% of the machine's memory; Linux only)",
+    )
 
     validate = sub.add_parser(
         "validate", help="check manifests (schema, options, imports) without running anything"
@@ -218,6 +243,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         redact=args.redact,
         scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
+        isolated=not args.in_process and os.name == "posix",
+        memory_limit_gib=args.memory_limit,
     )
     _echo(outcome.written, registry)
     if not quiet or outcome.exit_code != 0:

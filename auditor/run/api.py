@@ -36,6 +36,8 @@ def run_manifest(
     on_audit_done: Callable[[Any], None] | None = None,
     scheduler: str | None = None,
     redact: bool | None = None,
+    isolated: bool = False,
+    memory_limit_gib: float | None = None,
 ) -> CheckResult:
     """Load, validate and run ``manifest``; write its reports; return the result.
 
@@ -44,6 +46,11 @@ def run_manifest(
     Dask scheduler address) overrides the manifest's ``scheduler`` key.
     ``redact`` (default: the manifest's ``report.redact``) writes paths relative
     to the manifest and no host details (see ``auditor.report._redact``).
+    ``isolated`` runs the audits in a supervised worker process (what ``auditor run`` does unless
+    ``--in-process``; see ``auditor.run.supervise`` and docs/reliability.md): user code that ends or
+    crashes the process, hangs holding the interpreter or passes ``memory_limit_gib`` (default 80% of
+    the machine's memory) becomes a finding, and the report is written with every audit that finished.
+    ``progress`` is then only read for whether to show bars (the worker draws its own).
     """
     from auditor.manifest.load import load_manifest
     from auditor.report.document import build_report
@@ -65,10 +72,26 @@ def run_manifest(
     from auditor.data._storage import check_extras
 
     check_extras(loaded, scheduler)
-    context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
     started_at = datetime.now(timezone.utc)
-    result = run_audits(context, selection, on_audit_done=on_audit_done)
-    report = build_report(context, result, started_at)
+    if isolated:
+        from auditor.run.supervise import run_supervised
+
+        context = RunContext(loaded, registry, use_cache=use_cache, scheduler=scheduler)
+        supervised = run_supervised(
+            context,
+            selection,
+            use_cache=use_cache,
+            scheduler=scheduler,
+            progress=bool(progress) and type(progress).__name__ != "NullProgress",
+            memory_limit_gib=memory_limit_gib,
+            on_audit_done=on_audit_done,
+        )
+        result = supervised.result
+        report = build_report(context, result, started_at, task=supervised.task, versions=supervised.versions)
+    else:
+        context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
+        result = run_audits(context, selection, on_audit_done=on_audit_done)
+        report = build_report(context, result, started_at)
     if redact if redact is not None else loaded.report.redact:
         from auditor.report._redact import redact as redacted
 

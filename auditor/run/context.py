@@ -185,13 +185,14 @@ class RunContext:
                 len(self._split(name))  # a format reads its index (folder listing, table) here
             except ManifestError as exc:
                 self._split_problems[name] = exc
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                found = _opening_failed(exc, self.manifest)
                 key = f"data.{name}"
                 self._split_problems[name] = ManifestError(
                     self.manifest.path,
                     key,
                     f"a split the {self.source.split_format(name)!r} format can open",
-                    f"opening it failed with {type(exc).__name__}: {exc}",
+                    found,
                     line=self.manifest.line(key),
                     hint="fix the split's options (auditor validate checks them) or the data it points at",
                 )
@@ -260,6 +261,22 @@ class RunContext:
         factory = self._progress or NullProgress()
         with factory.task(description, total) as task:
             yield task
+
+
+def _opening_failed(exc: BaseException, manifest: Manifest) -> str:
+    """Why opening a split failed, in words; user code's failures name the call, how and where."""
+    from auditor.run.user_code import UserCodeFailed, call_of, failure_from_exception
+
+    if isinstance(exc, KeyboardInterrupt) and call_of(exc) is None:
+        raise exc  # a real Ctrl-C
+    if isinstance(exc, UserCodeFailed):
+        first = exc.failure
+        return f"{first.describe()} (earlier in this run)" if exc.repeat else first.describe()
+    roots = [str(manifest.base_dir), *manifest.resolver.pythonpath]
+    failure = failure_from_exception(exc, user_roots=roots)
+    if failure is not None:
+        return f"opening it failed: {failure.describe()}"
+    return f"opening it failed with {type(exc).__name__}: {exc}"
 
 
 class AuditContext:

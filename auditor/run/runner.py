@@ -15,8 +15,24 @@ from auditor.findings import Finding, severity_at_least
 from auditor.manifest.sections import DEFAULTS
 from auditor.run.context import AuditContext, RunContext
 from auditor.run.finding_links import finalize_findings
+from auditor.run.user_code import (
+    UserCodeFailed,
+    UserCodeFailure,
+    call_of,
+    failure_finding,
+    failure_from_exception,
+)
 
-__all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
+__all__ = [
+    "AuditResult",
+    "RunResult",
+    "Selection",
+    "matches_code",
+    "record_failure",
+    "run_audits",
+    "run_one",
+    "select_audits",
+]
 
 
 @dataclass
@@ -136,7 +152,7 @@ def run_audits(
         else:
             if on_audit_start:
                 on_audit_start(audit)
-            result = _run_one(context, audit, selection)
+            result = run_one(context, audit, selection)
         results.append(result)
         if on_audit_done:
             on_audit_done(result)
@@ -147,30 +163,41 @@ def run_audits(
     return RunResult(results, time.perf_counter() - started, selection.fail_on, list(broken.values()))
 
 
-def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:
+def run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:
     options = context.manifest.audit_options.get(audit.name, {})
     audit_context = AuditContext(context, audit, dict(options))
     result = AuditResult(audit, "passed", options=dict(options))
     started = time.perf_counter()
+    failure: UserCodeFailure | None = None
+    findings: list[Finding] = []
     try:
         produced = audit.run(audit_context)
         findings = list(produced or [])
+    except UserCodeFailed as exc:
+        failure = _repeat(result, exc.failure) if exc.repeat else exc.failure
     except SkipAudit as exc:
         result.status, result.reason = "skipped", str(exc)
-        findings = []
     except ManifestError as exc:
         # A factory that cannot be imported or built: the manifest is wrong (exit 2).
         result.status = "errored"
         result.error = {"type": type(exc).__name__, "message": exc.render(), "traceback": ""}
-        findings = []
-    except Exception as exc:
-        result.status = "errored"
-        result.error = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "traceback": traceback.format_exc(),
-        }
-        findings = []
+    except KeyboardInterrupt as exc:
+        if call_of(exc) is None:
+            raise  # a real Ctrl-C lands in the main thread, never inside a call's thread
+        failure = failure_from_exception(exc, audit=audit.name, user_roots=_user_roots(context))
+    except (Exception, SystemExit) as exc:
+        failure = failure_from_exception(exc, audit=audit.name, user_roots=_user_roots(context))
+        if failure is None:  # auditor's own code (or a plugin's) crashed: a bug, errored
+            result.status = "errored"
+            result.error = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            }
+        elif failure.key and failure.key in context.deadline.failed:
+            failure = _repeat(result, context.deadline.failed[failure.key])
+    if failure is not None:
+        findings = record_failure(context, result, failure.for_audit(audit.name))
     result.duration_s = time.perf_counter() - started
     result.evidence = audit_context.evidence
     result.notes = audit_context.notes
@@ -180,6 +207,50 @@ def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditRe
     if result.status == "passed" and any(severity_at_least(f.severity, selection.fail_on) for f in findings):
         result.status = "failed"
     return result
+
+
+def _repeat(result: AuditResult, first: UserCodeFailure) -> None:
+    """An audit asked again for a call that failed before in this run: skipped, pointing at the first."""
+    result.status = "skipped"
+    where = f"; see the finding under {first.audit}" if first.audit else ""
+    result.reason = f"{first.call} failed earlier in this run ({first.how}){where}"
+    return None
+
+
+def _user_roots(context: RunContext) -> list[str]:
+    """Folders whose files are the user's code: the manifest's folder and its pythonpath."""
+    manifest = context.manifest
+    return [str(manifest.base_dir), *manifest.resolver.pythonpath]
+
+
+def record_failure(context: RunContext, result: AuditResult, failure: UserCodeFailure) -> list[Finding]:
+    """``result`` as an audit whose call into user code failed: the finding a plugin words for it.
+
+    The audit could not do its job, so it is ``failed`` whatever ``fail_on`` says (never ``passed``);
+    the finding's severity decides the exit code. Without a plugin that words failures, the audit is
+    ``errored`` with the failure's own sentence. The call is remembered: asked again in this run, it
+    is not made again.
+    """
+    failed = context.deadline.failed
+    first = failed.get(failure.key) or failed.get(f"frame {failure.frame}")
+    if first is not None and failure.frame and first.frame == failure.frame:
+        _repeat(result, first)  # the same line of user code failed in an earlier audit: one finding
+        return []
+    if failure.key:
+        failed.setdefault(failure.key, failure)
+    if failure.frame:
+        failed.setdefault(f"frame {failure.frame}", failure)
+    finding = failure_finding(context.registry, failure)
+    if finding is None:
+        result.status = "errored"
+        result.error = {
+            "type": "UserCodeFailure",
+            "message": failure.describe(),
+            "traceback": failure.traceback,
+        }
+        return []
+    result.status = "failed"
+    return [finding]
 
 
 def _kept(code: str, selection: Selection) -> bool:
