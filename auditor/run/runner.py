@@ -232,9 +232,11 @@ def record_failure(context: RunContext, result: AuditResult, failure: UserCodeFa
     is not made again.
     """
     failed = context.deadline.failed
-    first = failed.get(failure.key) or failed.get(f"frame {failure.frame}")
-    if first is not None and failure.frame and first.frame == failure.frame:
-        _repeat(result, first)  # the same line of user code failed in an earlier audit: one finding
+    first = (failed.get(failure.key) if failure.key else None) or (
+        failed.get(f"frame {failure.frame}") if failure.frame else None
+    )
+    if first is not None:
+        _repeat(result, first)  # the same call (or line of user code) failed in an earlier audit: one finding
         return []
     if failure.key:
         failed.setdefault(failure.key, failure)

@@ -38,7 +38,7 @@ from auditor.errors import ManifestError
 from auditor.run.context import RunContext
 from auditor.run.finding_links import finalize_findings
 from auditor.run.runner import AuditResult, RunResult, Selection, record_failure, select_audits
-from auditor.run.user_code import UserCodeFailure, describe_exit, user_frame
+from auditor.run.user_code import UserCodeFailure, describe_exit, location_of, name_call, user_frame
 
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
@@ -382,14 +382,8 @@ def _failure(
     frames = death.exit_frames if death.exit_frames is not None else worker.stack_frames()
     found = user_frame(frames, roots)
     frame, func = found if found else ("", "")
-    from auditor.run.user_code import location_of
 
-    if func == "forward":
-        call = f"the model's forward (during {call})"
-    elif func == "__getitem__" and "getitem" not in call and "sample" not in call:
-        call = f"the dataset's __getitem__ (during {call})"
-    elif func == "<module>" and not call.startswith("import"):
-        call = f"a module's top level, at import ({call})"
+    call = name_call(call, func)
     if death.killed_for:
         kind, how = death.killed_for, death.detail
         exit_code, signame = None, "SIGKILL"

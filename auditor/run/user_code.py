@@ -44,6 +44,7 @@ __all__ = [
     "failure_from_exception",
     "location_of",
     "meta_tensors",
+    "name_call",
     "user_frame",
 ]
 
@@ -190,12 +191,17 @@ def _roots(user_roots: Iterable[str | Path]) -> list[str]:
 def user_frame(
     frames: Sequence[tuple[str, int, str]], user_roots: Iterable[str | Path] = ()
 ) -> tuple[str, str] | None:
-    """``(file:line in func, func)`` of the innermost user frame of ``frames`` (outermost first)."""
+    """``(file:line in func, kind)`` of the innermost user frame of ``frames`` (outermost first); ``kind``
+    is ``forward``, ``__getitem__`` or ``<module>`` when a user frame of that name is on the stack, else
+    the innermost user function's name."""
     roots = _roots(user_roots)
-    for filename, line, func in reversed(frames):
-        if _is_user_file(filename, roots):
-            return f"{filename}:{line} in {func}", func
-    return None
+    users = [frame for frame in frames if _is_user_file(frame[0], roots)]
+    if not users:
+        return None
+    filename, line, func = users[-1]
+    # The kind of call is the innermost user frame that names one (a helper called from forward is forward's).
+    kinds = [name for _, _, name in reversed(users) if name in ("forward", "__getitem__", "<module>")]
+    return f"{filename}:{line} in {func}", kinds[0] if kinds else func
 
 
 def _frames(tb: TracebackType | None) -> list[tuple[str, int, str]]:
@@ -208,7 +214,7 @@ def _user_traceback(tb: TracebackType | None, user_roots: Iterable[str | Path]) 
     return "".join(traceback.format_list(summary)[-8:])
 
 
-def _kind_of_call(call: str, func: str) -> str:
+def name_call(call: str, func: str) -> str:
     """A readable name for the call from the user's frame: forward, __getitem__, a transform, an import."""
     if func == "forward":
         return f"the model's forward (during {call})" if call else "the model's forward"
@@ -272,7 +278,7 @@ def failure_from_exception(
             how += " (in the library the manifest names: do its kwargs and the objects it gets fit?)"
     return UserCodeFailure(
         kind,
-        _kind_of_call(call, func),
+        name_call(call, func),
         how,
         audit=audit,
         frame=frame,
