@@ -74,6 +74,7 @@ def run_manifest(
     check_extras(loaded, scheduler)
     started_at = datetime.now(timezone.utc)
     if isolated:
+        from auditor.run._progress import NullProgress
         from auditor.run.supervise import run_supervised
 
         context = RunContext(loaded, registry, use_cache=use_cache, scheduler=scheduler)
@@ -82,7 +83,7 @@ def run_manifest(
             selection,
             use_cache=use_cache,
             scheduler=scheduler,
-            progress=bool(progress) and type(progress).__name__ != "NullProgress",
+            progress=progress is not None and not isinstance(progress, NullProgress),
             memory_limit_gib=memory_limit_gib,
             on_audit_done=on_audit_done,
         )

@@ -186,7 +186,7 @@ class RunContext:
             except ManifestError as exc:
                 self._split_problems[name] = exc
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
-                found = _opening_failed(exc, self.manifest)
+                found = _opening_failed(exc, self.manifest, self.deadline.failed)
                 key = f"data.{name}"
                 self._split_problems[name] = ManifestError(
                     self.manifest.path,
@@ -263,8 +263,12 @@ class RunContext:
             yield task
 
 
-def _opening_failed(exc: BaseException, manifest: Manifest) -> str:
-    """Why opening a split failed, in words; user code's failures name the call, how and where."""
+def _opening_failed(exc: BaseException, manifest: Manifest, failed: dict[str, Any]) -> str:
+    """Why opening a split failed, in words; user code's failures name the call, how and where.
+
+    A failed call into user code is remembered in ``failed`` (the run's deadline): an audit that needs
+    it again (the model's module, imported for the dataset first) is skipped, pointing at the problem.
+    """
     from auditor.run.user_code import UserCodeFailed, call_of, failure_from_exception
 
     if isinstance(exc, KeyboardInterrupt) and call_of(exc) is None:
@@ -273,8 +277,10 @@ def _opening_failed(exc: BaseException, manifest: Manifest) -> str:
         first = exc.failure
         return f"{first.describe()} (earlier in this run)" if exc.repeat else first.describe()
     roots = [str(manifest.base_dir), *manifest.resolver.pythonpath]
-    failure = failure_from_exception(exc, user_roots=roots)
+    failure = failure_from_exception(exc, audit="the data splits", user_roots=roots)
     if failure is not None:
+        if failure.key:
+            failed.setdefault(failure.key, failure)
         return f"opening it failed: {failure.describe()}"
     return f"opening it failed with {type(exc).__name__}: {exc}"
 

@@ -212,7 +212,10 @@ def run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditRes
 def _repeat(result: AuditResult, first: UserCodeFailure) -> None:
     """An audit asked again for a call that failed before in this run: skipped, pointing at the first."""
     result.status = "skipped"
-    where = f"; see the finding under {first.audit}" if first.audit else ""
+    if first.audit == "the data splits":
+        where = "; see the manifest problem reported for the split"
+    else:
+        where = f"; see the finding under {first.audit}" if first.audit else ""
     result.reason = f"{first.call} failed earlier in this run ({first.how}){where}"
     return None
 

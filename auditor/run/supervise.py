@@ -193,12 +193,16 @@ def run_supervised(
             deaths += 1
             name = worker.audit if worker.audit in pending else pending[0]
             audit = context.registry.audits[name]
-            failure = _failure(worker, death, name, limit, context)
             result = AuditResult(audit, "passed", options=dict(context.manifest.audit_options.get(name, {})))
-            result.findings = record_failure(context, result, failure)
-            if death.crash is not None:  # auditor's own code crashed in the worker: a bug, errored
-                result.status, result.findings = "errored", []
-                result.error = {"type": "WorkerCrash", "message": death.crash[0], "traceback": death.crash[1]}
+            if death.crash is not None:
+                # auditor's own code crashed in the worker (not user code): a bug; the audits left would
+                # meet it again, so they are errored with it too instead of starting worker after worker.
+                error = {"type": "WorkerCrash", "message": death.crash[0], "traceback": death.crash[1]}
+                for rest in pending:
+                    results[rest] = AuditResult(context.registry.audits[rest], "errored", error=dict(error))
+                pending.clear()
+                continue
+            result.findings = record_failure(context, result, _failure(worker, death, name, limit, context))
             context.registry.hook.auditor_findings(audit=audit, findings=result.findings)
             results[name] = result
             pending.remove(name)
@@ -236,6 +240,7 @@ def _follow(
 ) -> _Death | None:
     """Read the worker's messages until it ends; None when it finished its job."""
     finished = False
+    checked = time.monotonic()
     try:
         while True:
             try:
@@ -247,15 +252,18 @@ def _follow(
                     message = worker.connection.recv()
                 except (EOFError, OSError):
                     message = None
-                if message is not None:
-                    if _handle(message, worker, context, results, pending, problems, outcome, on_audit_done):
-                        finished = True
-                    continue
+                if message is not None and _handle(
+                    message, worker, context, results, pending, problems, outcome, on_audit_done
+                ):
+                    finished = True
             if worker.process.poll() is not None:
                 _drain(worker, context, results, pending, problems, outcome, on_audit_done)
                 if finished or not pending:
                     return None
                 return _Death(worker.process.returncode, worker.exit_frames, crash=worker.crash)
+            if time.monotonic() - checked < _POLL_S:
+                continue
+            checked = time.monotonic()
             killed = _limits(worker, limit)
             if killed is not None:
                 _drain(worker, context, results, pending, problems, outcome, on_audit_done)
@@ -393,8 +401,6 @@ def _failure(
     else:
         kind = "ended"
         how, exit_code, signame = describe_exit(death.returncode)
-    if death.crash is not None:
-        how = f"auditor's worker crashed: {death.crash[0]}"
     return UserCodeFailure(
         kind,
         call,
