@@ -266,3 +266,42 @@ def test_ctrl_c_to_the_run_exits_130_and_leaves_no_process(tmp_path: Path) -> No
     assert process.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output, output
     assert _gone(workers | set(_session_alive(process.pid))) == set()
+
+
+def _without_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k not in ("duration_s", "started_at")}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+@pytest.mark.slow
+def test_a_passing_run_reports_the_same_supervised_and_in_process(tmp_path: Path) -> None:
+    from auditor.testing import run_in_process
+
+    manifest = _plant(tmp_path / "p")
+    only = ["label_distribution", "frozen_coverage"]
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "run",
+            str(manifest),
+            "--output-dir",
+            "out",
+            "--only",
+            ",".join(only),
+        ],
+        cwd=manifest.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    supervised = json.loads((manifest.parent / "out" / "report.json").read_text(encoding="utf-8"))
+    in_process = run_in_process(manifest, only=only, output_dir=tmp_path / "in-process").report
+    assert process.returncode == in_process["exit_code"], process.stdout + process.stderr
+    assert supervised["environment"]["torch"] == in_process["environment"]["torch"] is not None
+    assert _without_times(supervised) == _without_times(in_process)
