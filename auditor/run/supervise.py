@@ -117,6 +117,8 @@ class _Worker:
         self.exit_frames: list[tuple[str, int, str]] | None = None
         self.crash: tuple[str, str] | None = None
         self.peak_gib = 0.0
+        #: True once the worker loaded the plugins and the manifest (before: its death is auditor's)
+        self.ready = False
 
     def signal_group(self, signum: int) -> None:
         with contextlib.suppress(OSError):
@@ -260,7 +262,11 @@ def _follow(
                 _drain(worker, context, results, pending, problems, outcome, on_audit_done)
                 if finished or not pending:
                     return None
-                return _Death(worker.process.returncode, worker.exit_frames, crash=worker.crash)
+                crash = worker.crash
+                if crash is None and not worker.ready:
+                    how, _, _ = describe_exit(worker.process.returncode)
+                    crash = (f"auditor's worker process could not start: {how}", "")
+                return _Death(worker.process.returncode, worker.exit_frames, crash=crash)
             if time.monotonic() - checked < _POLL_S:
                 continue
             checked = time.monotonic()
@@ -330,6 +336,8 @@ def _handle(
         worker.open_calls[message[1]] = (message[2], time.monotonic(), float(message[3]))
     elif kind == "leave":
         worker.open_calls.pop(message[1], None)
+    elif kind == "ready":
+        worker.ready = True
     elif kind == "phase":
         worker.phase = message[1]
     elif kind == "start":

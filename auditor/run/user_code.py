@@ -256,10 +256,11 @@ def failure_from_exception(
         return UserCodeFailure(
             "deadline",
             exc.what,
-            f"did not return within {exc.seconds:g} s (call_timeout_s); it was abandoned",
+            f"did not return within {exc.seconds:g} s; it was abandoned",
             audit=audit,
             location=location_of(exc.what),
             key=exc.what,
+            extra={"hint": exc.hint},
         )
     frames = _frames(exc.__traceback__)
     found = user_frame(frames, roots)

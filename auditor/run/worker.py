@@ -110,6 +110,7 @@ def _job_run(channel: _Channel, job: dict[str, Any]) -> None:
         manifest, registry, use_cache=job["use_cache"], progress=progress, scheduler=job.get("scheduler")
     )
     context.deadline.failed.update(job.get("failed", {}))
+    channel.send("ready")  # from here on, a death is user code's (or a plugin's) doing
     set_call_observer(_Observer(channel))
     registry.hook.auditor_run_started(context=context)
     names = list(job["run"])

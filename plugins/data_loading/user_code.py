@@ -43,7 +43,7 @@ def failure_finding(failure: UserCodeFailure) -> Finding:
         severity=info.severity,
         title=info.title,
         message=printable(f"{failure.call}: {failure.how}{failure.where}{ended}"),
-        hint=_HINTS[failure.kind],
+        hint=str(failure.extra.get("hint") or _HINTS[failure.kind]),
         location=failure.location,
         evidence=failure.to_dict(),
     )
