@@ -85,8 +85,8 @@ def check(
 
     The audits run in this process (live objects cannot be sent to another one):
     an exception, ``sys.exit`` or ``KeyboardInterrupt`` raised by the caller's code,
-    and a call past ``call_timeout_s``, become findings (DL004-DL006) and the report is
-    still returned; ``os._exit`` or a crash in C code ends the caller's process with
+    and a call past ``call_timeout_s``, become findings (worded by the plugin that owns
+    failures of user code) and the report is still returned; ``os._exit`` or a crash in C code ends the caller's process with
     it. docs/reliability.md lists which path keeps which guarantee.
     """
     from auditor.live._source import LIVE_PATH_NAME, LiveObjects, LiveSource, unpack_split

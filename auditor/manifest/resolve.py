@@ -117,6 +117,7 @@ class Resolver:
             raise self._hung[what]
         if module_name in sys.modules:
             return sys.modules[module_name]
+        _preload()
         try:
             return self.deadline.call(importlib.import_module, module_name, what=what)
         except DeadlineExceeded as exc:
@@ -191,6 +192,16 @@ class Resolver:
             f"module {module_name!r} ({location}) defines no {attr.split('.')[0]!r}",
             hint=did_you_mean(attr.split(".")[0], names),
         )
+
+
+def _preload() -> None:
+    """Import torch and torchvision (auditor's own dependencies) before the first user module, outside
+    its deadline: a user module's ``import torch`` then takes no time of ``call_timeout_s``, which is for
+    the user's own code (seconds on a loaded machine, more than a short ``call_timeout_s``)."""
+    for name in ("torch", "torchvision"):
+        if name not in sys.modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
 
 
 def _is_zero_arg_factory(value: Any) -> bool:

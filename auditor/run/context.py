@@ -21,6 +21,7 @@ from auditor.errors import ManifestError
 from auditor.findings import Finding
 from auditor.run._deadline import CallDeadline
 from auditor.run.sources import MODEL_BUILD_SEED
+from auditor.run.user_code import note_plugins
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
@@ -186,6 +187,7 @@ class RunContext:
             except ManifestError as exc:
                 self._split_problems[name] = exc
             except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                note_plugins(self.registry)
                 found = _opening_failed(exc, self.manifest, self.deadline.failed)
                 key = f"data.{name}"
                 self._split_problems[name] = ManifestError(

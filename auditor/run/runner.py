@@ -21,6 +21,7 @@ from auditor.run.user_code import (
     call_of,
     failure_finding,
     failure_from_exception,
+    note_plugins,
 )
 
 __all__ = [
@@ -221,7 +222,9 @@ def _repeat(result: AuditResult, first: UserCodeFailure) -> None:
 
 
 def _user_roots(context: RunContext) -> list[str]:
-    """Folders whose files are the user's code: the manifest's folder and its pythonpath."""
+    """Folders whose files are the user's code: the manifest's folder and its pythonpath (the files of
+    registered plugins excepted, wherever they are)."""
+    note_plugins(context.registry)
     manifest = context.manifest
     return [str(manifest.base_dir), *manifest.resolver.pythonpath]
 

@@ -182,12 +182,25 @@ def run_supervised(
         "progress": progress,
     }
     deaths = 0
+    shown: list[str] = []
+
+    def show(_: AuditResult | None = None) -> None:
+        """Tell ``on_audit_done`` of each result in the audits' order, as soon as all before it are known."""
+        for audit, _, _ in chosen[len(shown) :]:
+            if audit.name not in results:
+                return
+            shown.append(audit.name)
+            if on_audit_done:
+                on_audit_done(results[audit.name])
+
+    show()
     folder = Path(tempfile.mkdtemp(prefix="auditor-worker-"))
+    interrupt = _catch_interrupts()
     try:
         while pending:
             worker = _Worker({**job, "run": list(pending), "failed": dict(context.deadline.failed)}, folder)
             try:
-                death = _follow(worker, context, results, pending, problems, outcome, limit, on_audit_done)
+                death = _follow(worker, context, results, pending, problems, outcome, limit, show)
             finally:
                 worker.close()
             if death is None:
@@ -208,8 +221,7 @@ def run_supervised(
             context.registry.hook.auditor_findings(audit=audit, findings=result.findings)
             results[name] = result
             pending.remove(name)
-            if on_audit_done:
-                on_audit_done(result)
+            show()
             if deaths >= MAX_WORKER_DEATHS:
                 for rest in pending:
                     results[rest] = AuditResult(
@@ -218,7 +230,10 @@ def run_supervised(
                         reason=f"not run: user code ended {deaths} worker processes in this run",
                     )
                 pending.clear()
+        show()
     finally:
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
         shutil.rmtree(folder, ignore_errors=True)
     ordered = [results[audit.name] for audit, _, _ in chosen]
     notes = finalize_findings([f for r in ordered for f in r.findings], [r.audit for r in ordered])
@@ -228,6 +243,20 @@ def run_supervised(
         ordered, time.perf_counter() - started, selection.fail_on, list(problems.values())
     )
     return outcome
+
+
+def _catch_interrupts() -> Any:
+    """Ctrl-C must reach this process even where it started with SIGINT ignored (a background job of a
+    script): it alone can stop the worker cleanly. Returns the handler to restore, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return previous
+    return None
 
 
 def _follow(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import sysconfig
 import traceback
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ __all__ = [
     "location_of",
     "meta_tensors",
     "name_call",
+    "note_plugins",
     "user_frame",
 ]
 
@@ -157,10 +159,35 @@ def call_of(exc: BaseException) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: Files of the plugins registered in this process (third-party audits too): never the user's code.
+_plugin_files: set[str] = set()
+
+
+def note_plugins(registry: Registry) -> None:
+    """Remember the source files of ``registry``'s plugins: a crash in a plugin is a plugin's bug
+    (``errored``), not the user's code failing, wherever the plugin lives."""
+    for plugin in registry.manager.get_plugins():
+        filename = getattr(plugin, "__file__", None) or getattr(
+            sys.modules.get(getattr(plugin, "__module__", "") or ""), "__file__", None
+        )
+        if isinstance(filename, str):
+            path = Path(filename).resolve()
+            # A package's plugin module speaks for the whole package (its other modules are its code).
+            _plugin_files.add(str(path.parent) + os.sep if path.name == "__init__.py" else str(path))
+
+
+def _is_plugin_file(path: str) -> bool:
+    return any(
+        path == entry or (entry.endswith(os.sep) and path.startswith(entry)) for entry in _plugin_files
+    )
+
+
 def _is_user_file(filename: str, user_roots: Sequence[str]) -> bool:
     if not filename or filename.startswith("<"):
         return False
-    path = os.path.abspath(filename)
+    path = os.path.realpath(filename)
+    if _is_plugin_file(path):
+        return False
     if any(path.startswith(root) for root in user_roots):
         return True
     if _is_auditor_file(path):
@@ -170,8 +197,10 @@ def _is_user_file(filename: str, user_roots: Sequence[str]) -> bool:
 
 def _is_auditor_file(filename: str) -> bool:
     """A file of auditor or its built-in plugins (installed or editable)."""
-    path = os.path.abspath(filename)
-    return any(path.startswith(root) for root in _AUDITOR_ROOTS) or "auditor_plugins" in Path(path).parts
+    path = os.path.realpath(filename)
+    if any(path.startswith(root) for root in _AUDITOR_ROOTS) or "auditor_plugins" in Path(path).parts:
+        return True
+    return _is_plugin_file(path)
 
 
 def _only_libraries_below_call(frames: Sequence[tuple[str, int, str]]) -> bool:

@@ -157,6 +157,8 @@ def _problem(error: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    # The parent decides about Ctrl-C and passes it on: act on it even if SIGINT came in ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     channel = _Channel(int(args[0]))
     job = channel.connection.recv()
     dump = open(job["dump"], "w")  # noqa: SIM115 - open for the life of the process (faulthandler)

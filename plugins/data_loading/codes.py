@@ -88,7 +88,7 @@ shows failing on the first samples.
         "user code ended the process",
         """
 **What it means.** A call into the run's own code — a factory, a module's top
-level while it was imported, the model's `forward`, a dataset's `__getitem__`, a
+level while it was imported, the model's `forward`, reading a dataset's item, a
 transform — ended the process instead of returning: it called `sys.exit()` or
 `os._exit()`, raised `KeyboardInterrupt` itself, or died of a signal (a
 segmentation fault or `abort()` in C code, a kill from outside). The finding
@@ -142,7 +142,7 @@ the callable's parameters.
         """
 **What it means.** A call into the run's own code did not return within
 `call_timeout_s` (a module that hangs at import, a factory waiting on a lock, a
-`__getitem__` reading a FIFO, C code that never returns), or the process running
+dataset item read from a FIFO, C code that never returns), or the process running
 it grew past the run's memory limit (`auditor run --memory-limit`, default 80%
 of the machine's memory). auditor stopped waiting for it (a hung call is
 abandoned; a process above the limit is stopped) and wrote the report with every
