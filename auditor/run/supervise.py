@@ -37,7 +37,14 @@ from typing import Any
 from auditor.errors import ManifestError
 from auditor.run.context import RunContext
 from auditor.run.finding_links import finalize_findings
-from auditor.run.runner import AuditResult, RunResult, Selection, record_failure, select_audits
+from auditor.run.runner import (
+    AuditResult,
+    RunResult,
+    Selection,
+    matches_code,
+    record_failure,
+    select_audits,
+)
 from auditor.run.user_code import UserCodeFailure, describe_exit, location_of, name_call, user_frame
 
 __all__ = [
@@ -217,7 +224,14 @@ def run_supervised(
                     results[rest] = AuditResult(context.registry.audits[rest], "errored", error=dict(error))
                 pending.clear()
                 continue
-            result.findings = record_failure(context, result, _failure(worker, death, name, limit, context))
+            findings = record_failure(context, result, _failure(worker, death, name, limit, context))
+            # --select/--ignore as for any audit's findings; the audit stays failed (never a false pass).
+            result.findings = [
+                f
+                for f in findings
+                if not (selection.select and not matches_code(f.code, selection.select))
+                and not (selection.ignore and matches_code(f.code, selection.ignore))
+            ]
             context.registry.hook.auditor_findings(audit=audit, findings=result.findings)
             results[name] = result
             pending.remove(name)
