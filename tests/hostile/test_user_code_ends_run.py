@@ -81,11 +81,11 @@ def sgd(model):
 MANIFEST = """version: 1
 pythonpath: ['.']
 call_timeout_s: {timeout}
-model: {{factory: 'm:model'}}
-optimizer: {{factory: 'm:sgd'}}
+model: {{factory: '{module}:model'}}
+optimizer: {{factory: '{module}:sgd'}}
 loss: {{factory: 'torch.nn:CrossEntropyLoss'}}
 data:
-  train: {{format: callable, factory: 'm:items'}}
+  train: {{format: callable, factory: '{module}:items'}}
 audits:
   gradient_probe: {{steps: 2, batch_size: 4}}
 """
@@ -93,11 +93,13 @@ audits:
 ONLY = "label_distribution,frozen_coverage,gradient_probe"
 
 
-def _plant(root: Path, timeout: float = 30) -> Path:
+def _plant(root: Path, timeout: float = 30, module: str = "m") -> Path:
+    """The project; ``module``: a name of its own where the test also runs in this process (an imported
+    module stays in sys.modules)."""
     root.mkdir(parents=True)
-    (root / "m.py").write_text(MODULE, encoding="utf-8")
+    (root / f"{module}.py").write_text(MODULE, encoding="utf-8")
     manifest = root / "audit.yaml"
-    manifest.write_text(MANIFEST.format(timeout=timeout), encoding="utf-8")
+    manifest.write_text(MANIFEST.format(timeout=timeout, module=module), encoding="utf-8")
     return manifest
 
 
@@ -280,7 +282,7 @@ def _without_times(value: Any) -> Any:
 def test_a_passing_run_reports_the_same_supervised_and_in_process(tmp_path: Path) -> None:
     from auditor.testing import run_in_process
 
-    manifest = _plant(tmp_path / "p")
+    manifest = _plant(tmp_path / "p", module="hostile_same_report")
     only = ["label_distribution", "frozen_coverage"]
     process = subprocess.run(
         [
