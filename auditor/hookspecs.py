@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.findings import Finding
     from auditor.report.format import ReportFormat
     from auditor.run.context import RunContext
+    from auditor.run.user_code import UserCodeFailure
 
 hookspec = pluggy.HookspecMarker("auditor")
 
@@ -103,4 +104,21 @@ def auditor_run_finished(report: dict[str, Any]) -> None:
     :param report: the report dict (valid against ``report.schema.json``);
         implementations may add keys under ``report["extensions"]``.
     :return: nothing. Not ``firstresult``.
+    """
+
+
+@hookspec
+def auditor_user_code_failed(failure: UserCodeFailure) -> Finding | None:
+    """Word a failure of user code as a finding: the host knows no finding code, a plugin owns them.
+
+    Called when a call into user code could not finish: it raised, ended the process (``sys.exit``,
+    ``os._exit``, a signal), passed its deadline or the run's memory limit, or built a model whose
+    tensors are on the ``meta`` device.
+
+    :param failure: the :class:`auditor.kit.UserCodeFailure` (the call, how it ended, the user's frame,
+        the audit it happened in).
+    :return: a :class:`auditor.Finding` of one of the plugin's codes with ``audit`` set to
+        ``failure.audit``, or None to leave it to another plugin. The host uses the first finding
+        returned; when no plugin returns one, the audit is ``errored`` with the failure's sentence.
+        Not ``firstresult``.
     """

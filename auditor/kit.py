@@ -15,6 +15,10 @@ Data behind fsspec URLs (``s3://``, ``gs://``, ``memory://``)
     :func:`is_url`, :func:`filesystem`, :func:`open_url`, :func:`url_of`,
     :class:`RemoteFiles` (listed sizes and versions, for cache keys) and
     :func:`missing_extra` (the error for an optional dependency not installed).
+Failures of user code
+    :class:`UserCodeFailure` (what the hook ``auditor_user_code_failed`` receives:
+    the call, how it ended, the user's frame) and :class:`UserCodeFailed` (raise it
+    where a user object cannot be used, e.g. a model on the ``meta`` device).
 Text for people
     :func:`printable` (user-controlled names made safe to print),
     :func:`did_you_mean` / :func:`closest` (suggestions), :func:`display_path`
@@ -31,6 +35,7 @@ from auditor._util.suggest import closest, did_you_mean
 from auditor.data._regular import NotRegularFile, open_regular
 from auditor.data._storage import RemoteFiles, filesystem, is_url, missing_extra, open_url, url_of
 from auditor.run._deadline import DEFAULT_CALL_TIMEOUT_S, CallDeadline, DeadlineExceeded
+from auditor.run.user_code import UserCodeFailed, UserCodeFailure
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
@@ -38,6 +43,8 @@ __all__ = [
     "DeadlineExceeded",
     "NotRegularFile",
     "RemoteFiles",
+    "UserCodeFailed",
+    "UserCodeFailure",
     "closest",
     "did_you_mean",
     "display_path",

@@ -137,7 +137,17 @@ def _files_opened(data: Path, *args: str, cwd: Path) -> tuple[int, list[str]]:
     """Run auditor in a subprocess; return its exit code and every file under ``data`` it opened."""
     log = cwd / "opened.json"
     done = subprocess.run(
-        [sys.executable, "-c", _COUNT_OPENS, str(data), str(log), *args],
+        # --in-process: the audit hook counts the opens of its own process, and `auditor run` otherwise
+        # reads the data in a worker process (docs/reliability.md).
+        [
+            sys.executable,
+            "-c",
+            _COUNT_OPENS,
+            str(data),
+            str(log),
+            *args,
+            *(["--in-process"] if args[0] == "run" else []),
+        ],
         cwd=cwd,
         check=False,
         capture_output=True,

@@ -24,6 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["build_parser", "main"]
 
 
+def _gib(value: str) -> float:
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB > 0 (e.g. 8 or 0.5), found {value!r}")
+    return number
+
+
 def _split_csv(values: Sequence[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -96,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
         "the manifest, when it exists); they are listed apart and do not fail the run",
     )
     run.add_argument("--no-baseline", action="store_true", help="read no baseline file")
+    run.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the audits in this process, not a supervised worker (for debugging with pdb or a "
+        "profiler; user code that exits or crashes then ends the run: see docs/reliability.md)",
+    )
+    run.add_argument(
+        "--memory-limit",
+        type=_gib,
+        metavar="GIB",
+        help="stop the worker above this resident memory, in GiB, and report the call that grew it "
+        "(default: 80%% of the machine's memory; Linux only)",
+    )
 
     baseline = sub.add_parser(
         "baseline",
@@ -246,6 +271,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scheduler=_scheduler(args.scheduler),
         on_audit_done=None if quiet else (lambda result: print_audit_line(out, result)),
         baseline=False if args.no_baseline else args.baseline,
+        isolated=not args.in_process and os.name == "posix",
+        memory_limit_gib=args.memory_limit,
     )
     _echo(outcome.written, registry)
     if not quiet or outcome.exit_code != 0:
@@ -271,6 +298,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         static=args.static,
         formats=[],
         baseline=False,
+        isolated=os.name == "posix",  # user code that ends the process must not end this command either
     )
     out = make_console()
     if outcome.exit_code == 2:

@@ -172,6 +172,9 @@ class LiveSource:
     def model(self) -> Any:
         if self.objects.model is None:
             raise self.missing("model")
+        from auditor.run.sources import refuse_meta
+
+        refuse_meta(self.objects.model, "the model passed to auditor.check", "model")
         return self.objects.model
 
     def model_copy(self, model: Any) -> Any:

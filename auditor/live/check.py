@@ -94,7 +94,15 @@ def check(
     BatchNorm or drop-path left in ``eval()`` where they train are reported.
 
     Raises :class:`auditor.ManifestInvalid` when an option is wrong (the same
-    messages ``auditor run`` gives for a manifest).
+    messages ``auditor run`` gives for a manifest), and ``TypeError`` naming the
+    parameter when ``model``, ``optimizer``, ``loss`` or ``loss_step`` is not what
+    it must be (a string for a model, say), before anything runs.
+
+    The audits run in this process (live objects cannot be sent to another one):
+    an exception, ``sys.exit`` or ``KeyboardInterrupt`` raised by the caller's code,
+    and a call past ``call_timeout_s``, become findings (worded by the plugin that owns
+    failures of user code) and the report is still returned; ``os._exit`` or a crash in C code ends the caller's process with
+    it. docs/reliability.md lists which path keeps which guarantee.
     """
     from auditor.live._source import LIVE_PATH_NAME, LiveObjects, LiveSource, unpack_split
     from auditor.manifest._yaml import LineMap
@@ -105,6 +113,7 @@ def check(
     from auditor.run.registry import load_registry
     from auditor.run.runner import run_audits, select_audits
 
+    _require_types(model=model, optimizer=optimizer, loss=loss, loss_step=loss_step)
     registry = registry or load_registry()
     named = _named_splits(train, val, splits, data)
     datasets: dict[str, Any] = {}
@@ -254,6 +263,33 @@ def _selection(
         only_by="auditor.check(audits=[...])" if listed else "only=",
         skip_by="skip=",
     )
+
+
+#: parameter -> (test, what it must be)
+_EXPECTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: callable(v) and hasattr(v, "named_parameters"), "a torch.nn.Module"),
+    "optimizer": (
+        lambda v: hasattr(v, "param_groups"),
+        "a torch.optim.Optimizer over the model's parameters",
+    ),
+    "loss": (callable, "a callable loss such as torch.nn.CrossEntropyLoss()"),
+    "loss_step": (callable, "a callable (model, batch, step) -> loss"),
+}
+
+
+def _require_types(**given: Any) -> None:
+    """``TypeError`` naming the first parameter that holds the wrong kind of object (None is allowed)."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        test, expected = _EXPECTED[name]
+        if not test(value):
+            shown = repr(value) if isinstance(value, (str, bytes, int, float)) else type(value).__name__
+            hint = " (auditor.check takes the objects; a manifest's 'module:attr' goes to `auditor run`)"
+            raise TypeError(
+                f"auditor.check: {name}: expected {expected}, found {shown[:80]}"
+                + (hint if isinstance(value, str) else "")
+            )
 
 
 def _named_splits(

@@ -22,6 +22,7 @@ from auditor._util.suggest import did_you_mean
 from auditor.errors import ManifestError
 from auditor.manifest._yaml import LineMap
 from auditor.run._deadline import CallDeadline, DeadlineExceeded
+from auditor.run.user_code import UserCodeFailed
 
 __all__ = ["Resolver", "split_ref"]
 
@@ -81,8 +82,12 @@ class Resolver:
             raise self._error(ref, key, "no ':' separating module and attribute")
         with self._syspath():
             try:
-                module = importlib.import_module(module_name)
+                module = self._import(module_name)
+            except DeadlineExceeded:
+                raise
             except Exception as exc:  # any import-time failure is the user's
+                if isinstance(exc, UserCodeFailed):  # failed before in this run (a worker died in it)
+                    raise
                 raise self._error(
                     ref,
                     key,
@@ -101,6 +106,23 @@ class Resolver:
                     hint=did_you_mean(attr, dir(module)),
                 ) from exc
         return value
+
+    def _import(self, module_name: str) -> Any:
+        """Import ``module_name`` under the call deadline: a module's top level is user code too.
+
+        An import that hung is not tried again (its thread still holds the module's import lock).
+        """
+        what = f"import of module {module_name!r}"
+        if what in self._hung:
+            raise self._hung[what]
+        if module_name in sys.modules:
+            return sys.modules[module_name]
+        _preload()
+        try:
+            return self.deadline.call(importlib.import_module, module_name, what=what)
+        except DeadlineExceeded as exc:
+            self._hung[what] = exc
+            raise
 
     def resolve_transform(self, ref: str, key: str) -> Any:
         """A transform object, or the result of calling a zero-argument factory."""
@@ -170,6 +192,16 @@ class Resolver:
             f"module {module_name!r} ({location}) defines no {attr.split('.')[0]!r}",
             hint=did_you_mean(attr.split(".")[0], names),
         )
+
+
+def _preload() -> None:
+    """Import torch and torchvision (auditor's own dependencies) before the first user module, outside
+    its deadline: a user module's ``import torch`` then takes no time of ``call_timeout_s``, which is for
+    the user's own code (seconds on a loaded machine, more than a short ``call_timeout_s``)."""
+    for name in ("torch", "torchvision"):
+        if name not in sys.modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
 
 
 def _is_zero_arg_factory(value: Any) -> bool:

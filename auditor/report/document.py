@@ -26,13 +26,16 @@ __all__ = [
     "load_report",
     "newer_minor",
     "strict_json",
+    "task_of",
     "validate_report",
 ]
 
 SCHEMA_VERSION = "1.2"  # 1.1: audit status "disabled"; 1.2: finding fingerprints, accepted findings
 
 
-def _environment(context: RunContext, result: RunResult) -> dict[str, Any]:
+def _environment(
+    context: RunContext, result: RunResult, versions: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
@@ -51,7 +54,9 @@ def _environment(context: RunContext, result: RunResult) -> dict[str, Any]:
     }
     # Report versions only when the run imported them: reading them must not import torch.
     for module in ("torch", "torchvision"):
-        if module in sys.modules:
+        if versions is not None:
+            env[module] = versions.get(module)
+        elif module in sys.modules:
             env[module] = str(getattr(sys.modules[module], "__version__", "unknown"))
     return env
 
@@ -65,7 +70,19 @@ def _device(result: RunResult) -> str:
     return "cpu"
 
 
-def build_report(context: RunContext, result: RunResult, started_at: datetime) -> dict[str, Any]:
+_FROM_CONTEXT: Any = object()
+
+
+def build_report(
+    context: RunContext,
+    result: RunResult,
+    started_at: datetime,
+    *,
+    task: Any = _FROM_CONTEXT,
+    versions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The report of a run. A supervised run built its objects in a worker process: ``task`` (the
+    report's ``task`` entry) and ``versions`` (torch, torchvision) come from there, not this process."""
     manifest = context.manifest
     findings = [f.to_dict() for f in result.findings]
     summary = {severity: 0 for severity in SEVERITIES}
@@ -78,9 +95,9 @@ def build_report(context: RunContext, result: RunResult, started_at: datetime) -
         "manifest": {"path": str(manifest.path), "name": manifest.name},
         "started_at": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(result.duration_s, 4),
-        "environment": _environment(context, result),
+        "environment": _environment(context, result, versions),
         "fail_on": result.fail_on,
-        "task": _task(context),
+        "task": task_of(context) if task is _FROM_CONTEXT else task,
         "audits": [
             {
                 "name": r.audit.name,
@@ -120,7 +137,8 @@ def _problem(error: ManifestError) -> dict[str, Any]:
     }
 
 
-def _task(context: RunContext) -> dict[str, Any] | None:
+def task_of(context: RunContext) -> dict[str, Any] | None:
+    """The report's ``task`` entry: declared, or inferred from splits the run opened anyway."""
     # The task is inferred from the data; only report it when a split was opened anyway.
     if not context.splits_opened and not context.manifest.task.declared:
         return None

@@ -36,18 +36,20 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from auditor.manifest.sections import DEFAULTS
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
     "CallDeadline",
+    "CallObserver",
     "DeadlineExceeded",
     "abandoned",
     "call_with_deadline",
     "exit_process",
+    "set_call_observer",
 ]
 
 T = TypeVar("T")
@@ -57,6 +59,28 @@ DEFAULT_CALL_TIMEOUT_S = DEFAULTS.call_timeout_s
 
 _abandoned: list[threading.Thread] = []
 _lock = threading.Lock()
+
+#: Attribute set on an exception that left a call into user code: the innermost call's name
+#: (read by ``auditor.run.user_code``, which words the failure).
+CALL_ATTR = "__auditor_call__"
+
+
+class CallObserver(Protocol):
+    """Told of every call into user code: the supervised worker reports them to its parent, so a
+    process that dies inside a call is known to have died in *that* call."""
+
+    def enter(self, what: str, seconds: float) -> object: ...
+
+    def leave(self, token: object) -> None: ...
+
+
+_observer: CallObserver | None = None
+
+
+def set_call_observer(observer: CallObserver | None) -> None:
+    """Install (or remove, with None) the process's observer of calls into user code."""
+    global _observer
+    _observer = observer
 
 
 class DeadlineExceeded(RuntimeError):
@@ -86,6 +110,9 @@ class CallDeadline:
     """
 
     seconds: float = DEFAULT_CALL_TIMEOUT_S
+    #: Calls that failed before in this run (or ended a worker process), by name: asked again, they raise
+    #: :class:`~auditor.run.user_code.UserCodeFailed` (``repeat=True``) at once instead of failing again.
+    failed: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         seconds = float(self.seconds)
@@ -102,6 +129,10 @@ class CallDeadline:
 
     def call(self, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` under this deadline (see :func:`call_with_deadline`)."""
+        if what in self.failed:
+            from auditor.run.user_code import UserCodeFailed
+
+            raise UserCodeFailed(self.failed[what], repeat=True)
         return call_with_deadline(fn, *args, what=what, seconds=self.seconds, **kwargs)
 
 
@@ -132,8 +163,13 @@ def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: flo
                 torch.set_grad_enabled(grad)
             outcome["value"] = fn(*args, **kwargs)
         except BaseException as exc:
+            if getattr(exc, CALL_ATTR, None) is None and not isinstance(exc, DeadlineExceeded):
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(exc, CALL_ATTR, what)  # the innermost call names it
             outcome["error"] = exc
 
+    observer = _observer
+    token = observer.enter(what, limit) if observer is not None else None
     thread = threading.Thread(target=target, name=f"auditor: {what}", daemon=True)
     thread.start()
     try:
@@ -142,6 +178,9 @@ def call_with_deadline(fn: Callable[..., T], *args: Any, what: str, seconds: flo
         with _lock:
             _abandoned.append(thread)
         raise
+    finally:
+        if observer is not None:
+            observer.leave(token)
     if thread.is_alive():
         with _lock:
             _abandoned.append(thread)

@@ -37,6 +37,8 @@ def run_manifest(
     scheduler: str | None = None,
     redact: bool | None = None,
     baseline: Path | str | bool | None = None,
+    isolated: bool = False,
+    memory_limit_gib: float | None = None,
 ) -> CheckResult:
     """Load, validate and run ``manifest``; write its reports; return the result.
 
@@ -47,6 +49,11 @@ def run_manifest(
     to the manifest and no host details (see ``auditor.report._redact``).
     ``baseline``: a baseline file whose findings are accepted (``auditor baseline`` writes it); None
     reads ``auditor-baseline.json`` beside the manifest when it exists, False reads none.
+    ``isolated`` runs the audits in a supervised worker process (what ``auditor run`` does unless
+    ``--in-process``; see ``auditor.run.supervise`` and docs/reliability.md): user code that ends or
+    crashes the process, hangs holding the interpreter or passes ``memory_limit_gib`` (default 80% of
+    the machine's memory) becomes a finding, and the report is written with every audit that finished.
+    ``progress`` is then only read for whether to show bars (the worker draws its own).
     """
     from auditor.manifest.load import load_manifest
     from auditor.report._output_dir import check_output_dir
@@ -78,10 +85,27 @@ def run_manifest(
     # expanduser: 'report.dir: ~/x' means the home folder, not a folder named '~'.
     target = output_dir or (loaded.base_dir / Path(loaded.report.dir).expanduser())
     check_output_dir(target)  # a symlinked output folder is refused before any audit runs
-    context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
     started_at = datetime.now(timezone.utc)
-    result = run_audits(context, selection, on_audit_done=on_audit_done)
-    report = build_report(context, result, started_at)
+    if isolated:
+        from auditor.run._progress import NullProgress
+        from auditor.run.supervise import run_supervised
+
+        context = RunContext(loaded, registry, use_cache=use_cache, scheduler=scheduler)
+        supervised = run_supervised(
+            context,
+            selection,
+            use_cache=use_cache,
+            scheduler=scheduler,
+            progress=progress is not None and not isinstance(progress, NullProgress),
+            memory_limit_gib=memory_limit_gib,
+            on_audit_done=on_audit_done,
+        )
+        result = supervised.result
+        report = build_report(context, result, started_at, task=supervised.task, versions=supervised.versions)
+    else:
+        context = RunContext(loaded, registry, use_cache=use_cache, progress=progress, scheduler=scheduler)
+        result = run_audits(context, selection, on_audit_done=on_audit_done)
+        report = build_report(context, result, started_at)
     if redact if redact is not None else loaded.report.redact:
         from auditor.report._redact import redact as redacted
 

@@ -21,6 +21,7 @@ from auditor.errors import ManifestError
 from auditor.findings import Finding
 from auditor.run._deadline import CallDeadline
 from auditor.run.sources import MODEL_BUILD_SEED
+from auditor.run.user_code import note_plugins
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Audit
@@ -207,13 +208,15 @@ class RunContext:
                 len(self._split(name))  # a format reads its index (folder listing, table) here
             except ManifestError as exc:
                 self._split_problems[name] = exc
-            except Exception as exc:
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                note_plugins(self.registry)
+                found = _opening_failed(exc, self.manifest, self.deadline.failed)
                 key = f"data.{name}"
                 self._split_problems[name] = ManifestError(
                     self.manifest.path,
                     key,
                     f"a split the {self.source.split_format(name)!r} format can open",
-                    f"opening it failed with {type(exc).__name__}: {exc}",
+                    found,
                     line=self.manifest.line(key),
                     hint="fix the split's options (auditor validate checks them) or the data it points at",
                 )
@@ -282,6 +285,28 @@ class RunContext:
         factory = self._progress or NullProgress()
         with factory.task(description, total) as task:
             yield task
+
+
+def _opening_failed(exc: BaseException, manifest: Manifest, failed: dict[str, Any]) -> str:
+    """Why opening a split failed, in words; user code's failures name the call, how and where.
+
+    A failed call into user code is remembered in ``failed`` (the run's deadline): an audit that needs
+    it again (the model's module, imported for the dataset first) is skipped, pointing at the problem.
+    """
+    from auditor.run.user_code import UserCodeFailed, call_of, failure_from_exception
+
+    if isinstance(exc, KeyboardInterrupt) and call_of(exc) is None:
+        raise exc  # a real Ctrl-C
+    if isinstance(exc, UserCodeFailed):
+        first = exc.failure
+        return f"{first.describe()} (earlier in this run)" if exc.repeat else first.describe()
+    roots = [str(manifest.base_dir), *manifest.resolver.pythonpath]
+    failure = failure_from_exception(exc, audit="the data splits", user_roots=roots)
+    if failure is not None:
+        if failure.key:
+            failed.setdefault(failure.key, failure)
+        return f"opening it failed: {failure.describe()}"
+    return f"opening it failed with {type(exc).__name__}: {exc}"
 
 
 class AuditContext:

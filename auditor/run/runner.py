@@ -16,8 +16,27 @@ from auditor.manifest.sections import DEFAULTS
 from auditor.run.accepted import Acceptance, AcceptRules
 from auditor.run.context import AuditContext, RunContext
 from auditor.run.finding_links import finalize_findings
+from auditor.run.user_code import (
+    UserCodeFailed,
+    UserCodeFailure,
+    call_of,
+    failure_finding,
+    failure_from_exception,
+    note_plugins,
+)
 
-__all__ = ["AuditResult", "RunResult", "Selection", "matches_code", "run_audits", "select_audits"]
+__all__ = [
+    "AuditResult",
+    "RunResult",
+    "Selection",
+    "accept_findings",
+    "keeps_code",
+    "matches_code",
+    "record_failure",
+    "run_audits",
+    "run_one",
+    "select_audits",
+]
 
 
 @dataclass
@@ -131,7 +150,7 @@ def run_audits(
     results = []
     chosen = select_audits(context, selection)
     context.running = frozenset(audit.name for audit, status, _ in chosen if not status)
-    context.code_kept = lambda code: _kept(code, selection)
+    context.code_kept = lambda code: keeps_code(code, selection)
     broken: dict[str, ManifestError] = {}
     if any(not status for _, status, _ in chosen) and context.has("data"):
         broken = context.open_splits()
@@ -143,7 +162,7 @@ def run_audits(
         else:
             if on_audit_start:
                 on_audit_start(audit)
-            result = _run_one(context, audit, selection)
+            result = run_one(context, audit, selection)
         results.append(result)
         context.finished[audit.name] = result.status
         if on_audit_done:
@@ -152,13 +171,13 @@ def run_audits(
     problems = finalize_findings([f for r in results for f in r.findings], [r.audit for r in results])
     for result in results:
         result.notes.extend(problems.get(result.audit.name, []))
-    accepted = _accept(results, selection)
+    accepted = accept_findings(results, selection)
     return RunResult(
         results, time.perf_counter() - started, selection.fail_on, list(broken.values()), accepted
     )
 
 
-def _accept(results: list[AuditResult], selection: Selection) -> list[tuple[Finding, Acceptance]]:
+def accept_findings(results: list[AuditResult], selection: Selection) -> list[tuple[Finding, Acceptance]]:
     """Give every finding its fingerprint, then move the accepted ones out of their audit's findings.
 
     An audit whose failing findings were all accepted did its whole job and found nothing left to
@@ -186,34 +205,45 @@ def _accept(results: list[AuditResult], selection: Selection) -> list[tuple[Find
     return accepted
 
 
-def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:
+def run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditResult:
     options = context.manifest.audit_options.get(audit.name, {})
     audit_context = AuditContext(context, audit, dict(options))
     result = AuditResult(audit, "passed", options=dict(options))
     started = time.perf_counter()
+    failure: UserCodeFailure | None = None
+    findings: list[Finding] = []
     try:
         produced = audit.run(audit_context)
         findings = list(produced or [])
+    except UserCodeFailed as exc:
+        failure = _repeat(result, exc.failure) if exc.repeat else exc.failure
     except SkipAudit as exc:
         result.status, result.reason = "skipped", str(exc)
-        findings = []
     except ManifestError as exc:
         # A factory that cannot be imported or built: the manifest is wrong (exit 2).
         result.status = "errored"
         result.error = {"type": type(exc).__name__, "message": exc.render(), "traceback": ""}
-        findings = []
-    except Exception as exc:
-        result.status = "errored"
-        result.error = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "traceback": traceback.format_exc(),
-        }
-        findings = []
+    except KeyboardInterrupt as exc:
+        if call_of(exc) is None:
+            raise  # a real Ctrl-C lands in the main thread, never inside a call's thread
+        failure = failure_from_exception(exc, audit=audit.name, user_roots=_user_roots(context))
+    except (Exception, SystemExit) as exc:
+        failure = failure_from_exception(exc, audit=audit.name, user_roots=_user_roots(context))
+        if failure is None:  # auditor's own code (or a plugin's) crashed: a bug, errored
+            result.status = "errored"
+            result.error = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            }
+        elif failure.key and failure.key in context.deadline.failed:
+            failure = _repeat(result, context.deadline.failed[failure.key])
+    if failure is not None:
+        findings = record_failure(context, result, failure.for_audit(audit.name))
     result.duration_s = time.perf_counter() - started
     result.evidence = audit_context.evidence
     result.notes = audit_context.notes
-    findings = [f for f in findings if _kept(f.code, selection)]
+    findings = [f for f in findings if keeps_code(f.code, selection)]
     context.registry.hook.auditor_findings(audit=audit, findings=findings)
     result.findings = findings
     if result.status == "passed" and any(severity_at_least(f.severity, selection.fail_on) for f in findings):
@@ -221,7 +251,58 @@ def _run_one(context: RunContext, audit: Audit, selection: Selection) -> AuditRe
     return result
 
 
-def _kept(code: str, selection: Selection) -> bool:
+def _repeat(result: AuditResult, first: UserCodeFailure) -> None:
+    """An audit asked again for a call that failed before in this run: skipped, pointing at the first."""
+    result.status = "skipped"
+    if first.audit == "the data splits":
+        where = "; see the manifest problem reported for the split"
+    else:
+        where = f"; see the finding under {first.audit}" if first.audit else ""
+    result.reason = f"{first.call} failed earlier in this run ({first.how}){where}"
+    return None
+
+
+def _user_roots(context: RunContext) -> list[str]:
+    """Folders whose files are the user's code: the manifest's folder and its pythonpath (the files of
+    registered plugins excepted, wherever they are)."""
+    note_plugins(context.registry)
+    manifest = context.manifest
+    return [str(manifest.base_dir), *manifest.resolver.pythonpath]
+
+
+def record_failure(context: RunContext, result: AuditResult, failure: UserCodeFailure) -> list[Finding]:
+    """``result`` as an audit whose call into user code failed: the finding a plugin words for it.
+
+    The audit could not do its job, so it is ``failed`` whatever ``fail_on`` says (never ``passed``);
+    the finding's severity decides the exit code. Without a plugin that words failures, the audit is
+    ``errored`` with the failure's own sentence. The call is remembered: asked again in this run, it
+    is not made again.
+    """
+    failed = context.deadline.failed
+    first = (failed.get(failure.key) if failure.key else None) or (
+        failed.get(f"frame {failure.frame}") if failure.frame else None
+    )
+    if first is not None:
+        _repeat(result, first)  # the same call (or line of user code) failed in an earlier audit: one finding
+        return []
+    if failure.key:
+        failed.setdefault(failure.key, failure)
+    if failure.frame:
+        failed.setdefault(f"frame {failure.frame}", failure)
+    finding = failure_finding(context.registry, failure)
+    if finding is None:
+        result.status = "errored"
+        result.error = {
+            "type": "UserCodeFailure",
+            "message": failure.describe(),
+            "traceback": failure.traceback,
+        }
+        return []
+    result.status = "failed"
+    return [finding]
+
+
+def keeps_code(code: str, selection: Selection) -> bool:
     if selection.select and not matches_code(code, selection.select):
         return False
     return not (selection.ignore and matches_code(code, selection.ignore))

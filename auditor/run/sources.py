@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.run.registry import Registry
     from auditor.run.weight_loads import WeightLoad
 
-__all__ = ["MODEL_BUILD_SEED", "ManifestSource", "ObjectSource"]
+__all__ = ["MODEL_BUILD_SEED", "ManifestSource", "ObjectSource", "refuse_meta"]
 
 #: Seed of torch's random state while the model factory runs (see :meth:`ManifestSource.model`).
 MODEL_BUILD_SEED = 0
@@ -129,6 +129,7 @@ class ManifestSource:
             model = self.manifest.resolver.call_factory(section.factory, "model.factory", **section.kwargs)
         model = self._checked(model, "model", section.factory, "named_parameters", "a torch.nn.Module")
         self._loads = locate(loads, model)
+        refuse_meta(model, f"model.factory ({section.factory})", "model.factory")
         # As a training script: the optimizer factory runs on the model before anything reads it (it may
         # set requires_grad by name), then model.train(). Its optimizer is the one shared with the audits.
         if self.has("optimizer"):
@@ -227,4 +228,26 @@ class ManifestSource:
             f"{ref} returned {found}",
             line=self.manifest.line(key),
             hint="return the object itself from the factory (a missing return?)",
+        )
+
+
+def refuse_meta(model: Any, call: str, location: str) -> None:
+    """Raise :class:`~auditor.run.user_code.UserCodeFailed` when ``model`` holds tensors on ``meta``.
+
+    Such tensors have a shape and no data: every audit that runs the model would fail in torch with
+    "Cannot copy out of meta tensor", which is the user's model, not auditor, failing.
+    """
+    from auditor.run.user_code import UserCodeFailed, UserCodeFailure, meta_tensors
+
+    names = meta_tensors(model)
+    if names:
+        shown = ", ".join(names) + (" ..." if len(names) >= 5 else "")
+        raise UserCodeFailed(
+            UserCodeFailure(
+                "meta",
+                call,
+                f"the model it returned has tensors on the meta device (no data): {shown}",
+                location=location,
+                key=call,
+            )
         )

@@ -1,6 +1,9 @@
 """data_loading: can every split deliver batches the way the run's DataLoader builds them (DL001-DL003,
 DL007), and do the objects the training loop iterates do what training needs (DL010-DL016)?
 
+It also words the failures of user code the host catches anywhere in a run (DL004-DL006, DL008:
+``auditor_user_code_failed``), since loading the run's objects is where they show.
+
 For each split, ``samples`` samples spread over it are loaded exactly as training
 loads them (the format's ``__getitem__`` with the manifest's transform), and the
 ones that load are collated together with the split's collate function
@@ -154,3 +157,11 @@ AUDIT = Audit(
 @hookimpl
 def auditor_audits() -> list[Audit]:
     return [AUDIT]
+
+
+@hookimpl
+def auditor_user_code_failed(failure: Any) -> Finding | None:
+    """User code that raised, ended the process, hung or built a meta model: DL004-DL006, DL008."""
+    from auditor_plugins.data_loading.user_code import failure_finding
+
+    return failure_finding(failure)

@@ -19,6 +19,12 @@ LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
 PATH_ATTRIBUTES = ("auditor_paths", "samples", "imgs")
 
 
+#: Labels of a dataset without a targets/labels attribute are read item by item; above this many
+#: samples that is refused in words (10**12 calls would never end) rather than sampled: class counts
+#: from a sample would be a guess presented as a fact.
+MAX_LABEL_READS = 1_000_000
+
+
 class CallableSplit(Split):
     def __init__(self, spec: SplitSpec) -> None:
         super().__init__(spec)
@@ -86,9 +92,22 @@ class CallableSplit(Split):
                         return [_as_target(v) for v in values]
                 except TypeError:
                     continue
+        size = len(dataset)
+        if size > MAX_LABEL_READS:
+            key = self.location if self.spec.dataset is not None else f"{self.location}.factory"
+            raise ManifestError(
+                self.spec.resolver.manifest_path,
+                key,
+                f"a dataset with a targets or labels attribute, or at most {MAX_LABEL_READS:,} samples whose "
+                "labels can be read item by item",
+                f"{size:,} samples (len() of the dataset) and no targets/labels attribute: reading every label "
+                f"would call __getitem__ {size:,} times",
+                line=self.spec.resolver.lines.line(key),
+                hint="give the dataset a `targets` list (one label per sample), or check its __len__",
+            )
         with self._without_own_transform():
             targets = []
-            for index in range(len(dataset)):
+            for index in range(size):
                 try:
                     item = self.call(dataset.__getitem__, index, what=self.describe_call(index, False))
                     targets.append(_as_target(item[1]))
