@@ -151,7 +151,8 @@ def test_the_patch_is_removed_even_when_the_factory_raises(project: Path):
     run = run_in_process(
         manifest(project, "broken", factory="loads_project:broken", checkpoint=str(project / "ddp.pt"))
     )
-    assert run.exit_code == 2  # the factory's exception, reported as the failed call it is
+    assert run.exit_code == 1  # the factory's exception, reported as the user's failed call (DL005)
+    assert "DL005" in run.codes()
     assert torch.nn.Module.load_state_dict is original
 
 
