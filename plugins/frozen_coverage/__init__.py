@@ -1,4 +1,4 @@
-"""frozen_coverage: what trains, what the optimizer updates, and what the head predicts (FZ001-FZ008).
+"""frozen_coverage: what trains, what the optimizer updates, and what the head predicts (FZ001-FZ008, FZ015-FZ016).
 
 Reads the model and the optimizer exactly as the manifest's factories build them;
 nothing runs forward or backward. ``model.train()`` is called on a copy, so
@@ -56,13 +56,19 @@ def _head(ctx: AuditContext, model: Any) -> Any:
 
 def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.frozen_coverage.accounting import account, state_of
+    from auditor_plugins.frozen_coverage.adapters import peft_parts
 
     model = ctx.run.model
     limit = int(ctx.options["max_names"])
     accounting = account(model)
     ctx.evidence.update(accounting)
     totals = accounting["totals"]
-    head = _head(ctx, model)
+    peft = peft_parts(model)
+    if peft is not None:
+        ctx.evidence["peft"] = peft.to_dict()
+        head = _peft_head(ctx, model)
+    else:
+        head = _head(ctx, model)
     head_counts = state_of(head.module.parameters()) if head is not None else None
     ctx.evidence["head"] = (
         {**head.to_dict(), **head_counts.to_dict(head.name)}
@@ -86,6 +92,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             location="model",
             evidence={"frozen": totals["frozen"]},
         )
+    elif peft is not None:
+        yield from _peft_state(ctx, peft, head, head_counts)
     elif head is not None and head_counts is not None:
         yield from _head_state(ctx, model, head, head_counts)
     if head is not None:
@@ -95,6 +103,49 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     else:
         ctx.note("the manifest has no optimizer: optimizer coverage (FZ002, FZ006, FZ008) was not checked")
     yield from _norm_layers(ctx, limit)
+
+
+def _peft_head(ctx: AuditContext, model: Any) -> Any:
+    """The new head of a PeftModel: the module training updates as the head (a saved module's trainable copy)."""
+    from auditor_plugins.common.model_parts import Head, output_layer
+    from auditor_plugins.frozen_coverage.adapters import peft_head
+
+    found = peft_head(model, ctx.run.head_name)
+    if found is None:
+        if ctx.run.head_name:
+            return _head(ctx, model)  # names a submodule of the PeftModel itself, or is wrong: say so
+        return None
+    name, _wrapper, training = found
+    layer, outputs = output_layer(name, training)
+    return Head(name, training, "manifest" if ctx.run.head_name else "inferred", outputs, layer)
+
+
+def _peft_state(ctx: AuditContext, peft: Any, head: Any, counts: Any) -> Iterator[Finding]:
+    """A frozen base with trainable adapters is the intended setup; a frozen new head is not (FZ015)."""
+    if peft.trainable_base:
+        ctx.note(
+            f"{len(peft.trainable_base)} base-model tensors of the PeftModel train in full besides the adapters "
+            f"(first: {peft.trainable_base[0]})"
+        )
+    if head is None or counts is None or not counts.frozen:
+        return
+    short = head.name.rsplit(".", 1)[-1]
+    listed = ", ".join(repr(m) for m in peft.modules_to_save) or "none"
+    yield ctx.finding(
+        "FZ015",
+        f"the new head '{head.name}' of the {peft.peft_type or 'PEFT'} model is frozen ({counts.frozen:,} "
+        f"parameters at their random initialisation): it is not in modules_to_save ({listed}), so only the "
+        f"adapters ({peft.adapter['trainable']:,} parameters) train and the head never learns",
+        hint=f'list it in the adapter config: LoraConfig(..., modules_to_save=["{short}"]) before '
+        "get_peft_model(), so it trains in full and is saved with the adapters",
+        location="model.head",
+        evidence={
+            "head": head.name,
+            "frozen": counts.frozen,
+            "modules_to_save": peft.modules_to_save,
+            "adapter_trainable": peft.adapter["trainable"],
+        },
+    )
 
 
 def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterator[Finding]:
