@@ -60,6 +60,10 @@ class _RowTransform:
         self.function = function
         self.image_column = image_column
         self.label_column = label_column
+        pipeline = _pipeline_in(function)
+        if pipeline is not None:
+            # transform_parity reads a container's ``transforms`` list: the pipeline the function applies
+            self.transforms = [pipeline]
 
     def __call__(self, image: Any) -> Any:
         out = self.function({self.image_column: [image], self.label_column: [0]})
@@ -74,6 +78,44 @@ class _RowTransform:
     def __repr__(self) -> str:
         name = getattr(self.function, "__qualname__", type(self.function).__name__)
         return f"set_transform({name})"
+
+
+def _pipeline_in(function: Any) -> Any:
+    """The one torchvision pipeline a ``set_transform`` function applies, found in what it refers to.
+
+    The Hugging Face examples write ``def preprocess(batch): batch["pixel_values"] = [train_tf(im) ...]``
+    with ``train_tf`` a global or a closure variable. Exactly one torchvision transform among those,
+    and no image processor, is read as the function's pipeline; anything else stays opaque (measured only).
+    """
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    referred = [
+        cell.cell_contents for cell in (getattr(function, "__closure__", None) or ()) if _filled(cell)
+    ]
+    namespace = getattr(function, "__globals__", {}) or {}
+    referred += [namespace[name] for name in _global_names(code) if name in namespace]
+    pipelines = [v for v in referred if (type(v).__module__ or "").startswith("torchvision.transforms")]
+    processors = [v for v in referred if hasattr(v, "image_mean") and hasattr(v, "do_rescale")]
+    unique = {id(v): v for v in pipelines}
+    return next(iter(unique.values())) if len(unique) == 1 and not processors else None
+
+
+def _global_names(code: Any) -> list[str]:
+    """Names a code object and its nested ones (comprehensions, lambdas) look up globally."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names += _global_names(const)
+    return names
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 class HFDatasetSplit(Split):

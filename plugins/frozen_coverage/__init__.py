@@ -98,11 +98,46 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         yield from _head_state(ctx, model, head, head_counts)
     if head is not None:
         yield from _head_size(ctx, head)
+    yield from _reinitialised(ctx, model, limit)
     if ctx.run.has("optimizer"):
         yield from _optimizer(ctx, model, head, limit)
     else:
         ctx.note("the manifest has no optimizer: optimizer coverage (FZ002, FZ006, FZ008) was not checked")
     yield from _norm_layers(ctx, limit)
+
+
+def _reinitialised(ctx: AuditContext, model: Any, limit: int) -> Iterator[Finding]:
+    """FZ016: tensors the Hugging Face checkpoint could not fill (ignore_mismatched_sizes, or new ones)."""
+    from auditor_plugins.frozen_coverage.checkpoint import checkpoint_mismatch
+
+    mismatch = checkpoint_mismatch(ctx, model)
+    if mismatch is None or not (mismatch.resized or mismatch.missing):
+        return
+    resized = [f"{n} {old} -> {new}" for n, (old, new) in mismatch.resized.items()]
+    parts = []
+    if resized:
+        parts.append(f"re-initialised because the checkpoint's shape differs: {', '.join(resized[:limit])}")
+    if mismatch.missing:
+        parts.append(f"not in the checkpoint, initialised at random: {', '.join(mismatch.missing[:limit])}")
+    modules = sorted({n.rsplit(".", 1)[0] for n in [*mismatch.resized, *mismatch.missing]})
+    yield ctx.finding(
+        "FZ016",
+        f"{len(mismatch.resized) + len(mismatch.missing)} tensors of '{modules[0]}'"
+        + (f" and {len(modules) - 1} more modules" if len(modules) > 1 else "")
+        + f" do not come from {mismatch.folder.name}: "
+        + "; ".join(parts),
+        hint="expected for a new head, which must then train (FZ004, FZ015); anywhere else, load a "
+        "checkpoint whose architecture matches",
+        location="model",
+        evidence={
+            "folder": str(mismatch.folder),
+            "resized": {
+                n: {"checkpoint": o, "model": m} for n, (o, m) in list(mismatch.resized.items())[:200]
+            },
+            "missing": mismatch.missing[:200],
+            "modules": modules[:50],
+        },
+    )
 
 
 def _peft_head(ctx: AuditContext, model: Any) -> Any:
@@ -122,6 +157,16 @@ def _peft_head(ctx: AuditContext, model: Any) -> Any:
 
 def _peft_state(ctx: AuditContext, peft: Any, head: Any, counts: Any) -> Iterator[Finding]:
     """A frozen base with trainable adapters is the intended setup; a frozen new head is not (FZ015)."""
+    head_part = (
+        f"; head '{head.name}' {counts.trainable:,} trainable, {counts.frozen:,} frozen"
+        if head is not None and counts is not None
+        else ""
+    )
+    ctx.note(
+        f"{peft.peft_type or 'PEFT'} adapters ({', '.join(peft.adapters)}): base {peft.base['frozen']:,} frozen, "
+        f"{peft.base['trainable']:,} trainable; adapters {peft.adapter['trainable']:,} trainable; modules_to_save "
+        f"{peft.saved['trainable']:,} trainable{head_part}"
+    )
     if peft.trainable_base:
         ctx.note(
             f"{len(peft.trainable_base)} base-model tensors of the PeftModel train in full besides the adapters "

@@ -179,7 +179,7 @@ def _from_mapping(value: Mapping[str, Any]) -> Expected:
         }
         name = value.get("image_processor") or "manifest mapping"
         expected = from_hf_processor(
-            settings, f"the image processor {name}" if "image_processor" in value else name
+            settings, f"image processor {name}" if "image_processor" in value else name
         )
         size = value.get("input_size")
         if size:
