@@ -306,3 +306,22 @@ def test_hf_dataset_split_names_a_missing_datasetdict_split(project):
     )
     done = _run(project, "nosplit.yaml", "validate")
     assert done.returncode == 2 and "data.val.split" in done.stderr and "'test'" in done.stderr
+
+
+def test_a_model_folder_whose_processor_config_is_a_fifo_or_not_json_is_a_manifest_error(tmp_path):
+    from auditor.kit import HFPretrainedProblem, read_hf_pretrained
+
+    folder = tmp_path / "vit-folder"
+    folder.mkdir()
+    os.mkfifo(folder / "preprocessor_config.json")  # reading it would block forever
+    with pytest.raises(HFPretrainedProblem, match="not a regular file"):
+        read_hf_pretrained("vit-folder", tmp_path)
+    (folder / "preprocessor_config.json").unlink()
+    (folder / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(HFPretrainedProblem, match="cannot be read as JSON"):
+        read_hf_pretrained("vit-folder", tmp_path)
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(HFPretrainedProblem, match="holds neither"):
+        read_hf_pretrained("vit-folder", tmp_path)
+    with pytest.raises(HFPretrainedProblem, match="no such folder"):
+        read_hf_pretrained("./no-such-folder", tmp_path)

@@ -62,10 +62,14 @@ def check(
 
     ``train``/``val`` and the values of ``splits`` (or ``data``, the manifest's
     name for it) are map-style Datasets or DataLoaders (whose batch size,
-    collate function and sampler are used). ``model``, ``optimizer`` and
-    ``loss`` are only read; the gradient probe trains deep copies. Every other
-    manifest key is a keyword and means what it means in YAML: ``pretrained``
-    and ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
+    collate function and sampler are used). A Hugging Face ``datasets.Dataset``
+    opens as an ``hf_dataset`` split (its ``image`` and ``label`` columns; give
+    others as ``{"dataset": ds, "image_column": ..., "label_column": ...}``).
+    ``model``, ``optimizer`` and ``loss`` are only read; the gradient probe trains
+    deep copies. Every other manifest key is a keyword and means what it means in
+    YAML: ``pretrained`` (also a Hugging Face image processor object, whose
+    ``image_mean``/``image_std``/``do_rescale``/``do_normalize`` are read) and
+    ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
     num_classes}``), ``audits`` (a mapping name -> options configures, and
     ``name: False`` disables, as in the manifest; a list of names selects like
     ``only``: every other audit is ``disabled``), ``fail_on``,
