@@ -52,7 +52,8 @@ from auditor.run.result import CheckResult
 
 __all__ = ["AuditCallback", "AuditStoppedTraining", "trainer_loss_step"]
 
-logger = hf_logging.get_logger("auditor")
+#: A child of the transformers logger: logging.set_verbosity_info() shows it next to the Trainer's messages.
+logger = hf_logging.get_logger("transformers.auditor")
 
 
 class AuditStoppedTraining(AuditFailed):
