@@ -23,6 +23,9 @@ Text for people
     :func:`printable` (user-controlled names made safe to print),
     :func:`did_you_mean` / :func:`closest` (suggestions), :func:`display_path`
     (a path as a message should show it).
+Hugging Face model folders (``model.pretrained``), read offline from JSON
+    :func:`read_hf_pretrained`, :func:`is_hf_pretrained`, :class:`HFPretrained`,
+    :class:`HFPretrainedProblem`, :data:`PROCESSOR_FILE`.
 
 Nothing here imports torch, and fsspec is imported only when a URL is opened.
 """
@@ -34,13 +37,23 @@ from auditor._util.printable import printable
 from auditor._util.suggest import closest, did_you_mean
 from auditor.data._regular import NotRegularFile, open_regular
 from auditor.data._storage import RemoteFiles, filesystem, is_url, missing_extra, open_url, url_of
+from auditor.manifest._hf_pretrained import (
+    PROCESSOR_FILE,
+    HFPretrained,
+    HFPretrainedProblem,
+    is_hf_pretrained,
+    read_hf_pretrained,
+)
 from auditor.run._deadline import DEFAULT_CALL_TIMEOUT_S, CallDeadline, DeadlineExceeded
 from auditor.run.user_code import UserCodeFailed, UserCodeFailure
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
+    "PROCESSOR_FILE",
     "CallDeadline",
     "DeadlineExceeded",
+    "HFPretrained",
+    "HFPretrainedProblem",
     "NotRegularFile",
     "RemoteFiles",
     "UserCodeFailed",
@@ -49,10 +62,12 @@ __all__ = [
     "did_you_mean",
     "display_path",
     "filesystem",
+    "is_hf_pretrained",
     "is_url",
     "missing_extra",
     "open_regular",
     "open_url",
     "printable",
+    "read_hf_pretrained",
     "url_of",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "LiveSource",
     "LoaderSettings",
     "TrainingStepLoss",
+    "split_options",
     "unpack_split",
 ]
 
@@ -47,6 +48,16 @@ __all__ = [
 LIVE_PATH_NAME = "<auditor.check>"
 #: The data format that opens a dataset object, as it opens one a factory returned.
 _DATASET_FORMAT = "callable"
+#: The data format that opens a Hugging Face ``datasets.Dataset`` (image and label columns).
+_HF_FORMAT = "hf_dataset"
+
+
+def _is_hf_dataset(value: Any) -> bool:
+    """True for a ``datasets.Dataset``, told by its type name so that ``datasets`` is never imported here."""
+    return any(
+        cls.__name__ == "Dataset" and (cls.__module__ or "").startswith("datasets.")
+        for cls in type(value).__mro__
+    )
 
 
 @dataclass(frozen=True)
@@ -79,10 +90,30 @@ class LiveObjects:
     checkpoints: tuple[str, ...] = ()
     #: The learning-rate schedule training steps (``auditor.check(lr_scheduler=...)``), or None.
     lr_schedule: LRSchedule | None = None
+    #: Split name -> the data format's options given with it (``image_column`` of an hf_dataset split).
+    split_options: Mapping[str, Mapping[str, Any]] = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.datasets = dict(self.datasets or {})
         self.loaders = dict(self.loaders or {})
+        self.split_options = dict(self.split_options or {})
+
+
+#: Options a split given as a mapping ``{"dataset": ..., **options}`` may carry (its data format's keys).
+SPLIT_OPTION_KEYS = ("image_column", "label_column")
+
+
+def split_options(name: str, value: Any) -> tuple[Any, dict[str, Any]]:
+    """``(dataset or loader, options)``: a split given as ``{"dataset": obj, "image_column": ...}`` is unpacked."""
+    if not isinstance(value, Mapping) or "dataset" not in value:
+        return value, {}
+    unknown = [k for k in value if k != "dataset" and k not in SPLIT_OPTION_KEYS]
+    if unknown:
+        raise TypeError(
+            f"auditor.check: split {name!r}: unknown option {unknown[0]!r}; expected 'dataset' and "
+            f"{', '.join(SPLIT_OPTION_KEYS)}"
+        )
+    return value["dataset"], {k: str(v) for k, v in value.items() if k != "dataset"}
 
 
 def unpack_split(name: str, value: Any) -> tuple[Any, LoaderSettings | None]:
@@ -228,13 +259,17 @@ class LiveSource:
         return list(self.objects.datasets)
 
     def split_format(self, name: str) -> str:
+        dataset = self.objects.datasets[name]
+        if _HF_FORMAT in self.registry.data_formats and _is_hf_dataset(dataset):
+            return _HF_FORMAT
         return _DATASET_FORMAT
 
     def open_split(self, name: str) -> Split:
         from auditor.data.splits import SplitSpec
 
         settings = self.objects.loaders.get(name)
-        config: dict[str, Any] = {"format": _DATASET_FORMAT}
+        fmt = self.split_format(name)
+        config: dict[str, Any] = {"format": fmt, **self.objects.split_options.get(name, {})}
         if settings is not None and settings.sampler == "weighted":
             config["sampler"] = (
                 "weighted"  # what label_distribution reads as class balancing, as in a manifest
@@ -252,7 +287,7 @@ class LiveSource:
             location=f"data.{name}",
             dataset=self.objects.datasets[name],
         )
-        split = self.registry.data_formats[_DATASET_FORMAT].open(spec)
+        split = self.registry.data_formats[fmt].open(spec)
         if settings is not None:
             split.batch_size = settings.batch_size
             split.collate_fn = settings.collate_fn

@@ -8,6 +8,7 @@ Every manifest key is a keyword. Nothing here imports torch until :func:`check` 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +33,7 @@ def check(
     val: Any = None,
     splits: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
-    pretrained: str | Mapping[str, Any] | None = None,
+    pretrained: Any = None,
     head: str | None = None,
     task: str | Mapping[str, Any] | None = None,
     audits: Sequence[str] | Mapping[str, Any] | None = None,
@@ -64,10 +65,14 @@ def check(
 
     ``train``/``val`` and the values of ``splits`` (or ``data``, the manifest's
     name for it) are map-style Datasets or DataLoaders (whose batch size,
-    collate function, sampler, ``drop_last`` and workers are used). ``model``, ``optimizer`` and
-    ``loss`` are only read; the gradient probe trains deep copies. Every other
-    manifest key is a keyword and means what it means in YAML: ``pretrained``
-    and ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
+    collate function, sampler, ``drop_last`` and workers are used). A Hugging Face
+    ``datasets.Dataset`` opens as an ``hf_dataset`` split (its ``image`` and ``label``
+    columns; give others as ``{"dataset": ds, "image_column": ..., "label_column": ...}``).
+    ``model``, ``optimizer`` and ``loss`` are only read; the gradient probe trains deep
+    copies. Every other manifest key is a keyword and means what it means in YAML:
+    ``pretrained`` (also a Hugging Face image processor object, whose
+    ``image_mean``/``image_std``/``do_rescale``/``do_normalize`` are read) and
+    ``head`` (``model.*``), ``task`` (``"multiclass"`` or ``{type,
     num_classes}``), ``audits`` (a mapping name -> options configures, and
     ``name: False`` disables, as in the manifest; a list of names selects like
     ``only``: every other audit is ``disabled``), ``fail_on``,
@@ -104,7 +109,7 @@ def check(
     failures of user code) and the report is still returned; ``os._exit`` or a crash in C code ends the caller's process with
     it. docs/reliability.md lists which path keeps which guarantee.
     """
-    from auditor.live._source import LIVE_PATH_NAME, LiveObjects, LiveSource, unpack_split
+    from auditor.live._source import LIVE_PATH_NAME, LiveObjects, LiveSource, split_options, unpack_split
     from auditor.manifest._yaml import LineMap
     from auditor.manifest.load import manifest_from_mapping
     from auditor.manifest.resolve import Resolver
@@ -118,7 +123,9 @@ def check(
     named = _named_splits(train, val, splits, data)
     datasets: dict[str, Any] = {}
     loaders = {}
+    options: dict[str, dict[str, Any]] = {}
     for split_name, value in named.items():
+        value, options[split_name] = split_options(split_name, value)
         datasets[split_name], settings = unpack_split(split_name, value)
         if settings is not None:
             loaders[split_name] = settings
@@ -133,6 +140,7 @@ def check(
         load_results=_listed(load_result, "load_result"),
         checkpoints=tuple(str(p) for p in _listed(checkpoint, "checkpoint")),
         lr_schedule=schedule,
+        split_options=options,
     )
     audit_section = _audit_section(audits, audit_options, registry)
     probe_batch = loaders["train"].batch_size if "train" in loaders else None
@@ -353,11 +361,55 @@ def _plain(value: Any) -> Any:
     """``pretrained`` as the manifest spells it: a torchvision weights enum becomes 'torchvision:Enum.MEMBER'."""
     if value is None or isinstance(value, (str, Mapping)):
         return dict(value) if isinstance(value, Mapping) else value
+    if hasattr(value, "image_mean") and hasattr(value, "do_rescale"):
+        return _processor_settings(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # a Hugging Face model folder
     enum_type = type(value).__name__
     member = getattr(value, "name", None)
     if member and type(value).__module__.startswith("torchvision"):
         return f"torchvision:{enum_type}.{member}"
     return value
+
+
+def _processor_settings(processor: Any) -> dict[str, Any]:
+    """A Hugging Face image processor as the manifest's pretrained mapping (its attributes, read as they are)."""
+    kind = type(processor).__name__
+
+    def numbers(attribute: str) -> list[float] | None:
+        value = getattr(processor, attribute, None)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)):
+            return [float(value)] * 3
+        return [float(v) for v in value]
+
+    mean, std = numbers("image_mean"), numbers("image_std")
+    if mean is None or std is None:
+        raise UsageError(
+            f"auditor.check: pretrained= is a {kind} without image_mean/image_std; expected an image processor "
+            "that says what the weights were trained on; hint: pass pretrained={'mean': [...], 'std': [...]}"
+        )
+    settings: dict[str, Any] = {
+        "mean": mean,
+        "std": std,
+        "do_rescale": bool(getattr(processor, "do_rescale", True)),
+        "do_normalize": bool(getattr(processor, "do_normalize", True)),
+        "image_processor": kind,
+    }
+    factor = getattr(processor, "rescale_factor", None)
+    if isinstance(factor, (int, float)) and factor > 0:
+        settings["rescale_factor"] = float(factor)
+    size = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+    size = size or getattr(processor, "size", None)
+    height = width = None
+    if isinstance(size, Mapping) or hasattr(size, "get"):
+        height, width = size.get("height"), size.get("width")
+    elif isinstance(size, int):
+        height = width = size
+    if isinstance(height, int) and isinstance(width, int):
+        settings["input_size"] = [len(mean), height, width]
+    return settings
 
 
 def _progress(wanted: bool | None) -> Any:

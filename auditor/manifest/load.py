@@ -583,6 +583,22 @@ def _check_model(manifest: Manifest, bad: set[str]) -> list[ManifestError]:
     if not isinstance(pretrained, str) or _under("model.pretrained", bad):
         return []
     errors = []
+    from auditor.manifest._hf_pretrained import HFPretrainedProblem, is_hf_pretrained, read_hf_pretrained
+
+    if is_hf_pretrained(pretrained):
+        try:
+            read_hf_pretrained(pretrained, manifest.base_dir)
+        except HFPretrainedProblem as exc:
+            errors.append(
+                manifest.error(
+                    "model.pretrained",
+                    "a local Hugging Face model folder (or a hub id in the local cache), "
+                    "torchvision:<WeightsEnum.member> or timm:<model name>",
+                    exc.found,
+                    hint=exc.hint,
+                )
+            )
+        return errors
     problem = check_pretrained(pretrained)
     if problem is not None:
         errors.append(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Head", "backbone_blocks", "find_head", "numel", "updating_norm_layers"]
+__all__ = ["Head", "backbone_blocks", "find_head", "numel", "output_layer", "updating_norm_layers"]
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _is_global_pool(module: Any) -> bool:
     return False
 
 
-def _output_layer(name: str, module: Any) -> tuple[str, int | None]:
+def output_layer(name: str, module: Any) -> tuple[str, int | None]:
     """The last Linear / 1x1 conv in ``module`` (itself included) and its output size."""
     found: tuple[str, int | None] = (name, None)
     for sub_name, sub in module.named_modules():
@@ -75,7 +75,7 @@ def find_head(model: Any, declared: str | None) -> Head | None:
             module = model.get_submodule(declared)
         except AttributeError:
             raise LookupError(declared) from None
-        layer, outputs = _output_layer(declared, module)
+        layer, outputs = output_layer(declared, module)
         return Head(declared, module, "manifest", outputs, layer)
     modules = list(model.named_modules())
     with_params = [

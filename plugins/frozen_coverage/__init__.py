@@ -1,4 +1,5 @@
-"""frozen_coverage: what trains, what the optimizer updates, what loaded, what the head predicts (FZ001-FZ012).
+"""frozen_coverage: what trains, what the optimizer updates, what loaded, what the head predicts
+(FZ001-FZ012, FZ015-FZ016).
 
 Reads the model and the optimizer exactly as the manifest's factories build them;
 nothing runs forward or backward. ``model.train()`` is called on a copy, so
@@ -64,13 +65,19 @@ def _head(ctx: AuditContext, model: Any) -> Any:
 
 def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.frozen_coverage.accounting import account, state_of
+    from auditor_plugins.frozen_coverage.adapters import peft_parts
 
     model = ctx.run.model
     limit = int(ctx.options["max_names"])
     accounting = account(model)
     ctx.evidence.update(accounting)
     totals = accounting["totals"]
-    head = _head(ctx, model)
+    peft = peft_parts(model)
+    if peft is not None:
+        ctx.evidence["peft"] = peft.to_dict()
+        head = _peft_head(ctx, model)
+    else:
+        head = _head(ctx, model)
     head_counts = state_of(head.module.parameters()) if head is not None else None
     ctx.evidence["head"] = (
         {**head.to_dict(), **head_counts.to_dict(head.name)}
@@ -94,10 +101,13 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             location="model",
             evidence={"frozen": totals["frozen"]},
         )
+    elif peft is not None:
+        yield from _peft_state(ctx, peft, head, head_counts)
     elif head is not None and head_counts is not None:
         yield from _head_state(ctx, model, head, head_counts)
     if head is not None:
         yield from _head_size(ctx, head)
+    yield from _reinitialised(ctx, model, limit)
     if ctx.run.has("optimizer"):
         yield from _optimizer(ctx, model, head, limit)
     else:
@@ -108,6 +118,93 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
 
     yield from check_loads(ctx, float(ctx.options["min_load_match"]))
     yield from check_modes(ctx, limit)
+
+
+def _reinitialised(ctx: AuditContext, model: Any, limit: int) -> Iterator[Finding]:
+    """FZ016: tensors the Hugging Face checkpoint could not fill (ignore_mismatched_sizes, or new ones)."""
+    from auditor_plugins.frozen_coverage.checkpoint import checkpoint_mismatch
+
+    mismatch = checkpoint_mismatch(ctx, model)
+    if mismatch is None or not (mismatch.resized or mismatch.missing):
+        return
+    resized = [f"{n} {old} -> {new}" for n, (old, new) in mismatch.resized.items()]
+    parts = []
+    if resized:
+        parts.append(f"re-initialised because the checkpoint's shape differs: {', '.join(resized[:limit])}")
+    if mismatch.missing:
+        parts.append(f"not in the checkpoint, initialised at random: {', '.join(mismatch.missing[:limit])}")
+    modules = sorted({n.rsplit(".", 1)[0] for n in [*mismatch.resized, *mismatch.missing]})
+    yield ctx.finding(
+        "FZ016",
+        f"{len(mismatch.resized) + len(mismatch.missing)} tensors of '{modules[0]}'"
+        + (f" and {len(modules) - 1} more modules" if len(modules) > 1 else "")
+        + f" do not come from {mismatch.folder.name}: "
+        + "; ".join(parts),
+        hint="expected for a new head, which must then train (FZ004, FZ015); anywhere else, load a "
+        "checkpoint whose architecture matches",
+        location="model",
+        evidence={
+            "folder": str(mismatch.folder),
+            "resized": {
+                n: {"checkpoint": o, "model": m} for n, (o, m) in list(mismatch.resized.items())[:200]
+            },
+            "missing": mismatch.missing[:200],
+            "modules": modules[:50],
+        },
+    )
+
+
+def _peft_head(ctx: AuditContext, model: Any) -> Any:
+    """The new head of a PeftModel: the module training updates as the head (a saved module's trainable copy)."""
+    from auditor_plugins.common.model_parts import Head, output_layer
+    from auditor_plugins.frozen_coverage.adapters import peft_head
+
+    found = peft_head(model, ctx.run.head_name)
+    if found is None:
+        if ctx.run.head_name:
+            return _head(ctx, model)  # names a submodule of the PeftModel itself, or is wrong: say so
+        return None
+    name, _wrapper, training = found
+    layer, outputs = output_layer(name, training)
+    return Head(name, training, "manifest" if ctx.run.head_name else "inferred", outputs, layer)
+
+
+def _peft_state(ctx: AuditContext, peft: Any, head: Any, counts: Any) -> Iterator[Finding]:
+    """A frozen base with trainable adapters is the intended setup; a frozen new head is not (FZ015)."""
+    head_part = (
+        f"; head '{head.name}' {counts.trainable:,} trainable, {counts.frozen:,} frozen"
+        if head is not None and counts is not None
+        else ""
+    )
+    ctx.note(
+        f"{peft.peft_type or 'PEFT'} adapters ({', '.join(peft.adapters)}): base {peft.base['frozen']:,} frozen, "
+        f"{peft.base['trainable']:,} trainable; adapters {peft.adapter['trainable']:,} trainable; modules_to_save "
+        f"{peft.saved['trainable']:,} trainable{head_part}"
+    )
+    if peft.trainable_base:
+        ctx.note(
+            f"{len(peft.trainable_base)} base-model tensors of the PeftModel train in full besides the adapters "
+            f"(first: {peft.trainable_base[0]})"
+        )
+    if head is None or counts is None or not counts.frozen:
+        return
+    short = head.name.rsplit(".", 1)[-1]
+    listed = ", ".join(repr(m) for m in peft.modules_to_save) or "none"
+    yield ctx.finding(
+        "FZ015",
+        f"the new head '{head.name}' of the {peft.peft_type or 'PEFT'} model is frozen ({counts.frozen:,} "
+        f"parameters at their random initialisation): it is not in modules_to_save ({listed}), so only the "
+        f"adapters ({peft.adapter['trainable']:,} parameters) train and the head never learns",
+        hint=f'list it in the adapter config: LoraConfig(..., modules_to_save=["{short}"]) before '
+        "get_peft_model(), so it trains in full and is saved with the adapters",
+        location="model.head",
+        evidence={
+            "head": head.name,
+            "frozen": counts.frozen,
+            "modules_to_save": peft.modules_to_save,
+            "adapter_trainable": peft.adapter["trainable"],
+        },
+    )
 
 
 def _head_state(ctx: AuditContext, model: Any, head: Any, counts: Any) -> Iterator[Finding]:

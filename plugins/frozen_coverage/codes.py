@@ -255,4 +255,50 @@ that file; or pass what your own `load_state_dict(...)` returned as `load_result
 **Example.** `checkpoint="model.pkl"` holding a pickled whole model, not a state dict.
 """,
     ),
+    CodeInfo(
+        "FZ015",
+        Severity.ERROR,
+        "the new head of a PEFT (LoRA) model is frozen: it is not in modules_to_save",
+        """
+**What it means.** The model is a `peft` `PeftModel`: the base model is frozen and
+small adapters (LoRA's `lora_A`/`lora_B`, ...) train, which is the intended setup.
+But the new classification head, which starts from random weights, is frozen too:
+it is neither trainable nor listed in the adapter config's `modules_to_save`.
+
+**Why it breaks training.** The adapters can only nudge the backbone's features; the
+head that maps them to your classes stays at its random initialisation, so accuracy
+stays near chance however long you train. The loss barely falls.
+
+**How to fix it.** List the head in the adapter config before `get_peft_model()`:
+`LoraConfig(r=8, target_modules=["query", "value"], modules_to_save=["classifier"])`.
+It then trains in full and is saved with the adapters.
+
+**Example.** `get_peft_model(ViTForImageClassification(...), LoraConfig(target_modules=["query", "value"]))`
+for a 10-class dataset: `base_model.model.classifier` (7,690 parameters) never changes.
+""",
+    ),
+    CodeInfo(
+        "FZ016",
+        Severity.INFO,
+        "the pretrained checkpoint's head was dropped and re-initialised (ignore_mismatched_sizes)",
+        """
+**What it means.** `model.pretrained` names a Hugging Face model folder whose weights
+hold a tensor of another shape than the model's (the checkpoint's 1000-class
+classifier against your 10-class head): `from_pretrained(...,
+ignore_mismatched_sizes=True)` dropped it and initialised the model's own at random.
+The finding names those tensors, and those the checkpoint does not have at all.
+
+**Why it matters.** Expected for a new head, and it must then train (see FZ004 and
+FZ015). Anywhere else (a backbone layer) it means pretrained weights were thrown away
+without an error.
+
+**How to fix it.** Nothing, when the named tensors are the new head. Otherwise load a
+checkpoint whose architecture matches, or change the config option (image size,
+number of channels) that changed the shape.
+
+**Example.** `ViTForImageClassification.from_pretrained(folder, num_labels=10,
+ignore_mismatched_sizes=True)` on a 1000-class checkpoint: `classifier.weight`
+`[1000, 768]` -> `[10, 768]`.
+""",
+    ),
 ]

@@ -129,6 +129,10 @@ def collate(
         inputs, problem = try_collate(values, None)
         if isinstance(batch, dict):
             real = batch.get("labels", batch.get("label"))
+            if problem is not None:
+                # Items torch cannot collate (a Hugging Face row keeps its PIL image): the model gets
+                # what the user's collate function made of them, model(**batch) as the Trainer calls it.
+                inputs, problem = {k: v for k, v in batch.items() if k not in ("labels", "label")}, None
     return inputs, targets, failures, batch if keep_batch else None, problem, real
 
 

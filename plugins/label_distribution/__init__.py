@@ -1,4 +1,4 @@
-"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD010).
+"""label_distribution: class balance, coverage and drift across splits, class index maps and label cells (LD001-LD012).
 
 Counting labels decodes no image: formats read labels from folder names,
 table columns or dataset attributes.
@@ -71,8 +71,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.label_distribution.label_checks import index_mismatches, label_problems
     from auditor_plugins.label_distribution.loader_order import check_loader_order
     from auditor_plugins.label_distribution.loss_weights import check_loss_weights
+    from auditor_plugins.label_distribution.model_labels import check_model_labels
 
     yield from label_problems(ctx)
+    yield from check_model_labels(ctx)
 
     for name, size in sizes.items():
         if size == 0:

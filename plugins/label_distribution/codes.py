@@ -231,4 +231,45 @@ draws in random order); keep `shuffle: true` for the training split in the manif
 images: 36 of 38 batches hold one class.
 """,
     ),
+    CodeInfo(
+        "LD011",
+        Severity.ERROR,
+        "the model's config.num_labels differs from the number of classes in the data",
+        """
+**What it means.** The model is a Hugging Face model whose `config.num_labels` (and
+`id2label`) counts another number of classes than the data's class names (a
+`ClassLabel`'s `names`, the folders, the table's labels).
+
+**Why it breaks training.** The head is built from `num_labels`: with fewer outputs
+than classes some labels are out of range (a CUDA assert, or a silently wrong loss);
+with more, outputs that no label ever trains, and predictions among them.
+
+**How to fix it.** Build the model from the dataset's labels:
+`from_pretrained(folder, num_labels=len(names), id2label=dict(enumerate(names)),
+label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True)`.
+
+**Example.** A checkpoint's 1000 ImageNet labels kept for a 10-class `ClassLabel`.
+""",
+    ),
+    CodeInfo(
+        "LD012",
+        Severity.ERROR,
+        "the model's id2label names the classes in another order (or other names) than the data",
+        """
+**What it means.** The model's `config.id2label` and the data's class names have the
+same count, but index `i` names another class in each (a different order, or other
+names), so the label the model is trained to predict at output `i` is not the one its
+config calls it.
+
+**Why it breaks training.** Training itself is unaffected, but everything that reads
+`id2label` afterwards is wrong: pipelines, the hub widget, confusion matrices and any
+inference code print the wrong class for every prediction.
+
+**How to fix it.** Derive both maps from the dataset's `ClassLabel`:
+`id2label = dict(enumerate(ds.features["label"].names))`,
+`label2id = {n: i for i, n in id2label.items()}`.
+
+**Example.** `id2label={0: "dog", 1: "cat"}` for `ClassLabel(names=["cat", "dog"])`.
+""",
+    ),
 ]

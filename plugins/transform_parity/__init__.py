@@ -1,4 +1,4 @@
-"""transform_parity: do the pipelines feed the backbone what it was pretrained on? (TP001-TP008)
+"""transform_parity: do the pipelines feed the backbone what it was pretrained on? (TP001-TP011)
 
 Each split's transform is read statically (normalization, sizes, random steps,
 opaque steps) and then measured on ``samples`` real samples, without running
@@ -50,7 +50,7 @@ def _expected(ctx: AuditContext) -> Any:
         return None
     value = ctx.run.pretrained
     try:
-        return resolve_pretrained(value)
+        return resolve_pretrained(value, ctx.manifest.base_dir)
     except PretrainedError as exc:
         manifest = ctx.manifest
         raise ManifestError(
@@ -71,6 +71,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.transform_parity.checks import SplitView, check_all
     from auditor_plugins.transform_parity.contracts import check_contracts
     from auditor_plugins.transform_parity.pipeline import analyze
+    from auditor_plugins.transform_parity.processor import check_processor
 
     expected = _expected(ctx)
     ctx.evidence["expected"] = expected.to_dict() if expected is not None else None
@@ -105,6 +106,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         ctx.note(cache.problem)
     _evidence(ctx, views, expected)
     yield from check_all(ctx, views, expected)
+    yield from check_processor(ctx, views, expected)
     yield from check_contracts(ctx, views, {name: split.transform for name, split in splits.items()})
 
 

@@ -187,4 +187,49 @@ own `Normalize`, not both.
 **Example.** `Compose([weights.transforms(), Normalize(IMAGENET_MEAN, IMAGENET_STD)])`.
 """,
     ),
+    CodeInfo(
+        "TP010",
+        Severity.ERROR,
+        "an image processor rescales inputs already in [0, 1] (double rescaling)",
+        """
+**What it means.** The pretrained source is a Hugging Face image processor with
+`do_rescale=True` (it multiplies by `rescale_factor`, 1/255), and the measured inputs
+of a split span less than one such step in every channel: the processor was given
+float tensors already scaled to [0, 1] (by `ToTensor()`), and scaled them again.
+Transformers only logs "It looks like you are trying to rescale already rescaled
+images".
+
+**Why it breaks training.** Every pixel ends up within 1/255 of zero (after
+normalization: within a hundredth of `-mean/std`): the images are practically
+constant, the model cannot tell them apart, and accuracy stays at chance.
+
+**How to fix it.** Rescale once: pass `do_rescale=False` to the processor when you
+hand it float tensors in [0, 1], or hand it PIL images / uint8 arrays and drop
+`ToTensor()`.
+
+**Example.** `processor(images=ToTensor()(img), return_tensors="pt")` with a
+`ViTImageProcessor()`: values from -1.0 to -0.992.
+""",
+    ),
+    CodeInfo(
+        "TP011",
+        Severity.ERROR,
+        "an image processor's do_normalize is off while the weights expect normalized inputs",
+        """
+**What it means.** The image processor named as the pretrained source carries the
+`image_mean`/`image_std` the weights were trained with, but `do_normalize` is
+`False`, so it never applies them: the model gets values in [0, 1].
+
+**Why it breaks training.** The same as a missing normalization (TP001): the
+pretrained features see inputs shifted and scaled away from everything they were
+trained on.
+
+**How to fix it.** Set `do_normalize=True` (or remove `do_normalize: false` from
+`preprocessor_config.json`), or normalize in the pipeline with the processor's
+`image_mean`/`image_std`.
+
+**Example.** `AutoImageProcessor.from_pretrained(folder, do_normalize=False)` for a
+ViT trained on inputs normalized with mean 0.5, std 0.5.
+""",
+    ),
 ]

@@ -13,10 +13,17 @@ Three spellings are accepted (see the manifest schema):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from auditor.kit import closest
+from auditor.kit import (
+    PROCESSOR_FILE,
+    HFPretrainedProblem,
+    closest,
+    is_hf_pretrained,
+    read_hf_pretrained,
+)
 
 __all__ = ["Expected", "PretrainedError", "resolve_pretrained"]
 
@@ -69,10 +76,11 @@ class Expected:
         }
 
 
-def resolve_pretrained(value: Any) -> Expected | None:
+def resolve_pretrained(value: Any, base_dir: Path | None = None) -> Expected | None:
     """An :class:`Expected` for ``model.pretrained``, ``None`` when it is absent.
 
-    Raises :class:`PretrainedError` for names that do not resolve and
+    ``base_dir`` is the manifest's folder, against which a Hugging Face model folder
+    is resolved. Raises :class:`PretrainedError` for names that do not resolve and
     :class:`ImportError` (with an install hint) when timm is needed but absent.
     """
     if value is None:
@@ -85,9 +93,72 @@ def resolve_pretrained(value: Any) -> Expected | None:
         return _from_torchvision(name)
     if library == "timm" and name:
         return _from_timm(name)
+    if is_hf_pretrained(text):
+        try:
+            folder = read_hf_pretrained(text, base_dir or Path.cwd())
+        except HFPretrainedProblem as exc:
+            raise PretrainedError(exc.found, exc.hint) from None
+        return from_hf_processor(folder.processor, f"{text} ({PROCESSOR_FILE})", folder.config)
     raise PretrainedError(
         repr(text),
-        "write torchvision:<WeightsEnum.member>, timm:<model name> or a mapping {mean, std, input_size}",
+        "write torchvision:<WeightsEnum.member>, timm:<model name>, a Hugging Face model folder or a "
+        "mapping {mean, std, input_size}",
+    )
+
+
+#: PIL's resampling numbers, as image processors store ``resample``.
+_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+def _side(size: Any) -> tuple[int | None, int | None]:
+    """(height, width) of an image processor's ``size``/``crop_size``; a shortest edge gives (edge, None)."""
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, Mapping):
+        if "height" in size and "width" in size:
+            return int(size["height"]), int(size["width"])
+        if "shortest_edge" in size:
+            return int(size["shortest_edge"]), None
+    return None, None
+
+
+def from_hf_processor(
+    settings: Mapping[str, Any], source: str, config: Mapping[str, Any] | None = None
+) -> Expected:
+    """What an image processor's settings (``preprocessor_config.json`` or its attributes) expect.
+
+    ``do_normalize`` off means the processor feeds the weights unnormalized values: the
+    expected mean/std are then the identity, and a pipeline normalizing is what differs.
+    The processor's own flags travel in ``extra`` for the double-rescaling check (TP010).
+    """
+    normalize = settings.get("do_normalize", True) is not False
+    mean = _floats(settings.get("image_mean"))
+    std = _floats(settings.get("image_std"))
+    crop_h, crop_w = _side(settings.get("crop_size")) if settings.get("do_center_crop") else (None, None)
+    size_h, size_w = _side(settings.get("size"))
+    height, width = (crop_h, crop_w) if crop_h else (size_h, size_w)
+    channels = len(mean) if mean else 3
+    resample = settings.get("resample")
+    extra: dict[str, Any] = {
+        "image_processor": settings.get("image_processor_type") or settings.get("image_processor"),
+        "do_rescale": settings.get("do_rescale", True) is not False,
+        "rescale_factor": float(settings.get("rescale_factor") or 1 / 255),
+        "do_normalize": normalize,
+        "processor_mean": list(mean) if mean else None,
+        "processor_std": list(std) if std else None,
+    }
+    if config:
+        extra["num_labels"] = config.get("num_labels") or (
+            len(config["id2label"]) if isinstance(config.get("id2label"), Mapping) else None
+        )
+    return Expected(
+        source=source,
+        mean=(mean if normalize else None),
+        std=(std if normalize else None),
+        input_size=(channels, height, width) if height and width else None,
+        resize=size_h if crop_h and size_w is None else None,
+        interpolation=_RESAMPLE.get(resample) if isinstance(resample, int) else None,
+        extra=extra,
     )
 
 
@@ -96,6 +167,24 @@ def _floats(values: Sequence[Any] | None) -> tuple[float, ...] | None:
 
 
 def _from_mapping(value: Mapping[str, Any]) -> Expected:
+    if "image_processor" in value or any(k in value for k in ("do_rescale", "do_normalize")):
+        # an image processor's settings (auditor.check turns a processor object into these)
+        settings = {
+            "image_mean": value.get("mean"),
+            "image_std": value.get("std"),
+            "do_rescale": value.get("do_rescale", True),
+            "rescale_factor": value.get("rescale_factor"),
+            "do_normalize": value.get("do_normalize", True),
+            "image_processor": value.get("image_processor"),
+        }
+        name = value.get("image_processor") or "manifest mapping"
+        expected = from_hf_processor(
+            settings, f"image processor {name}" if "image_processor" in value else name
+        )
+        size = value.get("input_size")
+        if size:
+            expected = replace(expected, input_size=tuple(int(v) for v in size))  # type: ignore[arg-type]
+        return expected
     size = value.get("input_size")
     return Expected(
         source="manifest mapping",
