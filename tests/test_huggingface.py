@@ -89,6 +89,51 @@ def test_trainer_with_a_frozen_head_stops_before_its_first_step_and_the_fixed_ru
     assert "FZ004" not in _codes(callback.result)
 
 
+@pytest.mark.slow
+def test_trainer_callback_judges_the_modes_its_steps_set_and_dry_runs_the_trainers_scheduler(tmp_path):
+    """A model still in eval() (as from_pretrained returns it) is no FZ011: Trainer.training_step calls
+    model.train(). A cosine sized in epochs but stepped per optimizer step is GP025 (issue 26)."""
+    from transformers import Trainer, TrainingArguments
+
+    from auditor.integrations.transformers import AuditCallback
+
+    train = tiny.images(24, seed=0)
+    train.set_transform(tiny.train_transform)
+    model = tiny.vit()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.1  # the tiny config's dropout is 0: give its dropout layers something to do
+    model.eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # a sane fine-tuning rate (no GP020)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)  # 2 "epochs" of 8 steps
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        max_steps=8,
+        remove_unused_columns=False,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    callback = AuditCallback(
+        pretrained=tiny.processor(), audits=["frozen_coverage", "gradient_probe"], gradient_probe=PROBE
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        data_collator=tiny.collate,
+        callbacks=[callback],
+        optimizers=(optimizer, scheduler),
+    )
+    trainer.train()  # warnings only: training goes on
+    assert callback.result is not None
+    codes = _codes(callback.result)
+    assert "FZ011" not in codes and "GP025" in codes, codes
+    assert trainer.state.global_step == 8
+
+
 # -- PEFT ---------------------------------------------------------------------------------
 
 

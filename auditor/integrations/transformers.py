@@ -18,6 +18,16 @@ callback audits exactly that, as :func:`auditor.check` would:
   ``.loss`` (labels in the batch), a ``compute_loss_func`` or an overridden
   ``compute_loss`` is the loss probed.
 
+* the training modes as the Trainer's steps set them: its ``training_step`` calls
+  ``model.train()`` before every step, so the callback does the same before auditing (a
+  ``from_pretrained`` model still in ``eval()`` is no FZ011); an overridden
+  ``training_step`` keeps the modes it is given,
+* the learning-rate scheduler the Trainer built (or was given), dry-run by gradient_probe
+  as it steps: once per optimizer step over ``state.max_steps`` (GP025-GP028).
+
+It prints one line when the audit passes and the top findings with their fixes when it
+fails (as the Lightning callback does).
+
 Stopping: the Trainer reads ``control.should_training_stop`` only after a step, so
 setting it here would still take one optimizer step on the planted mistake. The
 callback raises :class:`AuditStoppedTraining` (an :class:`auditor.AuditFailed`) from
@@ -143,6 +153,14 @@ class AuditCallback(TrainerCallback):  # type: ignore[misc]
         splits = _eval_loaders(trainer, kwargs.get("eval_dataloader"))
 
         options = {"name": type(_base(model)).__name__, **self.check_options}
+        schedule = _planned_schedule(kwargs.get("lr_scheduler"), state)
+        if schedule is not None and "lr_scheduler" not in options:
+            options["lr_scheduler"] = schedule
+        if model is not None and _steps_in_train_mode(trainer):
+            # Trainer.training_step calls model.train() before every step, so the modes that train
+            # are train modes: a from_pretrained model still in eval() here is not what trains (FZ011
+            # would be a false alarm). An overridden training_step keeps the modes it is given.
+            model.train()
         target = Path(self.report_dir) if self.report_dir is not None else Path(args.output_dir) / "auditor"
         self.result = check(
             model,
@@ -163,6 +181,9 @@ class AuditCallback(TrainerCallback):  # type: ignore[misc]
             f"auditor: exit code {self.result.exit_code}, findings {', '.join(codes) or 'none'}; "
             f"report: {written[0] if written else 'not written'}"
         )
+        from auditor.integrations._callback_output import print_outcome
+
+        print_outcome(self.result)  # one line on pass; the top findings with their fixes on failure
         if self.result.exit_code != 0:
             raise AuditStoppedTraining(self.result.report, written)
         return control
@@ -209,3 +230,32 @@ def _eval_loaders(trainer: Any, given: Any) -> dict[str, Any]:
     if isinstance(evaluation, Mapping):
         return {str(name): trainer.get_eval_dataloader(str(name)) for name in evaluation}
     return {"val": trainer.get_eval_dataloader()}
+
+
+def _steps_in_train_mode(trainer: Any) -> bool:
+    """Whether the Trainer's own ``training_step`` (which calls ``model.train()``) is the one that runs."""
+    if trainer is None:
+        return True  # the callback runs inside some Trainer; its default step sets train mode
+    from transformers import Trainer
+
+    step = getattr(type(trainer), "training_step", None)
+    return step is Trainer.training_step
+
+
+def _planned_schedule(scheduler: Any, state: Any) -> dict[str, Any] | None:
+    """The Trainer's scheduler as gradient_probe dry-runs it: stepped once per optimizer step over the plan.
+
+    The Trainer has sized it (``max_steps``, warm-up) before ``on_train_begin``, so the dry run over
+    ``state.max_steps`` sees what training will see.
+    """
+    total = int(getattr(state, "max_steps", 0) or 0)
+    scheduler = getattr(scheduler, "scheduler", scheduler)  # accelerate's AcceleratedScheduler wraps it
+    if scheduler is None or total <= 0:
+        return None
+    epochs = max(1, round(float(getattr(state, "num_train_epochs", 1) or 1)))
+    return {
+        "scheduler": scheduler,
+        "interval": "step",
+        "epochs": epochs,
+        "steps_per_epoch": -(-total // epochs),
+    }
