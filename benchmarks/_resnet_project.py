@@ -5,7 +5,8 @@ splits; the model is torchvision's ResNet-18/50 with random weights (nothing can
 downloaded), its BatchNorm ``num_batches_tracked`` set to 1 so that feature_fit's
 pretrained check lets it through: the timing is what a pretrained model costs, the
 verdicts are meaningless. Each run is a fresh ``python`` process, so its peak memory
-(``ru_maxrss``, plus CUDA's peak when a GPU is used) is its own.
+(``ru_maxrss``, plus CUDA's peak when a GPU is used) is its own. The run goes as `auditor
+run` runs it: in a supervised worker process where the version has one, whose peak counts.
 """
 
 from __future__ import annotations
@@ -44,15 +45,21 @@ def make_optimizer(model, lr=1e-4):
 """
 
 RUNNER = r"""
-import json, resource, sys, time
+import inspect, json, os, resource, sys, time
 from pathlib import Path
 from auditor.run.api import run_manifest
 args = json.loads(sys.argv[1])
+options = dict(args["options"])
+# As `auditor run` runs it: in a supervised worker process where this version has one (issue 23).
+if "isolated" in inspect.signature(run_manifest).parameters:
+    options.setdefault("isolated", os.name == "posix")
 started = time.perf_counter()
 outcome = run_manifest(Path(args["manifest"]), formats=["json"], output_dir=Path(args["out"]), use_cache=False,
-                       **args["options"])
+                       **options)
 wall = time.perf_counter() - started
-peak = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+# The worker's peak counts too (RUSAGE_CHILDREN: the largest waited-for child).
+peak = {"rss_mib": max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF,
+                                                                    resource.RUSAGE_CHILDREN)) / 1024}
 try:
     import torch
     if torch.cuda.is_available():

@@ -20,10 +20,10 @@ callback audits exactly that, as :func:`auditor.check` would:
 
 * the training modes as the Trainer's steps set them: its ``training_step`` calls
   ``model.train()`` before every step, so the callback does the same before auditing (a
-  ``from_pretrained`` model still in ``eval()`` is no FZ011); an overridden
+  ``from_pretrained`` model still in ``eval()`` is not reported as left in eval); an overridden
   ``training_step`` keeps the modes it is given,
 * the learning-rate scheduler the Trainer built (or was given), dry-run by gradient_probe
-  as it steps: once per optimizer step over ``state.max_steps`` (GP025-GP028).
+  as it steps: once per optimizer step over ``state.max_steps``.
 
 It prints one line when the audit passes and the top findings with their fixes when it
 fails (as the Lightning callback does).
@@ -158,7 +158,7 @@ class AuditCallback(TrainerCallback):  # type: ignore[misc]
             options["lr_scheduler"] = schedule
         if model is not None and _steps_in_train_mode(trainer):
             # Trainer.training_step calls model.train() before every step, so the modes that train
-            # are train modes: a from_pretrained model still in eval() here is not what trains (FZ011
+            # are train modes: a from_pretrained model still in eval() here is not what trains (a mode finding
             # would be a false alarm). An overridden training_step keeps the modes it is given.
             model.train()
         target = Path(self.report_dir) if self.report_dir is not None else Path(args.output_dir) / "auditor"

@@ -180,6 +180,9 @@ class TrainingStepLoss:
 class LiveSource:
     """The caller's objects as the run's source (copied before any training, never changed)."""
 
+    #: The model is the caller's, handed over: getting it runs no user code.
+    builds_model = False
+
     def __init__(
         self, objects: LiveObjects, registry: Registry, manifest_path: Path, resolver: Resolver
     ) -> None:

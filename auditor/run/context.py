@@ -130,6 +130,19 @@ class RunContext:
         """
         return self.source.model()
 
+    def model_at_hand(self) -> Any | None:
+        """The model when getting it calls no user code (handed over live, or built already), else None.
+
+        For a check that only glances at the model (a label map in its config): building it from a
+        factory there would move the factory's failures, and its cost, into an audit that does not
+        need the model to do its job.
+        """
+        if "model" in self.__dict__:  # functools.cached_property keeps the built model here
+            return self.__dict__["model"]
+        if getattr(self.source, "builds_model", True) or not self.has("model"):
+            return None
+        return self.model
+
     def model_copy(self) -> Any:
         """A deep copy of the model for audits that train or change state."""
         return self.source.model_copy(self.model)

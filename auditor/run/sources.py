@@ -39,6 +39,9 @@ class ObjectSource(Protocol):
 
     #: ``(model, batch, step) -> loss`` when training computes its loss itself, else None.
     loss_step: Callable[[Any, Any, int], Any] | None
+    #: False when :meth:`model` calls no user code (objects handed over live); a source without the
+    #: attribute builds its model (a factory), which audits that only glance at the model must not trigger.
+    builds_model: bool
 
     def has(self, section: str) -> bool:
         """True when this source can provide ``section``."""
@@ -95,6 +98,8 @@ class ObjectSource(Protocol):
 
 class ManifestSource:
     """Objects built from the manifest's ``module:attr`` factories, under the call deadline."""
+
+    builds_model = True  # the model comes from the manifest's factory: user code
 
     loss_step: Callable[[Any, Any, int], Any] | None = None
 

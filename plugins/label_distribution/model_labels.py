@@ -41,11 +41,15 @@ def _names(config: Any) -> list[str] | None:
 
 
 def check_model_labels(ctx: AuditContext) -> Iterator[Finding]:
-    if not ctx.run.has("model") or ctx.train is None:
+    if ctx.train is None:
         return
     try:
-        model = ctx.run.model
-    except Exception:  # a broken model factory is reported by the audits that need the model
+        # Only a model at hand: label_distribution must not build the model from a factory (its
+        # failures and cost belong to the audits that need the model; this audit's job is the labels).
+        model = ctx.run.model_at_hand()
+    except Exception:  # a broken model is reported by the audits that need it
+        return
+    if model is None:
         return
     config = _config(model)
     if config is None:
