@@ -149,7 +149,9 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
-    description="loads and collates samples of every split as the DataLoader would: unbatchable or unreadable data",
+    description="loads and collates samples of every split as the DataLoader would (unbatchable or unreadable "
+    "data, link loops), the loop's own objects (shared datasets, samplers, a last batch of one, worker "
+    "randomness) and user code that raised, hung or ended the process",
     order=15,
 )
 

@@ -454,7 +454,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"model"}),
-    description="trainable vs frozen parameters, optimizer coverage, head state and size, frozen BatchNorm",
+    description="trainable vs frozen parameters, optimizer coverage, head state and size, frozen BatchNorm, "
+    "weights that really loaded, modules left in eval(), PEFT heads",
     order=40,
 )
 

@@ -164,7 +164,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data", "model", "optimizer", "loss", "device"}),
-    description="a few real training steps on a copy of the model: NaNs, dead gradients, collapse, frozen drift",
+    description="a few real training steps on a copy of the model: NaNs, dead gradients, collapse, frozen drift, "
+    "a learning rate that erases the pretrained layers; the learning-rate schedule dry-run",
     order=50,
 )
 

@@ -287,7 +287,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
-    description="class balance in train, classes missing from train, label drift between splits",
+    description="class balance in train, classes missing from train, label drift between splits, loss class weights, "
+    "loader order, a Hugging Face model's label map vs the data's classes",
     order=10,
 )
 

@@ -217,7 +217,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
-    description="normalization, input size and randomness of each split's pipeline vs the pretrained weights",
+    description="normalization, input size and randomness of each split's pipeline vs the pretrained weights "
+    "or the Hugging Face image processor, double rescaling",
     order=30,
 )
 
