@@ -59,20 +59,6 @@ class HFPretrained:
     #: config.json as written ({} without one).
     config: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def label_names(self) -> list[str] | None:
-        """``id2label`` in index order, when the config has a complete one."""
-        raw = self.config.get("id2label")
-        if not isinstance(raw, dict) or not raw:
-            return None
-        try:
-            by_index = {int(k): str(v) for k, v in raw.items()}
-        except (TypeError, ValueError):
-            return None
-        if sorted(by_index) != list(range(len(by_index))):
-            return None
-        return [by_index[i] for i in range(len(by_index))]
-
 
 def is_hf_pretrained(value: Any) -> bool:
     """True for a ``model.pretrained`` string that is not ``torchvision:``/``timm:`` (a folder or hub id)."""

@@ -345,18 +345,22 @@ def _drain(worker: _Worker, *args: Any) -> None:
             _handle(worker.connection.recv(), worker, *args)
 
 
+def _stop(worker: _Worker) -> int:
+    """Kill the worker's process group, after asking it for its stack (for the user's frame); its return code."""
+    worker.signal_group(signal.SIGUSR1)
+    time.sleep(0.2)
+    worker.signal_group(signal.SIGKILL)
+    return worker.process.wait()
+
+
 def _limits(worker: _Worker, limit: float | None) -> _Death | None:
     """Stop a worker above the memory limit, or one stuck in a call far past its deadline."""
     rss = _rss_gib(worker.process.pid)
     if rss is not None:
         worker.peak_gib = max(worker.peak_gib, rss)
         if limit is not None and rss > limit:
-            worker.signal_group(signal.SIGUSR1)  # the stack, for the user's frame
-            time.sleep(0.2)
-            worker.signal_group(signal.SIGKILL)
-            worker.process.wait()
             return _Death(
-                worker.process.returncode,
+                _stop(worker),
                 killed_for="memory",
                 detail=f"the process grew to {rss:.1f} GiB, past the run's memory limit of {limit:g} GiB "
                 "(auditor run --memory-limit); auditor stopped it",
@@ -364,12 +368,8 @@ def _limits(worker: _Worker, limit: float | None) -> _Death | None:
     now = time.monotonic()
     for _call, started, seconds in list(worker.open_calls.values()):
         if now - started > seconds + HANG_GRACE_S:
-            worker.signal_group(signal.SIGUSR1)
-            time.sleep(0.2)
-            worker.signal_group(signal.SIGKILL)
-            worker.process.wait()
             return _Death(
-                worker.process.returncode,
+                _stop(worker),
                 killed_for="deadline",
                 detail=f"did not return within {seconds:g} s and kept the interpreter from running anything "
                 "else (C code that never returns?); auditor stopped the process",

@@ -144,10 +144,28 @@ def _weight_keys(keys: Iterable[str]) -> list[str]:
     return [k for k in keys if not k.endswith("num_batches_tracked")]
 
 
+def _incompatible_keys(result: Any) -> tuple[list[str], list[str]]:
+    """The missing and unexpected keys a ``load_state_dict`` returned (its ``_IncompatibleKeys``)."""
+    return (
+        [str(k) for k in getattr(result, "missing_keys", ())],
+        [str(k) for k in getattr(result, "unexpected_keys", ())],
+    )
+
+
+def _key_fields(missing: list[str], unexpected: list[str]) -> dict[str, Any]:
+    """What every record says of a load's missing and unexpected keys (names kept, counts, a prefix fix)."""
+    return {
+        "missing": tuple(missing[:_KEPT_NAMES]),
+        "unexpected": tuple(unexpected[:_KEPT_NAMES]),
+        "missing_count": len(missing),
+        "unexpected_count": len(unexpected),
+        "prefix_fix": prefix_fix(missing, unexpected),
+    }
+
+
 def _record(where: str, module: Any, state_dict: Any, result: Any, strict: bool) -> WeightLoad:
     keys = _weight_keys(module.state_dict(keep_vars=True))
-    missing = [str(k) for k in getattr(result, "missing_keys", ())]
-    unexpected = [str(k) for k in getattr(result, "unexpected_keys", ())]
+    missing, unexpected = _incompatible_keys(result)
     given = len(state_dict) if isinstance(state_dict, Mapping) else None
     return WeightLoad(
         where=where,
@@ -157,11 +175,7 @@ def _record(where: str, module: Any, state_dict: Any, result: Any, strict: bool)
         matched=len(keys) - len(set(missing) & set(keys)),
         given_keys=given,
         strict=strict,
-        missing=tuple(missing[:_KEPT_NAMES]),
-        unexpected=tuple(unexpected[:_KEPT_NAMES]),
-        missing_count=len(missing),
-        unexpected_count=len(unexpected),
-        prefix_fix=prefix_fix(missing, unexpected),
+        **_key_fields(missing, unexpected),
         notes=(f"id:{id(module)}",),
     )
 
@@ -184,8 +198,7 @@ def locate(records: Sequence[WeightLoad], model: Any) -> list[WeightLoad]:
 
 def from_load_result(result: Any, model: Any, where: str) -> WeightLoad:
     """The record for a load the caller made: the ``_IncompatibleKeys`` it returned, judged on ``model``."""
-    missing = [str(k) for k in getattr(result, "missing_keys", ())]
-    unexpected = [str(k) for k in getattr(result, "unexpected_keys", ())]
+    missing, unexpected = _incompatible_keys(result)
     keys = _weight_keys(model.state_dict(keep_vars=True))
     target, scope = _scope(keys, missing)
     if target is None:
@@ -202,11 +215,7 @@ def from_load_result(result: Any, model: Any, where: str) -> WeightLoad:
         target=target,
         module_keys=total,
         matched=matched,
-        missing=tuple(missing[:_KEPT_NAMES]),
-        unexpected=tuple(unexpected[:_KEPT_NAMES]),
-        missing_count=len(missing),
-        unexpected_count=len(unexpected),
-        prefix_fix=prefix_fix(missing, unexpected),
+        **_key_fields(missing, unexpected),
         notes=notes,
     )
 
@@ -294,12 +303,8 @@ def from_checkpoint(path: str | Path, model: Any, where: str) -> WeightLoad:
         module_keys=total,
         matched=matched,
         given_keys=len(given),
-        missing=tuple(missing[:_KEPT_NAMES]),
-        unexpected=tuple(unexpected[:_KEPT_NAMES]),
-        missing_count=len(missing),
-        unexpected_count=len(unexpected),
+        **_key_fields(missing, unexpected),
         shape_mismatches=tuple(wrong[:_KEPT_NAMES]),
-        prefix_fix=prefix_fix(missing, unexpected),
         notes=(note,) if note else (),
     )
 
