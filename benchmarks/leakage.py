@@ -224,8 +224,8 @@ def _pairs(outcome: Any, codes: tuple[str, ...]) -> list[tuple[str, str]]:
     return [
         (p["a"]["path"], p["b"]["path"])
         for f in outcome.findings
-        if f["code"] in codes
-        for p in f["evidence"]["pairs"]
+        if f.code in codes
+        for p in f.evidence["pairs"]
     ]
 
 
@@ -240,7 +240,7 @@ def run_auditor(root: Path, truth: dict[str, Any], label: str, *, clear_cache: b
     seconds = time.perf_counter() - started
     scores = score(_pairs(outcome, ("SL001", "SL002", "SL005")), truth)
     evidence = next(a["evidence"] for a in outcome.report["audits"] if a["name"] == "split_leakage")
-    within = sum(f["evidence"]["count"] for f in outcome.findings if f["code"] in ("SL003", "SL004"))
+    within = sum(f.evidence["count"] for f in outcome.findings if f.code in ("SL003", "SL004"))
     _row(
         label,
         seconds,

@@ -62,6 +62,13 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "default": True,
             "description": "match horizontally flipped copies as near duplicates",
         },
+        "geometric": {
+            "type": "boolean",
+            "default": True,
+            "description": "also look for evaluation samples that are crops (keeping >= 70% of each side), "
+            "rotations up to 10 degrees, or quarter turns of training samples (SL007); every pair is "
+            "checked pixel by pixel before it is reported",
+        },
         "within_split": {
             "enum": ["near", "exact", "off"],
             "default": "near",
@@ -123,6 +130,16 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
             batch_files=options["batch_files"],
         )
         analysis = leak_analysis.analyse(samples, options, cache)
+        geometric = None
+        if options["geometric"] and options["near_duplicates"]:
+            from auditor_plugins.split_leakage.geometric import find_geometric
+
+            memo = leak_analysis.memo_for(cache, samples, options)
+            geometric = find_geometric(
+                samples, analysis.arrays, analysis, options, memo=memo, workers=workers, progress=ctx.progress
+            )
+            for note in geometric.notes:
+                ctx.note(note)
     finally:
         if cache is not None:
             cache.close()
@@ -132,10 +149,16 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     base_dir = ctx.manifest.base_dir
     findings = [
         *leak_findings.cross_findings(ctx, samples, analysis, base_dir),
+        *(leak_findings.geometric_findings(ctx, samples, geometric, base_dir) if geometric else ()),
         *leak_findings.within_findings(ctx, samples, analysis, base_dir),
         *leak_findings.unreadable_findings(ctx, samples, base_dir),
     ]
     ctx.evidence.update(_summary(samples, analysis, options, cache_state, workers, started))
+    ctx.evidence["geometric"] = (
+        {**geometric.stats, "pairs": sum(len(p) for p in geometric.pairs.values())}
+        if geometric is not None
+        else {"skipped": "geometric: false" if not options["geometric"] else "near_duplicates: false"}
+    )
     ctx.evidence["scheduler"] = scheduler or "local processes"
     yield from findings
 
@@ -185,7 +208,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
-    description="identical and near-duplicate samples across splits, duplicates within a split",
+    description="identical, near-duplicate, cropped, rotated and turned samples across splits, "
+    "duplicates within a split",
     order=20,
 )
 

@@ -22,7 +22,7 @@ from typing import Any
 from auditor_plugins.split_leakage.collect import Samples
 from auditor_plugins.split_leakage.search import pairs_within, popcount, search
 
-__all__ = ["Analysis", "Cross", "Pair", "Within", "analyse"]
+__all__ = ["Analysis", "Cross", "Pair", "Within", "analyse", "memo_for"]
 
 #: Members of one perceptual-hash value compared per match: identical hashes of many
 #: different images (e.g. blank frames) must not make the comparison quadratic.
@@ -365,6 +365,11 @@ def _within(samples: Samples, arrays: _Arrays, memo: _Memo, split: int, options:
         else:
             result.redundant.append(cluster)
     return result
+
+
+def memo_for(cache: Any, samples: Samples, options: dict[str, Any]) -> _Memo | None:
+    """The search memo of ``cache`` (None without a cache), for later stages to share."""
+    return _Memo(cache, samples, options) if cache is not None else None
 
 
 def analyse(samples: Samples, options: dict[str, Any], cache: Any = None) -> Analysis:

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     phash INTEGER,
     mirror INTEGER,
     thumb BLOB,
-    error TEXT
+    error TEXT,
+    anchors BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_memo (
     key TEXT PRIMARY KEY,
@@ -54,7 +55,9 @@ _LOOKUP_BATCH = 900
 _SCAN_ABOVE = 4096
 #: Paths have one separator (POSIX): splitting them needs no os.path generality.
 _PLAIN_SEPARATORS = os.altsep is None
-_SELECT = "SELECT path, size, mtime_ns, version, digest, phash, mirror, thumb, error FROM file_hashes"
+_SELECT = (
+    "SELECT path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors FROM file_hashes"
+)
 
 
 class CachedHash(NamedTuple):
@@ -63,6 +66,12 @@ class CachedHash(NamedTuple):
     mirror: int | None
     thumb: bytes | None
     error: str | None
+    anchors: bytes | None = None
+
+
+def _anchors(row: Sequence[Any]) -> bytes | None:
+    """A row's anchor codes: rows written by callers of the 8-field form have none."""
+    return row[8] if len(row) > 8 else None
 
 
 def _signed(value: int | None) -> int | None:
@@ -128,6 +137,9 @@ class HashCache:
             connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(file_hashes)")}
+            if "anchors" not in columns:  # a cache written before the geometric stage
+                connection.execute("ALTER TABLE file_hashes ADD COLUMN anchors BLOB")
         except sqlite3.Error:
             connection.close()
             raise
@@ -154,7 +166,7 @@ class HashCache:
             wrap = 1 << 64
             for rows in batches:
                 # The hot loop of a warm run (one pass per cached file): kept free of calls.
-                for path, size, mtime_ns, version, digest, phash, mirror, thumb, error in rows:
+                for path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors in rows:
                     index = position.get(path)
                     if index is None:
                         continue
@@ -165,7 +177,7 @@ class HashCache:
                         phash += wrap  # back from _signed's two's complement
                     if mirror is not None and mirror < 0:
                         mirror += wrap
-                    found[index] = CachedHash(digest, phash, mirror, thumb, error)
+                    found[index] = CachedHash(digest, phash, mirror, thumb, error, anchors)
         except sqlite3.Error as exc:
             self.problem = f"hash cache lookup failed ({exc}); hashing every file"
             return {}
@@ -173,15 +185,16 @@ class HashCache:
         return found
 
     def store(
-        self, rows: Iterable[tuple[str, int, int, bytes, int | None, int | None, bytes | None, str | None]]
+        self,
+        rows: Iterable[Sequence[Any]],
     ) -> None:
-        """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error)`` rows atomically."""
+        """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error[, anchors])`` rows atomically."""
         if self.problem:
             return
         values = [
-            (path, size, mtime_ns, self.version, digest, _signed(phash), _signed(mirror), thumb, error)
-            for path, size, mtime_ns, digest, phash, mirror, thumb, error in rows
-            if size >= 0
+            (*row[:3], self.version, row[3], _signed(row[4]), _signed(row[5]), *row[6:8], _anchors(row))
+            for row in rows
+            if row[1] >= 0
         ]
         if not values:
             return
@@ -190,8 +203,8 @@ class HashCache:
             try:
                 self.connection.executemany(
                     "INSERT OR REPLACE INTO file_hashes "
-                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             except BaseException:

@@ -135,4 +135,36 @@ an epoch (or a `try/except` in a dataset silently skips them, changing the data)
 "cannot decode: OSError: image file is truncated".
 """,
     ),
+    CodeInfo(
+        "SL007",
+        Severity.WARNING,
+        "cropped, rotated or turned copies in two splits",
+        """
+**What it means.** A sample of an evaluation split shows a sample of an earlier split
+cropped (keeping at least about 70% of each side, anywhere in the picture), rotated
+by up to about 10 degrees (and cropped around its centre to hide the corners), or
+turned by a quarter turn (90, 180 or 270 degrees, with or without a mirror) -- also
+when only its EXIF orientation tag turns it back, so that an image viewer shows the
+training picture while torchvision's loader (which ignores the tag) sees turned
+pixels. Any of these may also be resized, re-encoded, grayscale or colour-changed. A
+perceptual hash of the whole picture cannot see these copies. Each pair was checked
+pixel by pixel before it was reported: the matched region is resampled and its
+gradients must correlate with the evaluation sample's (score >= 0.7). The evidence
+says how the copy relates ("cropped to 49% of the area at x=12%, y=20%", "rotated by
+about 7 degrees clockwise", "turned 90 degrees clockwise") and gives the region of
+the training sample it shows (the HTML report outlines it).
+
+**Why it breaks training.** Random crops, small rotations and flips are exactly the
+augmentations training applies: the model has been trained on the evaluation picture
+up to the changes it was taught to ignore, so the evaluation score is inflated as
+with an identical copy (SL001).
+
+**How to fix it.** Remove the copies from the evaluation split, or group each
+picture with its edited versions before splitting (e.g. by source id). Set
+`geometric: false` to skip this search.
+
+**Example.** `val/dog/IMG_2041_crop.jpg` is `train/dog/IMG_2041.jpg` cropped to 52%
+of the area at x=20%, y=8% (score 0.93).
+""",
+    ),
 ]

@@ -31,6 +31,9 @@ __all__ = ["Samples", "collect", "default_workers", "label_names"]
 _CHUNK = 128
 #: Below this many files to hash, workers cost more to start than they save.
 _IN_PROCESS_BELOW = 400
+#: In-memory samples whose 64x64 grid is kept for the geometric stage (4 KB each); the
+#: stage notes the samples beyond it as not searched for crops and rotations.
+GRIDS_KEPT = 50_000
 #: Cache rows written per transaction.
 _ROWS_PER_WRITE = 4096
 #: Files per Dask task: a task costs the scheduler about a millisecond, so a few hundred
@@ -53,6 +56,11 @@ class Samples:
     mirror: list[int | None] = field(default_factory=list)
     thumb: list[bytes | None] = field(default_factory=list)
     error: list[str | None] = field(default_factory=list)
+    anchors: list[bytes | None] = field(default_factory=list)  # windows.anchor_codes
+    #: 64x64 uint8 grids of in-memory samples (files are decoded again when needed).
+    grid: dict[int, bytes] = field(default_factory=dict)
+    #: URL -> its split's listing and storage options (files behind fsspec URLs).
+    remote: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -65,7 +73,7 @@ class Samples:
         self.index.extend(range(count))
         self.path.extend(paths)
         self.label.extend(labels)
-        for column in (self.resolved, self.phash, self.mirror, self.thumb, self.error):
+        for column in (self.resolved, self.phash, self.mirror, self.thumb, self.error, self.anchors):
             column.extend([None] * count)
         self.digest.extend([b""] * count)
         return range(first, first + count)
@@ -78,12 +86,14 @@ class Samples:
         mirror: int | None,
         thumb: bytes | None,
         error: str | None,
+        anchors: bytes | None = None,
     ) -> None:
         self.digest[sample] = digest
         self.phash[sample] = phash
         self.mirror[sample] = mirror
         self.thumb[sample] = thumb
         self.error[sample] = error
+        self.anchors[sample] = anchors
 
 
 def label_names(split: Any) -> list[str]:
@@ -133,6 +143,7 @@ def collect(
             by_path.setdefault(path, []).append(sample)
             if remote is not None and is_url(path):
                 remote_of.setdefault(path, remote)
+    samples.remote = remote_of
     runner = _Runner(workers, scheduler, batch_files)
     hashed, hits = _hash_files(samples, by_path, remote_of, cache, runner, progress)
     for split, ids in in_memory:
@@ -230,7 +241,7 @@ def _hash_files(
             cached = {cacheable[i]: row for i, row in cache.lookup([keys[i] for i in cacheable]).items()}
     for position, row in cached.items():
         for sample in owners[position]:
-            samples.set_hash(sample, row.digest, row.phash, row.mirror, row.thumb, row.error)
+            samples.set_hash(sample, row.digest, row.phash, row.mirror, row.thumb, row.error, row.anchors)
     todo = [i for i in range(len(keys)) if i not in cached]
     if not todo:
         return 0, len(cached)
@@ -247,8 +258,16 @@ def _hash_files(
         for position, result in zip(job.positions, results, strict=False):
             for sample in owners[position]:
                 samples.set_hash(
-                    sample, result.digest, result.phash, result.mirror, result.thumb, result.error
+                    sample,
+                    result.digest,
+                    result.phash,
+                    result.mirror,
+                    result.thumb,
+                    result.error,
+                    result.anchors,
                 )
+                if result.grid is not None:
+                    samples.grid[sample] = result.grid
             # Cache under the key stat-ed (or listed) before reading: if the file changed in
             # between, the size/version differ from the bytes hashed and no row is written.
             if (result.size, result.mtime_ns) == keys[position][1:] and position not in uncacheable:
@@ -262,6 +281,7 @@ def _hash_files(
                         result.mirror,
                         result.thumb,
                         result.error,
+                        result.anchors,
                     )
                 )
         # One transaction per few thousand rows: commits are what costs, and this process
@@ -269,7 +289,12 @@ def _hash_files(
         if len(rows) >= _ROWS_PER_WRITE:
             flush()
 
-    jobs = _jobs(todo, key_paths, keys, remote_of, runner)
+    # Files of every split but the first are searched by the geometric stage: their grids
+    # come back with their hashes (up to GRIDS_KEPT), so they are not read a second time.
+    keep = {position for position in todo if any(samples.split[s] > 0 for s in owners[position])}
+    if len(keep) > GRIDS_KEPT:
+        keep = set(sorted(keep)[:GRIDS_KEPT])
+    jobs = _jobs(todo, key_paths, keys, remote_of, runner, keep)
     try:
         with progress("hashing files", len(todo)) as bar:
             runner.run(jobs, len(todo), record, bar)
@@ -284,6 +309,7 @@ def _jobs(
     keys: list[tuple[str, int, int]],
     remote_of: dict[str, RemoteFiles],
     runner: _Runner,
+    keep: set[int],
 ) -> list[_Job]:
     """Tasks of one store each: local files, or URLs sharing storage options."""
     groups: dict[str, list[int]] = {}
@@ -300,11 +326,12 @@ def _jobs(
         for first in range(0, len(positions), size):
             chunk = positions[first : first + size]
             paths = [key_paths[i] for i in chunk]
+            kept = [i in keep for i in chunk]
             if not group:
-                jobs.append(_Job(chunk, hashing.hash_files, (paths,)))
+                jobs.append(_Job(chunk, hashing.hash_files, (paths, kept)))
             else:
                 expected = [(keys[i][1], None if keys[i][2] < 0 else keys[i][2]) for i in chunk]
-                jobs.append(_Job(chunk, hashing.hash_urls, (paths, expected, options[group])))
+                jobs.append(_Job(chunk, hashing.hash_urls, (paths, expected, options[group], kept)))
     return jobs
 
 
@@ -381,7 +408,10 @@ def _hash_in_memory(
                         sample, b"", None, None, None, f"cannot load sample: {type(exc).__name__}: {exc}"
                     )
                     continue
-                samples.set_hash(sample, *hashing.hash_sample(value))
+                hashed = hashing.hash_sample(value)
+                samples.set_hash(sample, *hashed[:6])
+                if hashed.grid is not None and len(samples.grid) < GRIDS_KEPT:
+                    samples.grid[sample] = hashed.grid
             bar.advance(len(ids[first : first + step]))
 
 

@@ -19,7 +19,14 @@ from auditor import AuditContext, Finding
 from auditor_plugins.split_leakage.analysis import Analysis, Cross, Pair, Within
 from auditor_plugins.split_leakage.collect import Samples
 
-__all__ = ["cross_findings", "sample_ref", "unreadable_findings", "within_findings"]
+__all__ = [
+    "cross_findings",
+    "geometric_findings",
+    "relation",
+    "sample_ref",
+    "unreadable_findings",
+    "within_findings",
+]
 
 
 def _display_path(path: str | None, base_dir: Path) -> str | None:
@@ -247,4 +254,109 @@ def unreadable_findings(ctx: AuditContext, samples: Samples, base_dir: Path) -> 
             hint=f"the training loader will fail on them too; first: {first_name} ({first['error']})",
             location=ctx.splits[name].location,
             evidence={"count": len(ids), "split": name, "files": files, "files_shown": len(files)},
+        )
+
+
+#: What a quarter turn found on the evaluation sample means for how it was made.
+_TURN_WORDS = {
+    "rotate 90": "turned 90 degrees clockwise",
+    "rotate 180": "turned 180 degrees",
+    "rotate 270": "turned 90 degrees counter-clockwise",
+    "flip vertical": "flipped upside down",
+    "transpose": "turned 90 degrees and mirrored (transposed)",
+    "transverse": "turned 90 degrees and mirrored (anti-transposed)",
+}
+
+
+def _exif_orientation(path: str | None) -> int | None:
+    """The EXIF orientation tag of a local image file (1-8), or None; reads the header only."""
+    if path is None or "://" in path:
+        return None
+    try:
+        from PIL import Image
+
+        from auditor.kit import open_regular
+
+        with open_regular(path) as handle, Image.open(handle) as image:
+            value = image.getexif().get(0x0112)
+    except Exception:
+        return None
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def relation(pair: Any, exif: int | None = None) -> str:
+    """How evaluation sample ``b`` was made from training sample ``a``, in words."""
+    from auditor_plugins.split_leakage.geometric import _EXIF_TURN
+
+    if pair.kind == "turn":
+        words = _TURN_WORDS.get(pair.turn or "", "turned")
+        if exif is not None and _EXIF_TURN.get(exif) == pair.turn:
+            return (
+                f"{words}; its EXIF orientation tag ({exif}) turns it back, so a viewer shows the "
+                "training picture while the training loader (no EXIF turn) sees turned pixels"
+            )
+        return words
+    parts = []
+    x0, y0, _x1, _y1 = pair.region or (0.0, 0.0, 1.0, 1.0)
+    if pair.area < 0.97:
+        parts.append(f"cropped to {pair.area:.0%} of the area at x={max(0.0, x0):.0%}, y={max(0.0, y0):.0%}")
+    if abs(pair.angle) >= 1.0:
+        direction = "counter-clockwise" if pair.angle > 0 else "clockwise"
+        parts.append(f"rotated by about {abs(pair.angle):.0f} degrees {direction}")
+    return ", ".join(parts) or "shifted or rescaled"
+
+
+def geometric_findings(ctx: AuditContext, samples: Samples, result: Any, base_dir: Path) -> Iterator[Finding]:
+    """SL007: evaluation samples that are crops, rotations or quarter turns of training samples."""
+    limit = ctx.options["max_pairs"]
+    for (split_a, split_b), pairs in result.pairs.items():
+        if not pairs:
+            continue
+        a_name, b_name = samples.split_names[split_a], samples.split_names[split_b]
+        ordered = sorted(pairs, key=lambda p: (-p.score, p.b))
+        shown = []
+        for pair in ordered[:limit]:
+            exif = _exif_orientation(samples.path[pair.b]) if pair.kind == "turn" else None
+            entry: dict[str, Any] = {
+                "a": sample_ref(samples, pair.a, base_dir),
+                "b": sample_ref(samples, pair.b, base_dir),
+                "distance": 0,
+                "kind": pair.kind,
+                "similarity": pair.score,
+                "relation": relation(pair, exif),
+            }
+            if pair.region is not None:
+                entry["region"] = list(pair.region)
+                entry["area"] = pair.area
+                entry["angle"] = pair.angle
+            if pair.turn is not None:
+                entry["turn"] = pair.turn
+            if exif is not None:
+                entry["exif_orientation"] = exif
+            shown.append(entry)
+        counts = {kind: sum(1 for p in pairs if p.kind == kind) for kind in ("crop", "rotation", "turn")}
+        summary = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items() if n)
+        first = shown[0]
+        verb = (
+            "is a cropped, rotated or turned copy"
+            if len(pairs) == 1
+            else "are cropped, rotated or turned copies"
+        )
+        yield ctx.finding(
+            "SL007",
+            f"{_plural(len(pairs), 'sample')} in '{b_name}' {verb} of samples in '{a_name}' ({summary})",
+            hint=(
+                "remove them from the evaluation split, or group each picture with its edits before "
+                f"splitting; first: {_name(first['b'])} is {_name(first['a'])} {first['relation']}"
+            ),
+            location=ctx.splits[b_name].location,
+            evidence={
+                "count": len(pairs),
+                "split_a": a_name,
+                "split_b": b_name,
+                "kinds": counts,
+                "features": result.stats.get("features"),
+                "pairs": shown,
+                "pairs_shown": len(shown),
+            },
         )

@@ -30,13 +30,25 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["HASH_VERSION", "FileHash", "SampleHash", "hash_file", "hash_files", "hash_sample", "hash_urls"]
+__all__ = [
+    "HASH_VERSION",
+    "FileHash",
+    "SampleHash",
+    "coarse",
+    "grids_of_files",
+    "grids_of_urls",
+    "hash_file",
+    "hash_files",
+    "hash_sample",
+    "hash_urls",
+]
 
 #: Bump whenever the bytes hashed or the thumbnail/hash recipe changes: cached rows
 #: written by another version are then ignored (and replaced).
-HASH_VERSION = 4
+HASH_VERSION = 5
 
 _GRID = 32  # thumbnail side the DCT runs on
+_FINE = 64  # side of the grid decoded (the window codes of windows.py are cut from it)
 _THUMB = 8  # side of the verification thumbnail (block means of the grid)
 #: Files larger than this are not images a training loader would decode; hash the
 #: bytes in streaming mode instead of holding them in memory.
@@ -53,6 +65,8 @@ class FileHash(NamedTuple):
     mirror: int | None
     thumb: bytes | None
     error: str | None
+    anchors: bytes | None = None  # windows.anchor_codes of the 64x64 grid
+    grid: bytes | None = None  # the 64x64 uint8 grid, when asked for (evaluation splits)
 
 
 class SampleHash(NamedTuple):
@@ -63,6 +77,8 @@ class SampleHash(NamedTuple):
     mirror: int | None
     thumb: bytes | None
     error: str | None
+    anchors: bytes | None = None
+    grid: bytes | None = None  # the 64x64 uint8 grid, for the geometric stage's query windows
 
 
 _DCT: Any = None
@@ -114,17 +130,22 @@ def perceptual(grids: Any) -> list[tuple[int, int, bytes]]:
 
 
 def _grid_of_image(image: Any) -> Any:
-    """The 32x32 float grayscale grid of a PIL image of any mode and size."""
+    """The 64x64 float grayscale grid of a PIL image of any mode and size."""
     import numpy as np
     from PIL import Image
 
     if image.mode not in ("L", "F"):
         image = image.convert("L")
-    if image.size == (_GRID, _GRID):  # e.g. a 256 px JPEG decoded at 1/8: nothing to resample
-        return np.asarray(image, dtype=np.float32).reshape(_GRID, _GRID)
+    if image.size == (_FINE, _FINE):  # e.g. a 256 px JPEG decoded at 1/4: nothing to resample
+        return np.asarray(image, dtype=np.float32).reshape(_FINE, _FINE)
     # Float mode keeps the box filter's averages unrounded.
-    grid = image.convert("F").resize((_GRID, _GRID), Image.Resampling.BOX)
-    return np.asarray(grid, dtype=np.float32).reshape(_GRID, _GRID)
+    grid = image.convert("F").resize((_FINE, _FINE), Image.Resampling.BOX)
+    return np.asarray(grid, dtype=np.float32).reshape(_FINE, _FINE)
+
+
+def coarse(fine: Any) -> Any:
+    """The 32x32 grid the perceptual hash runs on: 2x2 block means of the 64x64 grid."""
+    return fine.reshape(_GRID, 2, _GRID, 2).mean(axis=(1, 3))
 
 
 _SIMPLEJPEG: Any = False  # not looked up yet
@@ -144,11 +165,11 @@ def _simplejpeg() -> Any:
 
 
 def _grid_of_pixels(pixels: Any) -> Any:
-    """The 32x32 float grid of an 8-bit grayscale array (same recipe as for PIL images)."""
+    """The 64x64 float grid of an 8-bit grayscale array (same recipe as for PIL images)."""
     import numpy as np
     from PIL import Image
 
-    if pixels.shape == (_GRID, _GRID):
+    if pixels.shape == (_FINE, _FINE):
         return pixels.astype(np.float32)
     return _grid_of_image(Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)))
 
@@ -161,7 +182,7 @@ def _decode_grid(data: bytes) -> Any:
     decoder = _simplejpeg()
     if decoder is not None and data[:3] == b"\xff\xd8\xff":
         try:
-            pixels = decoder.decode_jpeg(data, colorspace="GRAY", min_height=_GRID, min_width=_GRID)
+            pixels = decoder.decode_jpeg(data, colorspace="GRAY", min_height=_FINE, min_width=_FINE)
         except (ValueError, RuntimeError, MemoryError):
             pass
         else:
@@ -170,7 +191,7 @@ def _decode_grid(data: bytes) -> Any:
 
     with Image.open(io.BytesIO(data)) as image:
         if image.format == "JPEG":
-            image.draft("L", (_GRID, _GRID))
+            image.draft("L", (_FINE, _FINE))
         image.load()  # raises on truncated or corrupt data
         return _grid_of_image(image)
 
@@ -214,13 +235,20 @@ def _digest_and_decode(data: bytes, size: int, version: int) -> tuple[int, int, 
     return size, version, digest, grid, None
 
 
-def hash_files(paths: Sequence[str]) -> list[FileHash]:
-    """Worker entry point: hash a chunk of files (one task per chunk keeps IPC cheap)."""
-    return _finish([_read_and_decode(path) for path in paths])
+def hash_files(paths: Sequence[str], keep: Sequence[bool] = ()) -> list[FileHash]:
+    """Worker entry point: hash a chunk of files (one task per chunk keeps IPC cheap).
+
+    ``keep[i]`` asks for file ``i``'s 64x64 grid too (4 KB): the geometric stage searches
+    the evaluation splits' samples and would otherwise read them a second time.
+    """
+    return _finish([_read_and_decode(path) for path in paths], keep)
 
 
 def hash_urls(
-    urls: Sequence[str], expected: Sequence[tuple[int, int | None]], storage_options: dict[str, Any]
+    urls: Sequence[str],
+    expected: Sequence[tuple[int, int | None]],
+    storage_options: dict[str, Any],
+    keep: Sequence[bool] = (),
 ) -> list[FileHash]:
     """Worker entry point for files behind fsspec URLs (all of one store and options).
 
@@ -253,7 +281,7 @@ def hash_urls(
         data = bytes(body)
         version = token if token is not None and len(data) == size else -1
         decoded.append(_digest_and_decode(data, len(data), version))
-    return _finish(decoded)
+    return _finish(decoded, keep)
 
 
 def _whole_object_reads(fs: Any) -> dict[str, Any]:
@@ -272,14 +300,74 @@ def _whole_object_reads(fs: Any) -> dict[str, Any]:
     return {"max_concurrency": 1} if "max_concurrency" in parameters else {}
 
 
-def _finish(decoded: list[tuple[int, int, bytes, Any, str | None]]) -> list[FileHash]:
+def _finish(
+    decoded: list[tuple[int, int, bytes, Any, str | None]], keep: Sequence[bool] = ()
+) -> list[FileHash]:
+    from auditor_plugins.split_leakage.windows import anchor_codes
+
     good = [i for i, item in enumerate(decoded) if item[3] is not None]
-    perceptual_hashes = dict(zip(good, perceptual([decoded[i][3] for i in good]), strict=False))
+    fine = [decoded[i][3] for i in good]
+    perceptual_hashes = dict(zip(good, perceptual([coarse(grid) for grid in fine]), strict=False))
+    anchors = dict(zip(good, anchor_codes(fine), strict=False))
     results = []
-    for i, (size, mtime_ns, digest, _grid, error) in enumerate(decoded):
+    for i, (size, mtime_ns, digest, grid, error) in enumerate(decoded):
         phash, mirror, thumb = perceptual_hashes.get(i, (None, None, None))
-        results.append(FileHash(size, mtime_ns, digest, phash, mirror, thumb, error))
+        kept = _grid_bytes(grid) if grid is not None and i < len(keep) and keep[i] else None
+        results.append(FileHash(size, mtime_ns, digest, phash, mirror, thumb, error, anchors.get(i), kept))
     return results
+
+
+def _grid_bytes(grid: Any) -> bytes:
+    import numpy as np
+
+    return np.clip(np.rint(grid), 0, 255).astype(np.uint8).tobytes()
+
+
+def _read_grid(path: str) -> Any:
+    """The 64x64 grid of a file, without hashing its bytes (None when unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > _STREAM_ABOVE:
+                return None
+            data = handle.read()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode_grid(data)
+    except Exception:
+        return None
+
+
+def grids_of_files(paths: Sequence[str]) -> list[bytes | None]:
+    """Worker entry point: the 64x64 uint8 grid of each file (None when unreadable)."""
+    out: list[bytes | None] = []
+    for path in paths:
+        grid = _read_grid(path)
+        out.append(None if grid is None else _grid_bytes(grid))
+    return out
+
+
+def grids_of_urls(urls: Sequence[str], storage_options: dict[str, Any]) -> list[bytes | None]:
+    """Worker entry point: the 64x64 uint8 grids of files behind fsspec URLs."""
+    from auditor.kit import filesystem
+
+    if not urls:
+        return []
+    fs, _ = filesystem(urls[0], storage_options)
+    try:
+        bodies: dict[str, Any] = fs.cat(list(urls), on_error="return", **_whole_object_reads(fs))
+    except Exception as exc:
+        bodies = {url: exc for url in urls}
+    out: list[bytes | None] = []
+    for url in urls:
+        body = bodies.get(url)
+        if body is None:
+            body = bodies.get(fs._strip_protocol(url))
+        if body is None or isinstance(body, BaseException):
+            out.append(None)
+            continue
+        grid = _digest_and_decode(bytes(body), 0, 0)[3]
+        out.append(None if grid is None else _grid_bytes(grid))
+    return out
 
 
 def hash_file(path: str) -> FileHash:
@@ -324,10 +412,23 @@ def hash_sample(value: Any) -> SampleHash:
             return SampleHash(b"", None, None, None, f"cannot hash a sample of type {type(value).__name__}")
         if grid is None:
             return SampleHash(digest, None, None, None, None)
-        phash, mirror, thumb = perceptual([grid])[0]
-        return SampleHash(digest, phash, mirror, thumb, None)
+        import numpy as np
+
+        from auditor_plugins.split_leakage.windows import anchor_codes
+
+        phash, mirror, thumb = perceptual([coarse(grid)])[0]
+        pixels = np.clip(np.rint(_byte_range(grid)), 0, 255).astype(np.uint8).tobytes()
+        return SampleHash(digest, phash, mirror, thumb, None, anchor_codes([grid])[0], pixels)
     except Exception as exc:
         return SampleHash(b"", None, None, None, f"cannot hash sample: {type(exc).__name__}: {exc}")
+
+
+def _byte_range(grid: Any) -> Any:
+    """A grid of any value range (normalised tensors) stretched to 0..255 for storage."""
+    low, high = float(grid.min()), float(grid.max())
+    if low >= 0.0 and high <= 255.0 and high > 1.5:
+        return grid
+    return (grid - low) * (255.0 / (high - low)) if high > low else grid * 0
 
 
 def _as_array(value: Any) -> Any:
@@ -342,7 +443,7 @@ def _as_array(value: Any) -> Any:
 
 
 def _array_grid(array: Any) -> Any:
-    """The 32x32 grayscale grid of an image-shaped array, or None for other shapes.
+    """The 64x64 grayscale grid of an image-shaped array, or None for other shapes.
 
     Accepts HxW, CxHxW (C in 1, 3, 4: torch layout) and HxWxC (numpy/PIL layout) of
     any numeric dtype; normalised or 0..255 values give the same hash because only

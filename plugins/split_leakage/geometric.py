@@ -1,0 +1,511 @@
+"""The geometric stage: evaluation samples that are crops, small rotations or quarter turns.
+
+Runs after the hash stage, across each pair of splits ``a`` (earlier) and ``b``, for
+the samples of ``b`` the hash stage did not already pair:
+
+1. **Quarter turns** (90/180/270 degrees, with or without a mirror; also pixels turned
+   under an EXIF orientation tag that turns them back): the six dihedral variants of
+   each ``b`` sample's 32x32 grid are hashed like the sample itself and searched among
+   ``a``'s perceptual hashes, confirmed by thumbnail correlation as SL002 pairs are.
+2. **Crops and rotations**: ``b``'s query windows (windows.py) are matched against
+   ``a``'s stored anchor codes by exact 16-bit chunks of their sign hashes, ranked by
+   coefficient cosine, and the best few candidates per sample are checked pixel by
+   pixel (verify.py); only verified pairs are reported.
+
+Everything here is sub-quadratic: the chunk join costs about (query windows) x
+(anchors) / 2**16 comparisons per chunk. ``b``'s samples are decoded once more (the
+64x64 grids are not cached: 4 KB each), and ``a``'s candidates once each for the
+check. The verified pairs are memoised in the hash cache under the content digests
+of both sides, so a warm run on unchanged data decodes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor_plugins.split_leakage import verify, windows
+from auditor_plugins.split_leakage.collect import Samples
+
+__all__ = ["GeoPair", "GeometricResult", "find_geometric"]
+
+#: Bump when the search, the verification or what a memoised result holds changes.
+_MEMO_VERSION = 1
+#: Largest sign-hash distance between a query window and an anchor that is a candidate.
+_MAX_BITS = 14
+#: Smallest coefficient cosine of a candidate window pair.
+_MIN_COSINE = 0.95
+#: Candidates per evaluation sample checked pixel by pixel (best cosine first).
+_CHECKED = 2
+#: Evaluation samples whose query windows are computed and joined at once (bounded memory).
+_BLOCK = 128
+_TURNS = ("rotate 90", "rotate 180", "rotate 270", "flip vertical", "transpose", "transverse")
+#: EXIF orientation -> the turn (in ``_TURNS`` words) a viewer applies to stored pixels.
+_EXIF_TURN = {
+    3: "rotate 180",
+    6: "rotate 270",
+    8: "rotate 90",
+    4: "flip vertical",
+    5: "transpose",
+    7: "transverse",
+}
+
+
+@dataclass(frozen=True)
+class GeoPair:
+    """An evaluation sample ``b`` that shows training sample ``a`` cropped, rotated or turned."""
+
+    a: int
+    b: int
+    kind: str  # crop | rotation | turn
+    score: float  # gradient correlation (crop, rotation) or thumbnail correlation (turn)
+    region: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 of a (fractions)
+    angle: float = 0.0  # degrees counter-clockwise that turn a's region into b
+    area: float = 1.0
+    turn: str | None = None  # the quarter turn that makes a from b
+
+
+@dataclass
+class GeometricResult:
+    pairs: dict[tuple[int, int], list[GeoPair]] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def find_geometric(
+    samples: Samples,
+    arrays: Any,
+    analysis: Any,
+    options: dict[str, Any],
+    *,
+    memo: Any,
+    workers: int,
+    progress: Callable[[str, int | None], Any],
+) -> GeometricResult:
+    """Geometric pairs for every ``(a, b)`` split pair of ``analysis.cross``.
+
+    Results are memoised per evaluation sample under the training side's key (options and
+    the ordered content digests of ``a``): when evaluation files change, only those are
+    searched again; when a training file changes, everything is.
+    """
+    import numpy as np
+
+    started = time.perf_counter()
+    result = GeometricResult()
+    has_anchor, anchor_hashes, anchor_units = windows.decode_anchors(samples.anchors)
+    totals = {"searched": 0, "decoded": 0, "files_read": 0, "candidates": 0, "checked": 0}
+    timing: dict[str, float] = {}
+    for cross in analysis.cross:
+        paired = {p.b for p in (*cross.same_path, *cross.exact, *cross.near)}
+        a_ids = np.nonzero((arrays.split == cross.split_a) & has_anchor)[0]
+        b_ids = [
+            i for i in np.nonzero((arrays.split == cross.split_b) & arrays.has)[0].tolist() if i not in paired
+        ]
+        if not len(a_ids) or not b_ids:
+            result.pairs[(cross.split_a, cross.split_b)] = []
+            continue
+        key = memo.key(f"geometric{_MEMO_VERSION}", a_ids) if memo is not None else None
+        known = _Known.load(memo.get(key) if memo is not None else None)
+        todo = [i for i in b_ids if samples.digest[i] not in known.rows]
+        if todo:
+            stage = _Stage(samples, arrays, options, a_ids, anchor_hashes, anchor_units, workers, progress)
+            found = stage.run(np.asarray(todo, dtype=np.int64))
+            for name in totals:
+                totals[name] += getattr(stage, name)
+            for name, seconds in stage.timing.items():
+                timing[name] = timing.get(name, 0.0) + seconds
+            result.notes.extend(stage.notes)
+            position = {int(a): k for k, a in enumerate(a_ids.tolist())}
+            known.add(samples, stage.searched_ids, found, position)
+            if memo is not None:
+                memo.put(key, known.arrays())
+        result.pairs[(cross.split_a, cross.split_b)] = known.pairs_for(samples, b_ids, a_ids)
+    result.stats = {
+        **totals,
+        "seconds": round(time.perf_counter() - started, 3),
+        "stage_seconds": {name: round(value, 3) for name, value in timing.items()},
+        "features": "weight-free (window codes)",
+    }
+    return result
+
+
+_KINDS = ("crop", "rotation", "turn")
+_FIELDS = ("kind", "score", "region", "angle", "area", "turn")
+
+
+class _Known:
+    """Evaluation samples searched against one training side, by content digest, and their pairs."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, int] = {}
+        self.pairs: list[tuple[int, int, GeoPair]] = []  # (a position, searched row, pair)
+
+    @classmethod
+    def load(cls, stored: dict[str, Any] | None) -> _Known:
+        known = cls()
+        if stored is None:
+            return known
+        try:
+            for row, digest in enumerate(stored["searched"]):
+                known.rows[bytes(digest)] = row
+            for i in range(len(stored["a_pos"])):
+                kind = _KINDS[int(stored["kind"][i])]
+                turn = int(stored["turn"][i])
+                pair = GeoPair(
+                    -1,
+                    -1,
+                    kind,
+                    round(float(stored["score"][i]), 4),
+                    None if kind == "turn" else tuple(round(float(v), 4) for v in stored["region"][i]),  # type: ignore[arg-type]
+                    round(float(stored["angle"][i]), 2),
+                    round(float(stored["area"][i]), 4),
+                    None if turn < 0 else _TURNS[turn],
+                )
+                known.pairs.append((int(stored["a_pos"][i]), int(stored["b_row"][i]), pair))
+        except (KeyError, IndexError, ValueError, TypeError):
+            return cls()  # an entry of another layout is a miss
+        return known
+
+    def add(
+        self, samples: Samples, searched: Sequence[int], found: Sequence[GeoPair], position: dict[int, int]
+    ) -> None:
+        for sample in searched:
+            self.rows.setdefault(samples.digest[sample], len(self.rows))
+        for pair in found:
+            self.pairs.append((position[pair.a], self.rows[samples.digest[pair.b]], pair))
+
+    def arrays(self) -> dict[str, Any]:
+        import numpy as np
+
+        digests = sorted(self.rows, key=self.rows.__getitem__)
+        pairs = [pair for _, _, pair in self.pairs]
+        return {
+            "searched": np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), -1)
+            if digests
+            else np.zeros((0, 16), dtype=np.uint8),
+            "a_pos": np.asarray([a for a, _, _ in self.pairs], dtype=np.int64),
+            "b_row": np.asarray([b for _, b, _ in self.pairs], dtype=np.int64),
+            "kind": np.asarray([_KINDS.index(p.kind) for p in pairs], dtype=np.int8),
+            "score": np.asarray([p.score for p in pairs], dtype=np.float32),
+            "region": np.asarray([p.region or (0.0, 0.0, 1.0, 1.0) for p in pairs], dtype=np.float32).reshape(
+                -1, 4
+            ),
+            "angle": np.asarray([p.angle for p in pairs], dtype=np.float32),
+            "area": np.asarray([p.area for p in pairs], dtype=np.float32),
+            "turn": np.asarray(
+                [-1 if p.turn is None else _TURNS.index(p.turn) for p in pairs], dtype=np.int8
+            ),
+        }
+
+    def pairs_for(self, samples: Samples, b_ids: Sequence[int], a_ids: Any) -> list[GeoPair]:
+        """The pairs of the current evaluation samples (several may share one digest)."""
+        by_row: dict[int, list[int]] = {}
+        for sample in b_ids:
+            row = self.rows.get(samples.digest[sample])
+            if row is not None:
+                by_row.setdefault(row, []).append(sample)
+        out = []
+        for a_position, row, pair in self.pairs:
+            for sample in by_row.get(row, []):
+                fields = {name: getattr(pair, name) for name in _FIELDS}
+                out.append(GeoPair(int(a_ids[a_position]), sample, **fields))
+        return sorted(out, key=lambda p: p.b)
+
+
+class _Stage:
+    """One ``(a, b)`` split pair's search: decode ``b``, turns, windows, checks."""
+
+    def __init__(
+        self,
+        samples: Samples,
+        arrays: Any,
+        options: dict[str, Any],
+        a_ids: Any,
+        anchor_hashes: Any,
+        anchor_units: Any,
+        workers: int,
+        progress: Callable[[str, int | None], Any],
+    ) -> None:
+        self.samples = samples
+        self.arrays = arrays
+        self.options = options
+        self.a_ids = a_ids
+        self.anchor_hashes = anchor_hashes
+        self.anchor_units = anchor_units
+        self.workers = workers
+        self.progress = progress
+        self.searched = self.decoded = self.files_read = self.candidates = self.checked = 0
+        self.searched_ids: list[int] = []
+        self.timing: dict[str, float] = {
+            "decode": 0.0,
+            "turns": 0.0,
+            "windows": 0.0,
+            "join": 0.0,
+            "check": 0.0,
+        }
+        self.notes: list[str] = []
+        self._a_images: dict[int, Any] = {}
+
+    def run(self, b_ids: Any) -> list[GeoPair]:
+        import numpy as np
+
+        from auditor_plugins.split_leakage.sources import load_grids
+
+        clock = time.perf_counter()
+        grids, missing, read = load_grids(self.samples, b_ids.tolist(), self.workers, self.progress)
+        self.decoded = read
+        self.files_read += read
+        self.timing["decode"] += time.perf_counter() - clock
+        if missing:
+            self.notes.append(
+                f"{missing} evaluation sample(s) could not be decoded again for the geometric "
+                "stage: they were not searched for crops, rotations or quarter turns"
+            )
+        ids = np.asarray([i for i in b_ids.tolist() if i in grids], dtype=np.int64)
+        self.searched_ids = ids.tolist()
+        self.searched = len(ids)
+        if not len(ids):
+            return []
+        stack = np.stack([np.frombuffer(grids[i], dtype=np.uint8).reshape(64, 64) for i in ids.tolist()])
+        stack = stack.astype(np.float32)
+        clock = time.perf_counter()
+        turns = self._turns(ids, stack)
+        self.timing["turns"] += time.perf_counter() - clock
+        taken = {p.b for p in turns}
+        rest = np.asarray([k for k, i in enumerate(ids.tolist()) if i not in taken], dtype=np.int64)
+        crops = self._windows(ids[rest], stack[rest])
+        return sorted([*turns, *crops], key=lambda p: p.b)
+
+    # -- quarter turns -------------------------------------------------------------------
+
+    def _turns(self, ids: Any, stack: Any) -> list[GeoPair]:
+        import numpy as np
+
+        from auditor_plugins.split_leakage.analysis import _expand, _groups
+        from auditor_plugins.split_leakage.hashing import coarse, perceptual
+        from auditor_plugins.split_leakage.search import search
+
+        a_ids = self.a_ids[self.arrays.has[self.a_ids]]
+        if not len(a_ids):
+            return []
+        coarse_grids = np.stack([coarse(g) for g in stack])
+        variants = [
+            np.rot90(coarse_grids, 1, axes=(1, 2)),
+            np.rot90(coarse_grids, 2, axes=(1, 2)),
+            np.rot90(coarse_grids, 3, axes=(1, 2)),
+            coarse_grids[:, ::-1, :],
+            coarse_grids.transpose(0, 2, 1),
+            np.rot90(coarse_grids, 2, axes=(1, 2)).transpose(0, 2, 1),
+        ]
+        n = len(ids)
+        hashes, thumbs = [], []
+        for variant in variants:
+            for phash, _mirror, thumb in perceptual(np.ascontiguousarray(variant)):
+                hashes.append(phash)
+                thumbs.append(thumb)
+        queries = np.asarray(hashes, dtype=np.uint64)
+        z = _z(thumbs)
+        groups = _groups(self.arrays.phash[a_ids])
+        best: dict[int, tuple[float, int, int]] = {}
+        for q, r, _d in search(groups[0], queries, self.options["max_distance"]):
+            members, owner = _expand(groups, r, 16)
+            a = a_ids[members]
+            qs = q[owner]
+            sim = (self.arrays.z[a] * z[qs]).sum(axis=1)
+            flat = self.arrays.flat[a] | ~np.any(z[qs], axis=1)
+            ok = (sim >= self.options["min_similarity"]) & ~flat
+            for ai, qi, si in zip(a[ok].tolist(), qs[ok].tolist(), sim[ok].tolist(), strict=False):
+                slot = qi % n
+                if slot not in best or si > best[slot][0]:
+                    best[slot] = (si, ai, qi // n)
+        return [
+            GeoPair(a, int(ids[slot]), "turn", round(s, 4), turn=_TURNS[v])
+            for slot, (s, a, v) in best.items()
+        ]
+
+    # -- crops and rotations -------------------------------------------------------------
+
+    def _windows(self, ids: Any, stack: Any) -> list[GeoPair]:
+        import numpy as np
+
+        a_ids = self.a_ids
+        table_hashes = self.anchor_hashes[a_ids].reshape(-1)
+        table_owner = np.repeat(np.arange(len(a_ids)), self.anchor_hashes.shape[1])
+        join = _ChunkJoin(table_hashes)
+        found: list[GeoPair] = []
+        with self.progress("searching crops and rotations", len(ids)) as bar:
+            for first in range(0, len(ids), _BLOCK):
+                block_ids = ids[first : first + _BLOCK]
+                clock = time.perf_counter()
+                hashes, units = windows.query_windows(stack[first : first + _BLOCK])
+                per_image = hashes.shape[1]
+                self.timing["windows"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+                q, t = join.pairs(hashes.reshape(-1), _MAX_BITS)
+                self.timing["join"] += time.perf_counter() - clock
+                if len(q):
+                    image, window = q // per_image, q % per_image
+                    owner, anchor = table_owner[t], t % self.anchor_hashes.shape[1]
+                    cosine = np.einsum(
+                        "ij,ij->i", units[image, window], self.anchor_units[a_ids[owner], anchor]
+                    )
+                    keep = cosine >= _MIN_COSINE
+                    clock = time.perf_counter()
+                    found.extend(
+                        self._check(
+                            block_ids,
+                            stack[first : first + _BLOCK],
+                            image[keep],
+                            owner[keep],
+                            window[keep],
+                            anchor[keep],
+                            cosine[keep],
+                        )
+                    )
+                    self.timing["check"] += time.perf_counter() - clock
+                bar.advance(len(block_ids))
+        return found
+
+    def _check(
+        self, block_ids: Any, stack: Any, image: Any, owner: Any, window: Any, anchor: Any, cosine: Any
+    ) -> list[GeoPair]:
+        import numpy as np
+
+        if not len(image):
+            return []
+        # Best window pair per (b image, a sample), then the best few a samples per b image.
+        order = np.lexsort((-cosine, owner, image))
+        image, owner, window, anchor, cosine = (x[order] for x in (image, owner, window, anchor, cosine))
+        first = np.ones(len(image), dtype=bool)
+        first[1:] = (image[1:] != image[:-1]) | (owner[1:] != owner[:-1])
+        image, owner, window, anchor, cosine = (x[first] for x in (image, owner, window, anchor, cosine))
+        out = []
+        for slot in np.unique(image).tolist():
+            rows = np.nonzero(image == slot)[0]
+            rows = rows[np.argsort(-cosine[rows], kind="stable")][:_CHECKED]
+            best: GeoPair | None = None
+            for row in rows.tolist():
+                self.candidates += 1
+                a_sample = int(self.a_ids[owner[row]])
+                a_image = self._a_image(a_sample)
+                if a_image is None:
+                    continue
+                self.checked += 1
+                match = verify.check(a_image, stack[slot], _start(int(window[row]), int(anchor[row])))
+                if not match.verified or (best is not None and match.score <= best.score):
+                    continue
+                if not self._colours_agree(a_sample, int(block_ids[slot]), match):
+                    continue
+                best = GeoPair(
+                    a_sample,
+                    int(block_ids[slot]),
+                    "rotation" if abs(match.angle) >= 1.0 else "crop",
+                    round(match.score, 4),
+                    tuple(round(v, 4) for v in match.region),  # type: ignore[arg-type]
+                    round(-match.angle, 2),  # b is a's region turned the other way
+                    round(match.area, 4),
+                )
+            if best is not None:
+                out.append(best)
+        return out
+
+    def _colours_agree(self, a_sample: int, b_sample: int, match: verify.Match) -> bool:
+        """False when both pictures have colour and the hues disagree (see verify.colour_agreement)."""
+        import numpy as np
+
+        from auditor_plugins.split_leakage.sources import load_image
+
+        b_image = load_image(self.samples, b_sample, "RGB", 64)
+        a_image = load_image(self.samples, a_sample, "RGB")
+        self.files_read += sum(self.samples.path[i] is not None for i in (a_sample, b_sample))
+        if b_image is None or a_image is None:
+            return True  # in-memory samples keep no colour: the grayscale checks stand alone
+        b_rgb = np.asarray(b_image, dtype=np.float32)
+        agreement = verify.colour_agreement(verify.prepare(a_image), b_rgb, match)
+        return agreement is None or agreement >= verify.MIN_COLOUR
+
+    def _a_image(self, sample: int) -> Any:
+        from auditor_plugins.split_leakage.sources import load_image
+
+        if sample not in self._a_images:
+            image = load_image(self.samples, sample)
+            self.files_read += self.samples.path[sample] is not None
+            self._a_images[sample] = None if image is None else verify.prepare(image)
+        return self._a_images[sample]
+
+
+def _start(window: int, anchor: int) -> verify.Match:
+    """The view of ``a`` a query window/anchor pair implies (see windows.py)."""
+    oy, ox, side, angle = (float(v) for v in windows.QUERY_GEOMETRY[window])
+    dy, dx = windows.ANCHORS[anchor]
+    scale = windows.ANCHOR_SIDE / side  # a's sides per b side
+    # The window's centre in b (turned by `angle`) is the anchor's centre in a; b's centre
+    # is where the turn leaves it, so it maps to a's point `scale` times as far away.
+    cx = 0.5 + dx + scale * (0.5 - ox - side / 2)
+    cy = 0.5 + dy + scale * (0.5 - oy - side / 2)
+    return verify.Match(cx, cy, scale, angle)
+
+
+def _z(thumbs: Sequence[bytes]) -> Any:
+    import numpy as np
+
+    values = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), 64).astype(np.float32)
+    centred = values - values.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    return np.where(norms > 0, centred / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+
+
+class _ChunkJoin:
+    """Pairs (query, table entry) sharing one of four 16-bit chunks and within a bit distance."""
+
+    _SHIFTS = (48, 32, 16, 0)
+    _PAIRS_PER_STEP = 1 << 21
+
+    def __init__(self, table: Any) -> None:
+        import numpy as np
+
+        self.table = table
+        self.sorted = []
+        for shift in self._SHIFTS:
+            chunk = ((table >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
+            order = np.argsort(chunk, kind="stable")
+            self.sorted.append((chunk[order], order))
+
+    def pairs(self, queries: Any, max_bits: int) -> tuple[Any, Any]:
+        import numpy as np
+
+        from auditor_plugins.split_leakage.search import popcount
+
+        found_q, found_t = [], []
+        for shift, (values, order) in zip(self._SHIFTS, self.sorted, strict=True):
+            chunk = ((queries >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
+            low = np.searchsorted(values, chunk, side="left")
+            high = np.searchsorted(values, chunk, side="right")
+            counts = high - low
+            hit = np.nonzero(counts)[0]
+            if not len(hit):
+                continue
+            # Expand in steps so the candidate arrays stay bounded.
+            cumulative = np.cumsum(counts[hit])
+            start = 0
+            while start < len(hit):
+                base = cumulative[start - 1] if start else 0
+                stop = int(np.searchsorted(cumulative, base + self._PAIRS_PER_STEP, side="right"))
+                stop = max(stop, start + 1)
+                part = hit[start:stop]
+                lengths = counts[part]
+                q = np.repeat(part, lengths)
+                offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+                t = order[np.repeat(low[part], lengths) + offsets]
+                close = popcount(queries[q] ^ self.table[t]) <= max_bits
+                found_q.append(q[close])
+                found_t.append(t[close])
+                start = stop
+        if not found_q:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        q, t = np.concatenate(found_q), np.concatenate(found_t)
+        # A pair sharing several chunks was found once per chunk.
+        pair = np.unique(q * len(self.table) + t)
+        return pair // len(self.table), pair % len(self.table)
