@@ -94,6 +94,12 @@ class ImageFolderSplit(Split):
     def path_strings(self) -> list[str]:
         return self._scan()[1]
 
+    def relative_paths(self) -> list[str]:
+        # Every listed path starts with the root (local: joined onto it; a URL: listed under it).
+        root = (self.root_url or os.fspath(self.root)).rstrip("/" + os.sep)
+        cut = len(root) + 1
+        return [p[cut:].replace(os.sep, "/") for p in self._scan()[1]]
+
     def load(self, index: int) -> Any:
         return load_image(self._scan()[1][index], self.spec.storage_options)
 

@@ -1,4 +1,4 @@
-"""split_leakage: samples shared between splits, exactly or nearly (SL001-SL006).
+"""split_leakage: samples shared between splits, exactly or nearly (SL001-SL006), and shared groups (SL008, SL009).
 
 How it works (details in docs/split_leakage.md):
 
@@ -104,6 +104,10 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     splits = ctx.splits
     if not splits or not any(len(split) for split in splits.values()):
         raise SkipAudit("no samples in any split: nothing to compare")
+    # Group leakage (SL008/SL009, groups.py): ids read before hashing, so a bad one fails fast.
+    from auditor_plugins.split_leakage import groups as leak_groups
+
+    group_ids = leak_groups.read_groups(ctx)
     folder, cache_state = cache_folder(ctx)
     cache = None
     if folder is not None:
@@ -135,6 +139,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         *leak_findings.within_findings(ctx, samples, analysis, base_dir),
         *leak_findings.unreadable_findings(ctx, samples, base_dir),
     ]
+    findings.extend(leak_groups.group_findings(ctx, group_ids, base_dir))  # SL008/SL009
     ctx.evidence.update(_summary(samples, analysis, options, cache_state, workers, started))
     ctx.evidence["scheduler"] = scheduler or "local processes"
     yield from findings
@@ -185,7 +190,8 @@ AUDIT = Audit(
     run=run,
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
-    description="identical and near-duplicate samples across splits, duplicates within a split",
+    description="identical and near-duplicate samples across splits, duplicates within a split, "
+    "subjects (group ids) in train and an evaluation split",
     order=20,
 )
 
