@@ -272,15 +272,17 @@ def _missing_data(
     )
     source = str(info["source"])
     every = len(missing) == info["samples"]
+    their = "its" if len(missing) == 1 else "their"
     how = (
-        "the pattern does not match their path relative to the split's root"
+        f"the pattern does not match {their} path relative to the split's root"
         if source.startswith("group_pattern")
-        else "their group id is blank or missing"
+        else f"{their} group id is blank or missing"
     )
     message = (
         f"{'all ' if every else ''}{_plural(len(missing), 'sample')} of '{name}' "
         f"{'has' if len(missing) == 1 else 'have'} no group id ({printable(source, keep_lines=False)}): "
-        f"{how}, so they were not checked for group leakage; first: {shown}"
+        f"{how}, so {'it was' if len(missing) == 1 else 'they were'} not checked for group leakage; "
+        f"first: {shown}"
     )
     hint = (
         "fix the pattern so its first group matches every sample's relative path (try it with "
