@@ -35,7 +35,7 @@ GROUP_PROPERTIES: dict[str, Any] = {
             "regular expression searched in each sample's path relative to the split's root ('/' "
             "separators); its first capturing group is the sample's group id (patient, video, "
             "product), e.g. 'patient_(\\d+)/'. split_leakage reports groups in train and an evaluation "
-            "split (SL008) and samples the pattern does not match (SL009)"
+            "split, and samples the pattern does not match"
         ),
     },
     "group_column": {
@@ -43,7 +43,7 @@ GROUP_PROPERTIES: dict[str, Any] = {
         "minLength": 1,
         "description": (
             "table formats only: the column holding each sample's group id (patient, video, product); "
-            "split_leakage reports groups in train and an evaluation split (SL008) and blank cells (SL009)"
+            "split_leakage reports groups in train and an evaluation split, and blank cells"
         ),
     },
 }
