@@ -9,6 +9,8 @@ shared groups than the evidence lists.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +202,18 @@ def test_validate_names_each_wrong_group_key(tmp_path: Path, manifest_writer: An
     assert "hint:" in lines
 
 
-def test_valid_group_keys_validate(leaky: Path, cli: Any) -> None:
-    result = cli("validate", leaky)
-    assert result.returncode == 0, result.output
+def test_valid_group_keys_validate_without_importing_torch(leaky: Path) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['auditor', 'validate', {str(leaky)!r}]\n"
+        "try:\n    runpy.run_module('auditor', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
 def _tensors(count: int, seed: int) -> TensorDataset:
