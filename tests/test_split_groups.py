@@ -113,17 +113,23 @@ def test_disjoint_patients_pass_and_the_summary_counts_groups(
 ) -> None:
     _patients(tmp_path / "train", [1, 2, 3])
     _patients(tmp_path / "val", [4, 5], seed=500)
+    anchored = r"^(?:cat|dog)/patient_(\d+)/"  # matches only paths relative to the split's root
     manifest = _manifest(
         tmp_path,
         manifest_writer,
-        {"train": _folder("train", group_pattern=PATTERN), "val": _folder("val", group_pattern=PATTERN)},
+        {"train": _folder("train", group_pattern=anchored), "val": _folder("val", group_pattern=anchored)},
     )
     report = run_audit(manifest, only=["split_leakage"], use_cache=False).report
     assert [f["code"] for f in report["findings"] if f["audit"] == "split_leakage"] == []
     audit = _audit(report)
     assert audit["status"] == "passed"
     assert audit["evidence"]["groups"]["shared"] == {}
-    assert audit["evidence"]["groups"]["per_split"]["val"]["groups"] == 2
+    assert audit["evidence"]["groups"]["per_split"]["val"] == {
+        "source": f"group_pattern '{anchored}'",
+        "samples": 8,
+        "groups": 2,
+        "missing": 0,
+    }
 
 
 def test_a_pattern_matching_nothing_is_sl009_for_every_sample_and_no_false_pass(
@@ -326,3 +332,34 @@ def test_groups_without_a_train_split_are_a_note_not_a_pass_of_sl008() -> None:
     assert analysis.leaks == [] and "no split named 'train'" in analysis.notes[0]
     analysis = analyse(["train", "val"], {"val": ("x", ["1"])})
     assert analysis.leaks == [] and "'train' declares no group ids" in analysis.notes[0]
+
+
+def test_group_pattern_is_searched_relative_to_a_url_root(
+    tmp_path: Path, manifest_writer: Any, run_audit: Any
+) -> None:
+    """fsspec lists 'memory:///bucket/...' under the root 'memory://bucket': still relative to the root."""
+    import io
+
+    import fsspec
+    from PIL import Image
+
+    memory = fsspec.filesystem("memory")
+    bucket = f"groups-{tmp_path.name}"
+    for split, patients in (("train", [1, 2]), ("val", [2, 3])):
+        for p in patients:
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), (p * 40, 10 if split == "train" else 200, 3)).save(buffer, "PNG")
+            memory.pipe(f"/{bucket}/{split}/cat/patient_{p}/x.png", buffer.getvalue())
+    anchored = r"^cat/patient_(\d+)/"  # matches only when the path is relative to the split's root
+    manifest = _manifest(
+        tmp_path,
+        manifest_writer,
+        {s: _folder(f"memory://{bucket}/{s}", group_pattern=anchored) for s in ("train", "val")},
+    )
+    try:
+        report = run_audit(manifest, only=["split_leakage"], use_cache=False).report
+    finally:
+        memory.rm(f"/{bucket}", recursive=True)
+    assert _findings(report, "SL009") == []
+    (leak,) = _findings(report, "SL008")
+    assert leak["evidence"]["groups"][0]["group"] == "2"
