@@ -19,6 +19,10 @@ Failures of user code
     :class:`UserCodeFailure` (what the hook ``auditor_user_code_failed`` receives:
     the call, how it ended, the user's frame) and :class:`UserCodeFailed` (raise it
     where a user object cannot be used, e.g. a model on the ``meta`` device).
+Group ids (``group_pattern``, ``group_column``, ``groups=``)
+    :func:`plain_id` / :func:`plain_ids`: an id as text, ``None`` for a missing one (NaN,
+    blank), whole floats as integers; a format that reads ids of its own uses them, so every
+    format's ids compare alike.
 Text for people
     :func:`printable` (user-controlled names made safe to print),
     :func:`did_you_mean` / :func:`closest` (suggestions), :func:`display_path`
@@ -35,6 +39,7 @@ from __future__ import annotations
 from auditor._util.paths import display_path
 from auditor._util.printable import printable
 from auditor._util.suggest import closest, did_you_mean
+from auditor.data._groups import plain_id, plain_ids
 from auditor.data._regular import NotRegularFile, open_regular
 from auditor.data._storage import RemoteFiles, filesystem, is_url, missing_extra, open_url, url_of
 from auditor.manifest._hf_pretrained import (
@@ -67,6 +72,8 @@ __all__ = [
     "missing_extra",
     "open_regular",
     "open_url",
+    "plain_id",
+    "plain_ids",
     "printable",
     "read_hf_pretrained",
     "url_of",

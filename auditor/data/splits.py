@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from auditor.data._groups import GROUP_PROPERTIES
 from auditor.run._deadline import CallDeadline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +66,7 @@ COMMON_SPLIT_PROPERTIES: dict[str, Any] = {
             "split's dataset and returns the sampler, of which data_loading draws and counts one pass"
         ),
     },
+    **GROUP_PROPERTIES,
 }
 
 
@@ -83,6 +85,8 @@ class SplitSpec:
     #: The dataset object itself when the caller handed it over (``auditor.check``); a format that
     #: builds its dataset from a factory (``callable``) uses this one instead of calling anything.
     dataset: Any = None
+    #: One group id per sample when the caller handed them over (``auditor.check(groups=...)``).
+    groups: Sequence[Any] | None = None
 
     def path(self, key: str) -> Path:
         """A manifest path option resolved against the manifest's folder, ``..`` folded away."""
@@ -125,6 +129,8 @@ class Split(abc.ABC):
     #: The DataLoader training iterates, when the caller handed one over (``auditor.check``): audits
     #: read its sampler, ``drop_last`` and workers. Read-only; ``None`` for a manifest's splits.
     loader: Any = None
+    #: Where a format's own :meth:`_read_groups` found the ids (e.g. ``dataset.auditor_groups``).
+    group_source: str | None = None
 
     def __init__(self, spec: SplitSpec) -> None:
         self.spec = spec
@@ -134,6 +140,8 @@ class Split(abc.ABC):
         self._transform: Any = None
         self._collate_resolved = False
         self._targets: list[Any] | None = None
+        self._groups: list[str | None] | None = None
+        self._groups_read = False
 
     # -- what a format implements ---------------------------------------------------
 
@@ -169,6 +177,77 @@ class Split(abc.ABC):
         """
         paths = self.paths()
         return None if paths is None else [os.fspath(p) for p in paths]
+
+    def relative_paths(self) -> list[str] | None:
+        """Each sample's path relative to the split's root, with '/' separators: what ``group_pattern`` searches.
+
+        The default is :meth:`path_strings` as listed; formats with a root override it.
+        """
+        paths = self.path_strings()
+        return None if paths is None else [p.replace(os.sep, "/") for p in paths]
+
+    def groups(self) -> list[str | None] | None:
+        """Each sample's group id (patient, video, product), ``None`` for a sample without one;
+        ``None`` in all when the split declares no grouping.
+
+        From ``auditor.check(groups=...)``, else ``group_pattern`` over :meth:`relative_paths`, else
+        what the format reads (a table's ``group_column``, a dataset's ``auditor_groups``). Read once,
+        under the run's deadline: the ids are user data, and a dataset attribute may be user code.
+        """
+        if not self._groups_read:
+            self._groups = self.call(
+                self._read_groups, what=f"reading the group ids of split {self.name!r} ({self.location})"
+            )
+            self._groups_read = True
+        return self._groups
+
+    def grouping(self) -> str | None:
+        """Where :meth:`groups` come from, in the words a message uses; ``None``: no grouping declared.
+
+        Reads no data: a format whose :meth:`_read_groups` finds ids elsewhere sets ``group_source``.
+        """
+        if self.spec.groups is not None:
+            return f"groups[{self.name!r}]"
+        for key in ("group_column", "group_pattern"):
+            if self.spec.config.get(key):
+                return f"{key} '{self.spec.config[key]}'"
+        return self.group_source
+
+    def _read_groups(self) -> list[str | None] | None:
+        """The ids given with the dataset or matched by ``group_pattern``; formats add their own sources."""
+        from auditor.data._groups import ids_from_pattern, plain_ids
+
+        given = self.spec.groups
+        if given is not None:
+            ids = plain_ids(given)
+            if len(ids) != len(self):
+                raise self._groups_error(
+                    f"one group id per sample of split {self.name!r} ({len(self)})",
+                    f"{len(ids)} ids",
+                    "give groups={'" + self.name + "': ids} with ids[i] the group of sample i",
+                )
+            return ids
+        pattern = self.spec.config.get("group_pattern")
+        if not pattern:
+            return None
+        relative = self.relative_paths()
+        if relative is None:
+            raise self.spec.error(
+                "group_pattern",
+                "a split whose samples are files (the pattern is searched in their paths)",
+                "a dataset that lists no file per sample",
+                hint="give the dataset an `auditor_paths` list, or its ids as an `auditor_groups` list",
+            )
+        import re
+
+        return ids_from_pattern(re.compile(pattern), relative)
+
+    def _groups_error(self, expected: str, found: str, hint: str) -> ManifestError:
+        from auditor.errors import ManifestError
+
+        return ManifestError(
+            self.spec.resolver.manifest_path, f"groups[{self.name!r}]", expected, found, hint=hint
+        )
 
     def manifest_transform(self) -> Any:
         """The transform the manifest names for this split, built once (or ``None``)."""

@@ -92,8 +92,11 @@ class LiveObjects:
     lr_schedule: LRSchedule | None = None
     #: Split name -> the data format's options given with it (``image_column`` of an hf_dataset split).
     split_options: Mapping[str, Mapping[str, Any]] = None  # type: ignore[assignment]
+    #: Split name -> one group id per sample (``auditor.check(groups=...)``).
+    groups: Mapping[str, Any] = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        self.groups = dict(self.groups or {})
         self.datasets = dict(self.datasets or {})
         self.loaders = dict(self.loaders or {})
         self.split_options = dict(self.split_options or {})
@@ -289,6 +292,7 @@ class LiveSource:
             deadline=self.resolver.deadline,
             location=f"data.{name}",
             dataset=self.objects.datasets[name],
+            groups=self.objects.groups.get(name),
         )
         split = self.registry.data_formats[fmt].open(spec)
         if settings is not None:

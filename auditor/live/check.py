@@ -33,6 +33,7 @@ def check(
     val: Any = None,
     splits: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
+    groups: Mapping[str, Sequence[Any]] | None = None,
     pretrained: Any = None,
     head: str | None = None,
     task: str | Mapping[str, Any] | None = None,
@@ -68,6 +69,10 @@ def check(
     collate function, sampler, ``drop_last`` and workers are used). A Hugging Face
     ``datasets.Dataset`` opens as an ``hf_dataset`` split (its ``image`` and ``label``
     columns; give others as ``{"dataset": ds, "image_column": ..., "label_column": ...}``).
+    ``groups`` maps split names to one group id per sample (patient, video, product: ``str``,
+    ``int`` or ``None`` for unknown), the manifest's ``group_pattern``/``group_column`` for live
+    data; without it a dataset's ``auditor_groups`` attribute (or ``groups``, when it has one entry
+    per sample) is used. split_leakage reports groups found in ``train`` and an evaluation split.
     ``model``, ``optimizer`` and ``loss`` are only read; the gradient probe trains deep
     copies. Every other manifest key is a keyword and means what it means in YAML:
     ``pretrained`` (also a Hugging Face image processor object, whose
@@ -100,7 +105,7 @@ def check(
 
     Raises :class:`auditor.ManifestInvalid` when an option is wrong (the same
     messages ``auditor run`` gives for a manifest), and ``TypeError`` naming the
-    parameter when ``model``, ``optimizer``, ``loss`` or ``loss_step`` is not what
+    parameter when ``model``, ``optimizer``, ``loss``, ``loss_step`` or ``groups`` is not what
     it must be (a string for a model, say), before anything runs.
 
     The audits run in this process (live objects cannot be sent to another one):
@@ -121,6 +126,7 @@ def check(
     _require_types(model=model, optimizer=optimizer, loss=loss, loss_step=loss_step)
     registry = registry or load_registry()
     named = _named_splits(train, val, splits, data)
+    _require_groups(groups, named)
     datasets: dict[str, Any] = {}
     loaders = {}
     options: dict[str, dict[str, Any]] = {}
@@ -141,6 +147,7 @@ def check(
         checkpoints=tuple(str(p) for p in _listed(checkpoint, "checkpoint")),
         lr_schedule=schedule,
         split_options=options,
+        groups={str(k): v for k, v in (groups or {}).items()},
     )
     audit_section = _audit_section(audits, audit_options, registry)
     probe_batch = loaders["train"].batch_size if "train" in loaders else None
@@ -298,6 +305,44 @@ def _require_types(**given: Any) -> None:
                 f"auditor.check: {name}: expected {expected}, found {shown[:80]}"
                 + (hint if isinstance(value, str) else "")
             )
+
+
+#: Types a group id may have (numpy and torch scalars are read through ``.item()``).
+_GROUP_ID_TYPES = (str, int, float, type(None))
+
+
+def _require_groups(groups: Any, named: Mapping[str, Any]) -> None:
+    """``TypeError`` naming ``groups`` (and the entry) when it is not a mapping of split name -> ids."""
+    if groups is None:
+        return
+    if not isinstance(groups, Mapping):
+        raise TypeError(
+            f"auditor.check: groups: expected a mapping of split name -> one group id per sample, found "
+            f"{type(groups).__name__}; hint: groups={{'train': train_ids, 'val': val_ids}}"
+        )
+    for split_name, ids in groups.items():
+        if not isinstance(split_name, str) or split_name not in named:
+            raise TypeError(
+                f"auditor.check: groups: expected keys naming the splits given {sorted(named)}, found "
+                f"{split_name!r}; hint: one entry per split, e.g. groups={{'train': train_ids, ...}}"
+            )
+        if isinstance(ids, (str, bytes, Mapping)) or (
+            not isinstance(ids, Sequence) and not hasattr(ids, "tolist")
+        ):
+            raise TypeError(
+                f"auditor.check: groups[{split_name!r}]: expected a sequence of group ids (one per sample), "
+                f"found {type(ids).__name__}; hint: a list, tuple, numpy array or pandas Series of str/int"
+            )
+        values = ids.tolist() if hasattr(ids, "tolist") else ids
+        for index, value in enumerate(values):
+            if not isinstance(value, _GROUP_ID_TYPES) and not (
+                hasattr(value, "item") and getattr(value, "ndim", 1) == 0
+            ):
+                raise TypeError(
+                    f"auditor.check: groups[{split_name!r}][{index}]: expected a group id (str, int or None), "
+                    f"found {type(value).__name__}; hint: ids[i] names the group (patient, video, ...) of "
+                    "sample i"
+                )
 
 
 def _named_splits(

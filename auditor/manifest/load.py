@@ -543,6 +543,7 @@ def _under(key: str, bad: set[str]) -> bool:
 
 def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[ManifestError]:
     """Each split's format checks what it can without reading a sample: folders, table headers."""
+    from auditor.data._groups import check_group_keys
     from auditor.data.splits import SplitSpec
 
     errors: list[ManifestError] = []
@@ -550,7 +551,7 @@ def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[M
     for name, split in data.items() if isinstance(data, Mapping) else ():
         key = f"data.{name}"
         fmt = registry.data_formats.get(split.get("format")) if isinstance(split, Mapping) else None
-        if fmt is None or fmt.check is None or _under(key, bad):
+        if fmt is None or _under(key, bad):
             continue
         spec = SplitSpec(
             name=name,
@@ -559,6 +560,9 @@ def _check_data(manifest: Manifest, registry: Registry, bad: set[str]) -> list[M
             resolver=manifest.resolver,
             location=key,
         )
+        errors.extend(check_group_keys(spec, fmt))  # group_pattern / group_column, whatever the format
+        if fmt.check is None:
+            continue
         try:
             errors.extend(fmt.check(spec))
         except Exception as exc:

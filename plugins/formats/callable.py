@@ -10,13 +10,18 @@ from typing import Any
 
 from auditor import DataFormat, Split, SplitSpec, hookimpl
 from auditor.errors import ManifestError
-from auditor.kit import DeadlineExceeded
+from auditor.kit import DeadlineExceeded, plain_ids
 
 #: Attributes torchvision and common datasets use to expose labels without decoding.
 LABEL_ATTRIBUTES = ("targets", "labels", "y", "_labels")
 #: Attributes that list each sample's file: ``auditor_paths`` (a list of paths, for your own
 #: datasets), then torchvision's ImageFolder/DatasetFolder ``samples`` and ``imgs`` ((path, label) pairs).
 PATH_ATTRIBUTES = ("auditor_paths", "samples", "imgs")
+#: Attributes holding each sample's group id (patient, video, product), when neither ``groups=``
+#: nor ``group_pattern`` gives them: ``auditor_groups`` (named for auditor: one id per sample, or the
+#: run says it is wrong), then ``groups`` (used when it has one entry per sample, else left alone:
+#: a dataset may mean something else by it).
+GROUP_ATTRIBUTES = ("auditor_groups", "groups")
 
 
 #: Labels of a dataset without a targets/labels attribute are read item by item; above this many
@@ -81,6 +86,34 @@ class CallableSplit(Split):
     def paths(self) -> list[Path] | None:
         strings = self.path_strings()
         return None if strings is None else [Path(p) for p in strings]
+
+    def _read_groups(self) -> list[str | None] | None:
+        # groups= and group_pattern first (the host's); then the dataset's own ids.
+        declared = super()._read_groups()
+        if declared is not None:
+            return declared
+        dataset = self.dataset_object
+        for attr in GROUP_ATTRIBUTES:
+            values = getattr(dataset, attr, None)
+            if values is None or callable(values) or isinstance(values, (str, bytes, dict)):
+                continue
+            try:
+                fits = len(values) == len(dataset)
+            except TypeError:
+                fits = False
+            if fits:
+                self.group_source = f"dataset.{attr}"
+                return plain_ids(values)
+            if attr == "auditor_groups":  # named for auditor: a wrong one is a mistake, not another meaning
+                raise ManifestError(
+                    self.spec.resolver.manifest_path,
+                    self.location,
+                    f"dataset.auditor_groups with one group id per sample ({len(dataset)})",
+                    f"{type(values).__name__}" + (f" of {len(values)}" if hasattr(values, "__len__") else ""),
+                    line=self.spec.resolver.lines.line(self.location),
+                    hint="auditor_groups[i] is the group (patient, video, ...) of sample i",
+                )
+        return None
 
     def _read_targets(self) -> list[Any]:
         dataset = self.dataset_object

@@ -94,8 +94,26 @@ class ImageFolderSplit(Split):
     def path_strings(self) -> list[str]:
         return self._scan()[1]
 
+    def relative_paths(self) -> list[str]:
+        paths = self._scan()[1]
+        if self.root_url is None:  # listed as os.path.join(root, ...): the root is a prefix
+            cut = len(os.fspath(self.root).rstrip(os.sep)) + 1
+            return [p[cut:].replace(os.sep, "/") for p in paths]
+        # fsspec may list 'memory:///bucket/x' under the root 'memory://bucket': compare without
+        # the scheme and leading slashes.
+        root = _without_scheme(self.root_url).rstrip("/") + "/"
+        relative = []
+        for path in paths:
+            bare = _without_scheme(path)
+            relative.append(bare[len(root) :] if bare.startswith(root) else path)
+        return relative
+
     def load(self, index: int) -> Any:
         return load_image(self._scan()[1][index], self.spec.storage_options)
+
+
+def _without_scheme(url: str) -> str:
+    return url.split("://", 1)[-1].lstrip("/")
 
 
 def check_image_folder(spec: SplitSpec) -> Iterable[ManifestError]:

@@ -41,7 +41,9 @@ class TableSplit(Split):
         self.path_column = str(config.get("path_column", DEFAULT_PATH_COLUMN))
         self.label_column = str(config.get("label_column", DEFAULT_LABEL_COLUMN))
         self.separator = config.get("label_separator")
+        self.group_column = str(config["group_column"]) if config.get("group_column") else None
         self._loaded: tuple[list[str], list[Any], list[str]] | None = None
+        self._group_cells: list[str | None] | None = None
 
     def _read(self) -> tuple[list[str], list[Any], list[str]]:
         if self._loaded is not None:
@@ -53,7 +55,7 @@ class TableSplit(Split):
             raise problems[0]
         import pandas as pd
 
-        columns = [self.path_column, self.label_column]
+        columns = _columns(self.spec.config)
         # pandas reads URLs through fsspec itself; local files keep the plain path.
         source: Any = self.table_url or self.table_path
         remote: dict[str, Any] = {"storage_options": self.spec.storage_options} if self.table_url else {}
@@ -62,7 +64,11 @@ class TableSplit(Split):
             if self.table_path.suffix.lower() in PARQUET_SUFFIXES:
                 frame = pd.read_parquet(source, columns=columns, **remote)
             else:
-                frame = pd.read_csv(source, usecols=columns, engine="c", low_memory=False, **remote)
+                # The group column as written: read as numbers, '007' and '7' would be one patient.
+                text = {self.group_column: str} if self.group_column else {}
+                frame = pd.read_csv(
+                    source, usecols=columns, engine="c", low_memory=False, dtype=text, **remote
+                )
         except FileNotFoundError as exc:
             raise self.spec.error("path", "a CSV or Parquet file", f"{shown} does not exist") from exc
         except UnicodeDecodeError as exc:
@@ -92,6 +98,7 @@ class TableSplit(Split):
             ) from exc
         paths = frame[self.path_column].astype(str).tolist()
         labels = frame[self.label_column]
+        kept: list[int] | None = None
         if self.separator:
             lists = [str(v).split(self.separator) if isinstance(v, str) and v else [] for v in labels]
             classes = sorted({name.strip() for row in lists for name in row if name.strip()})
@@ -105,6 +112,7 @@ class TableSplit(Split):
             if parsed.counts:
                 # Rows without a usable label are left out (LD008 lists them), never made a class.
                 paths = [paths[row] for row in parsed.kept]
+                kept = parsed.kept
                 line = (
                     2 if self.table_path.suffix.lower() not in PARQUET_SUFFIXES else None
                 )  # the header is line 1
@@ -115,8 +123,23 @@ class TableSplit(Split):
                         for problem in parsed.problems
                     ],
                 )
+        if self.group_column:
+            from auditor.kit import plain_ids
+
+            cells = plain_ids(frame[self.group_column].tolist())
+            self._group_cells = cells if kept is None else [cells[row] for row in kept]
         self._loaded = (paths, targets, classes)
         return self._loaded
+
+    def _read_groups(self) -> list[str | None] | None:
+        if self.group_column and self.spec.groups is None:
+            self._read()
+            return self._group_cells
+        return super()._read_groups()
+
+    def relative_paths(self) -> list[str]:
+        # The cells as written: relative to root already (an absolute cell or a URL stays whole).
+        return [p.replace(os.sep, "/") for p in self._read()[0]]
 
     def label_problems(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         self._read()
@@ -257,7 +280,10 @@ def _check_table(spec: SplitSpec) -> Iterable[ManifestError]:
     if not header:
         yield spec.error("path", "a table with a header row naming its columns", f"{shown} is empty")
         return
-    for key, default in (("path_column", DEFAULT_PATH_COLUMN), ("label_column", DEFAULT_LABEL_COLUMN)):
+    wanted = [("path_column", DEFAULT_PATH_COLUMN), ("label_column", DEFAULT_LABEL_COLUMN)]
+    if config.get("group_column"):
+        wanted.append(("group_column", ""))
+    for key, default in wanted:
         column = str(config.get(key, default))
         if column in header:
             continue
@@ -270,11 +296,25 @@ def _check_table(spec: SplitSpec) -> Iterable[ManifestError]:
         elif close:
             hint = f"did you mean {close[0]!r}? set {key}: {close[0]}"
         else:
-            hint = f"set {key} to the column that holds the {'image paths' if key == 'path_column' else 'labels'}"
+            what = {"path_column": "image paths", "label_column": "labels"}.get(
+                key, "group ids (patient, video, ...)"
+            )
+            hint = f"set {key} to the column that holds the {what}"
         which = " (the default)" if key not in config else ""
         yield spec.error(
             key, f"a column of {shown}", f"{column!r}{which} is not among its columns {header}", hint=hint
         )
+
+
+def _columns(config: dict[str, Any]) -> list[str]:
+    """The columns read: paths, labels, and the group ids when declared (each once)."""
+    names = [
+        str(config.get("path_column", DEFAULT_PATH_COLUMN)),
+        str(config.get("label_column", DEFAULT_LABEL_COLUMN)),
+    ]
+    if config.get("group_column"):
+        names.append(str(config["group_column"]))
+    return list(dict.fromkeys(names))
 
 
 def _bounds_problem(spec: SplitSpec, table: Path) -> ManifestError | None:
@@ -283,10 +323,7 @@ def _bounds_problem(spec: SplitSpec, table: Path) -> ManifestError | None:
 
     config = spec.config
     shown = display_path(table)
-    columns = [
-        str(config.get("path_column", DEFAULT_PATH_COLUMN)),
-        str(config.get("label_column", DEFAULT_LABEL_COLUMN)),
-    ]
+    columns = _columns(config)
     try:
         if table.suffix.lower() in PARQUET_SUFFIXES:
             problem = parquet_problem(table, columns)
@@ -327,6 +364,12 @@ FORMAT = DataFormat(
             "type": "string",
             "default": DEFAULT_LABEL_COLUMN,
             "description": "column holding each image's label: a class name or an integer index",
+        },
+        "group_column": {
+            "type": "string",
+            "minLength": 1,
+            "description": "column holding each sample's group id (patient, video, product), read as text; "
+            "split_leakage reports groups in train and an evaluation split (SL008) and blank cells (SL009)",
         },
         "label_separator": {
             "type": "string",

@@ -1,4 +1,4 @@
-"""split_leakage: samples shared between splits, exactly or nearly (SL001-SL006).
+"""split_leakage: samples shared between splits, exactly or nearly (SL001-SL006), and shared groups (SL008, SL009).
 
 How it works (details in docs/split_leakage.md):
 
@@ -102,6 +102,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     from auditor_plugins.common.cache_folder import cache_folder
     from auditor_plugins.split_leakage import analysis as leak_analysis
     from auditor_plugins.split_leakage import findings as leak_findings
+    from auditor_plugins.split_leakage import groups as leak_groups
     from auditor_plugins.split_leakage.cache import HashCache
     from auditor_plugins.split_leakage.collect import collect, default_workers
     from auditor_plugins.split_leakage.hashing import HASH_VERSION
@@ -111,6 +112,8 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
     splits = ctx.splits
     if not splits or not any(len(split) for split in splits.values()):
         raise SkipAudit("no samples in any split: nothing to compare")
+    # Group ids (SL008/SL009) are read before hashing, so a bad one fails fast.
+    group_ids = leak_groups.read_groups(ctx)
     folder, cache_state = cache_folder(ctx)
     cache = None
     if folder is not None:
@@ -153,6 +156,7 @@ def run(ctx: AuditContext) -> Iterator[Finding]:
         *leak_findings.within_findings(ctx, samples, analysis, base_dir),
         *leak_findings.unreadable_findings(ctx, samples, base_dir),
     ]
+    findings.extend(leak_groups.group_findings(ctx, group_ids, base_dir))
     ctx.evidence.update(_summary(samples, analysis, options, cache_state, workers, started))
     ctx.evidence["geometric"] = (
         {**geometric.stats, "pairs": sum(len(p) for p in geometric.pairs.values())}
@@ -209,7 +213,7 @@ AUDIT = Audit(
     options_schema=OPTIONS_SCHEMA,
     needs=frozenset({"data"}),
     description="identical, near-duplicate, cropped, rotated and turned samples across splits, "
-    "duplicates within a split",
+    "duplicates within a split, subjects (group ids) in train and an evaluation split",
     order=20,
 )
 

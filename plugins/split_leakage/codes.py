@@ -148,11 +148,13 @@ when only its EXIF orientation tag turns it back, so that an image viewer shows 
 training picture while torchvision's loader (which ignores the tag) sees turned
 pixels. Any of these may also be resized, re-encoded, grayscale or colour-changed. A
 perceptual hash of the whole picture cannot see these copies. Each pair was checked
-pixel by pixel before it was reported: the matched region is resampled and its
-gradients must correlate with the evaluation sample's (score >= 0.7). The evidence
-says how the copy relates ("cropped to 49% of the area at x=12%, y=20%", "rotated by
-about 7 degrees clockwise", "turned 90 degrees clockwise") and gives the region of
-the training sample it shows (the HTML report outlines it).
+pixel by pixel before it was reported: the matched region of the training picture is
+resampled, and its edges (band-pass, score >= 0.8), its brightness (>= 0.8) and, when
+both pictures have colour, its hues (>= 0.8) must agree with the evaluation
+sample's. The evidence says how the copy relates ("cropped to 49% of the area at
+x=12%, y=20%", "rotated by about 7 degrees clockwise", "turned 90 degrees
+clockwise") and gives the region of the training sample it shows (the HTML report
+outlines it).
 
 **Why it breaks training.** Random crops, small rotations and flips are exactly the
 augmentations training applies: the model has been trained on the evaluation picture
@@ -165,6 +167,62 @@ picture with its edited versions before splitting (e.g. by source id). Set
 
 **Example.** `val/dog/IMG_2041_crop.jpg` is `train/dog/IMG_2041.jpg` cropped to 52%
 of the area at x=20%, y=8% (score 0.93).
+""",
+    ),
+    CodeInfo(
+        "SL008",
+        Severity.ERROR,
+        "the same group (subject) in train and an evaluation split",
+        """
+**What it means.** Samples of an evaluation split (every split but `train`) belong
+to a group that also has samples in `train`: the same patient, video, product or
+user, as the split's declared group ids say (`group_pattern` over each sample's path
+relative to the split's root, a table's `group_column`, `auditor.check(groups=...)`
+or a dataset's `auditor_groups`). The images differ, so no hash finds them; the
+evidence lists the shared groups (capped at `max_pairs`) with their samples on both
+sides, and `count` gives the number of shared groups.
+
+**Why it breaks training.** Samples of one subject share far more than the label:
+the patient's anatomy, the scanner, the video's background, the product's packaging.
+A model can learn to recognise the subject instead of the class, and evaluation on
+other samples of subjects it trained on rewards exactly that. Validation accuracy
+then overstates what the model does on new subjects, often by a wide margin, and
+early stopping and model selection follow the inflated number.
+
+**How to fix it.** Split by group, not by sample, so that each subject lies in one
+split only: scikit-learn's `GroupShuffleSplit(n_splits=1, test_size=0.2)
+.split(X, y, groups=ids)` for one split, `GroupKFold` (or `StratifiedGroupKFold` to
+keep class proportions) for cross-validation; then write the splits out again. If
+the ids are wrong (the pattern captures the wrong part of the path), fix
+`group_pattern`.
+
+**Example.** `data/train/pneumonia/patient_0042/scan_03.png` and
+`data/val/pneumonia/patient_0042/scan_07.png` with `group_pattern: 'patient_(\\d+)/'`:
+patient 0042 is in both splits; 37 such patients hold 212 of val's 800 scans.
+""",
+    ),
+    CodeInfo(
+        "SL009",
+        Severity.WARNING,
+        "samples without a group id",
+        """
+**What it means.** The split declares group ids, but some of its samples have none:
+`group_pattern` does not match their path relative to the split's root (or its
+group matched an empty string), or their `group_column` cell (or `groups=` entry)
+is blank, NaN or `None`. They were not checked for group leakage (SL008); the
+evidence lists the first of them (capped at `max_pairs`) and `count` all of them.
+
+**Why it breaks training.** A subject whose samples have no id can sit in train and
+in an evaluation split unseen, so a run without SL008 says less than it seems.
+Samples that do not fit the pattern are often the ones filed differently (another
+site's naming, a folder level more), which is where leaks hide.
+
+**How to fix it.** Make the pattern match every relative path (test it with
+`re.search(pattern, path).group(1)` on the paths listed), or fill in the missing
+ids; leave samples without a known subject out of the evaluation split.
+
+**Example.** `group_pattern: 'patient_(\\d+)/'` over a val folder where one site
+wrote `Patient-17/scan.png`: 40 samples have no id.
 """,
     ),
 ]
