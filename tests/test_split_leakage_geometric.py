@@ -124,7 +124,7 @@ def test_every_planted_geometric_copy_is_sl007_with_its_relation(planted: dict[s
         "--only",
         "split_leakage",
         "--format",
-        "json",
+        "html",
         cwd=root,
         output_dir=root / "reports",
     )
@@ -147,6 +147,33 @@ def test_every_planted_geometric_copy_is_sl007_with_its_relation(planted: dict[s
     audit = next(a for a in result.report["audits"] if a["name"] == "split_leakage")
     assert audit["evidence"]["geometric"]["features"] == "weight-free (window codes)"
     assert "SL007" in result.output
+    html = (root / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "cropped to" in html and "EXIF orientation tag (6)" in html
+
+
+def test_the_html_outlines_the_region_the_copy_shows(planted: dict[str, Any], run_audit: Any) -> None:
+    import base64
+    import io
+
+    from auditor.report.evidence import leaked_pairs
+    from auditor_plugins.reports._thumbs import pair_views
+
+    root = planted["root"]
+    outcome = run_audit(_manifest(root), only=["split_leakage"])
+    finding = next(f for f in outcome.report["findings"] if f["code"] == "SL007")
+    pairs = {Path(p.b.path).name: p for p in leaked_pairs(finding["evidence"])}
+    views = {Path(v.b.path).name: v for v in pair_views(list(pairs.values()), root, size=128)}
+
+    def red(uri: str) -> int:
+        data = base64.b64decode(uri.split(",", 1)[1])
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+        return int(((pixels[..., 0] > 200) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)).sum())
+
+    crop = views["random_crop.jpg"]
+    assert len(pairs["random_crop.jpg"].outline) == 4
+    assert red(crop.a.uri) > 100 and red(crop.b.uri) < 20  # the outline is on the training image only
+    assert "cropped to" in crop.note
+    assert pairs["turned.jpg"].outline == ()  # a turn shows the whole picture: nothing to outline
 
 
 def test_the_warm_run_searches_nothing_and_finds_the_same(planted: dict[str, Any], run_audit: Any) -> None:

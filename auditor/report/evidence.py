@@ -65,6 +65,34 @@ class LeakedPair:
     kind: str = ""
     mirrored: bool = False
     similarity: float | None = None
+    #: How ``b`` was made from ``a``, in words (geometric copies: "cropped to 49% of the area ...").
+    relation: str = ""
+    #: The part of ``a`` that ``b`` shows: corners (fractions of ``a``'s width and height), in order.
+    outline: tuple[tuple[float, float], ...] = ()
+
+
+def _outline(pair: Mapping[str, Any]) -> tuple[tuple[float, float], ...]:
+    """The corners of ``region`` (x0, y0, x1, y1) turned by ``angle`` about its centre, or ()."""
+    import math
+
+    region, angle = pair.get("region"), pair.get("angle", 0.0)
+    if not _sequence(region) or len(region) != 4 or not isinstance(angle, (int, float)):
+        return ()
+    try:
+        x0, y0, x1, y1 = (float(v) for v in region)
+    except (TypeError, ValueError):
+        return ()
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1, angle)):
+        return ()
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    # ``angle`` turns a's region into b (counter-clockwise on screen); the region itself is
+    # a's square turned the other way.
+    theta = math.radians(-angle)
+    cos, sin = math.cos(theta), math.sin(theta)
+    return tuple(
+        (cx + cos * u + sin * v, cy - sin * u + cos * v)
+        for u, v in ((-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy))
+    )
 
 
 def _sample(raw: Any) -> SampleRef | None:
@@ -98,6 +126,8 @@ def leaked_pairs(evidence: Mapping[str, Any]) -> tuple[LeakedPair, ...]:
                     str(pair["kind"]) if pair.get("kind") else "",
                     bool(pair.get("mirrored")),
                     similarity if isinstance(similarity, (int, float)) else None,
+                    str(pair["relation"]) if pair.get("relation") else "",
+                    _outline(pair),
                 )
             )
         elif _sequence(pair) and len(pair) == 2:

@@ -8,7 +8,8 @@ that is gone, unreadable or not an image becomes a placeholder: re-rendering an
 old report after the data moved must still work. Only files inside the
 manifest's folder tree are read: a report is data, and a crafted one must not
 turn ``auditor report --format html`` into a way to copy any image on the
-machine into a file that gets published.
+machine into a file that gets published. A geometric copy's training image carries
+the outline of the region the copy shows (drawn into the thumbnail itself).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _inside(path: Path, base: Path) -> bool:
         return False
 
 
-def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
+def _data_uri(
+    path: Path, size: int, base: Path, outline: Sequence[tuple[float, float]] = ()
+) -> tuple[str, str]:
     try:
         from PIL import Image, ImageOps
     except ImportError:  # pragma: no cover - pillow is a dependency
@@ -77,6 +80,12 @@ def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
             if image.width * image.height > _MAX_SOURCE_PIXELS:
                 return "", f"too large to preview ({image.width}x{image.height})"
             image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            image.load()
+            if outline:
+                # Drawn on the stored pixels, before any EXIF turn: the region was found in the
+                # pixels the training loader sees, so the turn then carries the outline along.
+                image = image.convert("RGB")
+                _draw_outline(image, outline)
             image = ImageOps.exif_transpose(image).convert("RGB")
             image.thumbnail((size, size))
             buffer = io.BytesIO()
@@ -86,7 +95,18 @@ def _data_uri(path: Path, size: int, base: Path) -> tuple[str, str]:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
 
 
-def _thumb(sample: SampleRef | None, base: Path, size: int) -> Thumb:
+def _draw_outline(image: object, outline: Sequence[tuple[float, float]]) -> None:
+    from PIL import ImageDraw
+
+    width, height = image.size  # type: ignore[attr-defined]
+    corners = [(x * width, y * height) for x, y in outline]
+    line = max(2, round(min(width, height) / 48))
+    ImageDraw.Draw(image).line([*corners, corners[0]], fill=(255, 40, 40), width=line)  # type: ignore[arg-type]
+
+
+def _thumb(
+    sample: SampleRef | None, base: Path, size: int, outline: Sequence[tuple[float, float]] = ()
+) -> Thumb:
     if sample is None:
         return Thumb("?", "", "?", "", "no sample in the evidence")
     if not sample.path:
@@ -98,12 +118,14 @@ def _thumb(sample: SampleRef | None, base: Path, size: int) -> Thumb:
             "in-memory sample, no file to show",
         )
     path = Path(sample.path)
-    uri, problem = _data_uri(path if path.is_absolute() else base / path, size, base)
+    uri, problem = _data_uri(path if path.is_absolute() else base / path, size, base, outline)
     return Thumb(sample.split, sample.label, sample.path, uri, problem)
 
 
 def _note(pair: LeakedPair) -> str:
     notes = [pair.kind] if pair.kind else []
+    if pair.relation:
+        notes.append(pair.relation)
     if pair.mirrored:
         notes.append("mirrored")
     if pair.similarity is not None:
@@ -117,7 +139,7 @@ def pair_views(
     """The pairs among the evidence's first ``limit`` entries as thumbnails (evidence lists closest first)."""
     return [
         PairView(
-            _thumb(pair.a, base, size),
+            _thumb(pair.a, base, size, pair.outline),
             _thumb(pair.b, base, size),
             "" if pair.distance is None else str(pair.distance),
             _note(pair),
