@@ -125,7 +125,7 @@ def find_geometric(
     result.stats = {
         **totals,
         "seconds": round(time.perf_counter() - started, 3),
-        "stage_seconds": {name: round(value, 3) for name, value in timing.items()},
+        **{f"{name}_seconds": round(value, 3) for name, value in timing.items()},
         "features": "weight-free (window codes)",
     }
     return result
