@@ -278,12 +278,17 @@ def test_window_codes_of_a_crop_match_the_anchor_it_contains() -> None:
 
     picture = _picture(5).convert("L")
     grid = np.asarray(picture.resize((64, 64), Image.BOX), dtype=np.float32)
-    _has, _hashes, anchor_units = windows.decode_anchors(windows.anchor_codes([grid]))
+    anchors = windows.Anchors(windows.anchor_codes([grid]))
     # A centred crop keeping 82% of each side contains the centred anchor (number 12).
     low, high = 0.09 * SIDE, 0.91 * SIDE
     crop = np.asarray(picture.crop((low, low, high, high)).resize((64, 64), Image.BOX), dtype=np.float32)
     _query_hashes, units = windows.query_windows(crop[None])
-    cosine = units[0] @ anchor_units[0].T
+    count = len(windows.ANCHORS)
+    rows = np.repeat(np.arange(len(units[0])), count)
+    cosine = anchors.cosine(
+        units[0][rows], np.zeros(len(rows), dtype=np.int64), np.tile(np.arange(count), len(units[0]))
+    )
+    cosine = cosine.reshape(len(units[0]), count)
     window, anchor = np.unravel_index(int(cosine.argmax()), cosine.shape)
     assert cosine.max() > 0.95 and anchor == 12
     assert abs(windows.QUERY_GEOMETRY[window][3]) <= 3  # unturned, or the nearest turn

@@ -94,7 +94,8 @@ def find_geometric(
 
     started = time.perf_counter()
     result = GeometricResult()
-    has_anchor, anchor_hashes, anchor_units = windows.decode_anchors(samples.anchors)
+    anchors = windows.Anchors(samples.anchors)
+    has_anchor = anchors.has
     totals = {"searched": 0, "decoded": 0, "files_read": 0, "candidates": 0, "checked": 0}
     timing: dict[str, float] = {}
     for cross in analysis.cross:
@@ -110,7 +111,7 @@ def find_geometric(
         known = _Known.load(memo.get(key) if memo is not None else None)
         todo = [i for i in b_ids if samples.digest[i] not in known.rows]
         if todo:
-            stage = _Stage(samples, arrays, options, a_ids, anchor_hashes, anchor_units, workers, progress)
+            stage = _Stage(samples, arrays, options, a_ids, anchors, workers, progress)
             found = stage.run(np.asarray(todo, dtype=np.int64))
             for name in totals:
                 totals[name] += getattr(stage, name)
@@ -223,8 +224,7 @@ class _Stage:
         arrays: Any,
         options: dict[str, Any],
         a_ids: Any,
-        anchor_hashes: Any,
-        anchor_units: Any,
+        anchors: windows.Anchors,
         workers: int,
         progress: Callable[[str, int | None], Any],
     ) -> None:
@@ -232,8 +232,7 @@ class _Stage:
         self.arrays = arrays
         self.options = options
         self.a_ids = a_ids
-        self.anchor_hashes = anchor_hashes
-        self.anchor_units = anchor_units
+        self.anchors = anchors
         self.workers = workers
         self.progress = progress
         self.searched = self.decoded = self.files_read = self.candidates = self.checked = 0
@@ -331,8 +330,8 @@ class _Stage:
         import numpy as np
 
         a_ids = self.a_ids
-        table_hashes = self.anchor_hashes[a_ids].reshape(-1)
-        table_owner = np.repeat(np.arange(len(a_ids)), self.anchor_hashes.shape[1])
+        table_hashes = self.anchors.hashes[a_ids].reshape(-1)
+        table_owner = np.repeat(np.arange(len(a_ids)), self.anchors.hashes.shape[1])
         join = _ChunkJoin(table_hashes)
         found: list[GeoPair] = []
         with self.progress("searching crops and rotations", len(ids)) as bar:
@@ -347,10 +346,8 @@ class _Stage:
                 self.timing["join"] += time.perf_counter() - clock
                 if len(q):
                     image, window = q // per_image, q % per_image
-                    owner, anchor = table_owner[t], t % self.anchor_hashes.shape[1]
-                    cosine = np.einsum(
-                        "ij,ij->i", units[image, window], self.anchor_units[a_ids[owner], anchor]
-                    )
+                    owner, anchor = table_owner[t], t % self.anchors.hashes.shape[1]
+                    cosine = self.anchors.cosine(units[image, window], a_ids[owner], anchor)
                     keep = cosine >= _MIN_COSINE
                     clock = time.perf_counter()
                     found.extend(
