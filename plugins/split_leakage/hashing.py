@@ -305,9 +305,12 @@ def _finish(
 ) -> list[FileHash]:
     from auditor_plugins.split_leakage.windows import anchor_codes
 
+    import numpy as np
+
     good = [i for i, item in enumerate(decoded) if item[3] is not None]
-    fine = [decoded[i][3] for i in good]
-    perceptual_hashes = dict(zip(good, perceptual([coarse(grid) for grid in fine]), strict=False))
+    fine = np.stack([decoded[i][3] for i in good]) if good else np.zeros((0, _FINE, _FINE), np.float32)
+    coarse_grids = fine.reshape(len(good), _GRID, 2, _GRID, 2).mean(axis=(2, 4))
+    perceptual_hashes = dict(zip(good, perceptual(coarse_grids), strict=False))
     anchors = dict(zip(good, anchor_codes(fine), strict=False))
     results = []
     for i, (size, mtime_ns, digest, grid, error) in enumerate(decoded):
