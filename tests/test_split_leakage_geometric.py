@@ -292,3 +292,37 @@ def test_window_codes_of_a_crop_match_the_anchor_it_contains() -> None:
     window, anchor = np.unravel_index(int(cosine.argmax()), cosine.shape)
     assert cosine.max() > 0.95 and anchor == 12
     assert abs(windows.QUERY_GEOMETRY[window][3]) <= 3  # unturned, or the nearest turn
+
+
+def test_a_fifo_named_like_an_image_never_blocks_the_second_read(tmp_path: Path) -> None:
+    import os
+
+    from auditor_plugins.split_leakage import hashing
+
+    fifo = tmp_path / "val.jpg"
+    os.mkfifo(fifo)
+    picture = _save(_picture(7), tmp_path / "ok.jpg")
+    grids = hashing.grids_of_files([str(fifo), str(picture)])
+    assert grids[0] is None and grids[1] is not None and len(grids[1]) == 64 * 64
+
+
+def test_hostile_file_names_are_escaped_in_the_html_and_the_console(tmp_path: Path, cli: Any) -> None:
+    source = _picture(11)
+    _save(source, tmp_path / "train" / "x" / "a.jpg")
+    for i in range(3):
+        _save(_picture(40 + i), tmp_path / "train" / "x" / f"other{i}.jpg")
+    hostile = "<img src=x onerror=alert(1)>\x1b[31mred.jpg"
+    _save(source.crop((30, 20, 170, 160)), tmp_path / "val" / "x" / hostile)
+    result = cli(
+        "run",
+        _manifest(tmp_path),
+        "--only",
+        "split_leakage",
+        "--format",
+        "html",
+        cwd=tmp_path,
+        output_dir=tmp_path / "reports",
+    )
+    assert "SL007" in result.output and "\x1b[31m" not in result.stdout
+    html = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "cropped to" in html and "<img src=x onerror" not in html

@@ -303,9 +303,9 @@ def _whole_object_reads(fs: Any) -> dict[str, Any]:
 def _finish(
     decoded: list[tuple[int, int, bytes, Any, str | None]], keep: Sequence[bool] = ()
 ) -> list[FileHash]:
-    from auditor_plugins.split_leakage.windows import anchor_codes
-
     import numpy as np
+
+    from auditor_plugins.split_leakage.windows import anchor_codes
 
     good = [i for i, item in enumerate(decoded) if item[3] is not None]
     fine = np.stack([decoded[i][3] for i in good]) if good else np.zeros((0, _FINE, _FINE), np.float32)
@@ -328,8 +328,11 @@ def _grid_bytes(grid: Any) -> bytes:
 
 def _read_grid(path: str) -> Any:
     """The 64x64 grid of a file, without hashing its bytes (None when unreadable)."""
+    from auditor.kit import open_regular
+
     try:
-        with open(path, "rb") as handle:
+        # Read again after hashing: a FIFO swapped in since must not block the worker.
+        with open_regular(path) as handle:
             if os.fstat(handle.fileno()).st_size > _STREAM_ABOVE:
                 return None
             data = handle.read()
