@@ -246,6 +246,8 @@ class _Stage:
         }
         self.notes: list[str] = []
         self._a_images: dict[int, Any] = {}
+        #: Training samples another source suggests per evaluation sample (sample ids).
+        self.suggestions: dict[int, list[int]] = {}
 
     def run(self, b_ids: Any) -> list[GeoPair]:
         import numpy as np
@@ -344,44 +346,98 @@ class _Stage:
                 clock = time.perf_counter()
                 q, t = join.pairs(hashes.reshape(-1), _MAX_BITS)
                 self.timing["join"] += time.perf_counter() - clock
-                if len(q):
-                    image, window = q // per_image, q % per_image
-                    owner, anchor = table_owner[t], t % self.anchors.hashes.shape[1]
-                    cosine = self.anchors.cosine(units[image, window], a_ids[owner], anchor)
-                    keep = cosine >= _MIN_COSINE
-                    clock = time.perf_counter()
-                    found.extend(
-                        self._check(
-                            block_ids,
-                            stack[first : first + _BLOCK],
-                            image[keep],
-                            owner[keep],
-                            window[keep],
-                            anchor[keep],
-                            cosine[keep],
-                        )
+                image, window = q // per_image, q % per_image
+                owner, anchor = table_owner[t], t % self.anchors.hashes.shape[1]
+                cosine = self.anchors.cosine(units[image, window], a_ids[owner], anchor)
+                keep = cosine >= _MIN_COSINE
+                image, owner, window, anchor, cosine = (
+                    x[keep] for x in (image, owner, window, anchor, cosine)
+                )
+                joined = np.ones(len(image), dtype=bool)
+                suggested = self._suggested(block_ids, units)
+                if suggested is not None:
+                    image, owner, window, anchor, cosine = (
+                        np.concatenate([x, y])
+                        for x, y in zip((image, owner, window, anchor, cosine), suggested, strict=True)
                     )
+                    joined = np.concatenate([joined, np.zeros(len(suggested[0]), dtype=bool)])
+                if len(image):
+                    clock = time.perf_counter()
+                    block = stack[first : first + _BLOCK]
+                    found.extend(self._check(block_ids, block, image, owner, window, anchor, cosine, joined))
                     self.timing["check"] += time.perf_counter() - clock
                 bar.advance(len(block_ids))
         return found
 
+    def _suggested(self, block_ids: Any, units: Any) -> tuple[Any, ...] | None:
+        """Candidates another source (the model's features) suggests for this block's samples.
+
+        The window search did not necessarily propose them, so each gets the best of all its
+        (query window, anchor) cosines as the view to check from.
+        """
+        import numpy as np
+
+        if not self.suggestions:
+            return None
+        position = {int(a): k for k, a in enumerate(self.a_ids.tolist())}
+        rows = [
+            (slot, position[a])
+            for slot, b in enumerate(block_ids.tolist())
+            for a in self.suggestions.get(int(b), ())
+            if a in position
+        ]
+        if not rows:
+            return None
+        count = len(windows.ANCHORS)
+        image, owner, window, anchor, cosine = [], [], [], [], []
+        for slot, a_position in rows:
+            sample = np.full(units.shape[1] * count, self.a_ids[a_position])
+            query = np.repeat(np.arange(units.shape[1]), count)
+            anchors = np.tile(np.arange(count), units.shape[1])
+            values = self.anchors.cosine(units[slot][query], sample, anchors)
+            best = int(values.argmax())
+            image.append(slot)
+            owner.append(a_position)
+            window.append(int(query[best]))
+            anchor.append(int(anchors[best]))
+            cosine.append(float(values[best]))
+        return (
+            np.asarray(image, dtype=np.int64),
+            np.asarray(owner, dtype=np.int64),
+            np.asarray(window, dtype=np.int64),
+            np.asarray(anchor, dtype=np.int64),
+            np.asarray(cosine, dtype=np.float32),
+        )
+
     def _check(
-        self, block_ids: Any, stack: Any, image: Any, owner: Any, window: Any, anchor: Any, cosine: Any
+        self,
+        block_ids: Any,
+        stack: Any,
+        image: Any,
+        owner: Any,
+        window: Any,
+        anchor: Any,
+        cosine: Any,
+        joined: Any,
     ) -> list[GeoPair]:
         import numpy as np
 
-        if not len(image):
-            return []
-        # Best window pair per (b image, a sample), then the best few a samples per b image.
-        order = np.lexsort((-cosine, owner, image))
-        image, owner, window, anchor, cosine = (x[order] for x in (image, owner, window, anchor, cosine))
+        # Best window pair per (b image, a sample) -- a suggested candidate first, so it keeps
+        # its place -- then the best few joined a samples per b image, plus every suggested one.
+        order = np.lexsort((-cosine, joined, owner, image))
+        image, owner, window, anchor, cosine, joined = (
+            x[order] for x in (image, owner, window, anchor, cosine, joined)
+        )
         first = np.ones(len(image), dtype=bool)
         first[1:] = (image[1:] != image[:-1]) | (owner[1:] != owner[:-1])
-        image, owner, window, anchor, cosine = (x[first] for x in (image, owner, window, anchor, cosine))
+        image, owner, window, anchor, cosine, joined = (
+            x[first] for x in (image, owner, window, anchor, cosine, joined)
+        )
         out = []
         for slot in np.unique(image).tolist():
             rows = np.nonzero(image == slot)[0]
-            rows = rows[np.argsort(-cosine[rows], kind="stable")][:_CHECKED]
+            ranked = rows[np.argsort(-cosine[rows], kind="stable")]
+            rows = np.concatenate([ranked[joined[ranked]][:_CHECKED], ranked[~joined[ranked]]])
             best: GeoPair | None = None
             for row in rows.tolist():
                 self.candidates += 1
