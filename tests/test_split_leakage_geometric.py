@@ -291,7 +291,7 @@ def test_window_codes_of_a_crop_match_the_anchor_it_contains() -> None:
     cosine = cosine.reshape(len(units[0]), count)
     window, anchor = np.unravel_index(int(cosine.argmax()), cosine.shape)
     assert cosine.max() > 0.95 and anchor == 12
-    assert abs(windows.QUERY_GEOMETRY[window][3]) <= 3  # unturned, or the nearest turn
+    assert abs(windows.QUERY_GEOMETRY[window][3]) <= 4  # unturned, or the nearest turn
 
 
 def test_a_fifo_named_like_an_image_never_blocks_the_second_read(tmp_path: Path) -> None:

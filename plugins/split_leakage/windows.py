@@ -5,7 +5,7 @@ of offsets 0.1 apart, so that one anchor lies wholly inside any crop keeping 70%
 each side, wherever the crop sits. Each evaluation sample is searched through *query
 windows*: its own windows of side ``0.6 / s`` for every crop scale ``s`` on a grid
 (0.64-0.94), at positions at most 8% of the window apart, plus centred windows of the
-sample turned back by 3-9 degrees either way (a rotated copy is cropped around its
+sample turned back by 4 and 8 degrees either way (a rotated copy is cropped around its
 centre to hide the corners). A crop of a training picture then has a query window
 that shows the same content as one of its anchors, within a few percent.
 
@@ -48,7 +48,7 @@ ANCHOR_SIDE = 0.6
 _ANCHOR_OFFSETS = (-0.2, -0.1, 0.0, 0.1, 0.2)
 #: Crop scales (kept fraction of each side) the query grid covers, and its angles (degrees).
 CROP_SCALES = (0.64, 0.70, 0.76, 0.82, 0.88, 0.94)
-ANGLES = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
+ANGLES = (-8.0, -4.0, 4.0, 8.0)
 _POSITION_STEP = 0.08  # of the window side
 _CODE_BYTES = 64  # one int8 per DCT coefficient (the DC one is stored as 0)
 
