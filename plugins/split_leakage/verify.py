@@ -168,9 +168,12 @@ def _ncc_map(canvas: Any, template: Any) -> Any:
     patches = np.lib.stride_tricks.sliding_window_view(canvas, (k, k))
     shape = patches.shape[:2]
     numerator = patches.reshape(-1, k * k) @ template.reshape(-1)
-    # Each patch's sum and sum of squares from integral images.
-    integral = np.pad(canvas, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    squares = np.pad(canvas * canvas, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    # Each patch's sum and sum of squares from integral images (a zero row and column first).
+    n = canvas.shape[0]
+    integral = np.zeros((n + 1, n + 1), dtype=np.float64)
+    squares = np.zeros((n + 1, n + 1), dtype=np.float64)
+    integral[1:, 1:] = canvas.cumsum(0).cumsum(1)
+    squares[1:, 1:] = (canvas * canvas).cumsum(0).cumsum(1)
 
     def window_sum(table: Any) -> Any:
         return (table[k:, k:] - table[:-k, k:] - table[k:, :-k] + table[:-k, :-k]).reshape(-1)
@@ -254,8 +257,13 @@ def check(a_image: Any, b_grid: Any, start: Match) -> Match:
             cy = start.cy - shift_x * math.sin(theta) + shift_y * math.cos(theta)
             best = (value, Match(cx, cy, side, angle))
 
+    look(start.angle, start.side)
+    if best[0] < _HOPELESS / 2:
+        # Nothing of b anywhere in the margin: unrelated (most candidates end here).
+        return Match(start.cx, start.cy, start.side, start.angle, best[0])
     for factor in _SCALES:
-        look(start.angle, start.side * factor)
+        if factor != 1.0:
+            look(start.angle, start.side * factor)
     if best[0] < _HOPELESS:
         return Match(start.cx, start.cy, start.side, start.angle, best[0])
     # Around the best side: the other angles, then finer sides.

@@ -97,11 +97,11 @@ def _coefficients(grids: Any, rows_y: Any, rows_x: Any) -> Any:
 
     n = len(grids)
     gy, gx = len(rows_y), len(rows_x)
-    # Two large matrix products instead of n small ones: BLAS is efficient only on big operands.
-    columns = np.ascontiguousarray(grids.transpose(1, 0, 2)).reshape(GRID, n * GRID)
-    left = rows_y.reshape(gy * 8, GRID) @ columns  # [gy*8, n*GRID]
-    left = left.reshape(gy * 8, n, GRID).transpose(1, 0, 2).reshape(n * gy * 8, GRID)
-    block = left @ rows_x.reshape(gx * 8, GRID).T  # [n*gy*8, gx*8]
+    # A stack of small products: numpy hands each to BLAS's small-matrix path, which
+    # starts no threads (one large product did, and in hashing workers the threads of
+    # two processes fought over two cores: three times slower).
+    left = np.matmul(rows_y.reshape(1, gy * 8, GRID), grids)  # [n, gy*8, GRID]
+    block = np.matmul(left, rows_x.reshape(gx * 8, GRID).T[None])  # [n, gy*8, gx*8]
     return block.reshape(n, gy, 8, gx, 8).transpose(0, 1, 3, 2, 4).reshape(n, gy, gx, 64)
 
 
