@@ -446,10 +446,14 @@ class _Stage:
                 if a_image is None:
                     continue
                 self.checked += 1
-                match = verify.check(a_image, stack[slot], _start(int(window[row]), int(anchor[row])))
+                b_sample = int(block_ids[slot])
+                match = verify.check(
+                    a_image,
+                    stack[slot],
+                    _start(int(window[row]), int(anchor[row])),
+                    gate=lambda view, a=a_sample, b=b_sample: self._colours_agree(a, b, view),
+                )
                 if not match.verified or (best is not None and match.score <= best.score):
-                    continue
-                if not self._colours_agree(a_sample, int(block_ids[slot]), match):
                     continue
                 best = GeoPair(
                     a_sample,

@@ -19,6 +19,7 @@ texture to judge scores nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -61,10 +62,11 @@ class Match:
     #: unrelated simple pictures (a few discs on a flat ground), their light and dark areas cannot.
     intensity: float = 0.0
     energy: float = 0.0  # b's band energy (0..255 scale): how much structure the score rests on
+    rejected: bool = False  # the caller's gate (colour) turned it down
 
     @property
     def verified(self) -> bool:
-        return self.score >= MIN_SCORE and self.intensity >= MIN_INTENSITY
+        return not self.rejected and self.score >= MIN_SCORE and self.intensity >= MIN_INTENSITY
 
     @property
     def region(self) -> tuple[float, float, float, float]:
@@ -233,7 +235,7 @@ def _coarse(b_grid: Any) -> Any:
     return b_grid.reshape(_COARSE, step, _COARSE, step).mean(axis=(1, 3))
 
 
-def check(a_image: Any, b_grid: Any, start: Match) -> Match:
+def check(a_image: Any, b_grid: Any, start: Match, gate: Callable[[Match], bool] | None = None) -> Match:
     """The best view of ``a_image`` (from :func:`prepare`) near ``start`` for ``b_grid`` (64x64 float)."""
     template, energy = _normalised(_band(_coarse(b_grid), 1.0))
     if energy < _MIN_TEXTURE:
@@ -282,6 +284,9 @@ def check(a_image: Any, b_grid: Any, start: Match) -> Match:
     )
     if score < _POLISHED_FROM:
         return Match(found.cx, found.cy, found.side, found.angle, score)
+    if gate is not None and not gate(found):
+        # A cheap test the caller has (colour) says no: polishing would be wasted.
+        return Match(found.cx, found.cy, found.side, found.angle, score, rejected=True)
     best = _polish(a_image, b_grid, found, _MID_SIGMAS, (0.01, 0.01, 0.02, 1.0))
     score, energy = _score(a_image, b_grid, best, _MID_SIGMAS)
     return Match(best.cx, best.cy, best.side, best.angle, score, _intensity(a_image, b_grid, best), energy)
