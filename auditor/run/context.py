@@ -101,6 +101,9 @@ class RunContext:
         #: status of each that finished, and whether a code survives --select/--ignore: what
         #: :meth:`AuditContext.refers` answers from, so no text points at a code that did not run.
         self.running: frozenset[str] | None = None
+        #: The run may not run the model (``--static``, the pre-commit hook; set by the runner): an
+        #: audit that reads data but can also use the model skips that part, with a note.
+        self.static = False
         self.finished: dict[str, str] = {}
         self.code_kept: Callable[[str], bool] = lambda code: True
 

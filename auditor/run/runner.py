@@ -150,6 +150,7 @@ def run_audits(
     results = []
     chosen = select_audits(context, selection)
     context.running = frozenset(audit.name for audit, status, _ in chosen if not status)
+    context.static = selection.static
     context.code_kept = lambda code: keeps_code(code, selection)
     broken: dict[str, ManifestError] = {}
     if any(not status for _, status, _ in chosen) and context.has("data"):
