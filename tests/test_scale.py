@@ -47,7 +47,7 @@ def _edit(source: Path, target: Path, edit: Any, quality: int = 70) -> None:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``data/{train,val}/{cat,dog}``: 38 JPEGs with planted duplicates of every kind."""
+    """``data/{train,val}/{cat,dog}``: 39 JPEGs with planted duplicates of every kind."""
     root = tmp_path_factory.mktemp("scale") / "data"
     make_image_folder(root / "train", {"cat": 10, "dog": 10}, size=64, seed=1, ext=".jpg")
     make_image_folder(root / "val", {"cat": 6, "dog": 6}, size=64, seed=2, ext=".jpg")
@@ -60,6 +60,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root / "val/cat/brighter.jpg",
         lambda im: ImageEnhance.Brightness(im).enhance(1.1),
     )  # SL002
+    _edit(
+        train / "dog/0002.jpg",
+        root / "val/dog/turned.jpg",
+        lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    )  # SL007: the geometric stage runs on the driver, from grids the workers sent back
     (root / "train/dog/0009_copy.jpg").write_bytes((train / "cat/0005.jpg").read_bytes())  # SL003
     (root / "val/broken.txt").write_text("not an image")  # no image extension: not listed
     (root / "val/cat/truncated.jpg").write_bytes((train / "dog/0004.jpg").read_bytes()[:200])  # unreadable
@@ -123,7 +128,9 @@ def local_run(data: Path) -> Any:
     """The reference: a plain local run (process pool or in-process) on the local files."""
     outcome = _run(_manifest(data.parent / "reference", _local_roots(data)), use_cache=False)
     codes = {f["code"] for f in outcome.report["findings"]}
-    assert {"SL001", "SL002", "SL003", "SL006"} <= codes, codes  # the planted duplicates are all found
+    assert {"SL001", "SL002", "SL003", "SL006", "SL007"} <= codes, (
+        codes
+    )  # the planted duplicates are all found
     return outcome
 
 
@@ -393,7 +400,7 @@ def test_ctrl_c_cancels_the_futures_and_keeps_only_whole_cache_rows(
     )  # nothing left running
     with sqlite3.connect(tmp_path / ".auditor-cache" / "split_leakage.sqlite") as db:
         rows = db.execute("SELECT path, size, digest, error FROM file_hashes").fetchall()
-    assert 0 < len(rows) < 38  # the batch recorded before the interrupt, not the rest
+    assert 0 < len(rows) < 39  # the batch recorded before the interrupt, not the rest
     for path, size, digest, _error in rows:
         assert size == os.path.getsize(path) and len(digest) == 16  # whole rows only
     # The next run finishes the job and agrees with itself.

@@ -44,7 +44,7 @@ their 8x8 thumbnails correlate at `min_similarity` (default 0.97) or more. Mirro
 copies are matched through the hash of the mirrored thumbnail. On the benchmark
 (benchmarks/leakage.py: 22,000 JPEGs, 100 planted near copies, 20 of them mirrored)
 these defaults found every copy (recall 100 %) with no false-positive pair
-(precision 100 %); crops and rotations are not detected.
+(precision 100 %); crops, rotations and quarter turns are SL007's.
 
 **Why it breaks training.** The model sees the evaluation image during training up
 to augmentation it was trained to ignore (resizing, flips, colour jitter), so the
