@@ -39,6 +39,17 @@ def pretrained():
 
 def random_init():
     return Net()
+
+
+class Crashes(Net):
+    def forward(self, x):
+        raise ValueError("boom in forward")
+
+
+def crashes():
+    model = Crashes()
+    model.load_state_dict(pretrained().state_dict())
+    return model
 """
 
 
@@ -141,6 +152,7 @@ def test_budget_stop_says_what_was_not_compared(tmp_path):
         ("random_init", False, "initial running statistics"),
         (None, False, "no model"),
         ("pretrained", True, "--static"),
+        ("crashes", False, "the model stage stopped: ValueError: boom in forward"),
     ],
 )
 def test_skipped_with_the_reason(tmp_path, model, static, reason):

@@ -144,7 +144,7 @@ def model_candidates(
             set(eval_ids),
         )
     except (Exception, DeadlineExceeded) as exc:
-        return skip(f"the model's forward pass failed ({type(exc).__name__}: {exc})")
+        return skip(f"the model stage stopped: {type(exc).__name__}: {exc}")
     finally:
         if cache is not None:
             if cache.problem:
@@ -218,12 +218,23 @@ def _resized(image: Any, resolution: int) -> np.ndarray:
     return np.asarray(image.convert("RGB").resize((resolution, resolution), Image.BILINEAR))
 
 
-def _read(ctx: Any, samples: Any, sample: int, resolution: int) -> np.ndarray:
-    path = samples.path[sample]
-    if path is not None:
-        return ctx.call(load_image, path, resolution, what=f"reading {path} for split_leakage's model stage")
-    split = ctx.splits[samples.split_names[samples.split[sample]]]
-    return load_image(split.raw(samples.index[sample]), resolution)  # raw() has its own deadline
+def _read_batch(
+    ctx: Any, samples: Any, chunk: list[tuple[bytes, int]], resolution: int
+) -> tuple[list[np.ndarray], list[bytes], list[tuple[int, str]]]:
+    """Pixels of one batch: (images, their digests, (sample, reason) for those that failed)."""
+    images, kept, failed = [], [], []
+    for digest, sample in chunk:
+        try:
+            path = samples.path[sample]
+            if path is not None:
+                images.append(load_image(path, resolution))
+            else:
+                split = ctx.splits[samples.split_names[samples.split[sample]]]
+                images.append(load_image(split.raw(samples.index[sample]), resolution))
+            kept.append(digest)
+        except Exception as exc:  # a corrupt file is recorded, the others go on
+            failed.append((sample, f"{type(exc).__name__}: {exc}"))
+    return images, kept, failed
 
 
 def _features(
@@ -281,13 +292,17 @@ def _features(
                 break
             chunk = todo[position : position + size]
             position += len(chunk)
-            images, kept = [], []
-            for digest, sample in chunk:
-                try:
-                    images.append(_read(ctx, samples, sample, resolution))
-                    kept.append(digest)
-                except Exception as exc:  # a corrupt file is recorded, the others go on
-                    stage.unread.append((sample, f"{type(exc).__name__}: {exc}"))
+            # One deadline per batch of reads (a FIFO or a hung network mount stops here, named).
+            first = samples.path[chunk[0][1]] or f"sample {samples.index[chunk[0][1]]}"
+            images, kept, failed = ctx.call(
+                _read_batch,
+                ctx,
+                samples,
+                chunk,
+                resolution,
+                what=f"reading {len(chunk)} images for split_leakage's model stage (first: {first})",
+            )
+            stage.unread.extend(failed)
             if images:
                 batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
                 batch = (batch - mean) / std
