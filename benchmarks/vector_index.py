@@ -39,6 +39,7 @@ _KEEP: list[Any] = []
 CONFIGS = [
     "numpy",  # auditor's exact blocked fallback (VectorIndex without a library)
     "auditor",  # VectorIndex as shipped (exact below its crossover, faiss IVF above)
+    "auditor-ivf",  # VectorIndex's faiss inverted lists at any N (to find the crossover)
     "faiss-flat",
     "faiss-hnsw",
     "faiss-hnsw-sq8",
@@ -87,10 +88,12 @@ def _rss_mib(field: str = "VmRSS") -> float:
 def _build(name: str, base: np.ndarray) -> tuple[Any, Any]:
     """(index, search function queries -> ids) for one configuration."""
     n = len(base)
-    if name in ("numpy", "auditor"):
+    if name in ("numpy", "auditor", "auditor-ivf"):
         from auditor_plugins.split_leakage.vector_index import VectorIndex
 
-        index = VectorIndex(DIM, backend="numpy" if name == "numpy" else "auto")
+        backend = {"numpy": "numpy", "auditor": "auto", "auditor-ivf": "faiss"}[name]
+        options = {"exact_below": 1} if name == "auditor-ivf" else {}
+        index = VectorIndex(DIM, backend=backend, **options)
         for start in range(0, n, 50_000):  # streaming adds, as the audit does
             index.add(base[start : start + 50_000])
         return index, lambda qs: index.search(qs, K)[0]

@@ -30,14 +30,15 @@ def _brute(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 
 def _index(backend: str, dim: int, **kwargs: object) -> VectorIndex:
-    if backend == "faiss":
+    if backend.startswith("faiss"):
         _faiss_or_skip()
-        # exact_below small: the inverted lists are built even on test-sized data.
-        kwargs.setdefault("exact_below", 400)
-    return VectorIndex(dim, backend=backend, **kwargs)  # type: ignore[arg-type]
+        # faiss: exact_below small, so the inverted lists are built even on test-sized data;
+        # faiss-exact: faiss's exact search below exact_below.
+        kwargs.setdefault("exact_below", 400 if backend == "faiss" else 10**9)
+    return VectorIndex(dim, backend=backend.removesuffix("-exact"), **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss-exact", "faiss"])
 def test_agrees_with_brute_force_and_streams(backend):
     base, queries = _data(3000, 200)
     index = _index(backend, 32)
@@ -47,8 +48,8 @@ def test_agrees_with_brute_force_and_streams(backend):
     ids, sims = index.search(queries, 5)
     want_ids, want_sims = _brute(base, queries, 5)
     assert ids.dtype == np.int64 and sims.dtype == np.float32 and ids.shape == (200, 5)
-    if backend == "numpy":
-        assert index.backend == "numpy (exact, blocked)"
+    if backend != "faiss":
+        assert "exact" in index.backend
         assert np.array_equal(ids, want_ids)
         assert np.allclose(sims, want_sims, atol=1e-5)
     else:
@@ -74,11 +75,11 @@ def test_auto_is_exact_below_the_crossover():
     base, queries = _data(500, 20)
     index = VectorIndex(32)
     index.add(base)
-    assert index.backend == "numpy (exact, blocked)"
+    assert "exact" in index.backend
     assert np.array_equal(index.search(queries, 3)[0], _brute(base, queries, 3)[0])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss-exact", "faiss"])
 def test_pads_with_minus_one_when_k_exceeds_n(backend):
     index = _index(backend, 4)
     index.add(np.eye(4, dtype=np.float32)[:3])
@@ -87,7 +88,7 @@ def test_pads_with_minus_one_when_k_exceeds_n(backend):
     assert np.isneginf(sims[0, 3:]).all() and sims[0, 0] == pytest.approx(1 / np.sqrt(1.01), abs=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss-exact", "faiss"])
 def test_empty_inputs(backend):
     index = _index(backend, 8)
     ids, sims = index.search(np.ones((2, 8), np.float32), 3)
@@ -143,3 +144,19 @@ def test_exact_search_blocks_cover_every_base_vector(monkeypatch):
     ids, sims = index.search(queries, 4)
     want_ids, want_sims = _brute(base, queries, 4)
     assert np.array_equal(ids, want_ids) and np.allclose(sims, want_sims, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss-exact"])
+def test_equal_similarities_are_ordered_by_id_across_blocks(backend, monkeypatch):
+    from auditor_plugins.split_leakage import vector_index
+
+    monkeypatch.setattr(vector_index, "_BASE_BLOCK", 7)
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((40, 6)).astype(np.float32)
+    # Six rows with the same direction, in several blocks; exactly representable, so every
+    # kernel computes a similarity of exactly 1 for each (bit-equal ties).
+    base[[0, 5, 12, 13, 30, 39]] = np.eye(6, dtype=np.float32)[0] * 2.0
+    index = _index(backend, 6)
+    index.add(base)
+    ids, sims = index.search(np.eye(6, dtype=np.float32)[:1], 4)
+    assert ids.tolist() == [[0, 5, 12, 13]] and np.allclose(sims, 1.0, atol=1e-5)

@@ -95,6 +95,8 @@ def model_candidates(
         return skip(f"the model could not be built ({type(exc).__name__}: {exc})")
     if origin.pretrained is not True:
         return skip(f"{origin.reason}; random features would miss copies")
+    # The budget runs from here: the model build is shared by every audit (the first to ask pays it).
+    budget_started = time.perf_counter()
     try:
         head = find_head(ctx.run.model, ctx.run.head_name)
     except LookupError:
@@ -127,7 +129,7 @@ def model_candidates(
             if problem:
                 stage.cache_state = problem
     try:
-        left = budget_s - (time.perf_counter() - started)
+        left = budget_s - (time.perf_counter() - budget_started)
         features = _features(
             ctx,
             stage,
