@@ -43,12 +43,12 @@ EXACT_BELOW = 100_000
 #: (32 MiB) and their argpartition (64 MiB of int64) at a time.
 _QUERY_BLOCK = 1024
 _BASE_BLOCK = 8192
-#: Inverted lists scanned per query (of ``sqrt(N)``): near copies sit in the query's own
-#: list or a neighbouring one; the benchmark finds all of them at 16, so 32 keeps a margin.
-_NPROBE = 32
-#: faiss warns below 39 training points per list; 64 per list and 10 k-means rounds train in
+#: Inverted lists scanned per query (of ``2 sqrt(N)``): near copies sit in the query's own
+#: list or a neighbouring one; the benchmark finds every planted one at 16.
+_NPROBE = 16
+#: faiss warns below 39 training points per list; 40 per list and 8 k-means rounds train in
 #: seconds and place near copies in the same or a probed list as well as more do.
-_MIN_PER_LIST, _TRAIN_PER_LIST, _KMEANS_ITERATIONS = 39, 64, 10
+_MIN_PER_LIST, _TRAIN_PER_LIST, _KMEANS_ITERATIONS = 39, 40, 8
 _SEED = 1234
 #: Neighbours beyond k taken from each block by faiss's exact search, for the id tie rule.
 _TIE_MARGIN = 8
@@ -206,9 +206,10 @@ class VectorIndex:
         faiss = self._faiss_module
         buffered = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
         total = max(self._count, self.expected or 0)
-        # sqrt(N) lists, not faiss's usual 4 sqrt(N): assigning N vectors costs N x lists, and with
-        # 32 probed lists a near copy is found all the same (benchmarks/vector_index.py).
-        nlist = max(1, min(int(math.sqrt(total)), len(buffered) // _MIN_PER_LIST))
+        # 2 sqrt(N) lists, not faiss's usual 4 sqrt(N): training and assigning N vectors cost
+        # N x lists, a query scans nprobe x N / lists; this balances the two for tens of thousands
+        # of queries, and a near copy is found all the same (benchmarks/vector_index.py).
+        nlist = max(1, min(int(2 * math.sqrt(total)), len(buffered) // _MIN_PER_LIST))
         rng = np.random.default_rng(_SEED)
         size = min(len(buffered), nlist * _TRAIN_PER_LIST)
         sample = buffered[np.sort(rng.choice(len(buffered), size, replace=False))]
