@@ -125,6 +125,9 @@ def test_planted_crop_is_a_candidate_and_a_warm_run_embeds_nothing(tmp_path):
     assert all(len(found) == 2 for found in by_eval.values())
     assert by_eval["leak.png"][0][0] == "t4.png", by_eval["leak.png"]
     assert by_eval["leak.png"][0][1] > 0.9
+    suggested = stage.suggestions()  # the geometric stage's input: eval id -> train ids, best first
+    leak = next(e for e in suggested if _name(samples, e) == "leak.png")
+    assert _name(samples, suggested[leak][0]) == "t4.png" and len(suggested) == 4
 
     again = model_candidates(ctx, samples, train, evals, k=2, resolution=32, device="cpu")
     assert again.embedded == 0 and again.cached == 14
@@ -193,3 +196,19 @@ def test_images_load_as_training_loads_them_without_exif_transpose(tmp_path):
     assert pixels[8, 2, 2] > 200 and pixels[8, 13, 0] > 200  # still blue left, red right
     gray = Image.new("L", (10, 10), 128)
     assert load_image(gray, 8).shape == (8, 8, 3)
+
+
+def test_a_fifo_swapped_in_after_hashing_is_recorded_not_waited_on(tmp_path):
+    import os
+
+    from auditor_plugins.split_leakage.model_features import model_candidates
+
+    ctx, samples, train, evals = _context(_project(tmp_path))
+    victim = tmp_path / "data" / "val" / "a" / "v0.png"
+    victim.unlink()
+    os.mkfifo(victim)  # opening it for reading would block forever
+    stage = model_candidates(ctx, samples, train, evals, resolution=32, use_cache=False)
+    assert stage.skipped is None
+    unread = {_name(samples, s): reason for s, reason in stage.unread}
+    assert set(unread) == {"broken.png", "v0.png"} and "regular" in unread["v0.png"].lower()
+    assert stage.embedded == 13

@@ -52,6 +52,16 @@ class ModelStage:
     unread: list[tuple[int, str]] = field(default_factory=list)
     cache_state: str = ""
 
+    def suggestions(self) -> dict[int, list[int]]:
+        """Evaluation sample id -> its candidate training sample ids, most similar first.
+
+        The shape the geometric stage takes as ``suggestions`` (each is verified there).
+        """
+        out: dict[int, list[int]] = {}
+        for train, evaluation, _ in sorted(self.candidates, key=lambda c: (c[1], -c[2], c[0])):
+            out.setdefault(evaluation, []).append(train)
+        return out
+
 
 def model_candidates(
     ctx: Any,
@@ -193,10 +203,15 @@ def load_image(source: Any, resolution: int) -> np.ndarray:
     """One image as training reads it (no EXIF transpose), RGB, resized: uint8 ``[size, size, 3]``."""
     from PIL import Image
 
-    if isinstance(source, str):
+    if isinstance(source, (str, bytes)):
+        import io
+
         from auditor.kit import is_url, open_regular, open_url
 
-        handle = open_url(source) if is_url(source) else open_regular(source)
+        if isinstance(source, bytes):
+            handle: Any = io.BytesIO(source)
+        else:  # a FIFO or device swapped in for a file must not block: regular files only
+            handle = open_url(source) if is_url(source) else open_regular(source)
         with handle, Image.open(handle) as image:
             image.load()
             return _resized(image, resolution)
@@ -228,7 +243,13 @@ def _read_batch(
     for digest, sample in chunk:
         try:
             path = samples.path[sample]
-            if path is not None:
+            listing = getattr(samples, "remote", {}).get(path) if path is not None else None
+            if listing is not None:  # object storage: read with the split's own storage options
+                from auditor.kit import filesystem
+
+                fs, target = filesystem(path, listing.storage_options)
+                images.append(load_image(bytes(fs.cat_file(target)), resolution))
+            elif path is not None:
                 images.append(load_image(path, resolution))
             else:
                 split = ctx.splits[samples.split_names[samples.split[sample]]]
