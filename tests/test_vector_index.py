@@ -160,3 +160,25 @@ def test_equal_similarities_are_ordered_by_id_across_blocks(backend, monkeypatch
     index.add(base)
     ids, sims = index.search(np.eye(6, dtype=np.float32)[:1], 4)
     assert ids.tolist() == [[0, 5, 12, 13]] and np.allclose(sims, 1.0, atol=1e-5)
+
+
+def test_a_search_with_many_queries_builds_the_inverted_lists_first(monkeypatch):
+    _faiss_or_skip()
+    from auditor_plugins.split_leakage import vector_index
+
+    monkeypatch.setattr(vector_index, "EXACT_PAIRS", 1000)  # scaled down: 1,000 pairs, not 200M
+    monkeypatch.setattr(vector_index, "_ALWAYS_EXACT_BELOW", 500)
+    base, queries = _data(2000, 100)
+    index = VectorIndex(32)  # exact_below 100k: adds alone would keep it exact
+    index.add(base)
+    assert "exact" in index.backend
+    few = index.search(queries[:0], 5)  # no pairs: nothing built
+    assert few[0].shape == (0, 5) and "exact" in index.backend
+    ids, _ = index.search(queries, 5)
+    assert "IndexIVFScalarQuantizer" in index.backend
+    want = _brute(base, queries, 5)[0]
+    assert all(want[i, 0] in ids[i] for i in range(50))  # every near copy found
+    small = VectorIndex(32)
+    small.add(base[:400])  # below the always-exact size: never built
+    small.search(queries, 5)
+    assert "exact" in small.backend

@@ -374,11 +374,10 @@ def _search(
     index = VectorIndex(dim, expected=len(digests))
     for start in range(0, len(digests), 50_000):
         index.add(np.stack([features[d] for d in digests[start : start + 50_000]]))
+    # One search for every query: the index chooses exact or inverted lists from the whole count.
+    ids, sims = index.search(np.stack([features[samples.digest[s]] for s in queries]), k)
     stage.index_backend = index.backend
-    for start in range(0, len(queries), 4096):
-        block = queries[start : start + 4096]
-        ids, sims = index.search(np.stack([features[samples.digest[s]] for s in block]), k)
-        for sample, row_ids, row_sims in zip(block, ids, sims, strict=True):
-            for found, sim in zip(row_ids, row_sims, strict=True):
-                if found >= 0:
-                    stage.candidates.extend((t, sample, float(sim)) for t in by_digest[digests[found]])
+    for sample, row_ids, row_sims in zip(queries, ids, sims, strict=True):
+        for found, sim in zip(row_ids, row_sims, strict=True):
+            if found >= 0:
+                stage.candidates.extend((t, sample, float(sim)) for t in by_digest[digests[found]])
