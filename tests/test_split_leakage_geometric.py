@@ -326,3 +326,80 @@ def test_hostile_file_names_are_escaped_in_the_html_and_the_console(tmp_path: Pa
     assert "SL007" in result.output and "\x1b[31m" not in result.stdout
     html = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
     assert "cropped to" in html and "<img src=x onerror" not in html
+
+
+_MODEL = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
+        )
+        self.fc = torch.nn.Linear(128, 2)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def pretrained():
+    torch.manual_seed(0)
+    model = Net()
+    bn = model.features[1]
+    bn.running_mean.fill_(0.05)   # statistics a training run accumulated: "pretrained"
+    bn.running_var.fill_(0.9)
+    bn.num_batches_tracked += 10
+    return model
+"""
+
+
+def _with_model(root: Path, mode: str) -> Path:
+    (root / "geo_models.py").write_text(_MODEL, encoding="utf-8")
+    manifest = root / f"audit_{mode}.yaml"
+    manifest.write_text(
+        "version: 1\npythonpath: ['.']\nmodel: {factory: 'geo_models:pretrained'}\n"
+        "data:\n  train: {format: image_folder, root: train}\n  val: {format: image_folder, root: val}\n"
+        f"audits:\n  split_leakage: {{model_features: {mode}}}\n"
+    )
+    return manifest
+
+
+def test_the_model_stage_adds_its_candidates_and_the_report_says_it_ran(
+    planted: dict[str, Any], run_audit: Any
+) -> None:
+    outcome = run_audit(_with_model(planted["root"], "true"), only=["split_leakage"], use_cache=False)
+    evidence = next(a for a in outcome.report["audits"] if a["name"] == "split_leakage")["evidence"]
+    model = evidence["geometric"]["model"]
+    assert model["embedded"] > 0 and model["candidates"] > 0 and model.get("stopped") is None
+    assert "model features: Net" in evidence["geometric"]["features"]
+    assert set(_sl007_pairs(outcome.report)) == set(planted["truth"])  # same pairs, no false ones
+
+
+def test_the_model_stage_is_skipped_with_a_note_under_static_and_on_cpu_by_default(
+    planted: dict[str, Any], cli: Any
+) -> None:
+    root = planted["root"]
+    static = cli(
+        "run",
+        _with_model(root, "true"),
+        "--static",
+        "--only",
+        "split_leakage",
+        "--no-cache",
+        cwd=root,
+        output_dir=root / "reports",
+    )
+    audit = next(a for a in static.report["audits"] if a["name"] == "split_leakage")
+    assert "skipped with --static" in audit["evidence"]["geometric"]["model"]["skipped"]
+    assert any("model stage of the geometric search skipped" in note for note in audit["notes"])
+    assert set(_sl007_pairs(static.report)) == set(planted["truth"])  # the weight-free stage ran
+    auto = cli("run", _with_model(root, "auto"), "--only", "split_leakage", "--no-cache", cwd=root)
+    assert auto.exit_code == 0, auto.output
+    import torch
+
+    if not torch.cuda.is_available():
+        audit = next(a for a in auto.report["audits"] if a["name"] == "split_leakage")
+        assert "no GPU here" in audit["evidence"]["geometric"]["model"]["skipped"]

@@ -113,6 +113,7 @@ def _job_run(channel: _Channel, job: dict[str, Any]) -> None:
     # As run_audits sets them: a hint names another audit's code only where that audit runs and the
     # code is kept (ctx.refers / ctx.see).
     context.running = frozenset(job["running"])
+    context.static = selection.static
     context.code_kept = lambda code: keeps_code(code, selection)
     channel.send("ready")  # from here on, a death is user code's (or a plugin's) doing
     set_call_observer(_Observer(channel))

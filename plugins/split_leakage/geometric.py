@@ -72,6 +72,8 @@ class GeometricResult:
     pairs: dict[tuple[int, int], list[GeoPair]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The model stage of each split pair searched (model_features.ModelStage), when it was asked.
+    model: list[Any] = field(default_factory=list)
 
 
 def find_geometric(
@@ -83,8 +85,12 @@ def find_geometric(
     memo: Any,
     workers: int,
     progress: Callable[[str, int | None], Any],
+    suggest: Callable[[Any, list[int]], Any] | None = None,
 ) -> GeometricResult:
     """Geometric pairs for every ``(a, b)`` split pair of ``analysis.cross``.
+
+    ``suggest(a_ids, b_ids)`` is another candidate source (the model stage): it returns a
+    ``model_features.ModelStage`` whose suggestions are checked like the window search's.
 
     Results are memoised per evaluation sample under the training side's key (options and
     the ordered content digests of ``a``): when evaluation files change, only those are
@@ -107,11 +113,20 @@ def find_geometric(
         if not len(a_ids) or not b_ids:
             result.pairs[(cross.split_a, cross.split_b)] = []
             continue
-        key = memo.key(f"geometric{_MEMO_VERSION}", a_ids) if memo is not None else None
+        model_tag = "" if suggest is None else "+model"
+        key = memo.key(f"geometric{_MEMO_VERSION}{model_tag}", a_ids) if memo is not None else None
         known = _Known.load(memo.get(key) if memo is not None else None)
         todo = [i for i in b_ids if samples.digest[i] not in known.rows]
+        complete = True
         if todo:
             stage = _Stage(samples, arrays, options, a_ids, anchors, workers, progress)
+            if suggest is not None:
+                model = suggest(a_ids, todo)
+                result.model.append(model)
+                if model.skipped is None:
+                    stage.suggestions = model.suggestions()
+                    # A model stage cut short by its budget leaves samples to search next time.
+                    complete = model.stopped is None
             found = stage.run(np.asarray(todo, dtype=np.int64))
             for name in totals:
                 totals[name] += getattr(stage, name)
@@ -120,16 +135,36 @@ def find_geometric(
             result.notes.extend(stage.notes)
             position = {int(a): k for k, a in enumerate(a_ids.tolist())}
             known.add(samples, stage.searched_ids, found, position)
-            if memo is not None:
+            if memo is not None and complete:
                 memo.put(key, known.arrays())
         result.pairs[(cross.split_a, cross.split_b)] = known.pairs_for(samples, b_ids, a_ids)
+    ran = [m for m in result.model if m.skipped is None]
     result.stats = {
         **totals,
         "seconds": round(time.perf_counter() - started, 3),
         **{f"{name}_seconds": round(value, 3) for name, value in timing.items()},
-        "features": "weight-free (window codes)",
+        "features": "weight-free (window codes)" + (f" + {ran[0].source}" if ran else ""),
     }
+    if result.model:
+        result.stats["model"] = _model_summary(result.model)
     return result
+
+
+def _model_summary(stages: Sequence[Any]) -> dict[str, Any]:
+    """What the model stage did over every split pair: ran (with counts) or why not."""
+    ran = [m for m in stages if m.skipped is None]
+    if not ran:
+        return {"skipped": stages[0].skipped}
+    return {
+        "source": ran[0].source,
+        "embedded": sum(m.embedded for m in ran),
+        "cached": sum(m.cached for m in ran),
+        "candidates": sum(len(m.candidates) for m in ran),
+        "unread": sum(len(m.unread) for m in ran),
+        "index": ran[0].index_backend,
+        "stopped": next((m.stopped for m in ran if m.stopped), None),
+        "seconds": round(sum(m.seconds for m in ran), 3),
+    }
 
 
 _KINDS = ("crop", "rotation", "turn")
