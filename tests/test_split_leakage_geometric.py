@@ -403,3 +403,22 @@ def test_the_model_stage_is_skipped_with_a_note_under_static_and_on_cpu_by_defau
     if not torch.cuda.is_available():
         audit = next(a for a in auto.report["audits"] if a["name"] == "split_leakage")
         assert "no GPU here" in audit["evidence"]["geometric"]["model"]["skipped"]
+
+
+def test_a_new_evaluation_file_is_the_only_one_searched_and_reads_the_cached_anchors(
+    tmp_path: Path, run_audit: Any
+) -> None:
+    for i in range(8):
+        _save(_picture(500 + i), tmp_path / "train" / "t" / f"{i}.jpg")
+    _save(_picture(600), tmp_path / "val" / "t" / "own.jpg")
+    manifest = _manifest(tmp_path)
+    first = run_audit(manifest, only=["split_leakage"])
+    assert _sl007_pairs(first.report) == {}
+    source = Image.open(tmp_path / "train" / "t" / "3.jpg").convert("RGB")
+    _save(source.crop((10, 30, 160, 180)), tmp_path / "val" / "t" / "crop.jpg")
+    second = run_audit(manifest, only=["split_leakage"])
+    evidence = next(a for a in second.report["audits"] if a["name"] == "split_leakage")["evidence"]
+    assert evidence["files_hashed"] == 1 and evidence["geometric"]["searched"] == 1
+    assert {name: pair["a"]["path"] for name, pair in _sl007_pairs(second.report).items()} == {
+        "crop.jpg": "train/t/3.jpg"
+    }

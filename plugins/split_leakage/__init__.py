@@ -198,6 +198,9 @@ def _model_suggestions(ctx: AuditContext, samples: Any, options: dict[str, Any])
     def suggest(train_ids: Any, eval_ids: list[int]) -> Any:
         from auditor_plugins.split_leakage.model_features import ModelStage, model_candidates
 
+        if not ctx.run.has("model"):
+            # Decided before anything imports torch: a data-only run stays as light as it was.
+            return ModelStage(source="model features", skipped="the run has no model to take features from")
         if mode == "auto":
             import torch
 

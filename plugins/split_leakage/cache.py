@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from auditor_plugins.common.cache_folder import prepare_cache_dir
 from auditor_plugins.common.safe_files import CacheDir, UnsafeCache
 
-__all__ = ["CachedHash", "HashCache", "file_key"]
+__all__ = ["IN_CACHE", "CachedHash", "HashCache", "file_key"]
 
 _FILENAME = "split_leakage.sqlite"
 _SCHEMA = """
@@ -56,8 +56,12 @@ _SCAN_ABOVE = 4096
 #: Paths have one separator (POSIX): splitting them needs no os.path generality.
 _PLAIN_SEPARATORS = os.altsep is None
 _SELECT = (
-    "SELECT path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors FROM file_hashes"
+    "SELECT path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors IS NOT NULL "
+    "FROM file_hashes"
 )
+#: Stands for anchor codes that are in the cache but not read yet (see :meth:`HashCache.anchors`):
+#: a warm run whose geometric results are memoised never reads them (1.6 KB a file).
+IN_CACHE = b"(in the cache)"
 
 
 class CachedHash(NamedTuple):
@@ -167,6 +171,7 @@ class HashCache:
             for rows in batches:
                 # The hot loop of a warm run (one pass per cached file): kept free of calls.
                 for path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors in rows:
+                    anchors = IN_CACHE if anchors else None
                     index = position.get(path)
                     if index is None:
                         continue
@@ -214,6 +219,34 @@ class HashCache:
             self.written += len(values)
         except sqlite3.Error as exc:
             self.problem = f"hash cache write failed ({exc}); later runs will hash again"
+
+    def anchors(self, paths: Sequence[str]) -> dict[str, bytes]:
+        """The stored anchor codes of ``paths`` (resolved paths), read when a search needs them."""
+        found: dict[str, bytes] = {}
+        if self.problem:
+            return found
+        wanted = set(paths)
+        try:
+            if len(wanted) >= _SCAN_ABOVE:
+                rows: Iterable[Any] = self.connection.execute(
+                    "SELECT path, anchors FROM file_hashes WHERE version = ? AND anchors IS NOT NULL",
+                    (self.version,),
+                )
+                found = {path: bytes(blob) for path, blob in rows if path in wanted}
+            else:
+                ordered = sorted(wanted)
+                for first in range(0, len(ordered), _LOOKUP_BATCH):
+                    batch = ordered[first : first + _LOOKUP_BATCH]
+                    marks = ",".join("?" * len(batch))
+                    for path, blob in self.connection.execute(
+                        f"SELECT path, anchors FROM file_hashes WHERE version = ? AND path IN ({marks})",
+                        (self.version, *batch),
+                    ):
+                        if blob is not None:
+                            found[path] = bytes(blob)
+        except sqlite3.Error as exc:
+            self.problem = f"hash cache read failed ({exc})"
+        return found
 
     def memo_get(self, key: str) -> bytes | None:
         """A stored search result (see ``analysis``), or None."""

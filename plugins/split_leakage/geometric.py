@@ -100,8 +100,13 @@ def find_geometric(
 
     started = time.perf_counter()
     result = GeometricResult()
-    anchors = windows.Anchors(samples.anchors)
-    has_anchor = anchors.has
+    from auditor_plugins.split_leakage.cache import IN_CACHE
+
+    size = len(windows.ANCHORS) * 64
+    has_anchor = np.fromiter(
+        (b is IN_CACHE or (b is not None and len(b) == size) for b in samples.anchors), bool, len(samples)
+    )
+    anchors: windows.Anchors | None = None  # built when a sample is searched (a warm run needs none)
     totals = {"searched": 0, "decoded": 0, "files_read": 0, "candidates": 0, "checked": 0}
     timing: dict[str, float] = {}
     for cross in analysis.cross:
@@ -119,6 +124,9 @@ def find_geometric(
         todo = [i for i in b_ids if samples.digest[i] not in known.rows]
         complete = True
         if todo:
+            if anchors is None:
+                _read_cached_anchors(samples, memo)
+                anchors = windows.Anchors(samples.anchors)
             stage = _Stage(samples, arrays, options, a_ids, anchors, workers, progress)
             if suggest is not None:
                 model = suggest(a_ids, todo)
@@ -148,6 +156,18 @@ def find_geometric(
     if result.model:
         result.stats["model"] = _model_summary(result.model)
     return result
+
+
+def _read_cached_anchors(samples: Samples, memo: Any) -> None:
+    """Replace the stand-ins of anchor codes that are only in the cache by the codes themselves."""
+    from auditor_plugins.split_leakage.cache import IN_CACHE
+
+    lazy = [i for i, blob in enumerate(samples.anchors) if blob is IN_CACHE]
+    if not lazy:
+        return
+    stored = memo.cache.anchors([samples.resolved[i] for i in lazy]) if memo is not None else {}
+    for i in lazy:
+        samples.anchors[i] = stored.get(samples.resolved[i] or "")
 
 
 def _model_summary(stages: Sequence[Any]) -> dict[str, Any]:
@@ -364,44 +384,63 @@ class _Stage:
     # -- crops and rotations -------------------------------------------------------------
 
     def _windows(self, ids: Any, stack: Any) -> list[GeoPair]:
+        """Window search and checks, block by block; blocks run in forked workers where it pays."""
+        import numpy as np
+
+        table_hashes = self.anchors.hashes[self.a_ids].reshape(-1)
+        self._table_owner = np.repeat(np.arange(len(self.a_ids)), self.anchors.hashes.shape[1])
+        self._join = _ChunkJoin(table_hashes)
+        self._ids, self._stack = ids, stack
+        starts = list(range(0, len(ids), _BLOCK))
+        found: list[GeoPair] = []
+        with self.progress("searching crops and rotations", len(ids)) as bar:
+            if self.workers > 1 and len(starts) >= 2 * self.workers:
+                for pairs, counters, timing, count in _run_blocks(self, starts):
+                    found.extend(pairs)
+                    self.candidates += counters[0]
+                    self.checked += counters[1]
+                    self.files_read += counters[2]
+                    for name, seconds in timing.items():
+                        self.timing[name] += seconds
+                    bar.advance(count)
+            else:
+                for first in starts:
+                    found.extend(self._block(first))
+                    bar.advance(len(ids[first : first + _BLOCK]))
+        return found
+
+    def _block(self, first: int) -> list[GeoPair]:
+        """One block of evaluation samples: query windows, chunk join, cosines, checks."""
         import numpy as np
 
         a_ids = self.a_ids
-        table_hashes = self.anchors.hashes[a_ids].reshape(-1)
-        table_owner = np.repeat(np.arange(len(a_ids)), self.anchors.hashes.shape[1])
-        join = _ChunkJoin(table_hashes)
-        found: list[GeoPair] = []
-        with self.progress("searching crops and rotations", len(ids)) as bar:
-            for first in range(0, len(ids), _BLOCK):
-                block_ids = ids[first : first + _BLOCK]
-                clock = time.perf_counter()
-                hashes, units = windows.query_windows(stack[first : first + _BLOCK])
-                per_image = hashes.shape[1]
-                self.timing["windows"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                q, t = join.pairs(hashes.reshape(-1), _MAX_BITS)
-                self.timing["join"] += time.perf_counter() - clock
-                image, window = q // per_image, q % per_image
-                owner, anchor = table_owner[t], t % self.anchors.hashes.shape[1]
-                cosine = self.anchors.cosine(units[image, window], a_ids[owner], anchor)
-                keep = cosine >= _MIN_COSINE
-                image, owner, window, anchor, cosine = (
-                    x[keep] for x in (image, owner, window, anchor, cosine)
-                )
-                joined = np.ones(len(image), dtype=bool)
-                suggested = self._suggested(block_ids, units)
-                if suggested is not None:
-                    image, owner, window, anchor, cosine = (
-                        np.concatenate([x, y])
-                        for x, y in zip((image, owner, window, anchor, cosine), suggested, strict=True)
-                    )
-                    joined = np.concatenate([joined, np.zeros(len(suggested[0]), dtype=bool)])
-                if len(image):
-                    clock = time.perf_counter()
-                    block = stack[first : first + _BLOCK]
-                    found.extend(self._check(block_ids, block, image, owner, window, anchor, cosine, joined))
-                    self.timing["check"] += time.perf_counter() - clock
-                bar.advance(len(block_ids))
+        block_ids = self._ids[first : first + _BLOCK]
+        block = self._stack[first : first + _BLOCK]
+        clock = time.perf_counter()
+        hashes, units = windows.query_windows(block)
+        per_image = hashes.shape[1]
+        self.timing["windows"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        q, t = self._join.pairs(hashes.reshape(-1), _MAX_BITS)
+        self.timing["join"] += time.perf_counter() - clock
+        image, window = q // per_image, q % per_image
+        owner, anchor = self._table_owner[t], t % self.anchors.hashes.shape[1]
+        cosine = self.anchors.cosine(units[image, window], a_ids[owner], anchor)
+        keep = cosine >= _MIN_COSINE
+        image, owner, window, anchor, cosine = (x[keep] for x in (image, owner, window, anchor, cosine))
+        joined = np.ones(len(image), dtype=bool)
+        suggested = self._suggested(block_ids, units)
+        if suggested is not None:
+            image, owner, window, anchor, cosine = (
+                np.concatenate([x, y])
+                for x, y in zip((image, owner, window, anchor, cosine), suggested, strict=True)
+            )
+            joined = np.concatenate([joined, np.zeros(len(suggested[0]), dtype=bool)])
+        if not len(image):
+            return []
+        clock = time.perf_counter()
+        found = self._check(block_ids, block, image, owner, window, anchor, cosine, joined)
+        self.timing["check"] += time.perf_counter() - clock
         return found
 
     def _suggested(self, block_ids: Any, units: Any) -> tuple[Any, ...] | None:
@@ -526,6 +565,62 @@ class _Stage:
             self.files_read += self.samples.path[sample] is not None
             self._a_images[sample] = None if image is None else verify.prepare(image)
         return self._a_images[sample]
+
+
+#: The stage whose blocks forked workers run (set in the parent just before the fork).
+_FORKED: _Stage | None = None
+
+
+def _forked_block(first: int) -> tuple[list[GeoPair], tuple[int, int, int], dict[str, float], int]:
+    stage = _FORKED
+    assert stage is not None
+    before = (stage.candidates, stage.checked, stage.files_read)
+    stage.timing = dict.fromkeys(stage.timing, 0.0)
+    pairs = stage._block(first)
+    counters = (stage.candidates - before[0], stage.checked - before[1], stage.files_read - before[2])
+    return pairs, counters, stage.timing, len(stage._ids[first : first + _BLOCK])
+
+
+def _run_blocks(stage: _Stage, starts: list[int]) -> Any:
+    """Yield each block's results as forked workers finish them.
+
+    fork: the workers share the anchors, the join table and the grids with this process
+    without copying them; they only read files and run numpy and PIL, like the hashing
+    workers. Ctrl-C ends them at once (see _pool.py).
+    """
+    import multiprocessing
+    import os
+    import warnings
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from auditor_plugins.split_leakage._pool import init_worker, stop_pool
+
+    global _FORKED
+    if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not on Linux
+        for first in starts:
+            yield stage._block(first), (0, 0, 0), {}, len(stage._ids[first : first + _BLOCK])
+        return
+    _FORKED = stage
+    pool = ProcessPoolExecutor(
+        max_workers=stage.workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=init_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pending = {pool.submit(_forked_block, first) for first in starts}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    except BaseException:
+        stop_pool(pool)
+        raise
+    finally:
+        _FORKED = None
+    pool.shutdown(wait=True)
 
 
 def _start(window: int, anchor: int) -> verify.Match:
