@@ -422,3 +422,25 @@ def test_a_new_evaluation_file_is_the_only_one_searched_and_reads_the_cached_anc
     assert {name: pair["a"]["path"] for name, pair in _sl007_pairs(second.report).items()} == {
         "crop.jpg": "train/t/3.jpg"
     }
+
+
+def test_a_new_training_file_is_searched_against_the_cached_evaluation_grids_only(
+    tmp_path: Path, run_audit: Any
+) -> None:
+    for i in range(8):
+        _save(_picture(700 + i), tmp_path / "train" / "t" / f"{i}.jpg")
+    source = _picture(799)
+    _save(source.crop((20, 10, 170, 160)), tmp_path / "val" / "t" / "crop.jpg")
+    _save(_picture(798), tmp_path / "val" / "t" / "own.jpg")
+    manifest = _manifest(tmp_path)
+    assert _sl007_pairs(run_audit(manifest, only=["split_leakage"]).report) == {}
+    _save(source, tmp_path / "train" / "t" / "late.jpg")  # the crop's source joins train later
+    second = run_audit(manifest, only=["split_leakage"])
+    evidence = next(a for a in second.report["audits"] if a["name"] == "split_leakage")["evidence"]
+    assert evidence["files_hashed"] == 1
+    assert evidence["geometric"]["decoded"] == 0  # the evaluation grids came from the cache
+    assert {n: p["a"]["path"] for n, p in _sl007_pairs(second.report).items()} == {
+        "crop.jpg": "train/t/late.jpg"
+    }
+    (tmp_path / "train" / "t" / "late.jpg").unlink()  # and its pair goes with it
+    assert _sl007_pairs(run_audit(manifest, only=["split_leakage"]).report) == {}

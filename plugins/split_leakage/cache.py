@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     mirror INTEGER,
     thumb BLOB,
     error TEXT,
-    anchors BLOB
+    anchors BLOB,
+    grid BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_memo (
     key TEXT PRIMARY KEY,
@@ -76,6 +77,11 @@ class CachedHash(NamedTuple):
 def _anchors(row: Sequence[Any]) -> bytes | None:
     """A row's anchor codes: rows written by callers of the 8-field form have none."""
     return row[8] if len(row) > 8 else None
+
+
+def _grid(row: Sequence[Any]) -> bytes | None:
+    """A row's 64x64 grid (kept for evaluation files only)."""
+    return row[9] if len(row) > 9 else None
 
 
 def _signed(value: int | None) -> int | None:
@@ -142,8 +148,9 @@ class HashCache:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             columns = {row[1] for row in connection.execute("PRAGMA table_info(file_hashes)")}
-            if "anchors" not in columns:  # a cache written before the geometric stage
-                connection.execute("ALTER TABLE file_hashes ADD COLUMN anchors BLOB")
+            for column in ("anchors", "grid"):  # a cache written before the geometric stage
+                if column not in columns:
+                    connection.execute(f"ALTER TABLE file_hashes ADD COLUMN {column} BLOB")
         except sqlite3.Error:
             connection.close()
             raise
@@ -193,11 +200,20 @@ class HashCache:
         self,
         rows: Iterable[Sequence[Any]],
     ) -> None:
-        """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error[, anchors])`` rows atomically."""
+        """Write ``(path, size, mtime_ns, digest, phash, mirror, thumb, error[, anchors[, grid]])`` rows atomically."""
         if self.problem:
             return
         values = [
-            (*row[:3], self.version, row[3], _signed(row[4]), _signed(row[5]), *row[6:8], _anchors(row))
+            (
+                *row[:3],
+                self.version,
+                row[3],
+                _signed(row[4]),
+                _signed(row[5]),
+                *row[6:8],
+                _anchors(row),
+                _grid(row),
+            )
             for row in rows
             if row[1] >= 0
         ]
@@ -208,8 +224,8 @@ class HashCache:
             try:
                 self.connection.executemany(
                     "INSERT OR REPLACE INTO file_hashes "
-                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors, grid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             except BaseException:
@@ -222,6 +238,13 @@ class HashCache:
 
     def anchors(self, paths: Sequence[str]) -> dict[str, bytes]:
         """The stored anchor codes of ``paths`` (resolved paths), read when a search needs them."""
+        return self._blobs("anchors", paths)
+
+    def grids(self, paths: Sequence[str]) -> dict[str, bytes]:
+        """The stored 64x64 grids of ``paths`` (evaluation files hashed with their grid)."""
+        return self._blobs("grid", paths)
+
+    def _blobs(self, column: str, paths: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         if self.problem:
             return found
@@ -229,7 +252,7 @@ class HashCache:
         try:
             if len(wanted) >= _SCAN_ABOVE:
                 rows: Iterable[Any] = self.connection.execute(
-                    "SELECT path, anchors FROM file_hashes WHERE version = ? AND anchors IS NOT NULL",
+                    f"SELECT path, {column} FROM file_hashes WHERE version = ? AND {column} IS NOT NULL",
                     (self.version,),
                 )
                 found = {path: bytes(blob) for path, blob in rows if path in wanted}
@@ -239,7 +262,7 @@ class HashCache:
                     batch = ordered[first : first + _LOOKUP_BATCH]
                     marks = ",".join("?" * len(batch))
                     for path, blob in self.connection.execute(
-                        f"SELECT path, anchors FROM file_hashes WHERE version = ? AND path IN ({marks})",
+                        f"SELECT path, {column} FROM file_hashes WHERE version = ? AND path IN ({marks})",
                         (self.version, *batch),
                     ):
                         if blob is not None:

@@ -282,6 +282,7 @@ def _hash_files(
                         result.thumb,
                         result.error,
                         result.anchors,
+                        result.grid,
                     )
                 )
         # One transaction per few thousand rows: commits are what costs, and this process

@@ -92,9 +92,10 @@ def find_geometric(
     ``suggest(a_ids, b_ids)`` is another candidate source (the model stage): it returns a
     ``model_features.ModelStage`` whose suggestions are checked like the window search's.
 
-    Results are memoised per evaluation sample under the training side's key (options and
-    the ordered content digests of ``a``): when evaluation files change, only those are
-    searched again; when a training file changes, everything is.
+    Results are memoised per split pair (and options) by content digest: a new or changed
+    evaluation file is searched against every training sample, and a new or changed
+    training file only against the evaluation samples searched before (their 64x64 grids
+    come from the cache); pairs of a training file that is gone are dropped.
     """
     import numpy as np
 
@@ -119,32 +120,41 @@ def find_geometric(
             result.pairs[(cross.split_a, cross.split_b)] = []
             continue
         model_tag = "" if suggest is None else "+model"
-        key = memo.key(f"geometric{_MEMO_VERSION}{model_tag}", a_ids) if memo is not None else None
+        names = f"{samples.split_names[cross.split_a]}|{samples.split_names[cross.split_b]}"
+        key = memo.key(f"geometric{_MEMO_VERSION}{model_tag}|{names}") if memo is not None else None
         known = _Known.load(memo.get(key) if memo is not None else None)
-        todo = [i for i in b_ids if samples.digest[i] not in known.rows]
-        complete = True
-        if todo:
+        added = set(known.align([samples.digest[i] for i in a_ids.tolist()]))
+        new_a = np.asarray([i for i in a_ids.tolist() if samples.digest[i] in added], dtype=np.int64)
+        # New evaluation samples against every training sample; the others against new training ones.
+        jobs = [(a_ids, [i for i in b_ids if samples.digest[i] not in known.rows])]
+        if len(new_a) and len(new_a) < len(a_ids):
+            jobs.append((new_a, [i for i in b_ids if samples.digest[i] in known.rows]))
+        complete, changed = True, bool(added)
+        for job_a, todo in jobs:
+            if not todo:
+                continue
+            changed = True
             if anchors is None:
                 _read_cached_anchors(samples, memo)
                 anchors = windows.Anchors(samples.anchors)
-            stage = _Stage(samples, arrays, options, a_ids, anchors, workers, progress)
+            stage = _Stage(samples, arrays, options, job_a, anchors, workers, progress)
+            stage.cache = memo.cache if memo is not None else None
             if suggest is not None:
-                model = suggest(a_ids, todo)
+                model = suggest(job_a, todo)
                 result.model.append(model)
                 if model.skipped is None:
                     stage.suggestions = model.suggestions()
                     # A model stage cut short by its budget leaves samples to search next time.
-                    complete = model.stopped is None
+                    complete = complete and model.stopped is None
             found = stage.run(np.asarray(todo, dtype=np.int64))
             for name in totals:
                 totals[name] += getattr(stage, name)
             for name, seconds in stage.timing.items():
                 timing[name] = timing.get(name, 0.0) + seconds
             result.notes.extend(stage.notes)
-            position = {int(a): k for k, a in enumerate(a_ids.tolist())}
-            known.add(samples, stage.searched_ids, found, position)
-            if memo is not None and complete:
-                memo.put(key, known.arrays())
+            known.add(samples, stage.searched_ids, found)
+        if memo is not None and complete and changed:
+            memo.put(key, known.arrays())
         result.pairs[(cross.split_a, cross.split_b)] = known.pairs_for(samples, b_ids, a_ids)
     ran = [m for m in result.model if m.skipped is None]
     result.stats = {
@@ -192,11 +202,17 @@ _FIELDS = ("kind", "score", "region", "angle", "area", "turn")
 
 
 class _Known:
-    """Evaluation samples searched against one training side, by content digest, and their pairs."""
+    """What was searched for one ``(a, b)`` split pair: training and evaluation digests, and pairs.
+
+    Pairs name their training sample by digest, so the record stays valid as the training
+    side changes: pairs of a training sample that is gone are dropped, and only the new
+    training samples need searching for the evaluation samples already searched.
+    """
 
     def __init__(self) -> None:
-        self.rows: dict[bytes, int] = {}
-        self.pairs: list[tuple[int, int, GeoPair]] = []  # (a position, searched row, pair)
+        self.rows: dict[bytes, int] = {}  # evaluation digest -> row
+        self.a_rows: dict[bytes, int] = {}  # training digest -> row
+        self.pairs: list[tuple[int, int, GeoPair]] = []  # (training row, evaluation row, pair)
 
     @classmethod
     def load(cls, stored: dict[str, Any] | None) -> _Known:
@@ -206,7 +222,9 @@ class _Known:
         try:
             for row, digest in enumerate(stored["searched"]):
                 known.rows[bytes(digest)] = row
-            for i in range(len(stored["a_pos"])):
+            for row, digest in enumerate(stored["a_digests"]):
+                known.a_rows[bytes(digest)] = row
+            for i in range(len(stored["a_row"])):
                 kind = _KINDS[int(stored["kind"][i])]
                 turn = int(stored["turn"][i])
                 pair = GeoPair(
@@ -219,29 +237,47 @@ class _Known:
                     round(float(stored["area"][i]), 4),
                     None if turn < 0 else _TURNS[turn],
                 )
-                known.pairs.append((int(stored["a_pos"][i]), int(stored["b_row"][i]), pair))
+                known.pairs.append((int(stored["a_row"][i]), int(stored["b_row"][i]), pair))
         except (KeyError, IndexError, ValueError, TypeError):
             return cls()  # an entry of another layout is a miss
         return known
 
-    def add(
-        self, samples: Samples, searched: Sequence[int], found: Sequence[GeoPair], position: dict[int, int]
-    ) -> None:
+    def align(self, current: Sequence[bytes]) -> list[bytes]:
+        """Make the training side ``current`` (digests); return the digests not searched before."""
+        old = self.a_rows
+        keep = {row for digest, row in old.items() if digest in set(current)}
+        self.pairs = [entry for entry in self.pairs if entry[0] in keep]
+        added = [digest for digest in dict.fromkeys(current) if digest not in old]
+        # Renumber: rows of the current training digests only.
+        renumber = {}
+        self.a_rows = {}
+        for digest in dict.fromkeys(current):
+            self.a_rows[digest] = len(self.a_rows)
+            if digest in old:
+                renumber[old[digest]] = self.a_rows[digest]
+        self.pairs = [(renumber[a], b, pair) for a, b, pair in self.pairs]
+        return added
+
+    def add(self, samples: Samples, searched: Sequence[int], found: Sequence[GeoPair]) -> None:
         for sample in searched:
             self.rows.setdefault(samples.digest[sample], len(self.rows))
         for pair in found:
-            self.pairs.append((position[pair.a], self.rows[samples.digest[pair.b]], pair))
+            self.pairs.append((self.a_rows[samples.digest[pair.a]], self.rows[samples.digest[pair.b]], pair))
 
     def arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        digests = sorted(self.rows, key=self.rows.__getitem__)
+        def digests(rows: dict[bytes, int]) -> Any:
+            ordered = sorted(rows, key=rows.__getitem__)
+            if not ordered:
+                return np.zeros((0, 16), dtype=np.uint8)
+            return np.frombuffer(b"".join(ordered), dtype=np.uint8).reshape(len(ordered), -1)
+
         pairs = [pair for _, _, pair in self.pairs]
         return {
-            "searched": np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), -1)
-            if digests
-            else np.zeros((0, 16), dtype=np.uint8),
-            "a_pos": np.asarray([a for a, _, _ in self.pairs], dtype=np.int64),
+            "searched": digests(self.rows),
+            "a_digests": digests(self.a_rows),
+            "a_row": np.asarray([a for a, _, _ in self.pairs], dtype=np.int64),
             "b_row": np.asarray([b for _, b, _ in self.pairs], dtype=np.int64),
             "kind": np.asarray([_KINDS.index(p.kind) for p in pairs], dtype=np.int8),
             "score": np.asarray([p.score for p in pairs], dtype=np.float32),
@@ -256,18 +292,25 @@ class _Known:
         }
 
     def pairs_for(self, samples: Samples, b_ids: Sequence[int], a_ids: Any) -> list[GeoPair]:
-        """The pairs of the current evaluation samples (several may share one digest)."""
+        """The pairs of the current samples (several may share a digest), the best one per evaluation sample."""
         by_row: dict[int, list[int]] = {}
         for sample in b_ids:
             row = self.rows.get(samples.digest[sample])
             if row is not None:
                 by_row.setdefault(row, []).append(sample)
-        out = []
-        for a_position, row, pair in self.pairs:
+        first_a: dict[int, int] = {}
+        for sample in a_ids.tolist():
+            row = self.a_rows.get(samples.digest[sample])
+            if row is not None:
+                first_a.setdefault(row, int(sample))
+        best: dict[int, GeoPair] = {}
+        for a_row, row, pair in self.pairs:
             for sample in by_row.get(row, []):
                 fields = {name: getattr(pair, name) for name in _FIELDS}
-                out.append(GeoPair(int(a_ids[a_position]), sample, **fields))
-        return sorted(out, key=lambda p: p.b)
+                candidate = GeoPair(first_a[a_row], sample, **fields)
+                if sample not in best or candidate.score > best[sample].score:
+                    best[sample] = candidate
+        return sorted(best.values(), key=lambda p: p.b)
 
 
 class _Stage:
@@ -301,6 +344,7 @@ class _Stage:
         }
         self.notes: list[str] = []
         self._a_images: dict[int, Any] = {}
+        self.cache: Any = None  # the hash cache, where earlier runs stored evaluation grids
         #: Training samples another source suggests per evaluation sample (sample ids).
         self.suggestions: dict[int, list[int]] = {}
 
@@ -310,7 +354,9 @@ class _Stage:
         from auditor_plugins.split_leakage.sources import load_grids
 
         clock = time.perf_counter()
-        grids, missing, read = load_grids(self.samples, b_ids.tolist(), self.workers, self.progress)
+        grids, missing, read = load_grids(
+            self.samples, b_ids.tolist(), self.workers, self.progress, self.cache
+        )
         self.decoded = read
         self.files_read += read
         self.timing["decode"] += time.perf_counter() - clock

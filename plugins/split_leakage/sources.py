@@ -24,14 +24,20 @@ _CHECK_SIDE = 128
 
 
 def load_grids(
-    samples: Samples, ids: Sequence[int], workers: int, progress: Callable[[str, int | None], Any]
+    samples: Samples,
+    ids: Sequence[int],
+    workers: int,
+    progress: Callable[[str, int | None], Any],
+    cache: Any = None,
 ) -> tuple[dict[int, bytes], int, int]:
     """64x64 uint8 grids of ``ids`` (by sample id), how many could not be decoded, how many were read.
 
-    Grids the hash stage kept cost nothing; the others (files hashed by an earlier run,
-    beyond the kept number) are read and decoded again.
+    Grids the hash stage kept cost nothing, then grids an earlier run stored in ``cache``
+    (a HashCache); the others are read and decoded again.
     """
     grids: dict[int, bytes] = {}
+    wanted = [i for i in ids if i not in samples.grid and samples.resolved[i]]
+    stored = cache.grids([samples.resolved[i] for i in wanted]) if cache is not None and wanted else {}
     local: list[int] = []
     remote: dict[str, list[int]] = {}
     options: dict[str, Any] = {}
@@ -39,6 +45,10 @@ def load_grids(
         path = samples.path[sample]
         if sample in samples.grid:  # kept by the hash stage (in-memory samples, evaluation files)
             grids[sample] = samples.grid[sample]
+            continue
+        cached = stored.get(samples.resolved[sample] or "")
+        if cached is not None and len(cached) == 64 * 64:
+            grids[sample] = cached
             continue
         if path is None:
             continue
