@@ -245,7 +245,8 @@ class _Known:
     def align(self, current: Sequence[bytes]) -> list[bytes]:
         """Make the training side ``current`` (digests); return the digests not searched before."""
         old = self.a_rows
-        keep = {row for digest, row in old.items() if digest in set(current)}
+        present = set(current)
+        keep = {row for digest, row in old.items() if digest in present}
         self.pairs = [entry for entry in self.pairs if entry[0] in keep]
         added = [digest for digest in dict.fromkeys(current) if digest not in old]
         # Renumber: rows of the current training digests only.
