@@ -208,12 +208,14 @@ def test_static_keeps_the_weight_free_stage(planted: dict[str, Any], cli: Any) -
     assert set(_sl007_pairs(result.report)) == set(planted["truth"])
 
 
-def test_simple_unrelated_pictures_are_never_paired(tmp_path: Path, run_audit: Any) -> None:
-    # Discs on flat grounds: any two share a disc edge somewhere; colours and structure differ.
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_simple_unrelated_pictures_are_never_paired(tmp_path: Path, run_audit: Any, mode: str) -> None:
+    # Discs on flat grounds: any two share a disc edge somewhere; colours (or, in grayscale,
+    # finer structure) differ.
     for i in range(16):
-        make_image(tmp_path / "train" / "c" / f"{i}.jpg", seed=100 + i, size=96)
+        make_image(tmp_path / "train" / "c" / f"{i}.jpg", seed=100 + i, size=96, mode=mode)
     for i in range(10):
-        make_image(tmp_path / "val" / "c" / f"{i}.jpg", seed=700 + i, size=96)
+        make_image(tmp_path / "val" / "c" / f"{i}.jpg", seed=700 + i, size=96, mode=mode)
     for i in range(4):  # smooth ramps and blobs with no edges at all
         ramp = np.linspace(0, 255, 96, dtype=np.float32)[None, :].repeat(96, 0)
         blob = Image.fromarray((ramp * (0.5 + 0.1 * i)).astype(np.uint8)).filter(ImageFilter.GaussianBlur(3))

@@ -346,6 +346,7 @@ class _Stage:
         self.notes: list[str] = []
         self._a_images: dict[int, Any] = {}
         self.cache: Any = None  # the hash cache, where earlier runs stored evaluation grids
+        self._coloured: set[tuple[int, int]] = set()  # pairs whose colours were compared (and agreed)
         #: Training samples another source suggests per evaluation sample (sample ids).
         self.suggestions: dict[int, list[int]] = {}
 
@@ -576,6 +577,10 @@ class _Stage:
                 )
                 if not match.verified or (best is not None and match.score <= best.score):
                     continue
+                if (a_sample, b_sample) not in self._coloured and not self._detail_agrees(
+                    a_sample, b_sample, match
+                ):
+                    continue
                 best = GeoPair(
                     a_sample,
                     int(block_ids[slot]),
@@ -599,10 +604,35 @@ class _Stage:
         a_image = load_image(self.samples, a_sample, "RGB")
         self.files_read += sum(self.samples.path[i] is not None for i in (a_sample, b_sample))
         if b_image is None or a_image is None:
-            return True  # in-memory samples keep no colour: the grayscale checks stand alone
+            return True  # in-memory samples keep no colour: the detail check decides
         b_rgb = np.asarray(b_image, dtype=np.float32)
         agreement = verify.colour_agreement(verify.prepare(a_image), b_rgb, match)
-        return agreement is None or agreement >= verify.MIN_COLOUR
+        if agreement is None:
+            return True  # b is grayscale: no colour to compare, the detail check decides
+        self._coloured.add((a_sample, b_sample))
+        return agreement >= verify.MIN_COLOUR
+
+    def _detail_agrees(self, a_sample: int, b_sample: int, match: verify.Match) -> bool:
+        """For a pair whose colours could not be compared: do the two agree at twice the detail?
+
+        Without colour, simple pictures (a disc on a smooth ground, one dark bar) fit unrelated
+        ones at 64 px; their finer structure and texture do not (verify.detail_agreement).
+        """
+        from auditor_plugins.split_leakage.sources import load_image
+
+        if match.score < verify.MIN_GRAY_SCORE:
+            return False
+        a_image = load_image(self.samples, a_sample, "F", 2 * verify.DETAIL_SIDE)
+        b_image = load_image(self.samples, b_sample, "F", verify.DETAIL_SIDE)
+        self.files_read += sum(self.samples.path[i] is not None for i in (a_sample, b_sample))
+        if a_image is None or b_image is None:
+            return False  # nothing finer to look at (in-memory samples keep 64 px only)
+        import numpy as np
+
+        detail = verify.detail_agreement(
+            verify.prepare(a_image), np.asarray(b_image, dtype=np.float32), match
+        )
+        return detail >= verify.MIN_DETAIL
 
     def _a_image(self, sample: int) -> Any:
         from auditor_plugins.split_leakage.sources import load_image

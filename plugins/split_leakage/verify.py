@@ -355,3 +355,46 @@ def colour_agreement(a_rgb: Any, b_rgb: Any, match: Match) -> float | None:
     if a_energy < _GRAY_CHROMA:
         return 0.0  # a colour picture is no copy of a grayscale one
     return float((a_chroma * b_chroma).sum() / (np.linalg.norm(a_chroma) * np.linalg.norm(b_chroma)))
+
+
+#: Without colour, a pair must score this much at 64 px...
+MIN_GRAY_SCORE = 0.9
+#: ...and its finer band (at DETAIL_SIDE px) must correlate this much.
+MIN_DETAIL = 0.9
+DETAIL_SIDE = 128
+
+
+def detail_agreement(a_image: Any, b_pixels: Any, match: Match) -> float:
+    """Band-pass correlation at ``DETAIL_SIDE`` px (sigma 0.5 and 1.5 px), polished a little.
+
+    ``a_image`` comes from :func:`prepare` (a 256 px training picture), ``b_pixels`` is
+    the evaluation picture at ``DETAIL_SIDE`` px. Measured on the benchmark converted to
+    grayscale: copies scored 0.68-1.0 (median 0.98), unrelated pairs that passed every
+    64 px test 0.02-0.95 (median 0.63).
+    """
+    import numpy as np
+
+    size, trim, sigmas = DETAIL_SIDE, 8, (0.5, 1.5)
+    unit = size / _COARSE
+    b_band = _band(b_pixels, unit, sigmas)[trim:-trim, trim:-trim]
+    b_unit, b_energy = _normalised(b_band)
+
+    def score(params: list[float]) -> float:
+        view = _view(a_image, params[0], params[1], params[2], params[3], size, 1.0)
+        a_unit, a_energy = _normalised(_band(view, unit, sigmas)[trim:-trim, trim:-trim])
+        if a_energy < _MIN_TEXTURE or b_energy < _MIN_TEXTURE:
+            return -1.0
+        return float(np.sum(a_unit * b_unit))
+
+    params = [match.cx, match.cy, match.side, match.angle]
+    best = score(params)
+    for step in (0.004, 0.002):
+        for k, scale in enumerate((step, step, step * params[2], step * 100)):
+            for sign in (1.0, -1.0):
+                trial = list(params)
+                trial[k] += sign * scale
+                value = score(trial)
+                if value > best:
+                    best, params = value, trial
+                    break
+    return best
