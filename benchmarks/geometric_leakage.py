@@ -184,6 +184,34 @@ def generate(root: Path = DATA) -> dict[str, Any]:
     return truth
 
 
+def _to_gray(paths: list[str], source: str, target: str) -> int:
+    from PIL import Image
+
+    for path in paths:
+        out = Path(target) / Path(path).relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            exif = image.getexif()
+            gray = image.convert("L")
+        # The EXIF-turned copies keep their tag; everything is re-encoded once more.
+        gray.save(out, quality=90, **({"exif": exif} if exif.get(0x0112) else {}))
+    return len(paths)
+
+
+def grayscale(root: Path) -> Path:
+    """The same data set converted to grayscale (once): no colour for the check to compare."""
+    target = root.with_name(root.name + "-gray")
+    if not (target / "truth.json").is_file():
+        shutil.rmtree(target, ignore_errors=True)
+        files = sorted(str(p) for p in root.glob("*/*/*.jpg"))
+        chunks = [files[i : i + 500] for i in range(0, len(files), 500)]
+        with ProcessPoolExecutor(max_workers=_cores()) as pool:
+            for _done in pool.map(_to_gray, chunks, [str(root)] * len(chunks), [str(target)] * len(chunks)):
+                pass
+        shutil.copyfile(root / "truth.json", target / "truth.json")
+    return target
+
+
 def score(found: set[tuple[str, str]], truth: dict[str, Any]) -> dict[str, Any]:
     """Recall per kind and cross-split pairs that are not planted (false pairs)."""
     planted = {(p["val"], p["train"]): p["kind"] for p in truth["planted"]}
@@ -256,8 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         "before it, installed editable in its own venv): its hash-only run is the baseline of the ratios",
     )
     parser.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--grayscale", action="store_true", help="run on a grayscale copy of the data (generated once)"
+    )
     args = parser.parse_args(argv)
     truth = generate(args.data)
+    if args.grayscale:
+        args.data = grayscale(args.data)
     if args.generate_only:
         return 0
     configurations = {"hash": "geometric: false", "geometric": "geometric: true", "before": ""}
