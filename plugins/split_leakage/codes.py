@@ -151,7 +151,8 @@ perceptual hash of the whole picture cannot see these copies. Each pair was chec
 pixel by pixel before it was reported: the matched region of the training picture is
 resampled, and its edges (band-pass, score >= 0.8), its brightness (>= 0.8) and, when
 both pictures have colour, its hues (>= 0.8) must agree with the evaluation
-sample's. The evidence says how the copy relates ("cropped to 49% of the area at
+sample's; without colour, the edges must score >= 0.9 and agree in a finer band at
+twice the resolution (>= 0.9) too. The evidence says how the copy relates ("cropped to 49% of the area at
 x=12%, y=20%", "rotated by about 7 degrees clockwise", "turned 90 degrees
 clockwise") and gives the region of the training sample it shows (the HTML report
 outlines it).
