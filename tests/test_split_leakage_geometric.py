@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _leak_models import MODELS
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from auditor.testing import make_image
@@ -330,36 +331,8 @@ def test_hostile_file_names_are_escaped_in_the_html_and_the_console(tmp_path: Pa
     assert "cropped to" in html and "<img src=x onerror" not in html
 
 
-_MODEL = """
-import torch
-
-
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
-        )
-        self.fc = torch.nn.Linear(128, 2)
-
-    def forward(self, x):
-        return self.fc(self.features(x))
-
-
-def pretrained():
-    torch.manual_seed(0)
-    model = Net()
-    bn = model.features[1]
-    bn.running_mean.fill_(0.05)   # statistics a training run accumulated: "pretrained"
-    bn.running_var.fill_(0.9)
-    bn.num_batches_tracked += 10
-    return model
-"""
-
-
 def _with_model(root: Path, mode: str) -> Path:
-    (root / "geo_models.py").write_text(_MODEL, encoding="utf-8")
+    (root / "geo_models.py").write_text(MODELS, encoding="utf-8")
     manifest = root / f"audit_{mode}.yaml"
     manifest.write_text(
         "version: 1\npythonpath: ['.']\nmodel: {factory: 'geo_models:pretrained'}\n"

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from auditor_plugins.common.cache_folder import prepare_cache_dir
 from auditor_plugins.common.safe_files import CacheDir, UnsafeCache
 
-__all__ = ["IN_CACHE", "CachedHash", "HashCache", "file_key"]
+__all__ = ["IN_CACHE", "CachedHash", "HashCache", "file_key", "write_rows"]
 
 _FILENAME = "split_leakage.sqlite"
 _SCHEMA = """
@@ -220,18 +220,13 @@ class HashCache:
         if not values:
             return
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
-                self.connection.executemany(
-                    "INSERT OR REPLACE INTO file_hashes "
-                    "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors, grid) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    values,
-                )
-            except BaseException:
-                self.connection.execute("ROLLBACK")
-                raise
-            self.connection.execute("COMMIT")
+            write_rows(
+                self.connection,
+                "INSERT OR REPLACE INTO file_hashes "
+                "(path, size, mtime_ns, version, digest, phash, mirror, thumb, error, anchors, grid) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
             self.written += len(values)
         except sqlite3.Error as exc:
             self.problem = f"hash cache write failed ({exc}); later runs will hash again"
@@ -307,6 +302,17 @@ class HashCache:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # closing never matters for results
             self.connection.close()
+
+
+def write_rows(connection: sqlite3.Connection, statement: str, values: Sequence[Sequence[Any]]) -> None:
+    """``executemany`` in one transaction: an interruption leaves whole rows or none."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany(statement, values)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _check_database_files(cache: CacheDir) -> None:

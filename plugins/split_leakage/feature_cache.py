@@ -24,6 +24,7 @@ import numpy as np
 
 from auditor_plugins.common.cache_folder import prepare_cache_dir
 from auditor_plugins.common.safe_files import CacheDir, UnsafeCache
+from auditor_plugins.split_leakage.cache import write_rows
 
 __all__ = ["FeatureCache", "model_fingerprint"]
 
@@ -143,17 +144,12 @@ class FeatureCache:
             for digest, vector in rows
         ]
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
-                self.connection.executemany(
-                    "INSERT OR REPLACE INTO features (digest, model, resolution, version, dim, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    values,
-                )
-            except BaseException:
-                self.connection.execute("ROLLBACK")
-                raise
-            self.connection.execute("COMMIT")
+            write_rows(
+                self.connection,
+                "INSERT OR REPLACE INTO features (digest, model, resolution, version, dim, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
             self.written += len(values)
         except sqlite3.Error as exc:
             self.problem = f"feature cache write failed ({exc}); later runs will embed again"

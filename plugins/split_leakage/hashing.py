@@ -258,20 +258,8 @@ def hash_urls(
     the listed size: otherwise the object changed since it was listed, and a token
     of -1 keeps the result out of the cache.
     """
-    from auditor.kit import filesystem
-
-    if not urls:
-        return []
-    fs, _ = filesystem(urls[0], storage_options)
-    try:
-        bodies: dict[str, Any] = fs.cat(list(urls), on_error="return", **_whole_object_reads(fs))
-    except Exception as exc:
-        bodies = {url: exc for url in urls}
     decoded = []
-    for url, (size, token) in zip(urls, expected, strict=False):
-        body = bodies.get(url)
-        if body is None:  # stores key results by their stripped path
-            body = bodies.get(fs._strip_protocol(url), FileNotFoundError(url))
+    for body, (size, token) in zip(_fetch(urls, storage_options), expected, strict=False):
         if isinstance(body, BaseException):
             reason = (
                 "no such file" if isinstance(body, FileNotFoundError) else f"{type(body).__name__}: {body}"
@@ -282,6 +270,29 @@ def hash_urls(
         version = token if token is not None and len(data) == size else -1
         decoded.append(_digest_and_decode(data, len(data), version))
     return _finish(decoded, keep)
+
+
+def _fetch(urls: Sequence[str], storage_options: dict[str, Any]) -> list[Any]:
+    """The body of each URL (all of one store and options), or the exception reading it raised.
+
+    One ``fs.cat`` call, which async stores (s3fs, gcsfs) serve concurrently.
+    """
+    from auditor.kit import filesystem
+
+    if not urls:
+        return []
+    fs, _ = filesystem(urls[0], storage_options)
+    try:
+        bodies: dict[str, Any] = fs.cat(list(urls), on_error="return", **_whole_object_reads(fs))
+    except Exception as exc:
+        bodies = {url: exc for url in urls}
+    out = []
+    for url in urls:
+        body = bodies.get(url)
+        if body is None:  # stores key results by their stripped path
+            body = bodies.get(fs._strip_protocol(url), FileNotFoundError(url))
+        out.append(body)
+    return out
 
 
 def _whole_object_reads(fs: Any) -> dict[str, Any]:
@@ -336,6 +347,14 @@ def _read_grid(path: str) -> Any:
             if os.fstat(handle.fileno()).st_size > _STREAM_ABOVE:
                 return None
             data = handle.read()
+    except OSError:
+        return None
+    return _grid_of_data(data)
+
+
+def _grid_of_data(data: bytes) -> Any:
+    """The 64x64 grid of an image's bytes, or None when they do not decode."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _decode_grid(data)
@@ -354,24 +373,9 @@ def grids_of_files(paths: Sequence[str]) -> list[bytes | None]:
 
 def grids_of_urls(urls: Sequence[str], storage_options: dict[str, Any]) -> list[bytes | None]:
     """Worker entry point: the 64x64 uint8 grids of files behind fsspec URLs."""
-    from auditor.kit import filesystem
-
-    if not urls:
-        return []
-    fs, _ = filesystem(urls[0], storage_options)
-    try:
-        bodies: dict[str, Any] = fs.cat(list(urls), on_error="return", **_whole_object_reads(fs))
-    except Exception as exc:
-        bodies = {url: exc for url in urls}
     out: list[bytes | None] = []
-    for url in urls:
-        body = bodies.get(url)
-        if body is None:
-            body = bodies.get(fs._strip_protocol(url))
-        if body is None or isinstance(body, BaseException):
-            out.append(None)
-            continue
-        grid = _digest_and_decode(bytes(body), 0, 0)[3]
+    for body in _fetch(urls, storage_options):
+        grid = None if isinstance(body, BaseException) else _grid_of_data(bytes(body))
         out.append(None if grid is None else _grid_bytes(grid))
     return out
 
