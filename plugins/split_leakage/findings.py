@@ -257,6 +257,15 @@ def unreadable_findings(ctx: AuditContext, samples: Samples, base_dir: Path) -> 
         )
 
 
+#: EXIF orientation -> the turn (in geometric._TURNS words) a viewer applies to stored pixels.
+_EXIF_TURN = {
+    3: "rotate 180",
+    6: "rotate 270",
+    8: "rotate 90",
+    4: "flip vertical",
+    5: "transpose",
+    7: "transverse",
+}
 #: What a quarter turn found on the evaluation sample means for how it was made.
 _TURN_WORDS = {
     "rotate 90": "turned 90 degrees clockwise",
@@ -286,8 +295,6 @@ def _exif_orientation(path: str | None) -> int | None:
 
 def relation(pair: Any, exif: int | None = None) -> str:
     """How evaluation sample ``b`` was made from training sample ``a``, in words."""
-    from auditor_plugins.split_leakage.geometric import _EXIF_TURN
-
     if pair.kind == "turn":
         words = _TURN_WORDS.get(pair.turn or "", "turned")
         if exif is not None and _EXIF_TURN.get(exif) == pair.turn:

@@ -42,15 +42,6 @@ _CHECKED = 2
 #: Evaluation samples whose query windows are computed and joined at once (bounded memory).
 _BLOCK = 128
 _TURNS = ("rotate 90", "rotate 180", "rotate 270", "flip vertical", "transpose", "transverse")
-#: EXIF orientation -> the turn (in ``_TURNS`` words) a viewer applies to stored pixels.
-_EXIF_TURN = {
-    3: "rotate 180",
-    6: "rotate 270",
-    8: "rotate 90",
-    4: "flip vertical",
-    5: "transpose",
-    7: "transverse",
-}
 
 
 @dataclass(frozen=True)
