@@ -419,3 +419,18 @@ def test_a_new_training_file_is_searched_against_the_cached_evaluation_grids_onl
     }
     (tmp_path / "train" / "t" / "late.jpg").unlink()  # and its pair goes with it
     assert _sl007_pairs(run_audit(manifest, only=["split_leakage"]).report) == {}
+
+
+def test_pictures_too_small_to_verify_are_noted_not_paired(tmp_path: Path, run_audit: Any) -> None:
+    # 48 px pictures: a square on a flat ground is all they hold, and look-alikes fit as well as copies.
+    source = _picture(21).resize((48, 48), Image.BICUBIC)
+    _save(source, tmp_path / "train" / "t" / "small.jpg")
+    for i in range(4):
+        _save(_picture(30 + i), tmp_path / "train" / "t" / f"{i}.jpg")
+    _save(source.crop((4, 4, 44, 44)), tmp_path / "val" / "t" / "small_crop.jpg")
+    outcome = run_audit(_manifest(tmp_path), only=["split_leakage"])
+    assert _sl007_pairs(outcome.report) == {}
+    audit = next(a for a in outcome.report["audits"] if a["name"] == "split_leakage")
+    too_small = audit["evidence"]["geometric"]["too_small"]
+    notes = [n for n in audit["notes"] if "smaller than 64 px" in n]
+    assert too_small == 1 and len(notes) == 1, (too_small, audit["notes"])

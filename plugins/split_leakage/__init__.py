@@ -201,7 +201,8 @@ def _model_suggestions(ctx: AuditContext, samples: Any, options: dict[str, Any])
         if not ctx.run.has("model"):
             # Decided before anything imports torch: a data-only run stays as light as it was.
             return ModelStage(source="model features", skipped="the run has no model to take features from")
-        if mode == "auto":
+        static = bool(getattr(ctx.run, "static", False))
+        if mode == "auto" and not static:  # under --static model_candidates says why it did not run
             import torch
 
             if not torch.cuda.is_available():
@@ -216,7 +217,7 @@ def _model_suggestions(ctx: AuditContext, samples: Any, options: dict[str, Any])
             [int(i) for i in train_ids],
             eval_ids,
             budget_s=float(options["model_budget_s"]),
-            static=bool(getattr(ctx.run, "static", False)),
+            static=static,
             use_cache=bool(getattr(ctx.run, "use_cache", True)),
         )
 

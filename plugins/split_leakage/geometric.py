@@ -99,7 +99,7 @@ def find_geometric(
         (b is IN_CACHE or (b is not None and len(b) == size) for b in samples.anchors), bool, len(samples)
     )
     anchors: windows.Anchors | None = None  # built when a sample is searched (a warm run needs none)
-    totals = {"searched": 0, "decoded": 0, "files_read": 0, "candidates": 0, "checked": 0}
+    totals = {"searched": 0, "decoded": 0, "files_read": 0, "candidates": 0, "checked": 0, "too_small": 0}
     timing: dict[str, float] = {}
     for cross in analysis.cross:
         paired = {p.b for p in (*cross.same_path, *cross.exact, *cross.near)}
@@ -147,6 +147,12 @@ def find_geometric(
         if memo is not None and complete and changed:
             memo.put(key, known.arrays())
         result.pairs[(cross.split_a, cross.split_b)] = known.pairs_for(samples, b_ids, a_ids)
+    if totals["too_small"]:
+        result.notes.append(
+            f"{totals['too_small']} crop or rotation match(es) involved a picture smaller than "
+            f"{verify.MIN_SIDE} px on a side and were not reported: too few pixels to tell a copy "
+            "from a look-alike"
+        )
     ran = [m for m in result.model if m.skipped is None]
     result.stats = {
         **totals,
@@ -338,6 +344,8 @@ class _Stage:
         self._a_images: dict[int, Any] = {}
         self.cache: Any = None  # the hash cache, where earlier runs stored evaluation grids
         self._coloured: set[tuple[int, int]] = set()  # pairs whose colours were compared (and agreed)
+        self._sizes: dict[int, tuple[int, int] | None] = {}
+        self.too_small = 0  # verified pairs left out: a picture under verify.MIN_SIDE pixels
         #: Training samples another source suggests per evaluation sample (sample ids).
         self.suggestions: dict[int, list[int]] = {}
 
@@ -568,6 +576,9 @@ class _Stage:
                 )
                 if not match.verified or (best is not None and match.score <= best.score):
                     continue
+                if self._too_small(a_sample) or self._too_small(b_sample):
+                    self.too_small += 1
+                    continue
                 if (a_sample, b_sample) not in self._coloured and not self._detail_agrees(
                     a_sample, b_sample, match
                 ):
@@ -602,6 +613,19 @@ class _Stage:
             return True  # b is grayscale: no colour to compare, the detail check decides
         self._coloured.add((a_sample, b_sample))
         return agreement >= verify.MIN_COLOUR
+
+    def _too_small(self, sample: int) -> bool:
+        """True for a file whose smaller side is under verify.MIN_SIDE pixels (read from its header).
+
+        Its 64 px grid was enlarged from fewer pixels: a disc or a square on a flat ground is all
+        such a picture holds, and it fits other pictures of the same kind as well as a copy.
+        """
+        from auditor_plugins.split_leakage.sources import pixel_size
+
+        if sample not in self._sizes:
+            self._sizes[sample] = pixel_size(self.samples, sample)
+        size = self._sizes[sample]
+        return size is not None and min(size) < verify.MIN_SIDE
 
     def _detail_agrees(self, a_sample: int, b_sample: int, match: verify.Match) -> bool:
         """For a pair whose colours could not be compared: do the two agree at twice the detail?

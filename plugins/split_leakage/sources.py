@@ -16,7 +16,7 @@ from typing import Any
 from auditor_plugins.split_leakage import hashing
 from auditor_plugins.split_leakage.collect import Samples, _Job, _run_pool
 
-__all__ = ["load_grids", "load_image"]
+__all__ = ["load_grids", "load_image", "pixel_size"]
 
 _CHUNK = 64
 _IN_PROCESS_BELOW = 200
@@ -115,6 +115,25 @@ def load_image(samples: Samples, sample: int, mode: str = "F", side: int = _CHEC
         if mode == "F":
             converted = converted.convert("F")
         return converted.resize((side, side), Image.Resampling.BOX)
+    except Exception:
+        return None
+
+
+def pixel_size(samples: Samples, sample: int) -> tuple[int, int] | None:
+    """A file's width and height from its header (None for in-memory samples or an unreadable file)."""
+    from PIL import Image
+
+    path = samples.path[sample]
+    if path is None:
+        return None
+    try:
+        if samples.remote.get(path) is None:
+            from auditor.kit import open_regular
+
+            with open_regular(path) as handle, Image.open(handle) as image:
+                return image.size
+        with Image.open(io.BytesIO(_read(samples, path))) as image:
+            return image.size
     except Exception:
         return None
 

@@ -357,6 +357,8 @@ def colour_agreement(a_rgb: Any, b_rgb: Any, match: Match) -> float | None:
     return float((a_chroma * b_chroma).sum() / (np.linalg.norm(a_chroma) * np.linalg.norm(b_chroma)))
 
 
+#: Pictures with a smaller side below this many pixels are not reported as crops or rotations.
+MIN_SIDE = 64
 #: Without colour, a pair must score this much at 64 px...
 MIN_GRAY_SCORE = 0.9
 #: ...and its finer band (at DETAIL_SIDE px) must correlate this much.
